@@ -1,0 +1,3 @@
+//! Accounts and authentication: the encrypted vault, browser login over CDP, OAuth token management and session upkeep.
+
+#![warn(clippy::unwrap_used)]

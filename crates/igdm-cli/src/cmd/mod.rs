@@ -1,0 +1,4 @@
+//! One module per area of the CLI.
+
+pub mod sandbox;
+pub mod spec;

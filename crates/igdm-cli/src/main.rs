@@ -1,0 +1,77 @@
+//! `igdm`: read and send Instagram Direct messages from the command line.
+//!
+//! Each area of the CLI lives in its own module under `cmd/`; this file only
+//! parses arguments, sets up logging and dispatches.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Options every subcommand accepts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// More logging on stderr (-v debug, -vv trace). `IGDM_LOG` takes a full filter.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Print exactly one JSON document on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The account to act as (default: the only account).
+    #[arg(long, global = true, env = "IGDM_ACCOUNT")]
+    pub account: Option<String>,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "igdm", version, about = "Instagram Direct messages from the command line, a library, a webhook service and an MCP server")]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check and run connector spec files.
+    #[command(subcommand)]
+    Spec(cmd::spec::SpecCommand),
+    /// Run the local Instagram emulator.
+    Sandbox(cmd::sandbox::SandboxArgs),
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("IGDM_LOG").ok().map_or_else(
+        || {
+            EnvFilter::new(match verbose {
+                0 => "warn",
+                1 => "info,igdm=debug",
+                2 => "debug",
+                _ => "trace",
+            })
+        },
+        EnvFilter::new,
+    );
+    // Logs go to stderr only: stdout carries results (and the MCP stdio transport).
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    init_tracing(cli.global.verbose);
+    let result = match cli.command {
+        Command::Spec(c) => cmd::spec::run(c, &cli.global).await,
+        Command::Sandbox(a) => cmd::sandbox::run(a, &cli.global).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

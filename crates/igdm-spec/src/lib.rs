@@ -1,0 +1,3 @@
+//! Connector-spec engine: the connector file format, the expression language, and the executor over a transport trait.
+
+#![warn(clippy::unwrap_used)]
