@@ -1,3 +1,114 @@
-//! Local message store: the MessageStore trait with SQLite and PostgreSQL backends, full-text search and one conformance suite.
+//! igdm's local message store.
+//!
+//! One [`MessageStore`] trait, two backends sharing their SQL:
+//! - SQLite ([`SqliteStore`]): a file in WAL mode with `synchronous = FULL`,
+//!   foreign keys and a busy timeout; FTS5 (`unicode61 remove_diacritics 2`,
+//!   external content kept in sync by triggers, BM25 ranking, `snippet()`);
+//! - PostgreSQL ([`PgStore`]): a `tsvector` generated from text folded in Rust
+//!   ([`fold`]), a GIN index, `ts_rank` and `ts_headline`; webhook events are
+//!   claimed with `FOR UPDATE SKIP LOCKED`.
+//!
+//! [`Store::open`] picks the backend from a URL and dereferences to
+//! `dyn MessageStore`. The trait's methods return boxed futures so that it is
+//! dyn-compatible without macros. Schemas are numbered SQL migrations under
+//! `migrations/sqlite/` and `migrations/postgres/`, applied on open.
+//!
+//! Search input goes through igdm's own syntax ([`query`]); no user text ever
+//! reaches FTS5's `MATCH` grammar or `to_tsquery` unquoted.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), igdm_store::StoreError> {
+//! let store = igdm_store::Store::open("sqlite:///tmp/igdm.db?mode=rwc").await?;
+//! let hits = store.search_text("me", "cafe from:alice -late", 20, None).await?;
+//! for hit in hits.items {
+//!     tracing::info!(message = %hit.message.id, snippet = %hit.snippet, "hit");
+//! }
+//! # Ok(()) }
+//! ```
 
 #![warn(clippy::unwrap_used)]
+
+pub mod api;
+pub mod backend;
+mod cursor;
+pub mod error;
+pub mod fold;
+pub mod query;
+pub mod types;
+
+pub use api::{MessageStore, StoreFuture};
+pub use backend::postgres::PgStore;
+pub use backend::sqlite::SqliteStore;
+pub use error::{StoreError, StoreResult};
+pub use query::{Query, parse as parse_query};
+pub use types::*;
+
+/// A store of either backend, chosen at run time.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// SQLite.
+    Sqlite(SqliteStore),
+    /// PostgreSQL.
+    Postgres(PgStore),
+}
+
+impl Store {
+    /// Opens the store at `url` and applies pending migrations.
+    ///
+    /// `postgres://` or `postgresql://` selects PostgreSQL; `sqlite:…` or a
+    /// URL without a scheme (a plain path) selects SQLite, creating the file.
+    /// (Reading `IGDM_DATABASE_URL` is the caller's job.)
+    ///
+    /// # Errors
+    /// [`StoreError::UnsupportedUrl`] for another scheme; connection and
+    /// migration errors otherwise.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        match scheme(url) {
+            Some("postgres" | "postgresql") => Ok(Self::Postgres(PgStore::open(url).await?)),
+            Some("sqlite") | None => Ok(Self::Sqlite(SqliteStore::open(url).await?)),
+            Some(other) => Err(StoreError::UnsupportedUrl { scheme: other.to_owned() }),
+        }
+    }
+
+    /// Closes the connection pool.
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(s) => s.close().await,
+            Self::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+/// The URL scheme, if `url` has one (a Windows drive letter is not one).
+fn scheme(url: &str) -> Option<&str> {
+    let (head, _) = url.split_once(':')?;
+    let valid = head.len() > 1
+        && head.starts_with(|c: char| c.is_ascii_alphabetic())
+        && head.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then_some(head)
+}
+
+impl std::ops::Deref for Store {
+    type Target = dyn MessageStore;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Self::Sqlite(s) => s,
+            Self::Postgres(s) => s,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes() {
+        assert_eq!(scheme("postgres://u@h/db"), Some("postgres"));
+        assert_eq!(scheme("sqlite://x.db?mode=rwc"), Some("sqlite"));
+        assert_eq!(scheme("/var/lib/igdm.db"), None);
+        assert_eq!(scheme("C:\\igdm.db"), None);
+        assert_eq!(scheme("mysql://x"), Some("mysql"));
+    }
+}

@@ -1,0 +1,3 @@
+//! Bulk import and search benchmark (placeholder until the full bench lands).
+
+fn main() {}

@@ -1,0 +1,253 @@
+//! The [`MessageStore`] trait every backend implements.
+
+use futures::future::BoxFuture;
+use igdm_model::{Account, Conversation, Message, Page, Timestamp, User};
+
+use crate::StoreResult;
+use crate::query::Query;
+use crate::types::{
+    ConversationFilter, DeadLetterSource, Delivery, DeliveryId, EventId, EventLogCounts,
+    InsertedEvents, MutationOutcome, NewEvent, NewOutbox, OutboxBegin, OutboxEntry, OutboxState,
+    ReactionChange, SearchHit, StoredEvent, SyncCursor,
+};
+
+/// A boxed future returned by every [`MessageStore`] method.
+pub type StoreFuture<'a, T> = BoxFuture<'a, StoreResult<T>>;
+
+/// igdm's local message store.
+///
+/// The trait is dyn-compatible: every method returns a boxed future, so a
+/// `&dyn MessageStore` (what [`crate::Store`] dereferences to) serves any
+/// backend. Ids are plain strings; `account` is the igdm account name the data
+/// belongs to. Every write is committed when its future resolves.
+pub trait MessageStore: Send + Sync {
+    /// The backend's name: `"sqlite"` or `"postgres"`.
+    fn backend_name(&self) -> &'static str;
+
+    // ----- accounts, users, conversations -----
+
+    /// Inserts or updates an account (keyed by its name).
+    fn upsert_account<'a>(&'a self, account: &'a Account) -> StoreFuture<'a, ()>;
+    /// The account with this name.
+    fn get_account<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Account>>;
+    /// Inserts or updates a user; `None` fields keep what was stored.
+    fn upsert_user<'a>(&'a self, account: &'a str, user: &'a User) -> StoreFuture<'a, ()>;
+    /// A stored user.
+    fn get_user<'a>(&'a self, account: &'a str, user_id: &'a str) -> StoreFuture<'a, Option<User>>;
+    /// Inserts or updates a conversation; `None` fields keep what was stored,
+    /// and `updated_at` never moves backwards.
+    fn upsert_conversation<'a>(
+        &'a self,
+        account: &'a str,
+        conversation: &'a Conversation,
+    ) -> StoreFuture<'a, ()>;
+    /// A stored conversation.
+    fn get_conversation<'a>(
+        &'a self,
+        account: &'a str,
+        conversation_id: &'a str,
+    ) -> StoreFuture<'a, Option<Conversation>>;
+    /// Conversations by last activity, newest first. `cursor` is the
+    /// `next_cursor` of the previous page.
+    fn list_conversations<'a>(
+        &'a self,
+        account: &'a str,
+        filter: &'a ConversationFilter,
+        limit: u32,
+        cursor: Option<&'a str>,
+    ) -> StoreFuture<'a, Page<Conversation>>;
+    /// Marks a conversation read (`read = true`: unread cleared, count 0) or unread.
+    /// Fails with [`crate::StoreError::NotFound`] when it is not stored.
+    fn mark_read<'a>(
+        &'a self,
+        account: &'a str,
+        conversation_id: &'a str,
+        read: bool,
+    ) -> StoreFuture<'a, ()>;
+
+    // ----- messages -----
+
+    /// Inserts or updates one message; see [`MessageStore::upsert_messages`].
+    fn upsert_message<'a>(&'a self, account: &'a str, message: &'a Message) -> StoreFuture<'a, ()>;
+    /// Inserts or updates messages in one transaction with multi-row statements.
+    ///
+    /// The same message upserted twice is one row. A newer copy wins but `None`
+    /// fields never erase stored values; a stored newer edit is not undone by an
+    /// older copy; deletion is sticky; a non-empty reaction list replaces the
+    /// stored one. A conversation that is not stored yet is created as a stub.
+    /// Edits and deletions recorded before the message arrived are applied.
+    /// Returns the number of distinct messages written.
+    fn upsert_messages<'a>(
+        &'a self,
+        account: &'a str,
+        messages: &'a [Message],
+    ) -> StoreFuture<'a, u64>;
+    /// A stored message, with its reactions.
+    fn get_message<'a>(
+        &'a self,
+        account: &'a str,
+        conversation_id: &'a str,
+        message_id: &'a str,
+    ) -> StoreFuture<'a, Option<Message>>;
+    /// Messages of a conversation, newest first.
+    fn list_messages<'a>(
+        &'a self,
+        account: &'a str,
+        conversation_id: &'a str,
+        limit: u32,
+        cursor: Option<&'a str>,
+    ) -> StoreFuture<'a, Page<Message>>;
+    /// Adds or removes a reaction (stored even when the message is not yet).
+    fn apply_reaction<'a>(
+        &'a self,
+        account: &'a str,
+        conversation_id: &'a str,
+        message_id: &'a str,
+        sender_id: &'a str,
+        change: &'a ReactionChange,
+    ) -> StoreFuture<'a, ()>;
+    /// Records an edit. Applied when the message is stored and the edit is not
+    /// older than its last one; kept for later when the message is not stored.
+    fn apply_edit<'a>(
+        &'a self,
+        account: &'a str,
+        conversation_id: &'a str,
+        message_id: &'a str,
+        text: Option<&'a str>,
+        edited_at: Timestamp,
+    ) -> StoreFuture<'a, MutationOutcome>;
+    /// Records an unsend. Kept for later when the message is not stored.
+    fn apply_deletion<'a>(
+        &'a self,
+        account: &'a str,
+        conversation_id: &'a str,
+        message_id: &'a str,
+        deleted_at: Timestamp,
+    ) -> StoreFuture<'a, MutationOutcome>;
+
+    // ----- sync state and raw payloads -----
+
+    /// The sync cursor of a conversation (`""` for the inbox).
+    fn get_sync_cursor<'a>(
+        &'a self,
+        account: &'a str,
+        conversation_id: &'a str,
+    ) -> StoreFuture<'a, Option<SyncCursor>>;
+    /// Replaces the sync cursor of a conversation (`""` for the inbox).
+    fn set_sync_cursor<'a>(
+        &'a self,
+        account: &'a str,
+        conversation_id: &'a str,
+        cursor: &'a SyncCursor,
+    ) -> StoreFuture<'a, ()>;
+    /// Keeps a provider payload as received (opt-in; callers decide).
+    /// `kind` names the object type (`"message"`, `"thread"`, …).
+    fn put_raw_payload<'a>(
+        &'a self,
+        account: &'a str,
+        kind: &'a str,
+        object_id: &'a str,
+        payload: &'a serde_json::Value,
+    ) -> StoreFuture<'a, ()>;
+    /// A kept provider payload.
+    fn get_raw_payload<'a>(
+        &'a self,
+        account: &'a str,
+        kind: &'a str,
+        object_id: &'a str,
+    ) -> StoreFuture<'a, Option<serde_json::Value>>;
+
+    // ----- outbox -----
+
+    /// Records a send under its idempotency key, or returns the entry already
+    /// recorded under that key (its state and result are the first send's).
+    fn outbox_begin<'a>(&'a self, new: &'a NewOutbox) -> StoreFuture<'a, OutboxBegin>;
+    /// Moves an entry to `state`, storing the provider `result` and/or the
+    /// `error`. Entering [`OutboxState::Sending`] counts an attempt.
+    fn outbox_mark<'a>(
+        &'a self,
+        key: &'a str,
+        state: OutboxState,
+        result: Option<&'a serde_json::Value>,
+        error: Option<&'a str>,
+    ) -> StoreFuture<'a, OutboxEntry>;
+    /// The entry under a key.
+    fn outbox_get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<OutboxEntry>>;
+    /// Entries still open (pending, sending or unknown), oldest first.
+    fn outbox_pending<'a>(&'a self) -> StoreFuture<'a, Vec<OutboxEntry>>;
+
+    // ----- webhook event log -----
+
+    /// Stores a webhook body as received. The row is committed when this
+    /// resolves (answer the HTTP request only after that).
+    fn append_delivery<'a>(
+        &'a self,
+        raw_body: &'a [u8],
+        received_at: Timestamp,
+    ) -> StoreFuture<'a, DeliveryId>;
+    /// A stored delivery (to replay or inspect it).
+    fn get_delivery(&self, id: DeliveryId) -> StoreFuture<'_, Option<Delivery>>;
+    /// Records a delivery (or a body never stored) that cannot be processed.
+    /// Returns the dead letter's id.
+    fn dead_letter<'a>(
+        &'a self,
+        source: DeadLetterSource<'a>,
+        reason: &'a str,
+    ) -> StoreFuture<'a, i64>;
+    /// Stores the normalized events of a delivery in one transaction. An event
+    /// whose dedup key is already stored is skipped and reported as a duplicate.
+    fn insert_events<'a>(
+        &'a self,
+        delivery: DeliveryId,
+        events: &'a [NewEvent],
+    ) -> StoreFuture<'a, InsertedEvents>;
+    /// Claims up to `limit` events for `worker` for `lease`: pending events
+    /// whose retry time has come, and processing events whose lease ran out.
+    /// Each claim counts an attempt. Concurrent claimers never get the same event.
+    fn claim_events<'a>(
+        &'a self,
+        worker: &'a str,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> StoreFuture<'a, Vec<StoredEvent>>;
+    /// Marks an event handled.
+    fn complete_event(&self, id: EventId) -> StoreFuture<'_, ()>;
+    /// Records a failure: with `retry_at` the event is claimable again from
+    /// then on; without, it is failed for good.
+    fn fail_event<'a>(
+        &'a self,
+        id: EventId,
+        error: &'a str,
+        retry_at: Option<Timestamp>,
+    ) -> StoreFuture<'a, ()>;
+    /// One stored event.
+    fn get_event(&self, id: EventId) -> StoreFuture<'_, Option<StoredEvent>>;
+    /// Counters for metrics.
+    fn event_log_counts(&self) -> StoreFuture<'_, EventLogCounts>;
+
+    // ----- search -----
+
+    /// Full-text search over an account's messages (deleted ones excluded),
+    /// best first. Parse the user's text with [`crate::query::parse`].
+    fn search<'a>(
+        &'a self,
+        account: &'a str,
+        query: &'a Query,
+        limit: u32,
+        cursor: Option<&'a str>,
+    ) -> StoreFuture<'a, Page<SearchHit>>;
+
+    /// Parses `text` with [`crate::query::parse`] and searches.
+    fn search_text<'a>(
+        &'a self,
+        account: &'a str,
+        text: &'a str,
+        limit: u32,
+        cursor: Option<&'a str>,
+    ) -> StoreFuture<'a, Page<SearchHit>> {
+        Box::pin(async move {
+            let query = crate::query::parse(text);
+            self.search(account, &query, limit, cursor).await
+        })
+    }
+}

@@ -1,0 +1,153 @@
+//! The SQLite backend: one database file in WAL mode, FTS5 for search.
+//!
+//! Durability: `synchronous = FULL`, so a write is on disk when its commit
+//! returns (a webhook delivery survives a power cut once stored). Writers are
+//! serialized by SQLite; `busy_timeout` makes a second writer wait instead of
+//! failing. Claiming webhook events is one `UPDATE … RETURNING` statement,
+//! atomic under SQLite's single writer.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::types::{SNIPPET_END, SNIPPET_START};
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+/// Connections in the pool: readers run in parallel under WAL, writers queue.
+const POOL_SIZE: u32 = 4;
+
+impl SqliteStore {
+    const NAME: &'static str = "sqlite";
+    const FOLD_TEXT: bool = false;
+    const CLAIM_LOCK: &'static str = "";
+
+    /// Opens (creating if needed) the database at `url`: `sqlite://PATH`,
+    /// `sqlite:PATH` or a plain file path. Applies pending migrations.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or a migration fails.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let options = if url.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url)?
+        } else {
+            SqliteConnectOptions::new().filename(url)
+        };
+        Self::connect_with(options).await
+    }
+
+    /// Opens a database with caller-built options; igdm's pragmas (WAL,
+    /// `synchronous = FULL`, foreign keys, a busy timeout) are applied on top.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or a migration fails.
+    pub async fn connect_with(options: SqliteConnectOptions) -> StoreResult<Self> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool =
+            SqlitePoolOptions::new().max_connections(POOL_SIZE).connect_with(options).await?;
+        Self::from_pool(pool).await
+    }
+
+    /// Uses an existing pool (already configured) and applies pending migrations.
+    ///
+    /// # Errors
+    /// When a migration fails.
+    pub async fn from_pool(pool: SqlitePool) -> StoreResult<Self> {
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool, for maintenance and benchmarks.
+    #[must_use]
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Compiles the query's text part to an FTS5 expression: every term quoted
+    /// (so no user text is FTS5 syntax), groups ANDed, alternatives ORed.
+    fn fts_positive(q: &Query) -> Option<String> {
+        let groups = q.token_groups();
+        if groups.is_empty() {
+            return None;
+        }
+        let parts: Vec<String> = groups
+            .iter()
+            .map(|g| {
+                format!("({})", g.iter().map(|t| fts_phrase(t)).collect::<Vec<_>>().join(" OR "))
+            })
+            .collect();
+        Some(parts.join(" AND "))
+    }
+
+    async fn search_rows(
+        &self,
+        account: &str,
+        q: &Query,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<Vec<DbRow>> {
+        let excluded: Vec<String> = q.excluded_tokens().iter().map(|t| fts_phrase(t)).collect();
+        let mut b = match Self::fts_positive(q) {
+            Some(positive) => {
+                let mut expr = positive;
+                for e in &excluded {
+                    expr.push_str(" NOT ");
+                    expr.push_str(e);
+                }
+                let mut b = QueryBuilder::<sqlx::Sqlite>::new(format!(
+                    "SELECT {MESSAGE_COLUMNS}, -bm25(messages_fts) AS rank, \
+                     snippet(messages_fts, 0, '{SNIPPET_START}', '{SNIPPET_END}', '…', 16) AS snippet \
+                     FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid \
+                     JOIN conversations c ON c.account_id = m.account_id AND c.conversation_id = m.conversation_id \
+                     WHERE messages_fts MATCH "
+                ));
+                b.push_bind(expr).push(" AND m.account_id = ").push_bind(account.to_owned());
+                b.push(" AND m.is_deleted = FALSE");
+                Self::push_search_filters(&mut b, q);
+                b.push(" ORDER BY bm25(messages_fts), m.sent_at DESC, m.seq DESC");
+                b
+            }
+            None => {
+                let mut b = QueryBuilder::<sqlx::Sqlite>::new(format!(
+                    "SELECT {MESSAGE_COLUMNS}, 0.0 AS rank, substr(COALESCE(m.text, ''), 1, 160) AS snippet \
+                     FROM messages m JOIN conversations c ON c.account_id = m.account_id \
+                     AND c.conversation_id = m.conversation_id WHERE m.account_id = "
+                ));
+                b.push_bind(account.to_owned()).push(" AND m.is_deleted = FALSE");
+                if !excluded.is_empty() {
+                    b.push(" AND m.seq NOT IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ");
+                    b.push_bind(excluded.join(" OR ")).push(")");
+                }
+                Self::push_search_filters(&mut b, q);
+                b.push(" ORDER BY m.sent_at DESC, m.seq DESC");
+                b
+            }
+        };
+        b.push(" LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+        Ok(b.build().fetch_all(&self.pool).await?)
+    }
+}
+
+/// One FTS5 phrase: the tokens inside double quotes, quotes doubled.
+fn fts_phrase(tokens: &[String]) -> String {
+    format!("\"{}\"", tokens.join(" ").replace('"', "\"\""))
+}
+
+crate::backend::shared_store!(SqliteStore, sqlx::Sqlite);

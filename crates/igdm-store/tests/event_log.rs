@@ -1,0 +1,183 @@
+//! Conformance of the webhook event log on both backends.
+
+mod common;
+
+conformance!(
+    deliveries_are_durable_and_readable,
+    retried_delivery_inserts_events_once,
+    claim_complete_and_fail,
+    expired_lease_is_claimable_again,
+    dead_letters_are_counted,
+    concurrent_claimers_never_share_an_event,
+);
+
+mod cases {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use igdm_model::{EventKind, Timestamp};
+    use igdm_store::{DeadLetterSource, EventState, NewEvent};
+    use serde_json::json;
+
+    use crate::common::Harness;
+
+    fn event(key: &str) -> NewEvent {
+        NewEvent {
+            dedup_key: key.to_owned(),
+            kind: EventKind::Message,
+            account_id: "17841400000000001".to_owned(),
+            payload: json!({"kind": "message", "mid": key, "text": "héllo"}),
+        }
+    }
+
+    pub async fn deliveries_are_durable_and_readable(h: &Harness) {
+        let s = &h.store;
+        let body = br#"{"object":"instagram","entry":[]}"#;
+        let at = Timestamp::from_unix_millis(1_700_000_000_123).unwrap();
+        let id = s.append_delivery(body, at).await.unwrap();
+        // A second connection pool (as another process would) sees the committed row.
+        let other = h.reopen().await;
+        let d = other.get_delivery(id).await.unwrap().expect("delivery stored");
+        assert_eq!(d.raw_body, body);
+        assert_eq!(d.received_at, at);
+        assert_eq!(d.duplicates, 0);
+        assert_eq!(other.event_log_counts().await.unwrap().deliveries, 1);
+        let id2 = s.append_delivery(b"", at).await.unwrap();
+        assert!(id2 > id);
+        assert!(s.get_delivery(igdm_store::DeliveryId(id2.0 + 100)).await.unwrap().is_none());
+    }
+
+    pub async fn retried_delivery_inserts_events_once(h: &Harness) {
+        let s = &h.store;
+        let now = Timestamp::now();
+        let d1 = s.append_delivery(b"first", now).await.unwrap();
+        let first = s.insert_events(d1, &[event("a"), event("b")]).await.unwrap();
+        assert_eq!(first.inserted.len(), 2);
+        assert!(first.duplicates.is_empty());
+
+        let d2 = s.append_delivery(b"retry", now).await.unwrap();
+        let retry =
+            s.insert_events(d2, &[event("a"), event("c"), event("b"), event("c")]).await.unwrap();
+        assert_eq!(retry.inserted.len(), 1);
+        assert_eq!(retry.duplicates, ["a", "b", "c"]);
+
+        let stored = s.get_event(retry.inserted[0]).await.unwrap().unwrap();
+        assert_eq!(stored.dedup_key, "c");
+        assert_eq!(stored.delivery_id, d2);
+        assert_eq!(stored.kind, EventKind::Message);
+        assert_eq!(stored.payload["text"], "héllo");
+        assert_eq!(stored.state, EventState::Pending);
+        assert_eq!(stored.attempts, 0);
+
+        let counts = s.event_log_counts().await.unwrap();
+        assert_eq!(counts.deliveries, 2);
+        assert_eq!(counts.pending, 3);
+        assert_eq!(counts.dedup_hits, 3);
+        assert_eq!(s.get_delivery(d2).await.unwrap().unwrap().duplicates, 3);
+    }
+
+    pub async fn claim_complete_and_fail(h: &Harness) {
+        let s = &h.store;
+        let d = s.append_delivery(b"{}", Timestamp::now()).await.unwrap();
+        let ids = s.insert_events(d, &[event("1"), event("2"), event("3")]).await.unwrap().inserted;
+        let lease = Duration::from_secs(60);
+
+        let first = s.claim_events("w1", 2, lease).await.unwrap();
+        assert_eq!(first.iter().map(|e| e.id).collect::<Vec<_>>(), ids[..2]);
+        for e in &first {
+            assert_eq!(e.state, EventState::Processing);
+            assert_eq!(e.attempts, 1);
+            assert_eq!(e.lease_owner.as_deref(), Some("w1"));
+            assert!(e.lease_until.unwrap() > Timestamp::now());
+        }
+        let second = s.claim_events("w2", 10, lease).await.unwrap();
+        assert_eq!(second.iter().map(|e| e.id).collect::<Vec<_>>(), ids[2..]);
+        assert!(s.claim_events("w3", 10, lease).await.unwrap().is_empty());
+
+        s.complete_event(ids[0]).await.unwrap();
+        // A retry time in the past: claimable again at once, and the error is kept.
+        let past = Timestamp::from_unix_seconds(Timestamp::now().unix_seconds() - 5).unwrap();
+        s.fail_event(ids[1], "HTTP 503 from the handler", Some(past)).await.unwrap();
+        // A retry time in the future: not claimable yet.
+        let later = Timestamp::from_unix_seconds(Timestamp::now().unix_seconds() + 3600).unwrap();
+        s.fail_event(ids[2], "rate limited", Some(later)).await.unwrap();
+
+        let again = s.claim_events("w1", 10, lease).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].id, ids[1]);
+        assert_eq!(again[0].attempts, 2);
+        assert_eq!(again[0].last_error.as_deref(), Some("HTTP 503 from the handler"));
+        s.fail_event(ids[1], "bad payload", None).await.unwrap();
+
+        let failed = s.get_event(ids[1]).await.unwrap().unwrap();
+        assert_eq!(failed.state, EventState::Failed);
+        assert_eq!(failed.lease_owner, None);
+        let counts = s.event_log_counts().await.unwrap();
+        assert_eq!((counts.pending, counts.processing, counts.done, counts.failed), (1, 0, 1, 1));
+        assert!(s.claim_events("w1", 10, lease).await.unwrap().is_empty());
+        assert!(matches!(
+            s.complete_event(igdm_store::EventId(ids[2].0 + 1000)).await,
+            Err(igdm_store::StoreError::NotFound(_))
+        ));
+    }
+
+    pub async fn expired_lease_is_claimable_again(h: &Harness) {
+        let s = &h.store;
+        let d = s.append_delivery(b"{}", Timestamp::now()).await.unwrap();
+        let ids = s.insert_events(d, &[event("x")]).await.unwrap().inserted;
+        // A worker claims with a very short lease and "crashes".
+        let claimed = s.claim_events("crashing", 10, Duration::from_millis(1)).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let reclaimed = s.claim_events("healthy", 10, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(reclaimed.len(), 1);
+        assert_eq!(reclaimed[0].id, ids[0]);
+        assert_eq!(reclaimed[0].attempts, 2);
+        assert_eq!(reclaimed[0].lease_owner.as_deref(), Some("healthy"));
+        // A live lease is not taken over.
+        assert!(s.claim_events("third", 10, Duration::from_secs(30)).await.unwrap().is_empty());
+    }
+
+    pub async fn dead_letters_are_counted(h: &Harness) {
+        let s = &h.store;
+        let d = s.append_delivery(b"not json", Timestamp::now()).await.unwrap();
+        let a = s.dead_letter(DeadLetterSource::Delivery(d), "body is not JSON").await.unwrap();
+        let b = s.dead_letter(DeadLetterSource::RawBody(b"forged"), "bad signature").await.unwrap();
+        assert_ne!(a, b);
+        let counts = s.event_log_counts().await.unwrap();
+        assert_eq!(counts.dead_letters, 2);
+        assert_eq!(counts.deliveries, 1);
+    }
+
+    pub async fn concurrent_claimers_never_share_an_event(h: &Harness) {
+        let s = &h.store;
+        let d = s.append_delivery(b"{}", Timestamp::now()).await.unwrap();
+        let events: Vec<NewEvent> = (0..60).map(|i| event(&format!("k{i}"))).collect();
+        let all: HashSet<_> =
+            s.insert_events(d, &events).await.unwrap().inserted.into_iter().collect();
+        assert_eq!(all.len(), 60);
+
+        let other = h.reopen().await;
+        let worker = |store: igdm_store::Store, name: &'static str| {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let batch = store.claim_events(name, 4, Duration::from_secs(60)).await.unwrap();
+                    if batch.is_empty() {
+                        break;
+                    }
+                    got.extend(batch.into_iter().map(|e| e.id));
+                }
+                got
+            })
+        };
+        let a = worker(h.store.clone(), "a");
+        let b = worker(other, "b");
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        let sa: HashSet<_> = a.iter().copied().collect();
+        let sb: HashSet<_> = b.iter().copied().collect();
+        assert_eq!(sa.len(), a.len(), "a worker got an event twice");
+        assert!(sa.is_disjoint(&sb), "two workers got the same event");
+        assert_eq!(&sa | &sb, all);
+    }
+}
