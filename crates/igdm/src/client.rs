@@ -1,0 +1,643 @@
+//! [`Client`]: one account, one connector, and the reliability layers every
+//! call goes through — session-health gate, rate limits, write pacing,
+//! retries with backoff, health updates and idempotent sends.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde_json::{Map, Value};
+use tokio::sync::Mutex;
+use tracing::{debug, info, warn};
+use url::Url;
+
+use igdm_model::{ApiError, ErrorClass, SessionHealth, Timestamp};
+use igdm_spec::{ActionOutput, Connector, ExecError, Executor, HttpRequest, Session, Transport};
+
+use crate::Error;
+use crate::accounts::AccountConfig;
+use crate::pacing::{PaceDecision, PacingPolicy, decide};
+use crate::state::{AccountState, StateFile};
+
+/// Called with the session after a call changed it (rotated cookies, a new
+/// `www-claim`), so the owner can persist it.
+pub type SessionSink = Arc<dyn Fn(&Session) + Send + Sync>;
+
+/// How failed calls are retried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// The first backoff; doubled at each attempt, plus jitter.
+    pub base_delay: Duration,
+    /// Never wait longer than this for one retry; a longer Retry-After fails instead.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before retry number `attempt` (1-based), honouring the provider's Retry-After.
+    #[must_use]
+    pub fn delay(
+        &self,
+        attempt: u32,
+        retry_after: Option<u64>,
+        jitter_sample: f64,
+    ) -> Option<Duration> {
+        if let Some(secs) = retry_after {
+            let d = Duration::from_secs(secs);
+            return (d <= self.max_delay).then_some(d);
+        }
+        let exp = self.base_delay.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
+        let with_jitter = exp.mul_f64(1.0 + 0.5 * jitter_sample.clamp(0.0, 1.0));
+        Some(with_jitter.min(self.max_delay))
+    }
+}
+
+enum StateStore {
+    File(StateFile),
+    Memory(std::sync::Mutex<AccountState>),
+}
+
+impl StateStore {
+    fn update_with<T>(
+        &self,
+        f: impl FnOnce(&mut AccountState) -> T,
+    ) -> Result<(AccountState, T), Error> {
+        match self {
+            Self::File(file) => file.update_with(f),
+            Self::Memory(m) => {
+                let mut guard =
+                    m.lock().map_err(|_| Error::Config("account state lock poisoned".into()))?;
+                guard.prune(Timestamp::now());
+                let out = f(&mut guard);
+                Ok((guard.clone(), out))
+            }
+        }
+    }
+}
+
+struct Bucket {
+    name: String,
+    spec: igdm_spec::RateLimit,
+    limiters: Vec<DefaultDirectRateLimiter>,
+}
+
+/// Builds a [`Client`].
+pub struct ClientBuilder {
+    account: AccountConfig,
+    connector: Arc<Connector>,
+    session: Session,
+    transport: Option<Arc<dyn Transport>>,
+    state: Option<StateFile>,
+    retry: RetryPolicy,
+    pacing: Option<PacingPolicy>,
+    session_sink: Option<SessionSink>,
+}
+
+impl ClientBuilder {
+    /// Uses this transport instead of a fresh [`igdm_spec::ReqwestTransport`].
+    #[must_use]
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// Persists health, pacing ledger and idempotency records in this file
+    /// (default: in memory, for this process only).
+    #[must_use]
+    pub fn state_file(mut self, file: StateFile) -> Self {
+        self.state = Some(file);
+        self
+    }
+
+    /// Replaces the retry policy.
+    #[must_use]
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Replaces the pacing policy (default: the connector's, with the account's overrides).
+    #[must_use]
+    pub fn pacing(mut self, pacing: PacingPolicy) -> Self {
+        self.pacing = Some(pacing);
+        self
+    }
+
+    /// Called whenever a call changes the session (rotated cookies).
+    #[must_use]
+    pub fn on_session_change(mut self, sink: SessionSink) -> Self {
+        self.session_sink = Some(sink);
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    /// When the base URL is not a URL or no HTTP client can be built.
+    pub fn build(self) -> Result<Client, Error> {
+        let base_url = self
+            .account
+            .base_url
+            .as_deref()
+            .map(Url::parse)
+            .transpose()
+            .map_err(|e| Error::Config(format!("base URL of {:?}: {e}", self.account.name)))?;
+        let transport = match self.transport {
+            Some(t) => t,
+            None => Arc::new(
+                igdm_spec::ReqwestTransport::new()
+                    .map_err(|e| Error::Config(format!("HTTP client: {e}")))?,
+            ),
+        };
+        let executor = Executor::new(self.connector.clone(), transport).with_base_url(base_url);
+        let pacing = self.pacing.unwrap_or_else(|| pacing_from(&self.connector, &self.account));
+        let buckets = self
+            .connector
+            .rate_limits
+            .iter()
+            .map(|(name, spec)| Bucket {
+                name: name.clone(),
+                spec: spec.clone(),
+                limiters: limiters_for(spec),
+            })
+            .collect();
+        Ok(Client {
+            inner: Arc::new(Inner {
+                account: self.account,
+                connector: self.connector,
+                executor,
+                session: Mutex::new(self.session),
+                state: match self.state {
+                    Some(f) => StateStore::File(f),
+                    None => StateStore::Memory(std::sync::Mutex::new(AccountState::default())),
+                },
+                retry: self.retry,
+                pacing,
+                buckets,
+                session_sink: self.session_sink,
+            }),
+        })
+    }
+}
+
+fn limiters_for(spec: &igdm_spec::RateLimit) -> Vec<DefaultDirectRateLimiter> {
+    let mut out = Vec::new();
+    if let Some(ps) = spec.per_second.filter(|p| *p > 0.0) {
+        // Sub-1/s rates become one request per period; whole rates allow that burst.
+        let quota = if ps >= 1.0 {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            NonZeroU32::new(ps.floor() as u32).map(Quota::per_second)
+        } else {
+            Quota::with_period(Duration::from_secs_f64(1.0 / ps))
+        };
+        out.extend(quota.map(RateLimiter::direct));
+    }
+    for (n, per) in [
+        (spec.per_minute, Duration::from_secs(60)),
+        (spec.per_hour, Duration::from_secs(3600)),
+        (spec.per_day, Duration::from_secs(86_400)),
+    ] {
+        if let Some(n) = n.and_then(NonZeroU32::new) {
+            out.extend(
+                Quota::with_period(per / n.get()).map(|q| RateLimiter::direct(q.allow_burst(n))),
+            );
+        }
+    }
+    out
+}
+
+fn pacing_from(connector: &Connector, account: &AccountConfig) -> PacingPolicy {
+    let base = connector.pacing.clone().unwrap_or_default();
+    let o = &account.pacing;
+    PacingPolicy {
+        min_interval: o
+            .min_interval_secs
+            .map(Duration::from_secs_f64)
+            .or(base.write_min_interval)
+            .unwrap_or(Duration::ZERO),
+        jitter: if o.min_interval_secs.is_some() {
+            Duration::ZERO
+        } else {
+            base.write_jitter.unwrap_or(Duration::ZERO)
+        },
+        hourly: o.hourly.or(base.writes_per_hour),
+        daily: o.daily.or(base.writes_per_day),
+    }
+}
+
+struct Inner {
+    account: AccountConfig,
+    connector: Arc<Connector>,
+    executor: Executor,
+    session: Mutex<Session>,
+    state: StateStore,
+    retry: RetryPolicy,
+    pacing: PacingPolicy,
+    buckets: Vec<Bucket>,
+    session_sink: Option<SessionSink>,
+}
+
+/// A client for one account. Cheap to clone; clones share state.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("account", &self.inner.account.name)
+            .field("connector", &self.inner.connector.id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn jitter() -> f64 {
+    rand::random::<f64>()
+}
+
+impl Client {
+    /// Starts building a client for `account` served by `connector`, with `session`'s credentials.
+    #[must_use]
+    pub fn builder(
+        account: AccountConfig,
+        connector: Arc<Connector>,
+        session: Session,
+    ) -> ClientBuilder {
+        ClientBuilder {
+            account,
+            connector,
+            session,
+            transport: None,
+            state: None,
+            retry: RetryPolicy::default(),
+            pacing: None,
+            session_sink: None,
+        }
+    }
+
+    /// The account.
+    #[must_use]
+    pub fn account(&self) -> &AccountConfig {
+        &self.inner.account
+    }
+
+    /// The connector.
+    #[must_use]
+    pub fn connector(&self) -> &Arc<Connector> {
+        &self.inner.connector
+    }
+
+    /// The pacing policy in force.
+    #[must_use]
+    pub fn pacing(&self) -> &PacingPolicy {
+        &self.inner.pacing
+    }
+
+    /// The persisted account state (health, ledger, idempotency records).
+    ///
+    /// # Errors
+    /// When the state file cannot be read.
+    pub fn state(&self) -> Result<AccountState, Error> {
+        self.inner.state.update_with(|_| ()).map(|(s, ())| s)
+    }
+
+    /// Whether the connector has `action`.
+    #[must_use]
+    pub fn supports(&self, action: &str) -> bool {
+        self.inner.connector.action(action).is_some()
+    }
+
+    pub(crate) fn unsupported(&self, action: &str) -> Error {
+        let hint = match crate::ops::backend_hint(action, &self.inner.connector.id) {
+            Some(other) => format!(": the {other} connector can"),
+            None => String::new(),
+        };
+        Error::Unsupported {
+            connector: self.inner.connector.id.clone(),
+            action: action.to_owned(),
+            hint,
+        }
+    }
+
+    /// Builds the request `action` would send, without sending it.
+    ///
+    /// # Errors
+    /// Unknown action or invalid parameters.
+    pub async fn build_request(
+        &self,
+        action: &str,
+        params: &Map<String, Value>,
+    ) -> Result<HttpRequest, Error> {
+        if !self.supports(action) {
+            return Err(self.unsupported(action));
+        }
+        let session = self.inner.session.lock().await;
+        self.inner.executor.build_request(action, params, &session).map_err(exec_error)
+    }
+
+    /// Runs `action` with `params` through every layer: the health gate, the
+    /// rate-limit buckets, write pacing, retries, health updates.
+    ///
+    /// A write whose outcome is unknown is returned as an error carrying the
+    /// transport's verdict; it is never retried here.
+    ///
+    /// # Errors
+    /// Classified provider errors, refusals by igdm's own checks, transport failures.
+    pub async fn call(
+        &self,
+        action: &str,
+        params: &Map<String, Value>,
+    ) -> Result<ActionOutput, CallError> {
+        let spec = self
+            .inner
+            .connector
+            .action(action)
+            .ok_or_else(|| CallError::Other(self.unsupported(action)))?;
+        let write = !spec.readonly();
+        // Validate before anything waits: bad input fails at once.
+        {
+            let session = self.inner.session.lock().await;
+            self.inner
+                .executor
+                .build_request(action, params, &session)
+                .map_err(|e| CallError::Other(exec_error(e)))?;
+        }
+        self.gate(write)?;
+        for bucket in &self.inner.buckets {
+            if bucket.spec.applies(action, spec.readonly()) {
+                for limiter in &bucket.limiters {
+                    if limiter.check().is_err() {
+                        debug!(bucket = %bucket.name, action, "rate limit bucket full; waiting");
+                        limiter.until_ready().await;
+                    }
+                }
+            }
+        }
+        if write {
+            self.pace().await?;
+        }
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let result = {
+                let mut session = self.inner.session.lock().await;
+                let before = session.revision();
+                let r = self.inner.executor.execute(action, params, &mut session).await;
+                if session.revision() != before
+                    && let Some(sink) = &self.inner.session_sink
+                {
+                    sink(&session);
+                }
+                r
+            };
+            match result {
+                Ok(out) => {
+                    self.record_success(write)?;
+                    return Ok(out);
+                }
+                Err(e) if e.outcome_unknown() => {
+                    if write {
+                        if let Err(err) =
+                            self.inner.state.update_with(|s| s.writes.push(Timestamp::now()))
+                        {
+                            warn!(error = %err, "could not record the write in the ledger");
+                        }
+                        return Err(CallError::OutcomeUnknown(e.to_string()));
+                    }
+                    if let Some(d) = self.retry_delay(attempt, None) {
+                        debug!(
+                            action,
+                            attempt,
+                            delay_ms = d.as_millis() as u64,
+                            "read failed in transport; retrying"
+                        );
+                        tokio::time::sleep(d).await;
+                        continue;
+                    }
+                    return Err(CallError::Api(exec_error(e).to_api_error()));
+                }
+                Err(ExecError::Api(api)) => {
+                    // Only refusals that certainly changed nothing are retried for writes.
+                    let safe = !write || matches!(api.class, ErrorClass::RateLimited);
+                    if api.retryable
+                        && safe
+                        && let Some(d) = self.retry_delay(attempt, api.retry_after)
+                    {
+                        info!(action, attempt, class = %api.class, delay_ms = d.as_millis() as u64, "retrying");
+                        tokio::time::sleep(d).await;
+                        continue;
+                    }
+                    self.record_failure(&api)?;
+                    return Err(CallError::Api(api));
+                }
+                Err(e) if e.nothing_sent() && matches!(e, ExecError::Transport(_)) => {
+                    if let Some(d) = self.retry_delay(attempt, None) {
+                        tokio::time::sleep(d).await;
+                        continue;
+                    }
+                    return Err(CallError::Api(exec_error(e).to_api_error()));
+                }
+                Err(e) => return Err(CallError::Other(exec_error(e))),
+            }
+        }
+    }
+
+    fn retry_delay(&self, attempt: u32, retry_after: Option<u64>) -> Option<Duration> {
+        if attempt >= self.inner.retry.max_attempts {
+            return None;
+        }
+        self.inner.retry.delay(attempt, retry_after, jitter())
+    }
+
+    fn gate(&self, write: bool) -> Result<(), CallError> {
+        let now = Timestamp::now();
+        let (state, ()) = self.inner.state.update_with(|_| ()).map_err(CallError::Other)?;
+        let allowed =
+            if write { state.health.writes_allowed(now) } else { state.health.reads_allowed(now) };
+        if allowed {
+            return Ok(());
+        }
+        Err(CallError::Api(health_error(&state.health, &self.inner.account.name, now)))
+    }
+
+    async fn pace(&self) -> Result<(), CallError> {
+        loop {
+            let now = Timestamp::now();
+            let (state, ()) = self.inner.state.update_with(|_| ()).map_err(CallError::Other)?;
+            match decide(&self.inner.pacing, &state, now, jitter()) {
+                PaceDecision::Go => return Ok(()),
+                PaceDecision::Wait(d) => {
+                    debug!(wait_ms = d.as_millis() as u64, "pacing: waiting before the next write");
+                    tokio::time::sleep(d).await;
+                }
+                PaceDecision::BudgetExhausted { budget, until } => {
+                    let secs = (until.0 - now.0).num_seconds().max(1);
+                    let mut e = ApiError::new(
+                        ErrorClass::RateLimited,
+                        format!("the {budget} write budget of this account is spent until {until}"),
+                    )
+                    .with_retry_after(u64::try_from(secs).ok());
+                    e.remediation =
+                        "Wait, or raise the budget for this account (accounts file `pacing`)."
+                            .into();
+                    return Err(CallError::Api(e));
+                }
+            }
+        }
+    }
+
+    fn record_success(&self, write: bool) -> Result<(), CallError> {
+        let now = Timestamp::now();
+        self.inner
+            .state
+            .update_with(|s| {
+                s.last_success_at = Some(now);
+                if write {
+                    s.writes.push(now);
+                } else {
+                    s.last_read_at = Some(now);
+                }
+                // A call that works ends throttling; blocks and logouts stay until their time.
+                let clear = match &s.health {
+                    SessionHealth::RateLimited { .. } => true,
+                    SessionHealth::ActionBlocked { until } => write || *until <= now,
+                    _ => false,
+                };
+                if clear {
+                    s.health = SessionHealth::Healthy;
+                }
+            })
+            .map(|_| ())
+            .map_err(CallError::Other)
+    }
+
+    fn record_failure(&self, api: &ApiError) -> Result<(), CallError> {
+        let now = Timestamp::now();
+        let Some(health) = SessionHealth::from_error(api, now) else { return Ok(()) };
+        if health.needs_user() {
+            warn!(account = %self.inner.account.name, state = health.name(), "account needs attention: {}", api.remediation);
+        }
+        self.inner.state.update_with(|s| s.health = health).map(|_| ()).map_err(CallError::Other)
+    }
+
+    /// Marks the account healthy again (after a new login).
+    ///
+    /// # Errors
+    /// When the state cannot be written.
+    pub fn reset_health(&self) -> Result<(), Error> {
+        self.inner.state.update_with(|s| s.health = SessionHealth::Healthy).map(|_| ())
+    }
+
+    /// Runs the connector's `auth.validate` probe.
+    ///
+    /// # Errors
+    /// When the credentials are refused.
+    pub async fn validate(&self) -> Result<ActionOutput, Error> {
+        let mut session = self.inner.session.lock().await;
+        self.inner.executor.validate(&mut session).await.map_err(exec_error)
+    }
+
+    pub(crate) async fn with_state<T>(
+        &self,
+        f: impl FnOnce(&mut AccountState) -> T,
+    ) -> Result<T, Error> {
+        self.inner.state.update_with(f).map(|(_, t)| t)
+    }
+}
+
+/// What [`Client::call`] can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// A classified refusal.
+    #[error("{0}")]
+    Api(ApiError),
+    /// A write may or may not have been applied.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// Anything else.
+    #[error(transparent)]
+    Other(Error),
+}
+
+impl From<CallError> for Error {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Api(a) => Error::Api(a),
+            CallError::OutcomeUnknown(m) => {
+                Error::Api(ApiError::new(ErrorClass::Transient, format!("outcome unknown: {m}")))
+            }
+            CallError::Other(e) => e,
+        }
+    }
+}
+
+pub(crate) fn exec_error(e: ExecError) -> Error {
+    match e {
+        ExecError::UnknownAction(a) => Error::Config(format!("unknown action `{a}`")),
+        other => Error::Api(other.to_api_error()),
+    }
+}
+
+fn health_error(health: &SessionHealth, account: &str, now: Timestamp) -> ApiError {
+    let login = format!("igdm login {account}");
+    let (class, message, retry_after) = match health {
+        SessionHealth::LoggedOut { reason } => (
+            ErrorClass::AuthExpired,
+            format!(
+                "the session of {account} has ended{}; no call was made",
+                reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+            ),
+            None,
+        ),
+        SessionHealth::Challenge { url } => (
+            ErrorClass::Challenge,
+            format!(
+                "Instagram asked {account} to verify it is them{}; all calls are stopped until you do",
+                url.as_deref().map(|u| format!(" at {u}")).unwrap_or_default()
+            ),
+            None,
+        ),
+        SessionHealth::Suspended => {
+            (ErrorClass::Checkpoint, format!("{account} is suspended"), None)
+        }
+        SessionHealth::ActionBlocked { until } => (
+            ErrorClass::ActionBlocked,
+            format!(
+                "Instagram blocked sends from {account}; writes are paused until {until} (reads still work)"
+            ),
+            u64::try_from((until.0 - now.0).num_seconds().max(1)).ok(),
+        ),
+        SessionHealth::RateLimited { until } => (
+            ErrorClass::RateLimited,
+            format!("{account} is rate limited until {until}"),
+            u64::try_from((until.0 - now.0).num_seconds().max(1)).ok(),
+        ),
+        _ => (ErrorClass::Transient, format!("{account} is {}", health.name()), None),
+    };
+    let mut e = ApiError::new(class, message).with_retry_after(retry_after);
+    if let SessionHealth::Challenge { url } = health {
+        e.url.clone_from(url);
+    }
+    if e.needs_user {
+        e.remediation = match health {
+            SessionHealth::Challenge { .. } => {
+                format!("Complete the check in Instagram (browser or app), then run `{login}`.")
+            }
+            _ => format!("Run `{login}`."),
+        };
+    }
+    e
+}

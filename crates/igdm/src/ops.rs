@@ -1,0 +1,455 @@
+//! Typed operations over the normalized actions, as builders that run with
+//! `.await` (or `.send()`) and can also build their request without sending.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use tracing::{info, warn};
+
+use igdm_model::{Conversation, Message, Page, Timestamp};
+use igdm_spec::{ActionOutput, HttpRequest};
+
+use crate::Error;
+use crate::client::{CallError, Client};
+use crate::state::SendRecord;
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Which connector can do an action this one cannot, for error messages.
+#[must_use]
+pub fn backend_hint(action: &str, connector: &str) -> Option<&'static str> {
+    const WEB_ONLY: &[&str] = &[
+        "get_presence",
+        "search",
+        "mute",
+        "unmute",
+        "archive",
+        "delete",
+        "mark_unread",
+        "list_pending",
+        "approve",
+        "send_link",
+        "media_share",
+    ];
+    const GRAPH_ONLY: &[&str] = &[
+        "get_ice_breakers",
+        "set_ice_breakers",
+        "delete_ice_breakers",
+        "get_persistent_menu",
+        "set_persistent_menu",
+        "send_quick_replies",
+        "send_generic_template",
+        "send_button_template",
+        "send_like_heart",
+        "get_profile",
+        "find_conversation",
+    ];
+    const PAGE_ONLY: &[&str] = &[
+        "pass_thread_control",
+        "take_thread_control",
+        "request_thread_control",
+        "get_thread_owner",
+        "upload_attachment",
+    ];
+    let other = if WEB_ONLY.contains(&action) {
+        "instagram-web"
+    } else if GRAPH_ONLY.contains(&action) {
+        if connector == "instagram-graph" { "instagram-page" } else { "instagram-graph" }
+    } else if PAGE_ONLY.contains(&action) {
+        "instagram-page"
+    } else {
+        return None;
+    };
+    (other != connector).then_some(other)
+}
+
+fn decode<T: DeserializeOwned>(action: &str, value: Value) -> Result<T, Error> {
+    serde_path_to_error::deserialize(value).map_err(|e| Error::Shape(format!("{action}: {e}")))
+}
+
+/// Turns an action's output into a page of `T`.
+pub(crate) fn to_page<T: DeserializeOwned>(
+    action: &str,
+    out: ActionOutput,
+) -> Result<(Page<T>, Vec<String>), Error> {
+    let items: Vec<T> = match out.data {
+        Value::Null => Vec::new(),
+        Value::Array(_) => decode(action, out.data)?,
+        other => vec![decode(action, other)?],
+    };
+    let (next_cursor, has_more) = match out.page {
+        Some(p) => (p.next_cursor, p.has_more),
+        None => (None, false),
+    };
+    Ok((Page { items, next_cursor, has_more }, out.warnings))
+}
+
+impl Client {
+    /// Runs any action of the connector and returns its mapped JSON.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn run(
+        &self,
+        action: &str,
+        params: Map<String, Value>,
+    ) -> Result<ActionOutput, Error> {
+        Ok(self.call(action, &params).await?)
+    }
+
+    /// Lists conversations.
+    pub fn conversations(&self) -> ListConversations<'_> {
+        ListConversations { client: self, unread: false, pending: false, limit: None, cursor: None }
+    }
+
+    /// Lists the messages of a conversation, newest first.
+    pub fn messages(&self, conversation_id: impl Into<String>) -> ListMessages<'_> {
+        ListMessages {
+            client: self,
+            conversation_id: conversation_id.into(),
+            limit: None,
+            cursor: None,
+        }
+    }
+
+    /// Sends a text message into a conversation.
+    pub fn send(
+        &self,
+        conversation_id: impl Into<String>,
+        text: impl Into<String>,
+    ) -> SendMessage<'_> {
+        SendMessage {
+            client: self,
+            conversation_id: conversation_id.into(),
+            text: text.into(),
+            reply_to: None,
+            idempotency_key: None,
+            extra: Map::new(),
+        }
+    }
+}
+
+/// `client.conversations()`.
+#[must_use = "requests do nothing until awaited"]
+#[derive(Debug)]
+pub struct ListConversations<'a> {
+    client: &'a Client,
+    unread: bool,
+    pending: bool,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+impl<'a> ListConversations<'a> {
+    /// Only conversations with unread messages.
+    pub fn unread(mut self) -> Self {
+        self.unread = true;
+        self
+    }
+    /// The message-request (pending) folder instead of the inbox.
+    pub fn pending(mut self) -> Self {
+        self.pending = true;
+        self
+    }
+    /// At most this many.
+    pub fn limit(mut self, n: u32) -> Self {
+        self.limit = Some(n);
+        self
+    }
+    /// Continue from a cursor returned by a previous page.
+    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Some(cursor.into());
+        self
+    }
+
+    fn action(&self) -> &'static str {
+        if self.pending { "list_pending" } else { "list_conversations" }
+    }
+
+    fn params(&self) -> Map<String, Value> {
+        let mut p = Map::new();
+        if let Some(n) = self.limit {
+            p.insert("limit".into(), json!(n));
+        }
+        if let Some(c) = &self.cursor {
+            p.insert("cursor".into(), json!(c));
+        }
+        if self.unread {
+            p.insert("filter".into(), json!("unread"));
+        }
+        p
+    }
+
+    /// The request this would send.
+    ///
+    /// # Errors
+    /// Invalid parameters or an unsupported action.
+    pub async fn build_request(&self) -> Result<HttpRequest, Error> {
+        self.client.build_request(self.action(), &self.params()).await
+    }
+
+    /// Sends it.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn send(self) -> Result<(Page<Conversation>, Vec<String>), Error> {
+        let action = self.action();
+        let out = self.client.call(action, &self.params()).await?;
+        to_page(action, out)
+    }
+}
+
+impl<'a> IntoFuture for ListConversations<'a> {
+    type Output = Result<(Page<Conversation>, Vec<String>), Error>;
+    type IntoFuture = BoxFut<'a, Self::Output>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+/// `client.messages(conversation)`.
+#[must_use = "requests do nothing until awaited"]
+#[derive(Debug)]
+pub struct ListMessages<'a> {
+    client: &'a Client,
+    conversation_id: String,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+impl<'a> ListMessages<'a> {
+    /// At most this many.
+    pub fn limit(mut self, n: u32) -> Self {
+        self.limit = Some(n);
+        self
+    }
+    /// Continue from a cursor returned by a previous page.
+    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Some(cursor.into());
+        self
+    }
+
+    fn params(&self) -> Map<String, Value> {
+        let mut p = Map::new();
+        p.insert("conversation_id".into(), json!(self.conversation_id));
+        if let Some(n) = self.limit {
+            p.insert("limit".into(), json!(n));
+        }
+        if let Some(c) = &self.cursor {
+            p.insert("cursor".into(), json!(c));
+        }
+        p
+    }
+
+    /// The request this would send.
+    ///
+    /// # Errors
+    /// Invalid parameters.
+    pub async fn build_request(&self) -> Result<HttpRequest, Error> {
+        self.client.build_request("list", &self.params()).await
+    }
+
+    /// Sends it.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn send(self) -> Result<(Page<Message>, Vec<String>), Error> {
+        let out = self.client.call("list", &self.params()).await?;
+        to_page("list", out)
+    }
+}
+
+impl<'a> IntoFuture for ListMessages<'a> {
+    type Output = Result<(Page<Message>, Vec<String>), Error>;
+    type IntoFuture = BoxFut<'a, Self::Output>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+/// What a send returned.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SendOutcome {
+    /// The idempotency key used.
+    pub idempotency_key: String,
+    /// The mapped result of the send action.
+    pub result: Value,
+    /// `sent` for a fresh send, `replayed` when the key had already sent,
+    /// `reconciled` when the thread showed an earlier attempt arrived.
+    pub outcome: &'static str,
+}
+
+/// `client.send(conversation, text)`.
+#[must_use = "requests do nothing until awaited"]
+#[derive(Debug)]
+pub struct SendMessage<'a> {
+    client: &'a Client,
+    conversation_id: String,
+    text: String,
+    reply_to: Option<String>,
+    idempotency_key: Option<String>,
+    extra: Map<String, Value>,
+}
+
+impl<'a> SendMessage<'a> {
+    /// Reply to this message.
+    pub fn reply_to(mut self, message_id: impl Into<String>) -> Self {
+        self.reply_to = Some(message_id.into());
+        self
+    }
+    /// Use this idempotency key (default: a new one). The same key never sends twice.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+    /// Sets another parameter of the connector's `send` action.
+    pub fn param(mut self, name: impl Into<String>, value: Value) -> Self {
+        self.extra.insert(name.into(), value);
+        self
+    }
+
+    fn params(&self) -> Map<String, Value> {
+        let mut p = self.extra.clone();
+        p.insert("conversation_id".into(), json!(self.conversation_id));
+        p.insert("text".into(), json!(self.text));
+        if let Some(r) = &self.reply_to {
+            p.insert("reply_to".into(), json!(r));
+        }
+        p
+    }
+
+    /// The request this would send.
+    ///
+    /// # Errors
+    /// Invalid parameters.
+    pub async fn build_request(&self) -> Result<HttpRequest, Error> {
+        self.client.build_request("send", &self.params()).await
+    }
+
+    /// Sends it, at most once per idempotency key.
+    ///
+    /// # Errors
+    /// As [`Client::call`]; [`Error::OutcomeUnknown`] when the send may have
+    /// arrived and the thread does not show it yet.
+    pub async fn send(self) -> Result<SendOutcome, Error> {
+        let key = self.idempotency_key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let params = self.params();
+        // Validate before recording anything.
+        self.client.build_request("send", &params).await?;
+        let now = Timestamp::now();
+        let conversation = self.conversation_id.clone();
+        let text = self.text.clone();
+        let prior = self
+            .client
+            .with_state(|s| match s.sends.get(&key) {
+                Some(r) => Some(r.clone()),
+                None => {
+                    s.sends.insert(
+                        key.clone(),
+                        SendRecord {
+                            at: now,
+                            state: "pending".into(),
+                            result: None,
+                            conversation_id: Some(conversation.clone()),
+                            text: Some(text.clone()),
+                        },
+                    );
+                    None
+                }
+            })
+            .await?;
+        if let Some(rec) = prior {
+            if rec.state == "sent" {
+                info!(key = %key, "idempotency key already sent; returning the first result");
+                return Ok(SendOutcome {
+                    idempotency_key: key,
+                    result: rec.result.unwrap_or(Value::Null),
+                    outcome: "replayed",
+                });
+            }
+            // An earlier attempt with this key ended without a verdict: read the thread first.
+            if let Some(found) = self.client.find_sent(&conversation, &text, rec.at).await? {
+                self.client.finish_send(&key, &found).await?;
+                return Ok(SendOutcome {
+                    idempotency_key: key,
+                    result: found,
+                    outcome: "reconciled",
+                });
+            }
+        }
+        match self.client.call("send", &params).await {
+            Ok(out) => {
+                self.client.finish_send(&key, &out.data).await?;
+                Ok(SendOutcome { idempotency_key: key, result: out.data, outcome: "sent" })
+            }
+            Err(CallError::OutcomeUnknown(why)) => {
+                warn!(key = %key, %why, "send outcome unknown; reading the thread to reconcile");
+                self.client
+                    .with_state(|s| {
+                        if let Some(r) = s.sends.get_mut(&key) {
+                            r.state = "unknown".into();
+                        }
+                    })
+                    .await?;
+                match self.client.find_sent(&conversation, &text, now).await? {
+                    Some(found) => {
+                        self.client.finish_send(&key, &found).await?;
+                        Ok(SendOutcome {
+                            idempotency_key: key,
+                            result: found,
+                            outcome: "reconciled",
+                        })
+                    }
+                    None => Err(Error::OutcomeUnknown { key }),
+                }
+            }
+            Err(e) => {
+                // Refused for sure: forget the key so a later retry can send.
+                let _ = self.client.with_state(|s| s.sends.remove(&key)).await;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+impl<'a> IntoFuture for SendMessage<'a> {
+    type Output = Result<SendOutcome, Error>;
+    type IntoFuture = BoxFut<'a, Self::Output>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+impl Client {
+    async fn finish_send(&self, key: &str, result: &Value) -> Result<(), Error> {
+        self.with_state(|s| {
+            if let Some(r) = s.sends.get_mut(key) {
+                r.state = "sent".into();
+                r.result = Some(result.clone());
+            }
+        })
+        .await
+    }
+
+    /// Looks in the thread for a message of ours with `text` sent at or after
+    /// `since` (less a minute of clock skew).
+    async fn find_sent(
+        &self,
+        conversation: &str,
+        text: &str,
+        since: Timestamp,
+    ) -> Result<Option<Value>, Error> {
+        if !self.supports("list") {
+            return Ok(None);
+        }
+        let (page, _) = self.messages(conversation).limit(20).send().await?;
+        let floor = since.0 - chrono::Duration::seconds(60);
+        Ok(page
+            .items
+            .into_iter()
+            .find(|m| m.sender.is_self && m.text.as_deref() == Some(text) && m.timestamp.0 >= floor)
+            .map(|m| serde_json::to_value(m).unwrap_or(Value::Null)))
+    }
+}

@@ -1,0 +1,175 @@
+//! Per-account state that outlives one process: session health, the write
+//! ledger that pacing budgets count, and the idempotency records of sends.
+//!
+//! Stored as `$IGDM_HOME/state/<account>.json`, read-modify-written under an
+//! exclusive file lock so that several `igdm` processes agree.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use chrono::Duration as ChronoDuration;
+use serde::{Deserialize, Serialize};
+
+use igdm_model::{SessionHealth, Timestamp};
+
+use crate::{Error, Home};
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// What a send with an idempotency key produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendRecord {
+    /// When the send was first attempted.
+    pub at: Timestamp,
+    /// `sent` once confirmed, `unknown` while the outcome is not known.
+    pub state: String,
+    /// The mapped result of the first successful send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// The conversation it went to, for reconciliation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    /// The text sent, for reconciliation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// The persisted state of one account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountState {
+    /// The last known session health.
+    pub health: SessionHealth,
+    /// The last call that succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_at: Option<Timestamp>,
+    /// The last read that succeeded (keep-alive skips when recent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_read_at: Option<Timestamp>,
+    /// Times of writes in the last day, oldest first.
+    #[serde(default)]
+    pub writes: Vec<Timestamp>,
+    /// Idempotency records by key.
+    #[serde(default)]
+    pub sends: BTreeMap<String, SendRecord>,
+}
+
+impl Default for AccountState {
+    fn default() -> Self {
+        Self {
+            health: SessionHealth::Healthy,
+            last_success_at: None,
+            last_read_at: None,
+            writes: Vec::new(),
+            sends: BTreeMap::new(),
+        }
+    }
+}
+
+impl AccountState {
+    /// Drops ledger entries older than a day and expired idempotency keys.
+    pub fn prune(&mut self, now: Timestamp) {
+        let day_ago = Timestamp(now.0 - ChronoDuration::days(1));
+        self.writes.retain(|t| *t > day_ago);
+        let ttl = ChronoDuration::from_std(IDEMPOTENCY_TTL).unwrap_or(ChronoDuration::days(1));
+        self.sends.retain(|_, r| r.at.0 + ttl > now.0);
+    }
+
+    /// Writes in the window ending at `now`.
+    #[must_use]
+    pub fn writes_within(&self, now: Timestamp, window: Duration) -> usize {
+        let window = ChronoDuration::from_std(window).unwrap_or(ChronoDuration::zero());
+        self.writes.iter().filter(|t| t.0 > now.0 - window && t.0 <= now.0).count()
+    }
+}
+
+/// A handle on the state file of one account.
+#[derive(Debug, Clone)]
+pub struct StateFile {
+    path: std::path::PathBuf,
+}
+
+impl StateFile {
+    /// The state file of `account` in `home`.
+    #[must_use]
+    pub fn new(home: &Home, account: &str) -> Self {
+        Self { path: home.join("state").join(format!("{account}.json")) }
+    }
+
+    /// Reads the state (default when missing).
+    ///
+    /// # Errors
+    /// On I/O or decoding failure.
+    pub fn read(&self) -> Result<AccountState, Error> {
+        self.update(|_| ())
+    }
+
+    /// Locks the file, applies `f` to the state and writes it back.
+    ///
+    /// # Errors
+    /// On I/O or decoding failure.
+    pub fn update(&self, f: impl FnOnce(&mut AccountState)) -> Result<AccountState, Error> {
+        self.update_with(f).map(|(s, ())| s)
+    }
+
+    /// Like [`update`](Self::update), returning what `f` returns.
+    ///
+    /// # Errors
+    /// On I/O or decoding failure.
+    pub fn update_with<T>(
+        &self,
+        f: impl FnOnce(&mut AccountState) -> T,
+    ) -> Result<(AccountState, T), Error> {
+        let dir = self.path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut file: File = opts.open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        file.lock().map_err(|e| Error::io(&self.path, e))?;
+        let mut raw = String::new();
+        file.read_to_string(&mut raw).map_err(|e| Error::io(&self.path, e))?;
+        let mut state: AccountState = if raw.trim().is_empty() {
+            AccountState::default()
+        } else {
+            serde_json::from_str(&raw)
+                .map_err(|e| Error::Config(format!("{}: {e}", self.path.display())))?
+        };
+        state.prune(Timestamp::now());
+        let out = f(&mut state);
+        let bytes = serde_json::to_vec_pretty(&state)
+            .map_err(|e| Error::Config(format!("cannot encode state: {e}")))?;
+        file.seek(SeekFrom::Start(0)).map_err(|e| Error::io(&self.path, e))?;
+        file.set_len(0).map_err(|e| Error::io(&self.path, e))?;
+        file.write_all(&bytes).map_err(|e| Error::io(&self.path, e))?;
+        file.sync_data().map_err(|e| Error::io(&self.path, e))?;
+        Ok((state, out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_survives_and_prunes() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let file = StateFile::new(&home, "me");
+        let now = Timestamp::now();
+        file.update(|s| {
+            s.writes.push(Timestamp(now.0 - ChronoDuration::hours(30)));
+            s.writes.push(Timestamp(now.0 - ChronoDuration::minutes(5)));
+        })
+        .unwrap();
+        let s = file.read().unwrap();
+        assert_eq!(s.writes.len(), 1, "entries older than a day are pruned");
+        assert_eq!(s.writes_within(now, Duration::from_secs(3600)), 1);
+    }
+}
