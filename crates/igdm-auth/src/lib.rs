@@ -1,3 +1,33 @@
-//! Accounts and authentication: the encrypted vault, browser login over CDP, OAuth token management and session upkeep.
+//! Accounts and authentication for igdm: the encrypted vault, browser login
+//! over the DevTools protocol, cookie import, OAuth token management and
+//! session upkeep.
+//!
+//! - [`CredentialStore`] is the seam the client library reads credentials
+//!   through; [`Vault`] (age-encrypted file) and [`MemoryStore`] implement it.
+//! - [`Credential`] holds every secret in a `SecretString`; no `Debug` or
+//!   `Display` in this crate prints a secret value.
+//! - [`browser`] runs a connector's `auth.connect.playwright` steps in
+//!   Chromium (feature `browser`).
+//! - [`import`] reads cookies pasted from a browser (JSON, cookies.txt,
+//!   a `Cookie:` header, a cURL command).
+//! - [`oauth`] implements Instagram Login and the [`oauth::TokenManager`].
+//! - [`session`] keeps cookie sessions alive and records account health.
 
 #![warn(clippy::unwrap_used)]
+
+pub mod browser;
+pub mod credential;
+pub mod error;
+pub mod import;
+pub mod oauth;
+pub mod session;
+pub mod store;
+pub mod vault;
+
+pub use credential::{
+    AccountSummary, AppSecrets, CookieCredential, Credential, DeviceIdentity, TokenCredential,
+    TokenKind,
+};
+pub use error::{AuthError, validate_account};
+pub use store::{AccountState, BoxFuture, CredentialStore, MemoryStore};
+pub use vault::{Vault, VaultKey};

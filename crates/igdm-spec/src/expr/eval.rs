@@ -1,0 +1,251 @@
+//! Evaluation of parsed expressions.
+
+use serde_json::Value;
+
+use super::{BinOp, Expr, Part, Root, Seg};
+
+static NULL: Value = Value::Null;
+
+/// The values an expression can see.
+#[derive(Debug, Clone, Copy)]
+pub struct Env<'a> {
+    /// `params`.
+    pub params: &'a Value,
+    /// `auth`.
+    pub auth: &'a Value,
+    /// `device`.
+    pub device: &'a Value,
+    /// `api`.
+    pub api: &'a Value,
+    /// `context`.
+    pub context: &'a Value,
+    /// `root`: the whole response body.
+    pub root: &'a Value,
+    /// The current value (`.`).
+    pub current: &'a Value,
+}
+
+impl<'a> Env<'a> {
+    /// An environment where every variable is null.
+    #[must_use]
+    pub fn empty() -> Env<'static> {
+        Env {
+            params: &NULL,
+            auth: &NULL,
+            device: &NULL,
+            api: &NULL,
+            context: &NULL,
+            root: &NULL,
+            current: &NULL,
+        }
+    }
+
+    /// The same environment with another current value.
+    #[must_use]
+    pub fn with_current<'b>(&self, current: &'b Value) -> Env<'b>
+    where
+        'a: 'b,
+    {
+        Env { current, ..*self }
+    }
+}
+
+pub(crate) fn eval(e: &Expr, env: &Env<'_>) -> Result<Value, String> {
+    match e {
+        Expr::Lit(v) => Ok(v.clone()),
+        Expr::Interp(parts) => {
+            let mut out = String::new();
+            for p in parts {
+                match p {
+                    Part::Text(t) => out.push_str(t),
+                    Part::Expr(e) => out.push_str(&stringify(&eval(e, env)?)),
+                }
+            }
+            Ok(Value::String(out))
+        }
+        Expr::Path { root, segs } => {
+            let base: &Value = match root {
+                Root::Params => env.params,
+                Root::Auth => env.auth,
+                Root::Device => env.device,
+                Root::Api => env.api,
+                Root::Context => env.context,
+                Root::Root => env.root,
+                Root::Current => env.current,
+                Root::GenerateUuid => {
+                    let v = Value::String(uuid::Uuid::new_v4().to_string());
+                    return walk(&v, segs, env);
+                }
+                Root::Now => {
+                    let v = Value::String(igdm_model::Timestamp::now().to_rfc3339());
+                    return walk(&v, segs, env);
+                }
+            };
+            walk(base, segs, env)
+        }
+        Expr::Not(e) => Ok(Value::Bool(!truthy(&eval(e, env)?))),
+        Expr::Binary(op, l, r) => {
+            let lv = eval(l, env)?;
+            match op {
+                BinOp::And => {
+                    if !truthy(&lv) {
+                        return Ok(Value::Bool(false));
+                    }
+                    Ok(Value::Bool(truthy(&eval(r, env)?)))
+                }
+                BinOp::Or => {
+                    if truthy(&lv) {
+                        return Ok(lv);
+                    }
+                    eval(r, env)
+                }
+                BinOp::Eq => Ok(Value::Bool(values_equal(&lv, &eval(r, env)?))),
+                BinOp::Ne => Ok(Value::Bool(!values_equal(&lv, &eval(r, env)?))),
+                BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                    let rv = eval(r, env)?;
+                    let Some(ord) = compare(&lv, &rv) else {
+                        return Ok(Value::Bool(false));
+                    };
+                    use std::cmp::Ordering::{Greater, Less};
+                    Ok(Value::Bool(match op {
+                        BinOp::Lt => ord == Less,
+                        BinOp::Le => ord != Greater,
+                        BinOp::Gt => ord == Greater,
+                        _ => ord != Less,
+                    }))
+                }
+            }
+        }
+        Expr::Cond(c, a, b) => {
+            if truthy(&eval(c, env)?) {
+                eval(a, env)
+            } else {
+                eval(b, env)
+            }
+        }
+        Expr::Filter(base, f, args) => {
+            let v = eval(base, env)?;
+            let args = args.iter().map(|a| eval(a, env)).collect::<Result<Vec<_>, _>>()?;
+            f.apply(v, &args)
+        }
+        Expr::Then(base, segs) => {
+            let v = eval(base, env)?;
+            walk(&v, segs, env)
+        }
+    }
+}
+
+/// Follows `segs` from `v`. `[]`, `[*]` and `[?…]` project the rest of the
+/// path over each element; on a value that is not an array they pass it
+/// through unchanged (so `[].x` on the current element of a per-element
+/// mapping reads the element's field).
+fn walk(v: &Value, segs: &[Seg], env: &Env<'_>) -> Result<Value, String> {
+    let mut cur = v;
+    for (i, seg) in segs.iter().enumerate() {
+        match seg {
+            Seg::Field(name) => {
+                cur = match cur {
+                    Value::Object(m) => m.get(name).unwrap_or(&NULL),
+                    _ => &NULL,
+                };
+            }
+            Seg::Index(n) => {
+                cur = match cur {
+                    Value::Array(a) => {
+                        let idx = if *n < 0 {
+                            i64::try_from(a.len()).unwrap_or(i64::MAX) + n
+                        } else {
+                            *n
+                        };
+                        usize::try_from(idx).ok().and_then(|i| a.get(i)).unwrap_or(&NULL)
+                    }
+                    _ => &NULL,
+                };
+            }
+            Seg::Each => {
+                if let Value::Array(a) = cur {
+                    let rest = &segs[i + 1..];
+                    return a
+                        .iter()
+                        .map(|e| walk(e, rest, env))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map(Value::Array);
+                }
+            }
+            Seg::Filter(cond) => {
+                if let Value::Array(a) = cur {
+                    let rest = &segs[i + 1..];
+                    let mut out = Vec::new();
+                    for e in a {
+                        if truthy(&eval(cond, &env.with_current(e))?) {
+                            out.push(walk(e, rest, env)?);
+                        }
+                    }
+                    return Ok(Value::Array(out));
+                }
+                if !cur.is_null() && !truthy(&eval(cond, &env.with_current(cur))?) {
+                    return Ok(Value::Null);
+                }
+            }
+        }
+    }
+    Ok(cur.clone())
+}
+
+/// Truthiness: null, false, 0, "" and empty arrays/objects are false.
+pub(crate) fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// Equality where a number equals a string with the same textual form
+/// (Instagram sends one id as either).
+pub(crate) fn values_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            if let (Some(x), Some(y)) = (x.as_i64(), y.as_i64()) {
+                return x == y;
+            }
+            if let (Some(x), Some(y)) = (x.as_u64(), y.as_u64()) {
+                return x == y;
+            }
+            if x.is_f64() || y.is_f64() {
+                return x.as_f64() == y.as_f64();
+            }
+            false
+        }
+        (Value::Number(n), Value::String(s)) | (Value::String(s), Value::Number(n)) => {
+            n.to_string() == *s
+        }
+        _ => a == b,
+    }
+}
+
+fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        _ => {
+            let x = super::filters::as_f64(a)?;
+            let y = super::filters::as_f64(b)?;
+            x.partial_cmp(&y)
+        }
+    }
+}
+
+/// The text a value renders as in a template: strings as themselves, null as
+/// nothing, numbers and booleans in JSON form, arrays and objects as compact JSON.
+pub(crate) fn stringify(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        other => other.to_string(),
+    }
+}

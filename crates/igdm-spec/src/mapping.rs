@@ -1,0 +1,159 @@
+//! Response mappings: a tree of expressions turned into JSON.
+//!
+//! Semantics (see `docs/spec-language.md`):
+//! - when the selected root is an array, the mapping applies to each element
+//!   (the element is the current value `.`, and a leading `[]` reads it);
+//!   otherwise it applies once with the root as current value;
+//! - a nested object whose fields are all null is null;
+//! - a list mapping `- {fields}` zips: every field that evaluates to an array
+//!   contributes its i-th element to the i-th object, other fields repeat.
+
+use serde_json::{Map, Value};
+
+use crate::expr::{Env, Expr};
+
+/// A compiled mapping node.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum MapNode {
+    /// An expression.
+    Expr(Expr),
+    /// A literal (YAML number, boolean or null).
+    Const(Value),
+    /// An object of fields.
+    Object(Vec<(String, MapNode)>),
+    /// A list mapping (zipped objects).
+    List(Vec<MapNode>),
+}
+
+/// Collects evaluation problems instead of failing the whole mapping.
+#[derive(Debug, Default)]
+pub(crate) struct Warnings(pub(crate) Vec<String>);
+
+impl Warnings {
+    fn push(&mut self, path: &str, msg: String) {
+        if self.0.len() < 20 {
+            self.0.push(format!("{path}: {msg}"));
+        }
+    }
+}
+
+impl MapNode {
+    /// Evaluates the node with `env.current` as the current value.
+    pub(crate) fn eval(&self, env: &Env<'_>, path: &str, warnings: &mut Warnings) -> Value {
+        match self {
+            MapNode::Expr(e) => e.eval(env).unwrap_or_else(|msg| {
+                warnings.push(path, msg);
+                Value::Null
+            }),
+            MapNode::Const(v) => v.clone(),
+            MapNode::Object(fields) => eval_object(fields, env, path, warnings),
+            MapNode::List(items) => {
+                let mut out = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    let p = format!("{path}[{i}]");
+                    let evaluated = item.eval_raw(env, &p, warnings);
+                    let n = item.zip_len(&evaluated).unwrap_or(1);
+                    for k in 0..n {
+                        let v = item.select(&evaluated, k);
+                        if !v.is_null() {
+                            out.push(v);
+                        }
+                    }
+                }
+                Value::Array(out)
+            }
+        }
+    }
+
+    /// Evaluates without null-collapsing objects (the input of `select`).
+    fn eval_raw(&self, env: &Env<'_>, path: &str, warnings: &mut Warnings) -> Value {
+        match self {
+            MapNode::Object(fields) => {
+                let mut m = Map::new();
+                for (k, node) in fields {
+                    m.insert(k.clone(), node.eval_raw(env, &format!("{path}.{k}"), warnings));
+                }
+                Value::Object(m)
+            }
+            other => other.eval(env, path, warnings),
+        }
+    }
+
+    /// The number of zipped elements: the longest array among expression leaves.
+    fn zip_len(&self, v: &Value) -> Option<usize> {
+        match (self, v) {
+            (MapNode::Expr(_), Value::Array(a)) => Some(a.len()),
+            (MapNode::Object(fields), Value::Object(m)) => fields
+                .iter()
+                .filter_map(|(k, node)| m.get(k).and_then(|child| node.zip_len(child)))
+                .max(),
+            _ => None,
+        }
+    }
+
+    /// The `i`-th zipped element.
+    fn select(&self, v: &Value, i: usize) -> Value {
+        match (self, v) {
+            (MapNode::Expr(_), Value::Array(a)) => a.get(i).cloned().unwrap_or(Value::Null),
+            (MapNode::Object(fields), Value::Object(m)) => {
+                let mut out = Map::new();
+                for (k, node) in fields {
+                    out.insert(k.clone(), node.select(m.get(k).unwrap_or(&Value::Null), i));
+                }
+                collapse(out)
+            }
+            _ => v.clone(),
+        }
+    }
+}
+
+fn eval_object(
+    fields: &[(String, MapNode)],
+    env: &Env<'_>,
+    path: &str,
+    warnings: &mut Warnings,
+) -> Value {
+    let mut m = Map::new();
+    for (k, node) in fields {
+        m.insert(k.clone(), node.eval(env, &format!("{path}.{k}"), warnings));
+    }
+    collapse(m)
+}
+
+/// An object whose fields are all null is null.
+fn collapse(m: Map<String, Value>) -> Value {
+    if !m.is_empty() && m.values().all(Value::is_null) { Value::Null } else { Value::Object(m) }
+}
+
+/// Applies a top-level mapping to the selected root: per element for arrays.
+/// The top-level object is never collapsed to null.
+pub(crate) fn apply(
+    mapping: &MapNode,
+    root: &Value,
+    env: &Env<'_>,
+    warnings: &mut Warnings,
+) -> Value {
+    let one = |cur: &Value, path: &str, warnings: &mut Warnings| -> Value {
+        let env = env.with_current(cur);
+        match mapping {
+            MapNode::Object(fields) => {
+                let mut m = Map::new();
+                for (k, node) in fields {
+                    m.insert(k.clone(), node.eval(&env, &format!("{path}.{k}"), warnings));
+                }
+                Value::Object(m)
+            }
+            other => other.eval(&env, path, warnings),
+        }
+    };
+    match root {
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| one(item, &format!("[{i}]"), warnings))
+                .collect(),
+        ),
+        other => one(other, "", warnings),
+    }
+}
