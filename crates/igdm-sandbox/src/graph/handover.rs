@@ -1,0 +1,197 @@
+//! Facebook-Login-only endpoints: the Handover Protocol and reusable
+//! attachment upload (`message_attachments`).
+
+use std::sync::Arc;
+
+use axum::Json;
+use serde_json::{Value, json};
+
+use super::error::GraphError;
+use super::ext::{StoredAttachment, ext};
+use super::send::parse_send;
+use super::{Caller, Flavour, Req};
+use crate::state::Sandbox;
+use crate::webhooks::{ItemShape, WebhookItem, hub};
+
+fn page_only(caller: &Caller, edge: &str) -> Result<(), GraphError> {
+    if caller.flavour == Flavour::Page { Ok(()) } else { Err(GraphError::unknown_path(edge)) }
+}
+
+/// `POST /{page-id}/message_attachments`.
+pub(crate) async fn upload_attachment(
+    sb: &Arc<Sandbox>,
+    caller: &Caller,
+    req: &Req,
+) -> Result<Json<Value>, GraphError> {
+    page_only(caller, "message_attachments")?;
+    match req.param("platform").as_deref() {
+        Some("instagram") => {}
+        None => return Err(GraphError::missing_param("platform")),
+        Some(other) => {
+            return Err(GraphError::invalid_param(format!(
+                "Param platform must be one of {{instagram}} - got \"{other}\"."
+            )));
+        }
+    }
+    let message = req.params.get("message").ok_or_else(|| GraphError::missing_param("message"))?;
+    // Reuse the Send API validation for the attachment itself.
+    let probe = json!({"recipient": {"id": "0"}, "message": message});
+    let parsed = parse_send(&probe)?;
+    let super::send::SendKind::Message(m) = parsed.kind else {
+        return Err(GraphError::missing_param("message[attachment]"));
+    };
+    let Some(super::send::OutAttachment::Media {
+        kind,
+        source: super::send::MediaSource::Url(url),
+    }) = m.attachment
+    else {
+        return Err(GraphError::invalid_param(
+            "Param message[attachment] must be an image, video, audio or file with payload[url]",
+        ));
+    };
+    let ext = ext(sb);
+    let id = ext.fresh_id("5");
+    ext.lock()
+        .attachments
+        .insert(id.clone(), StoredAttachment { account_id: caller.account_id.clone(), kind, url });
+    Ok(Json(json!({"attachment_id": id})))
+}
+
+fn recipient_pk(w: &crate::state::World, req: &Req) -> Result<(String, String), GraphError> {
+    let raw = req.params.get("recipient").ok_or_else(|| GraphError::missing_param("recipient"))?;
+    let id = match raw {
+        Value::Object(o) => o.get("id").and_then(|v| {
+            v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string()))
+        }),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+    .ok_or_else(|| GraphError::missing_param("recipient[id]"))?;
+    w.users
+        .values()
+        .find(|u| u.igsid == id && !u.is_account)
+        .map(|u| (u.pk.clone(), u.igsid.clone()))
+        .ok_or_else(GraphError::no_matching_user)
+}
+
+/// The handover endpoints.
+pub(crate) async fn handle(
+    sb: &Arc<Sandbox>,
+    caller: &Caller,
+    req: &Req,
+    edge: &str,
+) -> Result<Json<Value>, GraphError> {
+    page_only(caller, edge)?;
+    let ext = ext(sb);
+    let receivers = ext.receivers(&caller.account_id);
+    if edge == "secondary_receivers" {
+        let data: Vec<Value> = receivers
+            .secondary
+            .iter()
+            .map(|id| {
+                let name = if id == super::ext::PAGE_INBOX_APP_ID {
+                    "Page Inbox".to_owned()
+                } else {
+                    format!("App {id}")
+                };
+                json!({"id": id, "name": name})
+            })
+            .collect();
+        return Ok(Json(json!({"data": data})));
+    }
+    let (pk, igsid) = if edge == "thread_owner" {
+        let id = req.param("recipient").ok_or_else(|| GraphError::missing_param("recipient"))?;
+        sb.read(|w| {
+            w.users
+                .values()
+                .find(|u| u.igsid == id && !u.is_account)
+                .map(|u| (u.pk.clone(), u.igsid.clone()))
+        })
+        .await
+        .ok_or_else(GraphError::no_matching_user)?
+    } else {
+        sb.read(|w| recipient_pk(w, req)).await?
+    };
+    let account = caller.account_id.clone();
+    let key = (account.clone(), pk.clone());
+    let metadata = req.param("metadata");
+    let current = ext.owner(&account, &pk);
+    let (kind, body) = match edge {
+        "thread_owner" => {
+            let data: Vec<Value> =
+                current.iter().map(|o| json!({"thread_owner": {"app_id": o}})).collect();
+            return Ok(Json(json!({"data": data})));
+        }
+        "pass_thread_control" => {
+            let target = req
+                .param("target_app_id")
+                .ok_or_else(|| GraphError::missing_param("target_app_id"))?;
+            if current.as_ref().is_some_and(|o| o != &caller.app_id) {
+                return Err(GraphError::permission(
+                    "Only the thread owner can pass thread control",
+                ));
+            }
+            let known =
+                target == receivers.primary || receivers.secondary.iter().any(|s| s == &target);
+            if !known {
+                return Err(GraphError::invalid_param(format!(
+                    "Param target_app_id must be the primary or a secondary receiver: {target} is not"
+                )));
+            }
+            ext.lock().owners.insert(key, target.clone());
+            (
+                "pass_thread_control",
+                json!({"previous_owner_app_id": current.unwrap_or_else(|| caller.app_id.clone()), "new_owner_app_id": target, "metadata": metadata}),
+            )
+        }
+        "take_thread_control" => {
+            let idle = current.is_none();
+            if caller.app_id != receivers.primary && !idle {
+                return Err(GraphError::permission(
+                    "Only the primary receiver can take thread control",
+                ));
+            }
+            ext.lock().owners.insert(key, caller.app_id.clone());
+            (
+                "take_thread_control",
+                json!({"previous_owner_app_id": current, "new_owner_app_id": caller.app_id, "metadata": metadata}),
+            )
+        }
+        "release_thread_control" => {
+            if current.as_ref() != Some(&caller.app_id) {
+                return Err(GraphError::permission(
+                    "Only the thread owner can release thread control",
+                ));
+            }
+            ext.lock().owners.remove(&key);
+            (
+                "pass_thread_control",
+                json!({"previous_owner_app_id": caller.app_id, "new_owner_app_id": receivers.primary, "metadata": metadata}),
+            )
+        }
+        _ => {
+            // request_thread_control
+            if current.as_ref() == Some(&caller.app_id) {
+                return Err(GraphError::invalid_param("The app already controls this thread"));
+            }
+            (
+                "request_thread_control",
+                json!({"requested_owner_app_id": caller.app_id, "metadata": metadata}),
+            )
+        }
+    };
+    let now_ms = sb.now_us() / 1000;
+    hub(sb).enqueue(WebhookItem {
+        account_id: account.clone(),
+        field: "messaging_handover".to_owned(),
+        shape: ItemShape::Messaging,
+        value: json!({
+            "sender": {"id": igsid},
+            "recipient": {"id": account},
+            "timestamp": now_ms,
+            kind: body,
+        }),
+    });
+    tracing::debug!(edge, account = %caller.account_id, "thread control changed");
+    Ok(Json(json!({"success": true})))
+}
