@@ -40,6 +40,7 @@ pub use api::{MessageStore, StoreFuture};
 pub use backend::postgres::PgStore;
 pub use backend::sqlite::SqliteStore;
 pub use error::{StoreError, StoreResult};
+pub use igdm_model::Page;
 pub use query::{Query, parse as parse_query};
 pub use types::*;
 
