@@ -39,6 +39,8 @@ enum Command {
     Spec(cmd::spec::SpecCommand),
     /// Run the local Instagram emulator.
     Sandbox(cmd::sandbox::SandboxArgs),
+    /// Receive Instagram webhooks: verify, store, process and stream events.
+    Serve(cmd::serve::ServeArgs),
 }
 
 fn init_tracing(verbose: u8) {
@@ -66,6 +68,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Spec(c) => cmd::spec::run(c, &cli.global).await,
         Command::Sandbox(a) => cmd::sandbox::run(a, &cli.global).await,
+        Command::Serve(a) => cmd::serve::run(a, &cli.global).await,
     };
     match result {
         Ok(code) => code,

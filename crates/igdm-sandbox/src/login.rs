@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use crate::private::parse_cookies;
@@ -46,6 +46,15 @@ impl PendingLogins {
     fn remove(&self, token: &str) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(token);
     }
+}
+
+/// A `302 Found` redirect, as Instagram's web pages answer.
+fn found(location: &str) -> Response {
+    let mut r = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
 }
 
 fn escape(s: &str) -> String {
@@ -183,7 +192,7 @@ async fn next_step(sb: &Arc<Sandbox>, account: &Account, two_factor_done: bool) 
     if account.challenge {
         let token = sb.write(|w| w.token(24)).await;
         pending.insert(token.clone(), account.id.clone(), true);
-        return Redirect::to(&format!("/challenge/{token}/")).into_response();
+        return found(&format!("/challenge/{token}/"));
     }
     success(sb, account).await
 }
@@ -211,7 +220,7 @@ fn challenge_page(token: &str, error: Option<&str>) -> String {
 }
 
 async fn two_factor_get() -> Response {
-    Redirect::to("/accounts/login/").into_response()
+    found("/accounts/login/")
 }
 
 async fn two_factor_post(State(sb): State<Arc<Sandbox>>, body: Bytes) -> Response {
@@ -219,10 +228,10 @@ async fn two_factor_post(State(sb): State<Arc<Sandbox>>, body: Bytes) -> Respons
     let token = f.get("identifier").cloned().unwrap_or_default();
     let pending = sb.extension::<PendingLogins>();
     let Some((account_id, _)) = pending.get(&token) else {
-        return Redirect::to("/accounts/login/").into_response();
+        return found("/accounts/login/");
     };
     let Some(account) = sb.read(|w| w.accounts.get(&account_id).cloned()).await else {
-        return Redirect::to("/accounts/login/").into_response();
+        return found("/accounts/login/");
     };
     let code = f.get("verificationCode").map(|s| s.trim().to_owned()).unwrap_or_default();
     if code != account.two_factor_code() {
@@ -238,7 +247,7 @@ async fn two_factor_post(State(sb): State<Arc<Sandbox>>, body: Bytes) -> Respons
 
 async fn challenge_get(State(sb): State<Arc<Sandbox>>, Path(token): Path<String>) -> Response {
     if sb.extension::<PendingLogins>().get(&token).is_none() {
-        return Redirect::to("/accounts/login/").into_response();
+        return found("/accounts/login/");
     }
     Html(challenge_page(&token, None)).into_response()
 }
@@ -251,10 +260,10 @@ async fn challenge_post(
     let f = form(&body);
     let pending = sb.extension::<PendingLogins>();
     let Some((account_id, _)) = pending.get(&token) else {
-        return Redirect::to("/accounts/login/").into_response();
+        return found("/accounts/login/");
     };
     let Some(account) = sb.read(|w| w.accounts.get(&account_id).cloned()).await else {
-        return Redirect::to("/accounts/login/").into_response();
+        return found("/accounts/login/");
     };
     let code = f.get("security_code").map(|s| s.trim().to_owned()).unwrap_or_default();
     if code != account.challenge_code() {
@@ -285,7 +294,7 @@ pub fn session_set_cookies(c: &WebCookies) -> Vec<String> {
 async fn success(sb: &Arc<Sandbox>, account: &Account) -> Response {
     let cookies = sb.write(|w| w.new_session(&account.id, &account.pk)).await;
     tracing::debug!(account = %account.id, "web login completed");
-    with_cookies(Redirect::to("/direct/inbox/").into_response(), &session_set_cookies(&cookies))
+    with_cookies(found("/direct/inbox/"), &session_set_cookies(&cookies))
 }
 
 async fn logout(State(sb): State<Arc<Sandbox>>, headers: HeaderMap) -> Response {
@@ -298,7 +307,7 @@ async fn logout(State(sb): State<Arc<Sandbox>>, headers: HeaderMap) -> Response 
         .await;
     }
     with_cookies(
-        Redirect::to("/accounts/login/").into_response(),
+        found("/accounts/login/"),
         &[
             "sessionid=\"\"; Path=/; HttpOnly; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
                 .to_owned(),
@@ -318,7 +327,7 @@ const AVATAR: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/sv
 
 async fn home_page(sb: &Sandbox, headers: &HeaderMap, thread: Option<&str>) -> Response {
     let Some(account) = session_account(sb, headers).await else {
-        return Redirect::to("/accounts/login/").into_response();
+        return found("/accounts/login/");
     };
     let threads: Vec<(String, String)> = sb
         .read(|w| {

@@ -1,3 +1,41 @@
-//! Webhook receiver for the Instagram Messaging API: signature checks, durable event log, parsing and processing.
+//! Webhook receiver for the Instagram Messaging API: signature checks,
+//! durable event log, parsing and processing.
+//!
+//! The pipeline: `POST /webhook` verifies `X-Hub-Signature-256` over the raw
+//! body, parses it into normalized [`igdm_model::Event`]s with de-duplication
+//! keys, and hands the delivery to a writer that commits many deliveries per
+//! transaction; the request is answered 200 only after its delivery is
+//! durable. Workers then claim events from the log, apply them to the message
+//! store, and publish them to the in-process broadcast channel, the JSON-lines
+//! event stream and the outgoing hook.
+//!
+//! ```no_run
+//! # async fn demo(store: std::sync::Arc<dyn igdm_webhook::WebhookStore>) -> Result<(), Box<dyn std::error::Error>> {
+//! use igdm_webhook::{Config, Secrets, Server};
+//! let server = Server::new(Config::new(Secrets::new("app-secret", "verify-token")), store);
+//! let mut events = server.subscribe();
+//! tokio::spawn(async move { while let Ok(ev) = events.recv().await { println!("{}", ev.kind) } });
+//! server.serve("127.0.0.1:8080".parse()?).await?;
+//! # Ok(()) }
+//! ```
 
 #![warn(clippy::unwrap_used)]
+
+pub mod apply;
+pub mod metrics;
+pub mod parse;
+pub mod server;
+pub mod signature;
+pub mod sinks;
+pub mod store;
+
+pub use apply::{REPLY_WINDOW, StoreLog};
+pub use metrics::Metrics;
+pub use parse::{ParseError, ParsedDelivery, ParsedEvent, parse_delivery};
+pub use server::{Config, Secrets, ServeError, Server, WEBHOOK_PATH, shutdown_signal};
+pub use signature::{SIGNATURE_HEADER, sign, verify};
+pub use sinks::{EventOutput, ForwardConfig};
+pub use store::{
+    BoxError, ClaimedEvent, DeliveryContent, DeliveryReceipt, LogCounts, MemoryStore, NewDelivery,
+    NewEvent, StoreFuture, WebhookStore,
+};

@@ -1,4 +1,5 @@
 //! One module per area of the CLI.
 
 pub mod sandbox;
+pub mod serve;
 pub mod spec;

@@ -1,0 +1,124 @@
+//! `igdm serve`: the webhook receiver and event pipeline.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use igdm_webhook::{Config, EventOutput, ForwardConfig, Secrets, Server, StoreLog, WEBHOOK_PATH};
+
+use crate::Global;
+
+/// Options of `igdm serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (`HOST:PORT`; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Store URL (`sqlite://PATH`, a path, or `postgres://…`). Default: `$IGDM_HOME/igdm.db`.
+    #[arg(long, env = "IGDM_DATABASE_URL")]
+    pub database: Option<String>,
+    /// Write every processed event as one JSON line to PATH (`-` for stdout).
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<String>,
+    /// POST every processed event to URL, signed with `IGDM_FORWARD_SECRET`.
+    #[arg(long, value_name = "URL")]
+    pub forward: Option<String>,
+    /// Largest accepted webhook body, in bytes.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub body_limit: usize,
+    /// Processing workers.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Seconds a worker holds claimed events; after a crash, its events are
+    /// processed again once this passes.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub lease_secs: u64,
+    /// Store events of provider account ID under the igdm account NAME (repeatable).
+    #[arg(long = "account-map", value_name = "ID=NAME")]
+    pub account_map: Vec<String>,
+}
+
+/// Where secrets come from. Today the environment; the encrypted vault fills
+/// the same struct once it exists.
+fn secrets_from_env() -> anyhow::Result<Secrets> {
+    let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let Some(app_secret) = get("IGDM_APP_SECRET") else {
+        bail!("IGDM_APP_SECRET is not set: it is the app secret Meta signs webhook deliveries with")
+    };
+    let Some(verify_token) = get("IGDM_VERIFY_TOKEN") else {
+        bail!(
+            "IGDM_VERIFY_TOKEN is not set: it is the token you entered for the webhook subscription"
+        )
+    };
+    Ok(Secrets::new(app_secret, verify_token))
+}
+
+fn default_database() -> anyhow::Result<String> {
+    let home = match std::env::var_os("IGDM_HOME").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => directories::ProjectDirs::from("", "", "igdm")
+            .map(|d| d.data_dir().to_path_buf())
+            .context("no IGDM_HOME and no home directory: pass --database")?,
+    };
+    std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+    Ok(format!("sqlite://{}", home.join("igdm.db").display()))
+}
+
+fn parse_account_map(raw: &[String]) -> anyhow::Result<HashMap<String, String>> {
+    raw.iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((id, name)) if !id.is_empty() && !name.is_empty() => {
+                Ok((id.to_owned(), name.to_owned()))
+            }
+            _ => bail!("--account-map expects ID=NAME, got {pair:?}"),
+        })
+        .collect()
+}
+
+/// Runs the receiver until Ctrl-C or SIGTERM, then drains.
+pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> {
+    let secrets = secrets_from_env()?;
+    let accounts = parse_account_map(&args.account_map)?;
+    if args.body_limit < 1024 {
+        bail!("--body-limit must be at least 1024 bytes");
+    }
+    let forward = match &args.forward {
+        Some(url) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("--forward must be an http:// or https:// URL, got {url:?}");
+            }
+            let secret = std::env::var("IGDM_FORWARD_SECRET")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .context("--forward needs IGDM_FORWARD_SECRET to sign what it sends")?;
+            Some(ForwardConfig::new(url.clone(), secret))
+        }
+        None => None,
+    };
+    let database = match args.database {
+        Some(url) => url,
+        None => default_database()?,
+    };
+    let store = igdm_store::Store::open(&database).await.context("opening the store")?;
+    let log = StoreLog::from_store(store).with_account_names(accounts);
+
+    let mut config = Config::new(secrets);
+    config.body_limit = args.body_limit;
+    config.workers = args.workers.max(1);
+    config.lease = std::time::Duration::from_secs(args.lease_secs.max(1));
+    config.events = args.events.as_deref().map(EventOutput::parse);
+    config.forward = forward;
+
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("binding {}", args.addr))?;
+    let local = listener.local_addr()?;
+    let server = Server::new(config, Arc::new(log));
+    eprintln!("igdm serve: listening on http://{local}{WEBHOOK_PATH}");
+    server.serve_with_shutdown(listener, igdm_webhook::shutdown_signal()).await?;
+    eprintln!("igdm serve: stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,138 @@
+//! Injected failure modes, each at Instagram's real status and body.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Web, control, start};
+use serde_json::{Value, json};
+
+async fn set_fault(base: &str, account: &str, mode: &str) {
+    let (s, v) =
+        control(base, "POST", "/_sandbox/faults", Some(json!({"account": account, "mode": mode})))
+            .await;
+    assert_eq!(s, 200, "{v}");
+}
+
+async fn thread_of(web: &Web) -> String {
+    let c = common::customer(&web.base, "alex").await;
+    let users = format!("[[{}]]", c["pk"].as_str().unwrap());
+    let (_, ack) = web
+        .post("direct_v2/threads/broadcast/text/", &[("recipient_users", &users), ("text", "hi")])
+        .await;
+    ack["payload"]["thread_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn login_required_and_challenge() {
+    let sb = start().await;
+    let base = sb.base_url();
+    let web = Web::new(&base, "personal", "maya").await;
+    set_fault(&base, &web.id(), "login_required").await;
+    let (s, v) = web.get("direct_v2/inbox/", &[]).await;
+    assert_eq!(s, 403);
+    assert_eq!(v["message"], "login_required");
+    assert_eq!(v["status"], "fail");
+    assert!(v["logout_reason"].is_number());
+
+    set_fault(&base, &web.id(), "challenge").await;
+    let (s, v) = web.get("direct_v2/inbox/", &[]).await;
+    assert_eq!(s, 400);
+    assert_eq!(v["message"], "challenge_required");
+    assert_eq!(v["error_type"], "checkpoint_challenge_required");
+    let ch = &v["challenge"];
+    assert!(ch["api_path"].as_str().unwrap().starts_with("/challenge/"));
+    assert!(ch["url"].as_str().unwrap().starts_with(&base));
+    assert_eq!(ch["lock"], true);
+    assert_eq!(ch["logout"], false);
+
+    set_fault(&base, &web.id(), "none").await;
+    let (s, _) = web.get("direct_v2/inbox/", &[]).await;
+    assert_eq!(s, 200);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn feedback_blocks_writes_not_reads() {
+    let sb = start().await;
+    let base = sb.base_url();
+    let web = Web::new(&base, "personal", "maya").await;
+    let thread = thread_of(&web).await;
+    set_fault(&base, &web.id(), "feedback").await;
+    let (s, v) = web.get(&format!("direct_v2/threads/{thread}/"), &[]).await;
+    assert_eq!(s, 200, "reads keep working: {v}");
+    let (s, v) = web.get("direct_v2/inbox/", &[]).await;
+    assert_eq!(s, 200, "{v}");
+    let tids = format!("[{thread}]");
+    let (s, v) = web
+        .post("direct_v2/threads/broadcast/text/", &[("thread_ids", &tids), ("text", "blocked?")])
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(v["message"], "feedback_required");
+    assert_eq!(v["spam"], true);
+    assert!(v["feedback_title"].is_string() && v["feedback_message"].is_string());
+    let (s, _) = web.post(&format!("direct_v2/threads/{thread}/mute/"), &[]).await;
+    assert_eq!(s, 400);
+    // The refused send is in the log, marked not accepted.
+    let (_, sent) =
+        control(&base, "GET", &format!("/_sandbox/accounts/{}/sent", web.id()), None).await;
+    let last = sent["sent"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["accepted"], false);
+    assert_eq!(last["error"], "feedback_required");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn rate_limit_html_and_not_found() {
+    let sb = start().await;
+    let base = sb.base_url();
+    let web = Web::new(&base, "personal", "maya").await;
+    set_fault(&base, &web.id(), "ratelimit").await;
+    let r = web.get_raw("direct_v2/inbox/", &[]).await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers().get("retry-after").unwrap().to_str().unwrap().parse().unwrap();
+    assert!(retry > 0);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["message"], "Please wait a few minutes before you try again.");
+    let (_, stats) = control(&base, "GET", "/_sandbox/stats", None).await;
+    assert_eq!(stats["accounts"][web.id()]["private_read"]["refused"], 1, "{stats}");
+
+    set_fault(&base, &web.id(), "html").await;
+    let r = web.get_raw("direct_v2/inbox/", &[]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("content-type").unwrap().to_str().unwrap().starts_with("text/html"));
+    let body = r.text().await.unwrap();
+    assert!(body.contains("<form") && body.contains("name=\"password\""));
+
+    set_fault(&base, &web.id(), "not_found").await;
+    let r = web.get_raw("direct_v2/inbox/", &[]).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.text().await.unwrap(), "Not Found");
+
+    let (s, _) = control(
+        &base,
+        "POST",
+        "/_sandbox/faults",
+        Some(json!({"account": web.id(), "mode": "explode"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn flapping_has_older() {
+    let sb = start().await;
+    let base = sb.base_url();
+    let web = Web::new(&base, "personal", "maya").await;
+    let thread = thread_of(&web).await;
+    set_fault(&base, &web.id(), "flapping").await;
+    let mut flags = Vec::new();
+    for _ in 0..4 {
+        let (s, v) = web.get(&format!("direct_v2/threads/{thread}/"), &[("limit", "10")]).await;
+        assert_eq!(s, 200);
+        flags.push(v["thread"]["has_older"].as_bool().unwrap());
+    }
+    // One item only: the honest answer is false, but it flaps.
+    assert!(flags.contains(&true) && flags.contains(&false), "{flags:?}");
+    sb.shutdown().await;
+}

@@ -1,0 +1,405 @@
+//! [`WebhookStore`] over igdm's message store: the event log calls map to
+//! `igdm_store::MessageStore`'s webhook log, and applying an event maps to its
+//! conversation, user and message writes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use igdm_model::{
+    AttachmentType, ContentType, Conversation, ConversationKind, Event, EventKind, Folder, Message,
+    Participant, ReplyTo, SendStatus, Sender, Timestamp, User,
+};
+use igdm_store::{DeadLetterSource, EventId, MessageStore, ReactionChange};
+
+use crate::store::{
+    BoxError, ClaimedEvent, DeliveryContent, DeliveryReceipt, LogCounts, NewDelivery, StoreFuture,
+    WebhookStore,
+};
+
+/// How long the official API's standard reply window stays open after the
+/// customer's last message, postback or ice-breaker / menu tap.
+pub const REPLY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// The webhook pipeline on top of an `igdm_store` store.
+pub struct StoreLog {
+    store: Arc<dyn MessageStore>,
+    accounts: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for StoreLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreLog")
+            .field("backend", &self.store.backend_name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreLog {
+    /// Wraps a message store. Events are stored under the account named by
+    /// their `entry.id` unless [`StoreLog::with_account_names`] maps it.
+    #[must_use]
+    pub fn new(store: Arc<dyn MessageStore>) -> Self {
+        Self { store, accounts: HashMap::new() }
+    }
+
+    /// Wraps a store opened with `igdm_store::Store::open`.
+    #[must_use]
+    pub fn from_store(store: igdm_store::Store) -> Self {
+        let store: Arc<dyn MessageStore> = match store {
+            igdm_store::Store::Sqlite(s) => Arc::new(s),
+            igdm_store::Store::Postgres(p) => Arc::new(p),
+        };
+        Self::new(store)
+    }
+
+    /// Maps provider account ids (`entry.id`) to igdm account names.
+    #[must_use]
+    pub fn with_account_names(mut self, names: HashMap<String, String>) -> Self {
+        self.accounts = names;
+        self
+    }
+
+    /// The wrapped store.
+    #[must_use]
+    pub fn inner(&self) -> &Arc<dyn MessageStore> {
+        &self.store
+    }
+
+    fn account<'a>(&'a self, provider_id: &'a str) -> &'a str {
+        self.accounts.get(provider_id).map_or(provider_id, String::as_str)
+    }
+
+    async fn apply(&self, e: &Event) -> Result<(), BoxError> {
+        let account = self.account(&e.account_id);
+        let s = &*self.store;
+        match &e.kind {
+            EventKind::Message => {
+                let Some(conv) = e.conversation_id.as_deref() else { return Ok(()) };
+                let customer_action = !e.is_echo;
+                self.touch_conversation(account, conv, e.timestamp, customer_action).await?;
+                if let Some(msg) = to_message(e, conv) {
+                    s.upsert_message(account, &msg).await?;
+                }
+            }
+            EventKind::MessageEdit => {
+                if let (Some(conv), Some(mid)) =
+                    (e.conversation_id.as_deref(), e.message_id.as_deref())
+                {
+                    s.apply_edit(account, conv, mid, e.text.as_deref(), e.timestamp).await?;
+                }
+            }
+            EventKind::MessageDeleted => {
+                if let (Some(conv), Some(mid)) =
+                    (e.conversation_id.as_deref(), e.message_id.as_deref())
+                {
+                    s.apply_deletion(account, conv, mid, e.timestamp).await?;
+                }
+            }
+            EventKind::Reaction => {
+                if let (Some(conv), Some(mid), Some(sender), Some(r)) = (
+                    e.conversation_id.as_deref(),
+                    e.message_id.as_deref(),
+                    e.sender_id.as_deref(),
+                    &e.reaction,
+                ) {
+                    let emoji = r.emoji.clone().or_else(|| r.reaction.clone());
+                    let change = if r.action == "unreact" {
+                        ReactionChange::Remove(emoji)
+                    } else {
+                        ReactionChange::Add(emoji.unwrap_or_else(|| "❤️".to_owned()))
+                    };
+                    s.apply_reaction(account, conv, mid, sender, &change).await?;
+                }
+            }
+            EventKind::Postback => {
+                if let Some(conv) = e.conversation_id.as_deref() {
+                    self.touch_conversation(account, conv, e.timestamp, true).await?;
+                    s.put_raw_payload(
+                        account,
+                        "postback",
+                        &event_object_id(e),
+                        &serde_json::to_value(e)?,
+                    )
+                    .await?;
+                }
+            }
+            EventKind::Seen => {
+                if let Some(conv) = e.conversation_id.as_deref() {
+                    if e.sender_id.as_deref() == Some(e.account_id.as_str()) {
+                        // The account read the thread (from another client).
+                        self.touch_conversation(account, conv, e.timestamp, false).await?;
+                        s.mark_read(account, conv, true).await?;
+                    } else {
+                        // The customer read up to `message_id`: keep the latest receipt.
+                        let newer = match s.get_raw_payload(account, "read_receipt", conv).await? {
+                            Some(prev) => prev
+                                .get("timestamp")
+                                .and_then(|t| t.as_str())
+                                .and_then(Timestamp::parse)
+                                .is_none_or(|t| t <= e.timestamp),
+                            None => true,
+                        };
+                        if newer {
+                            let receipt = serde_json::json!({
+                                "message_id": e.message_id,
+                                "sender_id": e.sender_id,
+                                "timestamp": e.timestamp,
+                            });
+                            s.put_raw_payload(account, "read_receipt", conv, &receipt).await?;
+                        }
+                    }
+                }
+            }
+            EventKind::Referral | EventKind::Optin | EventKind::Handover => {
+                if let Some(conv) = e.conversation_id.as_deref() {
+                    self.touch_conversation(account, conv, e.timestamp, false).await?;
+                    let kind = match e.kind {
+                        EventKind::Handover => "thread_control",
+                        EventKind::Referral => "referral",
+                        _ => "optin",
+                    };
+                    s.put_raw_payload(account, kind, conv, &serde_json::to_value(e)?).await?;
+                }
+            }
+            EventKind::Comment | EventKind::Mention => {
+                if let Some(from) = e.details.as_ref().and_then(|d| d.get("from"))
+                    && let Some(id) = from.get("id").and_then(igdm_model::ids::id_from_json)
+                {
+                    let user = User {
+                        id: id.into(),
+                        username: from.get("username").and_then(|u| u.as_str()).map(str::to_owned),
+                        ..User::default()
+                    };
+                    s.upsert_user(account, &user).await?;
+                }
+                let kind = if e.kind == EventKind::Comment { "comment" } else { "mention" };
+                s.put_raw_payload(account, kind, &event_object_id(e), &serde_json::to_value(e)?)
+                    .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Creates the conversation and its customer when new, moves its last
+    /// activity forward, and (for a customer action) extends the reply window.
+    async fn touch_conversation(
+        &self,
+        account: &str,
+        conv: &str,
+        at: Timestamp,
+        customer_action: bool,
+    ) -> Result<(), BoxError> {
+        let s = &*self.store;
+        let existing = s.get_conversation(account, conv).await?;
+        if existing.is_none() {
+            s.upsert_user(account, &User { id: conv.into(), ..User::default() }).await?;
+        }
+        let window = customer_action.then(|| Timestamp(at.0 + REPLY_WINDOW));
+        let window = match (existing.as_ref().and_then(|c| c.reply_window_ends_at), window) {
+            (Some(old), Some(new)) => Some(old.max(new)),
+            (old, new) => new.or(old),
+        };
+        let newer = existing.as_ref().and_then(|c| c.updated_at).is_none_or(|u| u <= at);
+        let conversation = Conversation {
+            id: conv.into(),
+            kind: existing.as_ref().map_or(ConversationKind::Direct, |c| c.kind.clone()),
+            title: existing.as_ref().and_then(|c| c.title.clone()),
+            participants: existing.as_ref().map_or_else(
+                || vec![Participant { id: conv.into(), username: None, display_name: None }],
+                |c| c.participants.clone(),
+            ),
+            unread: if newer {
+                customer_action
+            } else {
+                existing.as_ref().is_some_and(|c| c.unread)
+            },
+            unread_count: existing.as_ref().and_then(|c| c.unread_count),
+            updated_at: Some(at),
+            muted: existing.as_ref().is_some_and(|c| c.muted),
+            hidden: existing.as_ref().is_some_and(|c| c.hidden),
+            folder: existing.as_ref().map_or(Folder::Inbox, |c| c.folder.clone()),
+            reply_window_ends_at: window,
+        };
+        s.upsert_conversation(account, &conversation).await?;
+        Ok(())
+    }
+}
+
+fn event_object_id(e: &Event) -> String {
+    e.message_id.clone().unwrap_or_else(|| {
+        format!("{}:{}", e.sender_id.as_deref().unwrap_or("-"), e.timestamp.unix_millis())
+    })
+}
+
+fn raw_attachment_types(e: &Event) -> Vec<String> {
+    e.details
+        .as_ref()
+        .and_then(|d| d.get("attachments"))
+        .and_then(|a| a.as_array())
+        .map(|a| a.iter().filter_map(|x| x.get("type")?.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+/// The stored message for a `message` event (`None` without a mid).
+fn to_message(e: &Event, conv: &str) -> Option<Message> {
+    let mid = e.message_id.clone()?;
+    let flag = |k: &str| {
+        e.details.as_ref().and_then(|d| d.get(k)).and_then(serde_json::Value::as_bool) == Some(true)
+    };
+    let raw_types = raw_attachment_types(e);
+    let story_reply = e.reply_to.as_ref().is_some_and(|r| r.get("story").is_some());
+    let content_type = if flag("is_unsupported") {
+        ContentType::Unsupported
+    } else if raw_types.iter().any(|t| t == "story_mention") {
+        ContentType::StoryMention
+    } else if story_reply {
+        ContentType::StoryReply
+    } else if let Some(first) = e.attachments.first() {
+        match &first.kind {
+            AttachmentType::Image => ContentType::Image,
+            AttachmentType::Video => ContentType::Video,
+            AttachmentType::Audio => ContentType::Audio,
+            AttachmentType::File => ContentType::File,
+            AttachmentType::Share if raw_types.iter().any(|t| t == "ig_reel" || t == "reel") => {
+                ContentType::ReelShare
+            }
+            AttachmentType::Share => ContentType::MediaShare,
+            AttachmentType::Story => ContentType::StoryReply,
+            _ => ContentType::Link,
+        }
+    } else {
+        ContentType::Text
+    };
+    let is_self = e.is_echo || e.sender_id.as_deref() == Some(e.account_id.as_str());
+    Some(Message {
+        id: mid.into(),
+        conversation_id: conv.into(),
+        sender: Sender {
+            id: e.sender_id.clone().unwrap_or_default().into(),
+            username: None,
+            display_name: None,
+            is_self,
+        },
+        timestamp: e.timestamp,
+        content_type,
+        text: e.text.clone(),
+        attachments: e.attachments.clone(),
+        reactions: Vec::new(),
+        reply_to: e.reply_to.as_ref().and_then(|r| {
+            let mid = r.get("mid").and_then(igdm_model::ids::id_from_json);
+            let story = r
+                .get("story")
+                .and_then(|s| s.get("url"))
+                .and_then(|u| u.as_str())
+                .map(str::to_owned);
+            (mid.is_some() || story.is_some())
+                .then(|| ReplyTo { message_id: mid.map(Into::into), preview: story })
+        }),
+        is_deleted: false,
+        edited_at: None,
+        send_status: e.is_echo.then_some(SendStatus::Sent),
+    })
+}
+
+impl WebhookStore for StoreLog {
+    fn record_deliveries<'a>(
+        &'a self,
+        batch: &'a [NewDelivery],
+    ) -> StoreFuture<'a, Vec<DeliveryReceipt>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(batch.len());
+            for d in batch {
+                let id = self.store.append_delivery(&d.raw_body, d.received_at).await?;
+                let mut r = DeliveryReceipt { delivery_id: id.0, ..DeliveryReceipt::default() };
+                match &d.content {
+                    DeliveryContent::DeadLetter { reason } => {
+                        self.store.dead_letter(DeadLetterSource::Delivery(id), reason).await?;
+                        r.dead_lettered = true;
+                    }
+                    DeliveryContent::Events(events) if !events.is_empty() => {
+                        let new: Vec<igdm_store::NewEvent> = events
+                            .iter()
+                            .map(|e| igdm_store::NewEvent {
+                                dedup_key: e.dedup_key.clone(),
+                                kind: EventKind::parse(&e.kind),
+                                account_id: e.account_id.clone(),
+                                payload: e.payload.clone(),
+                            })
+                            .collect();
+                        let ins = self.store.insert_events(id, &new).await?;
+                        r.inserted = ins.inserted.len();
+                        r.duplicates = ins.duplicates.len();
+                    }
+                    DeliveryContent::Events(_) => {}
+                }
+                out.push(r);
+            }
+            Ok(out)
+        })
+    }
+
+    fn claim_events<'a>(
+        &'a self,
+        worker_id: &'a str,
+        limit: usize,
+        lease: Duration,
+    ) -> StoreFuture<'a, Vec<ClaimedEvent>> {
+        Box::pin(async move {
+            let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+            let claimed = self.store.claim_events(worker_id, limit, lease).await?;
+            Ok(claimed
+                .into_iter()
+                .map(|e| ClaimedEvent {
+                    id: e.id.0,
+                    kind: e.kind.as_str().to_owned(),
+                    account_id: e.account_id,
+                    payload: e.payload,
+                    received_at: e.created_at,
+                    attempts: e.attempts.saturating_sub(1),
+                })
+                .collect())
+        })
+    }
+
+    fn complete_events<'a>(&'a self, ids: &'a [i64]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            for id in ids {
+                self.store.complete_event(EventId(*id)).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn fail_event<'a>(
+        &'a self,
+        id: i64,
+        error: &'a str,
+        retry_after: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let retry_at = retry_after.map(|d| {
+                let d = chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::hours(1));
+                Timestamp(Timestamp::now().0 + d)
+            });
+            self.store.fail_event(EventId(id), error, retry_at).await?;
+            Ok(())
+        })
+    }
+
+    fn apply_event<'a>(&'a self, event: &'a Event) -> StoreFuture<'a, ()> {
+        Box::pin(self.apply(event))
+    }
+
+    fn counts(&self) -> StoreFuture<'_, LogCounts> {
+        Box::pin(async move {
+            let c = self.store.event_log_counts().await?;
+            Ok(LogCounts {
+                pending: c.pending + c.processing,
+                failed: c.failed,
+                dead_letters: c.dead_letters,
+            })
+        })
+    }
+}

@@ -1,0 +1,560 @@
+//! The axum receiver, the group-commit writer and the processing workers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use igdm_model::{Event, Timestamp};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::metrics::Metrics;
+use crate::parse::parse_delivery;
+use crate::signature::{SIGNATURE_HEADER, verify};
+use crate::sinks::{EventOutput, ForwardConfig, run_event_writer, run_forwarder};
+use crate::store::{DeliveryContent, DeliveryReceipt, NewDelivery, NewEvent, WebhookStore};
+
+/// The webhook path Meta (and the sandbox) POSTs to.
+pub const WEBHOOK_PATH: &str = "/webhook";
+
+/// The secrets the receiver needs. Filled by the CLI from the environment
+/// today and from the encrypted vault later; never printed.
+#[derive(Clone)]
+pub struct Secrets {
+    app_secret: SecretString,
+    verify_token: SecretString,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets { <redacted> }")
+    }
+}
+
+impl Secrets {
+    /// Secrets from their values.
+    pub fn new(app_secret: impl Into<String>, verify_token: impl Into<String>) -> Self {
+        Self {
+            app_secret: SecretString::from(app_secret.into()),
+            verify_token: SecretString::from(verify_token.into()),
+        }
+    }
+
+    /// The app secret that signs deliveries.
+    #[must_use]
+    pub fn app_secret(&self) -> &SecretString {
+        &self.app_secret
+    }
+
+    /// The token the verification handshake must present.
+    #[must_use]
+    pub fn verify_token(&self) -> &SecretString {
+        &self.verify_token
+    }
+}
+
+/// Receiver settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// App secret and verify token.
+    pub secrets: Secrets,
+    /// Largest accepted body in bytes (413 beyond). Default 4 MiB.
+    pub body_limit: usize,
+    /// Processing workers in this process. Default 2.
+    pub workers: usize,
+    /// Events a worker claims at once. Default 128.
+    pub claim_batch: usize,
+    /// How long a claim is held before another worker may take the event. Default 60 s.
+    pub lease: Duration,
+    /// How often idle workers look for work committed by other processes. Default 250 ms.
+    pub poll_interval: Duration,
+    /// Most deliveries committed in one transaction. Default 512.
+    pub max_group: usize,
+    /// Processing attempts before an event fails for good. Default 5.
+    pub max_attempts: u32,
+    /// Capacity of the in-process broadcast channel. Default 4096.
+    pub broadcast_capacity: usize,
+    /// Where to write the JSON-lines event stream, if anywhere.
+    pub events: Option<EventOutput>,
+    /// The outgoing hook, if any.
+    pub forward: Option<ForwardConfig>,
+    /// Longest time shutdown spends draining pending events. Default 10 s.
+    pub drain_timeout: Duration,
+}
+
+impl Config {
+    /// Defaults around the given secrets.
+    #[must_use]
+    pub fn new(secrets: Secrets) -> Self {
+        Self {
+            secrets,
+            body_limit: 4 * 1024 * 1024,
+            workers: 2,
+            claim_batch: 128,
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(250),
+            max_group: 512,
+            max_attempts: 5,
+            broadcast_capacity: 4096,
+            events: None,
+            forward: None,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Errors of [`Server::serve`].
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Binding or serving the socket failed.
+    #[error("webhook server I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+struct WriteJob {
+    delivery: NewDelivery,
+    ack: oneshot::Sender<Result<DeliveryReceipt, String>>,
+}
+
+struct Shared {
+    config: Config,
+    store: Arc<dyn WebhookStore>,
+    metrics: Arc<Metrics>,
+    writer: mpsc::Sender<WriteJob>,
+    work: Arc<Notify>,
+}
+
+/// A running webhook pipeline: the receiver's router, the writer that makes
+/// deliveries durable before they are acknowledged, and the workers that
+/// apply events to the store and publish them.
+pub struct Server {
+    shared: Arc<Shared>,
+    events: broadcast::Sender<Event>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    sink_tasks: Vec<JoinHandle<()>>,
+}
+
+static WORKER_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl Server {
+    /// Starts the writer and the workers on the current Tokio runtime.
+    ///
+    /// # Panics
+    /// When called outside a Tokio runtime.
+    pub fn new(config: Config, store: Arc<dyn WebhookStore>) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let work = Arc::new(Notify::new());
+        let (stop, stop_rx) = watch::channel(false);
+        let (events, _) = broadcast::channel(config.broadcast_capacity.max(1));
+        let (writer_tx, writer_rx) = mpsc::channel::<WriteJob>(config.max_group.max(1) * 4);
+
+        let mut sinks = Vec::new();
+        let mut sink_tasks = Vec::new();
+        if let Some(out) = config.events.clone() {
+            let (tx, rx) = mpsc::channel(8192);
+            sinks.push(tx);
+            sink_tasks.push(tokio::spawn(run_event_writer(out, rx)));
+        }
+        if let Some(fwd) = config.forward.clone() {
+            let (tx, rx) = mpsc::channel(8192);
+            sinks.push(tx);
+            sink_tasks.push(tokio::spawn(run_forwarder(fwd, metrics.clone(), rx)));
+        }
+
+        let mut tasks = vec![tokio::spawn(run_writer(
+            store.clone(),
+            metrics.clone(),
+            writer_rx,
+            config.max_group.max(1),
+            work.clone(),
+            stop_rx.clone(),
+        ))];
+        let base = format!("{}-{}", std::process::id(), Timestamp::now().unix_micros());
+        for _ in 0..config.workers.max(1) {
+            let n = WORKER_SEQ.fetch_add(1, Ordering::Relaxed);
+            let w = Worker {
+                id: format!("{base}-{n}"),
+                store: store.clone(),
+                metrics: metrics.clone(),
+                work: work.clone(),
+                stop: stop_rx.clone(),
+                events: events.clone(),
+                sinks: sinks.clone(),
+                config: config.clone(),
+            };
+            tasks.push(tokio::spawn(w.run()));
+        }
+        let shared = Arc::new(Shared { config, store, metrics, writer: writer_tx, work });
+        Self { shared, events, stop, tasks, sink_tasks }
+    }
+
+    /// The HTTP routes: `GET/POST /webhook`, `GET /healthz`, `GET /metrics`.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(WEBHOOK_PATH, get(verify_subscription).post(receive))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/metrics", get(metrics))
+            .layer(DefaultBodyLimit::max(self.shared.config.body_limit))
+            .with_state(self.shared.clone())
+    }
+
+    /// A receiver of every processed event, in processing order. A receiver
+    /// that falls behind by more than the channel capacity skips events
+    /// (`RecvError::Lagged`); the store and the event stream do not.
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The counters behind `/metrics`.
+    #[must_use]
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.shared.metrics.clone()
+    }
+
+    /// Binds `addr` and serves until Ctrl-C or SIGTERM, then drains.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn serve(self, addr: SocketAddr) -> Result<(), ServeError> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        self.serve_with_shutdown(listener, shutdown_signal()).await
+    }
+
+    /// Serves on `listener` until `signal` completes, then stops accepting,
+    /// waits for in-flight requests, and drains the writer and the workers.
+    ///
+    /// # Errors
+    /// When serving fails.
+    pub async fn serve_with_shutdown(
+        self,
+        listener: tokio::net::TcpListener,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let app = self.router();
+        let res = axum::serve(listener, app).with_graceful_shutdown(signal).await;
+        self.shutdown().await;
+        res.map_err(ServeError::Io)
+    }
+
+    /// Stops the writer (after it commits what it holds) and the workers
+    /// (after they process what is pending, up to the drain timeout), then
+    /// flushes the event stream and the forward hook.
+    pub async fn shutdown(self) {
+        let Self { shared, events, stop, tasks, sink_tasks } = self;
+        let _ = stop.send(true);
+        shared.work.notify_waiters();
+        for t in tasks {
+            let _ = t.await;
+        }
+        drop(events);
+        drop(shared);
+        for t in sink_tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: draining in-flight work");
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn verify_subscription(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mode = q.get("hub.mode").map(String::as_str);
+    let token = q.get("hub.verify_token").map(String::as_bytes).unwrap_or_default();
+    let expected = s.config.secrets.verify_token.expose_secret().as_bytes();
+    match (mode, q.get("hub.challenge")) {
+        (Some("subscribe"), Some(challenge)) if !expected.is_empty() && ct_eq(token, expected) => {
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], challenge.clone())
+                .into_response()
+        }
+        _ => (StatusCode::FORBIDDEN, "forbidden").into_response(),
+    }
+}
+
+async fn receive(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    Metrics::inc(&s.metrics.deliveries);
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Metrics::inc(&s.metrics.rejected_too_large);
+            }
+            return rejection.into_response();
+        }
+    };
+    let signed = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).is_some_and(|sig| {
+        verify(s.config.secrets.app_secret.expose_secret().as_bytes(), &body, sig)
+    });
+    if !signed {
+        Metrics::inc(&s.metrics.rejected_signature);
+        tracing::warn!("webhook delivery with a missing or wrong signature rejected");
+        return (StatusCode::UNAUTHORIZED, "invalid signature").into_response();
+    }
+    Metrics::inc(&s.metrics.verified);
+    let received_at = Timestamp::now();
+    let content = match parse_delivery(&body, received_at) {
+        Ok(parsed) => {
+            let mut events = Vec::with_capacity(parsed.events.len());
+            for p in parsed.events {
+                if !p.is_known() {
+                    Metrics::inc(&s.metrics.unknown_kinds);
+                    tracing::info!(kind = %p.event.kind, "webhook event of an unknown kind stored raw");
+                }
+                match serde_json::to_value(&p.event) {
+                    Ok(payload) => events.push(NewEvent {
+                        dedup_key: p.dedup_key,
+                        kind: p.event.kind.as_str().to_owned(),
+                        account_id: p.event.account_id,
+                        payload,
+                    }),
+                    Err(e) => tracing::error!(error = %e, "a parsed event could not be serialized"),
+                }
+            }
+            DeliveryContent::Events(events)
+        }
+        Err(e) => {
+            Metrics::inc(&s.metrics.dead_letters);
+            tracing::warn!(error = %e, "signed delivery could not be parsed; dead-lettered");
+            DeliveryContent::DeadLetter { reason: e.to_string() }
+        }
+    };
+    let (ack, done) = oneshot::channel();
+    let job = WriteJob { delivery: NewDelivery { raw_body: body, received_at, content }, ack };
+    if s.writer.send(job).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    match done.await {
+        Ok(Ok(_receipt)) => (StatusCode::OK, "EVENT_RECEIVED").into_response(),
+        Ok(Err(e)) => {
+            Metrics::inc(&s.metrics.store_errors);
+            tracing::error!(error = %e, "a delivery could not be recorded; Meta will retry");
+            (StatusCode::INTERNAL_SERVER_ERROR, "not recorded").into_response()
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response(),
+    }
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    let counts = match s.store.counts().await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "store counts unavailable for /metrics");
+            None
+        }
+    };
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render(counts))
+        .into_response()
+}
+
+/// Commits deliveries in groups: whatever queued while the previous commit
+/// ran goes into the next transaction, and each request is answered only
+/// after the transaction holding its delivery commits.
+async fn run_writer(
+    store: Arc<dyn WebhookStore>,
+    metrics: Arc<Metrics>,
+    mut rx: mpsc::Receiver<WriteJob>,
+    max_group: usize,
+    work: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let first = tokio::select! {
+            biased;
+            job = rx.recv() => job,
+            () = stopped(&mut stop) => None,
+        };
+        let first = match first {
+            Some(job) => Some(job),
+            None => {
+                rx.close();
+                rx.recv().await
+            }
+        };
+        let Some(first) = first else { break };
+        let mut jobs = vec![first];
+        while jobs.len() < max_group {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let (deliveries, acks): (Vec<_>, Vec<_>) =
+            jobs.into_iter().map(|j| (j.delivery, j.ack)).unzip();
+        match store.record_deliveries(&deliveries).await {
+            Ok(receipts) => {
+                Metrics::inc(&metrics.commits);
+                for (ack, r) in acks.into_iter().zip(receipts) {
+                    metrics.events_inserted.fetch_add(r.inserted as u64, Ordering::Relaxed);
+                    metrics.dedup_hits.fetch_add(r.duplicates as u64, Ordering::Relaxed);
+                    let _ = ack.send(Ok(r));
+                }
+                work.notify_waiters();
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for ack in acks {
+                    let _ = ack.send(Err(msg.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+struct Worker {
+    id: String,
+    store: Arc<dyn WebhookStore>,
+    metrics: Arc<Metrics>,
+    work: Arc<Notify>,
+    stop: watch::Receiver<bool>,
+    events: broadcast::Sender<Event>,
+    sinks: Vec<mpsc::Sender<Arc<Event>>>,
+    config: Config,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let mut drain_deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let stopping = *self.stop.borrow();
+            if stopping && drain_deadline.is_none() {
+                drain_deadline = Some(tokio::time::Instant::now() + self.config.drain_timeout);
+            }
+            if drain_deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                break;
+            }
+            let notified = self.work.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let claimed = match self
+                .store
+                .claim_events(&self.id, self.config.claim_batch, self.config.lease)
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    Metrics::inc(&self.metrics.processing_errors);
+                    tracing::error!(error = %e, "claiming events failed");
+                    if stopping {
+                        break;
+                    }
+                    tokio::time::sleep(self.config.poll_interval).await;
+                    continue;
+                }
+            };
+            if claimed.is_empty() {
+                if stopping {
+                    break;
+                }
+                tokio::select! {
+                    () = notified => {},
+                    () = tokio::time::sleep(self.config.poll_interval) => {},
+                    _ = self.stop.changed() => {},
+                }
+                continue;
+            }
+            let mut done = Vec::with_capacity(claimed.len());
+            let mut out = Vec::with_capacity(claimed.len());
+            for c in claimed {
+                let event: Event = match serde_json::from_value(c.payload) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        Metrics::inc(&self.metrics.processing_errors);
+                        let msg = format!("stored payload is not an event: {e}");
+                        if let Err(e) = self.store.fail_event(c.id, &msg, None).await {
+                            tracing::error!(error = %e, "recording a failure failed");
+                        }
+                        continue;
+                    }
+                };
+                let applied = if event.kind.is_known() {
+                    self.store.apply_event(&event).await
+                } else {
+                    Ok(())
+                };
+                match applied {
+                    Ok(()) => {
+                        let lag = Timestamp::now().0.signed_duration_since(c.received_at.0);
+                        self.metrics.observe_lag(
+                            u64::try_from(lag.num_microseconds().unwrap_or(0)).unwrap_or(0),
+                        );
+                        done.push(c.id);
+                        out.push(event);
+                    }
+                    Err(e) => {
+                        Metrics::inc(&self.metrics.processing_errors);
+                        let retry = (c.attempts + 1 < self.config.max_attempts)
+                            .then(|| Duration::from_secs(1u64 << c.attempts.min(8)));
+                        tracing::warn!(error = %e, kind = %event.kind, attempts = c.attempts + 1, "applying an event failed");
+                        if let Err(e) = self.store.fail_event(c.id, &e.to_string(), retry).await {
+                            tracing::error!(error = %e, "recording a failure failed");
+                        }
+                    }
+                }
+            }
+            if let Err(e) = self.store.complete_events(&done).await {
+                // The lease expires and another worker re-applies them;
+                // applying is idempotent.
+                Metrics::inc(&self.metrics.processing_errors);
+                tracing::error!(error = %e, "marking events processed failed");
+                continue;
+            }
+            self.metrics.processed.fetch_add(done.len() as u64, Ordering::Relaxed);
+            for event in out {
+                let event = Arc::new(event);
+                for sink in &self.sinks {
+                    let _ = sink.send(event.clone()).await;
+                }
+                let _ = self.events.send(Arc::unwrap_or_clone(event));
+            }
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Helpers shared by the receiver tests: real stores, a real server on
+//! 127.0.0.1:0, and signed deliveries.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use igdm_model::Event;
+use igdm_store::{MessageStore, PgStore, SqliteStore};
+use igdm_webhook::{Config, Metrics, Secrets, Server, StoreLog, sign};
+use serde_json::{Value, json};
+use sqlx::Executor;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinHandle;
+
+pub const SECRET: &str = "test-app-secret";
+pub const TOKEN: &str = "test-verify-token";
+pub const ACCOUNT: &str = "17841400000000001";
+
+pub async fn sqlite_store(dir: &tempfile::TempDir) -> Arc<dyn MessageStore> {
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("igdm.db").display());
+    Arc::new(SqliteStore::open(&url).await.unwrap())
+}
+
+/// A fresh schema on the test PostgreSQL server, or `None` (loudly) when it
+/// is not configured or not reachable.
+pub async fn pg_schema(name: &str) -> Option<(String, String)> {
+    let Ok(url) = std::env::var("IGDM_TEST_DATABASE_URL") else {
+        eprintln!("SKIPPED {name}: IGDM_TEST_DATABASE_URL is not set");
+        return None;
+    };
+    let pool = match PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&url)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("SKIPPED {name}: PostgreSQL at IGDM_TEST_DATABASE_URL is unreachable: {e}");
+            return None;
+        }
+    };
+    let schema = format!("igdm_webhook_{}_{}", name, std::process::id());
+    pool.execute(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    )))
+    .await
+    .unwrap();
+    pool.close().await;
+    Some((url, schema))
+}
+
+/// A store on its own pool whose connections use `schema`.
+pub async fn pg_store(url: &str, schema: &str) -> PgStore {
+    let options = PgConnectOptions::from_str(url).unwrap().options([("search_path", schema)]);
+    let pool = PgPoolOptions::new().max_connections(8).connect_with(options).await.unwrap();
+    PgStore::from_pool(pool).await.unwrap()
+}
+
+pub async fn drop_pg_schema(url: &str, schema: &str) {
+    if let Ok(pool) = PgPoolOptions::new().max_connections(1).connect(url).await {
+        let _ = pool
+            .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+            .await;
+        pool.close().await;
+    }
+}
+
+pub struct Running {
+    pub base: String,
+    pub events: broadcast::Receiver<Event>,
+    pub metrics: Arc<Metrics>,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+pub fn config() -> Config {
+    let mut c = Config::new(Secrets::new(SECRET, TOKEN));
+    c.poll_interval = Duration::from_millis(50);
+    c
+}
+
+pub async fn start(store: Arc<dyn MessageStore>, config: Config) -> Running {
+    let server = Server::new(config, Arc::new(StoreLog::new(store)));
+    let events = server.subscribe();
+    let metrics = server.metrics();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server
+            .serve_with_shutdown(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    Running { base, events, metrics, client: reqwest::Client::new(), stop: Some(stop), task }
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("{}/webhook", self.base)
+    }
+
+    /// POSTs `body` signed with the test secret; returns the status.
+    pub async fn post_signed(&self, body: &[u8]) -> u16 {
+        self.client
+            .post(self.url())
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", sign(SECRET.as_bytes(), body))
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    pub async fn post_json(&self, v: &Value) -> u16 {
+        self.post_signed(v.to_string().as_bytes()).await
+    }
+
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Graceful stop: waits for in-flight work to drain.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.task).await.unwrap().unwrap();
+    }
+
+    /// Collects `n` broadcast events (fails after 20 s).
+    pub async fn next_events(&mut self, n: usize) -> Vec<Event> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            match tokio::time::timeout(Duration::from_secs(20), self.events.recv()).await {
+                Ok(Ok(e)) => out.push(e),
+                Ok(Err(e)) => panic!("broadcast receiver failed: {e}"),
+                Err(_) => panic!("only {} of {n} events arrived", out.len()),
+            }
+        }
+        out
+    }
+
+    /// Asserts that no further event arrives within `wait`.
+    pub async fn assert_no_more_events(&mut self, wait: Duration) {
+        if let Ok(Ok(e)) = tokio::time::timeout(wait, self.events.recv()).await {
+            panic!("unexpected extra event: {e:?}");
+        }
+    }
+}
+
+/// Polls `f` until it returns true (fails after 20 s).
+pub async fn wait_until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn envelope(messaging: Vec<Value>) -> Value {
+    json!({"object": "instagram", "entry": [{"id": ACCOUNT, "time": 1_790_000_000_000_i64, "messaging": messaging}]})
+}
+
+/// A customer's message item.
+pub fn customer_msg(customer: &str, mid: &str, ts: i64, message: Value) -> Value {
+    let mut m = message;
+    m["mid"] = json!(mid);
+    json!({"sender": {"id": customer}, "recipient": {"id": ACCOUNT}, "timestamp": ts, "message": m})
+}
+
+pub fn from_customer(customer: &str, ts: i64, key: &str, body: Value) -> Value {
+    json!({"sender": {"id": customer}, "recipient": {"id": ACCOUNT}, "timestamp": ts, key: body})
+}

@@ -1,0 +1,492 @@
+//! The receiver end to end over real HTTP against a real SQLite store (and
+//! PostgreSQL where configured): verification, signatures, limits, every
+//! event kind, duplicates, reordering, batches, sinks and shutdown.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use igdm_model::{ContentType, Event, EventKind, Timestamp};
+use igdm_store::MessageStore;
+use igdm_webhook::{EventOutput, ForwardConfig, sign, verify};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(sqlite_store(&dir).await, config()).await;
+    let get = |q: &'static str| {
+        let c = srv.client.clone();
+        let url = format!("{}?{q}", srv.url());
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(
+        get("hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=test-verify-token").await,
+        (200, "1158201444".to_owned())
+    );
+    assert_eq!(get("hub.mode=subscribe&hub.challenge=1&hub.verify_token=wrong").await.0, 403);
+    assert_eq!(
+        get("hub.mode=unsubscribe&hub.challenge=1&hub.verify_token=test-verify-token").await.0,
+        403
+    );
+    assert_eq!(get("hub.mode=subscribe&hub.challenge=1").await.0, 403);
+    assert_eq!(get("").await.0, 403);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_signatures_oversize_and_malformed_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let mut cfg = config();
+    cfg.body_limit = 64 * 1024;
+    let srv = start(store.clone(), cfg).await;
+    let body = envelope(vec![customer_msg("900", "m1", 1_790_000_000_000, json!({"text": "hi"}))])
+        .to_string();
+
+    // Missing, wrong and stale signatures: 401, nothing stored.
+    let r = srv.client.post(srv.url()).body(body.clone()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let wrong = sign(b"another-secret", body.as_bytes());
+    let r = srv
+        .client
+        .post(srv.url())
+        .header("x-hub-signature-256", wrong)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let tampered = body.replace("hi", "ho");
+    let r = srv
+        .client
+        .post(srv.url())
+        .header("x-hub-signature-256", sign(SECRET.as_bytes(), body.as_bytes()))
+        .body(tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = srv
+        .client
+        .post(srv.url())
+        .header("x-hub-signature-256", "sha1=abc")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(store.event_log_counts().await.unwrap().deliveries, 0);
+
+    // Over the limit: 413, even when signed.
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(100 * 1024));
+    assert_eq!(srv.post_signed(big.as_bytes()).await, 413);
+    assert_eq!(store.event_log_counts().await.unwrap().deliveries, 0);
+
+    // Signed but unparseable: kept as dead letters and acknowledged.
+    assert_eq!(srv.post_signed(b"{not json").await, 200);
+    assert_eq!(srv.post_signed(br#"{"object":"instagram"}"#).await, 200);
+    let counts = store.event_log_counts().await.unwrap();
+    assert_eq!(counts.dead_letters, 2);
+    assert_eq!(counts.deliveries, 2);
+
+    let m = srv.metrics_text().await;
+    assert!(m.contains("igdm_webhook_rejected_total{reason=\"signature\"} 4"), "{m}");
+    assert!(m.contains("igdm_webhook_rejected_total{reason=\"too_large\"} 1"), "{m}");
+    assert!(m.contains("igdm_webhook_dead_letters_total 2"), "{m}");
+    let health = srv.client.get(format!("{}/healthz", srv.base)).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_kind_reaches_the_store_and_the_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let mut srv = start(store.clone(), config()).await;
+    let c = "900";
+    let t0: i64 = 1_790_000_000_000;
+    let body = json!({"object": "instagram", "entry": [{
+        "id": ACCOUNT, "time": t0 + 100,
+        "messaging": [
+            customer_msg(c, "m1", t0, json!({"text": "hello"})),
+            customer_msg(c, "m2", t0 + 1, json!({"attachments": [{"type": "image", "payload": {"url": "https://cdn.example/i.jpg"}}]})),
+            {"sender": {"id": ACCOUNT}, "recipient": {"id": c}, "timestamp": t0 + 2, "message": {"mid": "m3", "text": "reply", "is_echo": true}},
+            from_customer(c, t0 + 3, "reaction", json!({"mid": "m3", "action": "react", "reaction": "love", "emoji": "❤️"})),
+            from_customer(c, t0 + 4, "message_edit", json!({"mid": "m1", "text": "hello (edited)", "num_edit": 1})),
+            customer_msg(c, "m4", t0 + 5, json!({"text": "oops"})),
+            customer_msg(c, "m4", t0 + 6, json!({"is_deleted": true})),
+            from_customer(c, t0 + 7, "postback", json!({"mid": "pb1", "title": "Hours", "payload": "HOURS"})),
+            from_customer(c, t0 + 8, "read", json!({"mid": "m3"})),
+            from_customer(c, t0 + 9, "referral", json!({"ref": "promo", "source": "SHORTLINK", "type": "OPEN_THREAD"})),
+            from_customer(c, t0 + 10, "pass_thread_control", json!({"previous_owner_app_id": "1", "new_owner_app_id": "2", "metadata": "to humans"})),
+            from_customer(c, t0 + 11, "optin", json!({"type": "notification_messages", "payload": "deals"})),
+            customer_msg(c, "m5", t0 + 12, json!({"attachments": [{"type": "story_mention", "payload": {"url": "https://cdn.example/s"}}]})),
+            customer_msg(c, "m6", t0 + 13, json!({"text": "nice story", "reply_to": {"story": {"url": "https://cdn.example/st", "id": "st1"}}})),
+            customer_msg(c, "m7", t0 + 14, json!({"attachments": [{"type": "ig_reel", "payload": {"url": "https://cdn.example/r", "title": "reel"}}]})),
+            customer_msg(c, "m8", t0 + 15, json!({"text": "Yes", "quick_reply": {"payload": "YES"}, "reply_to": {"mid": "m3"}})),
+        ],
+        "standby": [customer_msg(c, "m9", t0 + 16, json!({"text": "while another app is in control"}))],
+        "changes": [
+            {"field": "messages", "value": customer_msg("901", "m10", t0 + 17, json!({"text": "via changes"}))},
+            {"field": "comments", "value": {"id": "cm1", "from": {"id": "902", "username": "bob"}, "text": "love it", "media": {"id": "med1", "media_product_type": "FEED"}}},
+            {"field": "mentions", "value": {"media_id": "med2", "comment_id": "cm2"}},
+            {"field": "story_insights", "value": {"media_id": "med3", "impressions": 7}}
+        ]
+    }]});
+    assert_eq!(srv.post_json(&body).await, 200);
+    let events = srv.next_events(21).await;
+    let kinds: HashSet<String> = events.iter().map(|e| e.kind.as_str().to_owned()).collect();
+    for k in [
+        "message",
+        "message_edit",
+        "message_deleted",
+        "reaction",
+        "postback",
+        "seen",
+        "referral",
+        "handover",
+        "comment",
+        "mention",
+        "optin",
+        "story_insights",
+    ] {
+        assert!(kinds.contains(k), "no {k} event in {kinds:?}");
+    }
+
+    let s = &*store;
+    let m1 = s.get_message(ACCOUNT, c, "m1").await.unwrap().unwrap();
+    assert_eq!(m1.text.as_deref(), Some("hello (edited)"));
+    assert!(m1.edited_at.is_some());
+    assert_eq!(m1.timestamp, Timestamp::from_unix_millis(t0).unwrap());
+    let m2 = s.get_message(ACCOUNT, c, "m2").await.unwrap().unwrap();
+    assert_eq!(m2.content_type, ContentType::Image);
+    assert_eq!(m2.attachments[0].url.as_deref(), Some("https://cdn.example/i.jpg"));
+    let m3 = s.get_message(ACCOUNT, c, "m3").await.unwrap().unwrap();
+    assert!(m3.sender.is_self, "echo stored as outgoing");
+    assert_eq!(m3.sender.id.as_str(), ACCOUNT);
+    assert_eq!(m3.reactions.len(), 1);
+    assert_eq!(m3.reactions[0].sender_id.as_str(), c);
+    assert!(s.get_message(ACCOUNT, c, "m4").await.unwrap().unwrap().is_deleted);
+    assert_eq!(
+        s.get_message(ACCOUNT, c, "m5").await.unwrap().unwrap().content_type,
+        ContentType::StoryMention
+    );
+    assert_eq!(
+        s.get_message(ACCOUNT, c, "m6").await.unwrap().unwrap().content_type,
+        ContentType::StoryReply
+    );
+    assert_eq!(
+        s.get_message(ACCOUNT, c, "m7").await.unwrap().unwrap().content_type,
+        ContentType::ReelShare
+    );
+    let m8 = s.get_message(ACCOUNT, c, "m8").await.unwrap().unwrap();
+    assert_eq!(m8.reply_to.unwrap().message_id.unwrap().as_str(), "m3");
+    assert!(s.get_message(ACCOUNT, c, "m9").await.unwrap().is_some(), "standby message stored");
+    assert!(
+        s.get_message(ACCOUNT, "901", "m10").await.unwrap().is_some(),
+        "changes-shaped message stored"
+    );
+
+    let conv = s.get_conversation(ACCOUNT, c).await.unwrap().unwrap();
+    let last_customer = Timestamp::from_unix_millis(t0 + 16).unwrap();
+    assert_eq!(
+        conv.reply_window_ends_at,
+        Some(Timestamp(last_customer.0 + chrono::TimeDelta::hours(24)))
+    );
+    assert!(s.get_user(ACCOUNT, c).await.unwrap().is_some());
+    assert!(s.get_user(ACCOUNT, "902").await.unwrap().is_some(), "commenter stored");
+    let receipt = s.get_raw_payload(ACCOUNT, "read_receipt", c).await.unwrap().unwrap();
+    assert_eq!(receipt["message_id"], "m3");
+    assert!(s.get_raw_payload(ACCOUNT, "thread_control", c).await.unwrap().is_some());
+    assert!(s.get_raw_payload(ACCOUNT, "comment", "cm1").await.unwrap().is_some());
+
+    let m = srv.metrics_text().await;
+    assert!(m.contains("igdm_webhook_unknown_kinds_total 1"), "{m}");
+    assert!(m.contains("igdm_webhook_events_processed_total 21"), "{m}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_apply_once_and_order_does_not_matter() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let mut srv = start(store.clone(), config()).await;
+    let c = "777";
+    let t0: i64 = 1_790_000_100_000;
+    // Edit, reaction and unsend arrive before the messages they concern.
+    let early = envelope(vec![
+        from_customer(
+            c,
+            t0 + 50,
+            "message_edit",
+            json!({"mid": "x1", "text": "second thoughts", "num_edit": 1}),
+        ),
+        from_customer(
+            c,
+            t0 + 51,
+            "reaction",
+            json!({"mid": "x1", "action": "react", "reaction": "love", "emoji": "❤️"}),
+        ),
+        customer_msg(c, "x2", t0 + 52, json!({"is_deleted": true})),
+    ]);
+    let late = envelope(vec![
+        customer_msg(c, "x1", t0, json!({"text": "first thoughts"})),
+        customer_msg(c, "x2", t0 + 1, json!({"text": "never mind"})),
+    ]);
+    assert_eq!(srv.post_json(&early).await, 200);
+    assert_eq!(srv.post_json(&late).await, 200);
+    // Meta retries both, and a third delivery repeats one item next to a new one.
+    assert_eq!(srv.post_json(&early).await, 200);
+    assert_eq!(srv.post_json(&late).await, 200);
+    let mixed = envelope(vec![
+        customer_msg(c, "x1", t0, json!({"text": "first thoughts"})),
+        customer_msg(c, "x3", t0 + 60, json!({"text": "new"})),
+    ]);
+    assert_eq!(srv.post_json(&mixed).await, 200);
+
+    let events = srv.next_events(6).await;
+    srv.assert_no_more_events(Duration::from_millis(500)).await;
+    let mut per_key: BTreeMap<(String, Option<String>), usize> = BTreeMap::new();
+    for e in &events {
+        *per_key.entry((e.kind.as_str().to_owned(), e.message_id.clone())).or_default() += 1;
+    }
+    assert!(per_key.values().all(|n| *n == 1), "an event was applied twice: {per_key:?}");
+
+    let x1 = store.get_message(ACCOUNT, c, "x1").await.unwrap().unwrap();
+    assert_eq!(x1.text.as_deref(), Some("second thoughts"), "edit that came first is applied");
+    assert_eq!(x1.reactions.len(), 1, "reaction that came first is kept");
+    assert!(
+        store.get_message(ACCOUNT, c, "x2").await.unwrap().unwrap().is_deleted,
+        "unsend that came first is kept"
+    );
+    let counts = store.event_log_counts().await.unwrap();
+    assert_eq!(counts.deliveries, 5);
+    assert_eq!(counts.dedup_hits, 6);
+    assert_eq!(counts.done, 6);
+    let m = srv.metrics_text().await;
+    assert!(m.contains("igdm_webhook_dedup_hits_total 6"), "{m}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_1000_events_in_one_post() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let mut srv = start(store.clone(), config()).await;
+    let t0: i64 = 1_790_000_200_000;
+    let items = (0..1000)
+        .map(|i| {
+            customer_msg(
+                &format!("c{}", i % 10),
+                &format!("b{i}"),
+                t0 + i,
+                json!({"text": format!("batch item {i} ✓ / é")}),
+            )
+        })
+        .collect();
+    let body = envelope(items).to_string();
+    assert!(body.len() < 4 * 1024 * 1024);
+    assert_eq!(srv.post_signed(body.as_bytes()).await, 200);
+    let events = srv.next_events(1000).await;
+    assert_eq!(events.iter().map(|e| e.message_id.clone()).collect::<HashSet<_>>().len(), 1000);
+    for conv in 0..10 {
+        let page = store.list_messages(ACCOUNT, &format!("c{conv}"), 200, None).await.unwrap();
+        assert_eq!(page.items.len(), 100, "conversation c{conv}");
+    }
+    let b999 = store.get_message(ACCOUNT, "c9", "b999").await.unwrap().unwrap();
+    assert_eq!(b999.text.as_deref(), Some("batch item 999 ✓ / é"));
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_file_and_signed_forward_hook_with_retry() {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, StatusCode};
+
+    // A hook that fails its first request, then accepts, and checks signatures.
+    let seen: Arc<Mutex<(usize, Vec<Event>)>> = Arc::default();
+    let hook_seen = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let seen = hook_seen.clone();
+            async move {
+                let sig = headers
+                    .get("x-hub-signature-256")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                if !verify(b"forward-secret", &body, sig) {
+                    return StatusCode::UNAUTHORIZED;
+                }
+                let mut g = seen.lock().unwrap();
+                g.0 += 1;
+                if g.0 == 1 {
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                g.1.push(serde_json::from_slice(&body).unwrap());
+                StatusCode::OK
+            }
+        }),
+    );
+    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", hook.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(hook, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let events_path = dir.path().join("events.jsonl");
+    let mut cfg = config();
+    cfg.events = Some(EventOutput::File(events_path.clone()));
+    let mut fwd = ForwardConfig::new(hook_url, "forward-secret");
+    fwd.initial_backoff = Duration::from_millis(20);
+    cfg.forward = Some(fwd);
+    let srv = start(store, cfg).await;
+    let t0: i64 = 1_790_000_300_000;
+    let body = envelope(vec![
+        customer_msg("555", "f1", t0, json!({"text": "one"})),
+        from_customer("555", t0 + 1, "postback", json!({"title": "Go", "payload": "GO"})),
+    ]);
+    assert_eq!(srv.post_json(&body).await, 200);
+    wait_until("two forwarded events", || {
+        let seen = seen.clone();
+        async move { seen.lock().unwrap().1.len() >= 2 }
+    })
+    .await;
+    srv.stop().await;
+
+    let (attempts, forwarded) = seen.lock().unwrap().clone();
+    assert_eq!(attempts, 3, "the first attempt failed and was retried");
+    assert_eq!(forwarded.len(), 2);
+    let lines: Vec<Event> = std::fs::read_to_string(&events_path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].kind, EventKind::Message);
+    assert_eq!(lines[0].text.as_deref(), Some("one"));
+    assert_eq!(lines[1].kind, EventKind::Postback);
+    assert_eq!(lines[1].postback.as_ref().unwrap().payload.as_deref(), Some("GO"));
+    let raw: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&events_path).unwrap().lines().next().unwrap(),
+    )
+    .unwrap();
+    assert!(raw.get("reaction").is_none(), "fields that do not apply are absent");
+    assert_eq!(raw["timestamp"], "2026-09-21T14:18:20Z");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_drains_pending_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let mut cfg = config();
+    cfg.workers = 1;
+    cfg.claim_batch = 8;
+    let srv = start(store.clone(), cfg).await;
+    let t0: i64 = 1_790_000_400_000;
+    let posts = (0..40).map(|i| {
+        let body =
+            envelope(vec![customer_msg("444", &format!("g{i}"), t0 + i, json!({"text": "x"}))]);
+        let client = srv.client.clone();
+        let url = srv.url();
+        async move {
+            let bytes = body.to_string();
+            client
+                .post(url)
+                .header("x-hub-signature-256", sign(SECRET.as_bytes(), bytes.as_bytes()))
+                .body(bytes)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(posts).await;
+    assert!(statuses.iter().all(|s| *s == 200));
+    srv.stop().await;
+    let counts = store.event_log_counts().await.unwrap();
+    assert_eq!((counts.done, counts.pending, counts.processing), (40, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_share_one_postgres_schema() {
+    let Some((url, schema)) = pg_schema("two_servers").await else { return };
+    let a_store = Arc::new(pg_store(&url, &schema).await);
+    let b_store = Arc::new(pg_store(&url, &schema).await);
+    let mut a = start(a_store.clone(), config()).await;
+    let mut b = start(b_store.clone(), config()).await;
+    let t0: i64 = 1_790_000_500_000;
+    // 60 deliveries, each sent to both servers at once, as two Meta retries would.
+    let mut sends = Vec::new();
+    for i in 0..60 {
+        let body = envelope(vec![
+            customer_msg(
+                &format!("p{}", i % 6),
+                &format!("pg{i}"),
+                t0 + i,
+                json!({"text": format!("n{i}")}),
+            ),
+            from_customer(
+                &format!("p{}", i % 6),
+                t0 + i + 1000,
+                "read",
+                json!({"mid": format!("pg{i}")}),
+            ),
+        ])
+        .to_string();
+        for srv in [&a, &b] {
+            let client = srv.client.clone();
+            let url = srv.url();
+            let body = body.clone();
+            sends.push(async move {
+                client
+                    .post(url)
+                    .header("x-hub-signature-256", sign(SECRET.as_bytes(), body.as_bytes()))
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            });
+        }
+    }
+    let statuses = futures::future::join_all(sends).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    wait_until("both servers to finish", || {
+        let s = a_store.clone();
+        async move {
+            let c = s.event_log_counts().await.unwrap();
+            c.done == 120 && c.pending == 0 && c.processing == 0
+        }
+    })
+    .await;
+    // Each event was processed by exactly one of the two servers.
+    let mut got = Vec::new();
+    for srv in [&mut a, &mut b] {
+        while let Ok(e) = srv.events.try_recv() {
+            got.push(e);
+        }
+    }
+    assert_eq!(got.len(), 120, "each event processed once across both servers");
+    let keys: HashSet<_> =
+        got.iter().map(|e| (e.kind.as_str().to_owned(), e.message_id.clone())).collect();
+    assert_eq!(keys.len(), 120);
+    let counts = a_store.event_log_counts().await.unwrap();
+    assert_eq!(counts.deliveries, 120);
+    assert_eq!(counts.dedup_hits, 120);
+    assert_eq!(a_store.list_messages(ACCOUNT, "p0", 100, None).await.unwrap().items.len(), 10);
+    a.stop().await;
+    b.stop().await;
+    drop_pg_schema(&url, &schema).await;
+}
