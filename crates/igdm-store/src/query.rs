@@ -17,7 +17,7 @@
 //!
 //! [`parse`] never fails: anything it cannot read as an operator (an unknown
 //! `key:value`, a bad date, an unclosed quote, a dangling `OR`, a negated
-//! filter) is kept as literal words.
+//! filter) is kept as literal words. Control characters count as spaces.
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -223,7 +223,10 @@ fn apply_filter(q: &mut Query, key: &str, value: &str) -> bool {
 /// Parses a search string. Never fails; see the module docs for the syntax.
 #[must_use]
 pub fn parse(input: &str) -> Query {
-    let items = lex(input);
+    // Control characters (NUL above all, which PostgreSQL text cannot hold)
+    // separate items like spaces.
+    let cleaned: String = input.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let items = lex(&cleaned);
     let mut q = Query::default();
     // Whether the last thing pushed to `q.all` was a positive text term that an `OR` may extend.
     let mut last_was_term = false;
@@ -323,6 +326,7 @@ mod tests {
         );
         assert_eq!(q.none, vec![w("from:bob")]);
         assert!(q.before.is_none() && q.from.is_empty());
+        assert_eq!(parse("from:\0x\tb").all, vec![vec![w("from:")], vec![w("x")], vec![w("b")]]);
         assert_eq!(parse("OR OR").all, vec![vec![w("OR")], vec![w("OR")]]);
         assert_eq!(parse("- -- \"\"").token_groups(), Vec::<Vec<Vec<String>>>::new());
     }
