@@ -69,6 +69,17 @@ fn decode<T: DeserializeOwned>(action: &str, value: Value) -> Result<T, Error> {
     serde_path_to_error::deserialize(value).map_err(|e| Error::Shape(format!("{action}: {e}")))
 }
 
+/// Turns an action's output into a page of `T`, with the action's warnings.
+///
+/// # Errors
+/// When the mapped data does not fit `T`.
+pub fn page_of<T: DeserializeOwned>(
+    action: &str,
+    out: ActionOutput,
+) -> Result<(Page<T>, Vec<String>), Error> {
+    to_page(action, out)
+}
+
 /// Turns an action's output into a page of `T`.
 pub(crate) fn to_page<T: DeserializeOwned>(
     action: &str,
@@ -325,7 +336,8 @@ impl<'a> SendMessage<'a> {
     /// # Errors
     /// Invalid parameters.
     pub async fn build_request(&self) -> Result<HttpRequest, Error> {
-        self.client.build_request("send", &self.params()).await
+        let params = self.client.adapt("send", self.params()).await?;
+        self.client.build_request("send", &params).await
     }
 
     /// Sends it, at most once per idempotency key.
@@ -335,7 +347,12 @@ impl<'a> SendMessage<'a> {
     /// arrived and the thread does not show it yet.
     pub async fn send(self) -> Result<SendOutcome, Error> {
         let key = self.idempotency_key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let params = self.params();
+        let mut raw = self.params();
+        // The private API de-duplicates on client_context: carry the key there too.
+        if key.len() <= 64 {
+            raw.entry("client_context").or_insert_with(|| json!(key));
+        }
+        let params = self.client.adapt("send", raw).await?;
         // Validate before recording anything.
         self.client.build_request("send", &params).await?;
         let now = Timestamp::now();
@@ -444,12 +461,71 @@ impl Client {
         if !self.supports("list") {
             return Ok(None);
         }
-        let (page, _) = self.messages(conversation).limit(20).send().await?;
+        let mut p = Map::new();
+        p.insert("conversation_id".into(), json!(conversation));
+        p.insert("limit".into(), json!(20));
+        let out = self.call("list", &p).await?;
+        let (page, _) = to_page::<Message>("list", out)?;
         let floor = since.0 - chrono::Duration::seconds(60);
         Ok(page
             .items
             .into_iter()
             .find(|m| m.sender.is_self && m.text.as_deref() == Some(text) && m.timestamp.0 >= floor)
             .map(|m| serde_json::to_value(m).unwrap_or(Value::Null)))
+    }
+}
+
+impl Client {
+    /// Adapts normalized parameters to what the connector's `action`
+    /// declares: official-API connectors address a conversation by the
+    /// customer's id (`user_id`), so a `conversation_id` is resolved to its
+    /// other participant; parameters the action does not declare are dropped.
+    ///
+    /// # Errors
+    /// When the conversation cannot be resolved.
+    pub async fn adapt(
+        &self,
+        action: &str,
+        mut params: Map<String, Value>,
+    ) -> Result<Map<String, Value>, Error> {
+        let Some(spec) = self.connector().action(action) else {
+            return Err(self.unsupported(action));
+        };
+        let declared = spec.params();
+        if declared.contains_key("user_id")
+            && !params.contains_key("user_id")
+            && let Some(conv) =
+                params.get("conversation_id").and_then(Value::as_str).map(str::to_owned)
+        {
+            let user = self.recipient_of(&conv).await?;
+            params.insert("user_id".into(), json!(user));
+        }
+        params.retain(|k, _| declared.contains_key(k));
+        Ok(params)
+    }
+
+    /// Runs a normalized action: parameters are [adapted](Self::adapt) first.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn invoke(
+        &self,
+        action: &str,
+        params: Map<String, Value>,
+    ) -> Result<ActionOutput, Error> {
+        let params = self.adapt(action, params).await?;
+        self.run(action, params).await
+    }
+
+    /// The participant of `conversation` who is not this account.
+    async fn recipient_of(&self, conversation: &str) -> Result<String, Error> {
+        let mut p = Map::new();
+        p.insert("conversation_id".into(), json!(conversation));
+        let out = self.call("get_conversation", &p).await?;
+        let conv: Conversation = decode("get_conversation", out.data)?;
+        let me = self.account().user_id.clone();
+        conv.participants.into_iter().map(|p| p.id.0).find(|id| Some(id) != me.as_ref()).ok_or_else(
+            || Error::Shape(format!("conversation {conversation} has no other participant")),
+        )
     }
 }

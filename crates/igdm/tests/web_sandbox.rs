@@ -1,0 +1,222 @@
+//! The client library against the sandbox's private web API, over real HTTP.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use igdm::{AccountConfig, Client, PacingOverride, PacingPolicy};
+use igdm_model::{Backend, ErrorClass, SessionHealth, Timestamp};
+use igdm_sandbox::{Sandbox, SandboxConfig};
+use igdm_spec::{Connector, Session};
+
+struct Env {
+    sandbox: igdm_sandbox::RunningSandbox,
+    base: String,
+    personal: Value,
+    seed: igdm_sandbox::DemoSeed,
+}
+
+async fn env() -> Env {
+    let sb = Sandbox::new(SandboxConfig::default());
+    let running = sb.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let seed = sb.seed_demo().await.unwrap();
+    let base = running.base_url();
+    Env { personal: seed.personal.clone(), seed, base, sandbox: running }
+}
+
+fn web_client(env: &Env, pacing: PacingPolicy) -> Client {
+    let connector =
+        Arc::new(Connector::load(igdm_connectors::INSTAGRAM_WEB, "instagram-web.md").unwrap());
+    let cookies = env.personal["cookies"].as_object().unwrap();
+    let session = Session::new()
+        .with_cookies(cookies.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())))
+        .with_device_uuid("6f1c2a52-3f4e-4b7e-9d51-0d9b6f4e2a10");
+    let account = AccountConfig {
+        name: "me".into(),
+        connector: "instagram-web".into(),
+        backend: Backend::Web,
+        base_url: Some(env.base.clone()),
+        user_id: env.personal["pk"].as_str().map(str::to_owned),
+        username: None,
+        pacing: PacingOverride::default(),
+        created_at: Timestamp::now(),
+    };
+    Client::builder(account, connector, session).pacing(pacing).build().unwrap()
+}
+
+async fn stats(env: &Env) -> Value {
+    reqwest::get(format!("{}/_sandbox/stats", env.base)).await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn inbox_thread_paging_send_and_react() {
+    let env = env().await;
+    let client = web_client(&env, PacingPolicy::none());
+
+    let (page, _) = client.conversations().limit(20).await.unwrap();
+    assert!(page.items.len() >= 2, "the demo personal account has several threads");
+    let group = page
+        .items
+        .iter()
+        .find(|c| c.id.as_str() == env.seed.group_thread_id)
+        .expect("group thread listed");
+    assert_eq!(group.kind, igdm_model::ConversationKind::Group);
+    assert!(group.participants.len() >= 2);
+
+    // Page through a whole thread with the cursors the connector returns.
+    let thread = page.items[0].id.to_string();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut req = client.messages(&thread).limit(5);
+        if let Some(c) = cursor.take() {
+            req = req.cursor(c);
+        }
+        let (p, _) = req.await.unwrap();
+        seen.extend(p.items.iter().map(|m| m.id.to_string()));
+        match (p.has_more, p.next_cursor) {
+            (true, Some(c)) => cursor = Some(c),
+            _ => break,
+        }
+    }
+    let unique: std::collections::BTreeSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no message twice across pages");
+    assert!(!seen.is_empty());
+
+    // A send, then the same idempotency key again: one message only.
+    let first = client
+        .send(&thread, "it's {{not}} a 'template' | ok")
+        .idempotency_key("key-1")
+        .await
+        .unwrap();
+    assert_eq!(first.outcome, "sent");
+    let again = client
+        .send(&thread, "it's {{not}} a 'template' | ok")
+        .idempotency_key("key-1")
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, "replayed");
+    assert_eq!(again.result, first.result);
+    let (latest, _) = client.messages(&thread).limit(3).await.unwrap();
+    let mine: Vec<_> = latest
+        .items
+        .iter()
+        .filter(|m| m.text.as_deref() == Some("it's {{not}} a 'template' | ok"))
+        .collect();
+    assert_eq!(mine.len(), 1, "the replayed key sent nothing");
+    assert!(mine[0].sender.is_self);
+
+    // React to the customer's latest message.
+    let target = latest.items.iter().find(|m| !m.sender.is_self).map(|m| m.id.to_string());
+    if let Some(target) = target {
+        let out = client
+            .invoke(
+                "react",
+                serde_json::from_value(
+                    json!({"conversation_id": thread, "message_id": target, "emoji": "❤️"}),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn action_block_pauses_writes_but_not_reads() {
+    let env = env().await;
+    let client = web_client(&env, PacingPolicy::none());
+    let account_id = env.personal["id"].as_str().unwrap().to_owned();
+    let thread = env.seed.group_thread_id.clone();
+    reqwest::Client::new()
+        .post(format!("{}/_sandbox/faults", env.base))
+        .json(&json!({"account": account_id, "mode": "feedback"}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+
+    let err = client.send(&thread, "hello").await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::ActionBlocked);
+    assert!(matches!(client.state().unwrap().health, SessionHealth::ActionBlocked { .. }));
+
+    // Reads still work while writes are paused.
+    let (page, _) = client.conversations().await.unwrap();
+    assert!(!page.items.is_empty());
+
+    // A second write is refused locally: the sandbox sees no new write.
+    let before = stats(&env).await;
+    let err = client.send(&thread, "hello again").await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::ActionBlocked);
+    let after = stats(&env).await;
+    assert_eq!(before["total"], after["total"], "no request left igdm for a paused write");
+    drop(env.sandbox);
+}
+
+#[tokio::test]
+async fn challenge_stops_every_call() {
+    let env = env().await;
+    let client = web_client(&env, PacingPolicy::none());
+    let account_id = env.personal["id"].as_str().unwrap().to_owned();
+    reqwest::Client::new()
+        .post(format!("{}/_sandbox/faults", env.base))
+        .json(&json!({"account": account_id, "mode": "challenge"}))
+        .send()
+        .await
+        .unwrap();
+    let err = client.conversations().await.unwrap_err();
+    let api = err.to_api_error();
+    assert_eq!(api.class, ErrorClass::Challenge);
+    assert!(api.needs_user);
+    assert!(
+        api.url.as_deref().is_some_and(|u| u.contains("/challenge/")),
+        "the URL to open is kept: {api:?}"
+    );
+    let before = stats(&env).await;
+    let err = client.conversations().await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Challenge);
+    assert!(err.to_api_error().remediation.contains("igdm login me"));
+    assert_eq!(before["total"], stats(&env).await["total"], "stopped accounts make no calls");
+}
+
+#[tokio::test]
+async fn pacing_spaces_writes_and_budgets_refuse_before_sending() {
+    let env = env().await;
+    let policy = PacingPolicy {
+        min_interval: std::time::Duration::from_millis(300),
+        jitter: std::time::Duration::ZERO,
+        hourly: Some(2),
+        daily: None,
+    };
+    let client = web_client(&env, policy);
+    let thread = env.seed.group_thread_id.clone();
+    client.send(&thread, "one").await.unwrap();
+    client.send(&thread, "two").await.unwrap();
+    let state = client.state().unwrap();
+    assert_eq!(state.writes.len(), 2);
+    let gap = state.writes[1].0 - state.writes[0].0;
+    assert!(
+        gap >= chrono::Duration::milliseconds(300),
+        "writes were spaced by the pacing interval: {gap}"
+    );
+    let before = stats(&env).await;
+    let err = client.send(&thread, "three").await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::RateLimited);
+    assert!(err.to_api_error().retry_after.is_some());
+    assert_eq!(before["total"], stats(&env).await["total"], "a spent budget sends nothing");
+}
+
+#[tokio::test]
+async fn invalid_params_fail_before_any_request() {
+    let env = env().await;
+    let client = web_client(&env, PacingPolicy::none());
+    let before = stats(&env).await;
+    let thread = env.seed.group_thread_id.clone();
+    let err = client.send(&thread, "x".repeat(20_001)).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::InvalidRequest);
+    let err = client.conversations().limit(10_000).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::InvalidRequest, "{err}");
+    assert_eq!(before["total"], stats(&env).await["total"]);
+}
