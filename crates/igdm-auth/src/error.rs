@@ -52,6 +52,15 @@ pub enum AuthError {
     /// A browser step failed (launch, navigation, selector, timeout, challenge).
     #[error(transparent)]
     Step(#[from] crate::browser::StepError),
+    /// A browser login failed; `message` is the connector's own message for
+    /// the failure (its `on_error` entry) when it has one.
+    #[error("{message} ({error})")]
+    LoginFailed {
+        /// The message to show the user.
+        message: String,
+        /// What failed.
+        error: crate::browser::StepError,
+    },
     /// An OAuth step failed.
     #[error(transparent)]
     OAuth(#[from] crate::oauth::OAuthError),

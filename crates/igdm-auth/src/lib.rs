@@ -16,6 +16,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod browser;
+pub mod connector;
 pub mod credential;
 pub mod error;
 pub mod import;
@@ -24,6 +25,7 @@ pub mod session;
 pub mod store;
 pub mod vault;
 
+pub use connector::AuthConfig;
 pub use credential::{
     AccountSummary, AppSecrets, CookieCredential, Credential, DeviceIdentity, TokenCredential,
     TokenKind,

@@ -23,7 +23,9 @@ mod runner;
 
 pub use rewrite::UrlRewriter;
 #[cfg(feature = "browser")]
-pub use runner::{BrowserOptions, RunOutcome, find_chromium, has_display, run_steps};
+pub use runner::{
+    BrowserLogin, BrowserOptions, RunOutcome, browser_login, find_chromium, has_display, run_steps,
+};
 
 /// One condition of a `wait_for` step.
 #[derive(Debug, Clone, PartialEq)]

@@ -137,6 +137,9 @@ fn browser_err(step: Option<usize>, what: &str, e: impl fmt::Display) -> StepErr
     StepError::new(StepErrorKind::Browser, step, format!("{what}: {e}"))
 }
 
+/// How long a headless run tolerates a challenge page before giving up.
+const CHALLENGE_GRACE: Duration = Duration::from_secs(2);
+
 /// Whether a URL is one of Instagram's verification pages.
 fn is_challenge_url(url: &str) -> bool {
     ["/challenge/", "/checkpoint/", "/accounts/suspended/"].iter().any(|m| url.contains(m))
@@ -419,6 +422,7 @@ impl Session<'_> {
             })
             .collect();
         let deadline = Instant::now() + limit;
+        let mut challenge_since: Option<Instant> = None;
         loop {
             let url = self.current_url().await.unwrap_or_default();
             if let Some((_, p)) = patterns.iter().find(|(re, _)| re.is_match(&url)) {
@@ -441,20 +445,26 @@ impl Session<'_> {
                 }
             }
             if is_challenge_url(&url) {
-                if self.opts.headless {
+                // A challenge page that stays put (not one being submitted) cannot be
+                // completed without a person.
+                let since = *challenge_since.get_or_insert_with(Instant::now);
+                if self.opts.headless && since.elapsed() >= CHALLENGE_GRACE {
                     return Err(StepError::new(
                         StepErrorKind::ChallengeRequired,
                         Some(i),
                         "Instagram asks for a verification that a headless browser cannot complete; run the login with a display",
                     ));
                 }
-                if !self.challenge_noted {
+                if !self.opts.headless && !self.challenge_noted {
                     self.challenge_noted = true;
                     let notice = self.opts.challenge_notice.as_deref().unwrap_or(
                         "Instagram requires verification: complete it in the browser window",
                     );
                     tracing::warn!("{notice}");
                 }
+            }
+            if !is_challenge_url(&url) {
+                challenge_since = None;
             }
             if Instant::now() >= deadline {
                 return Err(StepError::new(
@@ -466,4 +476,63 @@ impl Session<'_> {
             sleep(Duration::from_millis(250)).await;
         }
     }
+}
+
+/// A browser login that produced a cookie credential.
+pub struct BrowserLogin {
+    /// The credential to store (label = the extracted `username`).
+    pub credential: crate::credential::CookieCredential,
+    /// The connector's success message with placeholders filled.
+    pub message: Option<String>,
+    /// Everything `extract` steps collected.
+    pub extracted: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for BrowserLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrowserLogin")
+            .field("credential", &self.credential)
+            .field("message", &self.message)
+            .field("extracted", &self.extracted)
+            .finish()
+    }
+}
+
+/// Runs a connector's browser login and builds the cookie credential,
+/// checking the connector's required cookies.
+///
+/// # Errors
+/// [`AuthError::Spec`](crate::AuthError::Spec) when the connector has no
+/// browser steps; [`AuthError::LoginFailed`](crate::AuthError::LoginFailed)
+/// carrying the connector's `on_error` message; [`AuthError::MissingCookies`](crate::AuthError::MissingCookies).
+pub async fn browser_login(
+    cfg: &crate::connector::AuthConfig,
+    opts: &BrowserOptions,
+) -> Result<BrowserLogin, crate::AuthError> {
+    let spec = cfg.connect.as_ref().ok_or_else(|| {
+        crate::AuthError::Spec("the connector has no auth.connect browser steps".into())
+    })?;
+    let mut opts = opts.clone();
+    if opts.challenge_notice.is_none() {
+        opts.challenge_notice = spec.on_error.get("challenge_required").cloned();
+    }
+    let outcome = run_steps(&spec.steps, &opts).await.map_err(|error| {
+        crate::AuthError::LoginFailed { message: spec.error_message(&error), error }
+    })?;
+    let label = outcome.extracted.get("username").cloned();
+    let mut credential = crate::credential::CookieCredential::new(
+        outcome.cookies.clone(),
+        cfg.domain.clone(),
+        label,
+    );
+    credential.base_url = opts.rewriter.as_ref().map(|r| r.to_base().to_owned());
+    let missing = credential.missing(cfg.cookies.iter().map(String::as_str));
+    if !missing.is_empty() {
+        return Err(crate::AuthError::MissingCookies(missing));
+    }
+    Ok(BrowserLogin {
+        message: spec.success_message(&outcome.extracted),
+        extracted: outcome.extracted,
+        credential,
+    })
 }
