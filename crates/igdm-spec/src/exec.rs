@@ -101,11 +101,17 @@ impl std::fmt::Debug for Executor {
     }
 }
 
-struct Vars {
+pub(crate) struct Vars {
     params: Value,
     auth: Value,
     device: Value,
     api: Value,
+}
+
+/// The request-side variables of expressions.
+pub(crate) fn vars(connector: &Connector, params: Value, session: &Session) -> Vars {
+    let api = json!({ "base_url": connector.api.base_url.as_ref().map(|u| u.as_str().trim_end_matches('/')) });
+    Vars { params, auth: session.auth_value(), device: session.device_value(), api }
 }
 
 impl Vars {
@@ -252,18 +258,13 @@ impl Executor {
         Ok(())
     }
 
-    fn vars(&self, params: Value, session: &Session) -> Vars {
-        let api = json!({ "base_url": self.connector.api.base_url.as_ref().map(|u| u.as_str().trim_end_matches('/')) });
-        Vars { params, auth: session.auth_value(), device: session.device_value(), api }
-    }
-
     fn build(
         &self,
         op: &Operation,
         params: Value,
         session: &Session,
     ) -> Result<HttpRequest, ExecError> {
-        let vars = self.vars(params, session);
+        let vars = vars(&self.connector, params, session);
         let env = vars.env();
         let render_err = |what: &str, m: String| ExecError::Render(format!("{what}: {m}"));
 
@@ -433,54 +434,8 @@ impl Executor {
             tracing::debug!(connector = %self.connector.id, status = resp.status, class = %e.class, "provider error");
             return Err(ExecError::Api(e));
         }
-        let body: Value = if resp.body.iter().all(u8::is_ascii_whitespace) {
-            Value::Null
-        } else {
-            serde_json::from_slice(&resp.body)
-                .map_err(|e| ExecError::Decode { status: resp.status, message: e.to_string() })?
-        };
-        let vars = self.vars(params, session);
-        let mut warnings = Warnings::default();
-        let base_env = Env { root: &body, current: &body, ..vars.env() };
-        let mut context = Map::new();
-        for (k, e) in &op.response.context {
-            let v = e.eval(&base_env).unwrap_or_else(|m| {
-                warnings.0.push(format!("context.{k}: {m}"));
-                Value::Null
-            });
-            context.insert(k.clone(), v);
-        }
-        let context = Value::Object(context);
-        let env = Env { context: &context, ..base_env };
-        let root = match &op.response.root {
-            Some(e) => e.eval(&env).unwrap_or_else(|m| {
-                warnings.0.push(format!("root: {m}"));
-                Value::Null
-            }),
-            None => body.clone(),
-        };
-        let data = match &op.response.mapping {
-            Some(_) if root.is_null() => {
-                warnings.0.push("the response root is empty".to_owned());
-                Value::Null
-            }
-            Some(m) => mapping::apply(m, &root, &env, &mut warnings),
-            None => root,
-        };
-        let page = op.response.page.as_ref().map(|p| {
-            let next_cursor = p
-                .next_cursor
-                .as_ref()
-                .and_then(|e| e.eval(&env).ok())
-                .filter(|v| !is_blank(v))
-                .map(|v| stringify(&v));
-            let has_more = match &p.has_more {
-                Some(e) => e.eval(&env).map(|v| truthy(&v)).unwrap_or(false),
-                None => next_cursor.is_some(),
-            };
-            PageInfo { next_cursor: if has_more { next_cursor } else { None }, has_more }
-        });
-        Ok(ActionOutput { data, page, status: resp.status, warnings: warnings.0, raw: resp.body })
+        let vars = vars(&self.connector, params, session);
+        map_response(op, &vars, resp.status, resp.body)
     }
 
     /// Applies `Set-Cookie` rotation and the connector's response hooks.
@@ -499,6 +454,79 @@ impl Executor {
                 StoreTarget::Extra(x) => session.set_extra(x.clone(), value),
             }
         }
+    }
+}
+
+/// Maps a successful response body with the operation's `response` block.
+pub(crate) fn map_response(
+    op: &Operation,
+    vars: &Vars,
+    status: u16,
+    raw: Bytes,
+) -> Result<ActionOutput, ExecError> {
+    let body: Value = if raw.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_json::from_slice(&raw)
+            .map_err(|e| ExecError::Decode { status, message: e.to_string() })?
+    };
+    let mut warnings = Warnings::default();
+    let base_env = Env { root: &body, current: &body, ..vars.env() };
+    let mut context = Map::new();
+    for (k, e) in &op.response.context {
+        let v = e.eval(&base_env).unwrap_or_else(|m| {
+            warnings.0.push(format!("context.{k}: {m}"));
+            Value::Null
+        });
+        context.insert(k.clone(), v);
+    }
+    let context = Value::Object(context);
+    let env = Env { context: &context, ..base_env };
+    let root = match &op.response.root {
+        Some(e) => e.eval(&env).unwrap_or_else(|m| {
+            warnings.0.push(format!("root: {m}"));
+            Value::Null
+        }),
+        None => body.clone(),
+    };
+    let data = match &op.response.mapping {
+        Some(_) if root.is_null() => {
+            warnings.0.push("the response root is empty".to_owned());
+            Value::Null
+        }
+        Some(m) => mapping::apply(m, &root, &env, &mut warnings),
+        None => root,
+    };
+    let page = op.response.page.as_ref().map(|p| {
+        let next_cursor = p
+            .next_cursor
+            .as_ref()
+            .and_then(|e| e.eval(&env).ok())
+            .filter(|v| !is_blank(v))
+            .map(|v| stringify(&v));
+        let has_more = match &p.has_more {
+            Some(e) => e.eval(&env).map(|v| truthy(&v)).unwrap_or(false),
+            None => next_cursor.is_some(),
+        };
+        PageInfo { next_cursor: if has_more { next_cursor } else { None }, has_more }
+    });
+    Ok(ActionOutput { data, page, status, warnings: warnings.0, raw })
+}
+
+impl Connector {
+    /// Maps a successful response body of `action` exactly as [`Executor::execute`]
+    /// would, without network or session (replaying recorded responses,
+    /// benchmarks). `params` are validated first.
+    pub fn map_body(
+        &self,
+        action: &str,
+        params: &Map<String, Value>,
+        body: &[u8],
+    ) -> Result<ActionOutput, ExecError> {
+        let a = self.action(action).ok_or_else(|| ExecError::UnknownAction(action.to_owned()))?;
+        let params = validate_params(a.params(), params).map_err(ExecError::InvalidParams)?;
+        let vars = vars(self, params, &Session::new());
+        map_response(&a.op, &vars, 200, Bytes::copy_from_slice(body))
     }
 }
 

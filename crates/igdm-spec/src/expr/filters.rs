@@ -40,11 +40,17 @@ pub enum Filter {
     First,
     /// `last`: the last element.
     Last,
+    /// `entries`: an object → `[{key, value}]` (map over objects keyed by id).
+    Entries,
+    /// `keys`: an object's keys.
+    Keys,
+    /// `values`: an object's values.
+    Values,
 }
 
 impl Filter {
     /// All filter names, for error messages.
-    pub const NAMES: &'static str = "default, divide, multiply, to_datetime, to_json, to_attachment, to_string, to_number, length, lower, upper, trim, join, first, last";
+    pub const NAMES: &'static str = "default, divide, multiply, to_datetime, to_json, to_attachment, to_string, to_number, length, lower, upper, trim, join, first, last, entries, keys, values";
 
     /// The filter called `name`.
     #[must_use]
@@ -65,6 +71,9 @@ impl Filter {
             "join" => Filter::Join,
             "first" => Filter::First,
             "last" => Filter::Last,
+            "entries" => Filter::Entries,
+            "keys" => Filter::Keys,
+            "values" => Filter::Values,
             _ => return None,
         })
     }
@@ -140,6 +149,22 @@ impl Filter {
             }),
             Filter::Last => Ok(match v {
                 Value::Array(a) => a.into_iter().next_back().unwrap_or(Value::Null),
+                other => other,
+            }),
+            Filter::Entries => Ok(match v {
+                Value::Object(m) => Value::Array(
+                    m.into_iter().map(|(k, v)| json!({"key": k, "value": v})).collect(),
+                ),
+                other => other,
+            }),
+            Filter::Keys => Ok(match v {
+                Value::Object(m) => {
+                    Value::Array(m.into_iter().map(|(k, _)| Value::String(k)).collect())
+                }
+                other => other,
+            }),
+            Filter::Values => Ok(match v {
+                Value::Object(m) => Value::Array(m.into_iter().map(|(_, v)| v).collect()),
                 other => other,
             }),
         }
