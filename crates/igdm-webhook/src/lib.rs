@@ -10,9 +10,11 @@
 //! event stream and the outgoing hook.
 //!
 //! ```no_run
-//! # async fn demo(store: std::sync::Arc<dyn igdm_webhook::WebhookStore>) -> Result<(), Box<dyn std::error::Error>> {
-//! use igdm_webhook::{Config, Secrets, Server};
-//! let server = Server::new(Config::new(Secrets::new("app-secret", "verify-token")), store);
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use igdm_webhook::{Config, Secrets, Server, StoreLog};
+//! let store = igdm_store::Store::open("sqlite:///var/lib/igdm/igdm.db?mode=rwc").await?;
+//! let config = Config::new(Secrets::new("app-secret", "verify-token"));
+//! let server = Server::new(config, StoreLog::from_store(store));
 //! let mut events = server.subscribe();
 //! tokio::spawn(async move { while let Ok(ev) = events.recv().await { println!("{}", ev.kind) } });
 //! server.serve("127.0.0.1:8080".parse()?).await?;
@@ -36,6 +38,6 @@ pub use server::{Config, Secrets, ServeError, Server, WEBHOOK_PATH, shutdown_sig
 pub use signature::{SIGNATURE_HEADER, sign, verify};
 pub use sinks::{EventOutput, ForwardConfig};
 pub use store::{
-    BoxError, ClaimedEvent, DeliveryContent, DeliveryReceipt, LogCounts, MemoryStore, NewDelivery,
-    NewEvent, StoreFuture, WebhookStore,
+    BoxError, ClaimedEvent, DeliveryContent, DeliveryReceipt, LogCounts, NewDelivery, NewEvent,
+    StoreFuture, WebhookStore,
 };

@@ -149,10 +149,19 @@ static WORKER_SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl Server {
     /// Starts the writer and the workers on the current Tokio runtime.
+    /// `store` is usually a [`crate::StoreLog`] over an `igdm_store` store.
     ///
     /// # Panics
     /// When called outside a Tokio runtime.
-    pub fn new(config: Config, store: Arc<dyn WebhookStore>) -> Self {
+    pub fn new(config: Config, store: impl WebhookStore) -> Self {
+        Self::from_arc(config, Arc::new(store))
+    }
+
+    /// [`Server::new`] with a shared store.
+    ///
+    /// # Panics
+    /// When called outside a Tokio runtime.
+    pub fn from_arc(config: Config, store: Arc<dyn WebhookStore>) -> Self {
         let metrics = Arc::new(Metrics::default());
         let work = Arc::new(Notify::new());
         let (stop, stop_rx) = watch::channel(false);

@@ -396,20 +396,7 @@ async fn graceful_shutdown_drains_pending_events() {
     let posts = (0..40).map(|i| {
         let body =
             envelope(vec![customer_msg("444", &format!("g{i}"), t0 + i, json!({"text": "x"}))]);
-        let client = srv.client.clone();
-        let url = srv.url();
-        async move {
-            let bytes = body.to_string();
-            client
-                .post(url)
-                .header("x-hub-signature-256", sign(SECRET.as_bytes(), bytes.as_bytes()))
-                .body(bytes)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        post_signed(&srv.client, srv.url(), body.to_string().into_bytes())
     });
     let statuses = futures::future::join_all(posts).await;
     assert!(statuses.iter().all(|s| *s == 200));
@@ -445,20 +432,7 @@ async fn two_servers_share_one_postgres_schema() {
         ])
         .to_string();
         for srv in [&a, &b] {
-            let client = srv.client.clone();
-            let url = srv.url();
-            let body = body.clone();
-            sends.push(async move {
-                client
-                    .post(url)
-                    .header("x-hub-signature-256", sign(SECRET.as_bytes(), body.as_bytes()))
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            });
+            sends.push(post_signed(&srv.client, srv.url(), body.clone().into_bytes()));
         }
     }
     let statuses = futures::future::join_all(sends).await;

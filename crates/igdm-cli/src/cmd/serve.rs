@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use igdm_webhook::{Config, EventOutput, ForwardConfig, Secrets, Server, StoreLog, WEBHOOK_PATH};
@@ -116,7 +115,7 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
         .await
         .with_context(|| format!("binding {}", args.addr))?;
     let local = listener.local_addr()?;
-    let server = Server::new(config, Arc::new(log));
+    let server = Server::new(config, log);
     eprintln!("igdm serve: listening on http://{local}{WEBHOOK_PATH}");
     server.serve_with_shutdown(listener, igdm_webhook::shutdown_signal()).await?;
     eprintln!("igdm serve: stopped");

@@ -86,7 +86,7 @@ pub fn config() -> Config {
 }
 
 pub async fn start(store: Arc<dyn MessageStore>, config: Config) -> Running {
-    let server = Server::new(config, Arc::new(StoreLog::new(store)));
+    let server = Server::new(config, StoreLog::new(store));
     let events = server.subscribe();
     let metrics = server.metrics();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -110,16 +110,7 @@ impl Running {
 
     /// POSTs `body` signed with the test secret; returns the status.
     pub async fn post_signed(&self, body: &[u8]) -> u16 {
-        self.client
-            .post(self.url())
-            .header("content-type", "application/json")
-            .header("x-hub-signature-256", sign(SECRET.as_bytes(), body))
-            .body(body.to_vec())
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
+        post_signed(&self.client, self.url(), body.to_vec()).await
     }
 
     pub async fn post_json(&self, v: &Value) -> u16 {
@@ -164,6 +155,20 @@ impl Running {
             panic!("unexpected extra event: {e:?}");
         }
     }
+}
+
+/// POSTs `body` to `url` signed with the test secret; returns the status.
+pub async fn post_signed(client: &reqwest::Client, url: String, body: Vec<u8>) -> u16 {
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", sign(SECRET.as_bytes(), &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 /// Polls `f` until it returns true (fails after 20 s).
