@@ -51,7 +51,10 @@ mod tests {
     fn every_file_declares_its_own_id() {
         for (id, text) in all() {
             assert!(text.starts_with("---\n"), "{id} must open with front matter");
-            assert!(text.contains(&format!("\nid: {id}\n")), "{id} front matter must declare its id");
+            assert!(
+                text.contains(&format!("\nid: {id}\n")),
+                "{id} front matter must declare its id"
+            );
         }
         assert_eq!(by_id("instagram-page"), Some(INSTAGRAM_PAGE));
         assert_eq!(by_id("instagram"), None);
