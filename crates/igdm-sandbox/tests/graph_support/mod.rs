@@ -2,6 +2,8 @@
 //! one business account, customers that write to it, and a Graph client.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod receiver;
+
 use igdm_sandbox::{RunningSandbox, Sandbox, SandboxConfig};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
