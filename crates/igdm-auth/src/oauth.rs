@@ -620,7 +620,9 @@ impl CallbackServer {
         let cb = tokio::time::timeout(limit, self.rx.recv())
             .await
             .map_err(|_| OAuthError::CallbackTimeout(limit.as_secs()));
+        // Stop serving and release the port before returning.
         self.task.abort();
+        let _ = (&mut self.task).await;
         let cb = cb?.ok_or(OAuthError::MissingCode)?;
         check_callback(cb, expected_state)
     }
@@ -807,6 +809,34 @@ impl TokenManager {
         self.store.put(&self.account, Credential::Token(fresh.clone())).await?;
         Ok(fresh)
     }
+}
+
+/// Runs the whole Instagram Login flow for `account`: binds the callback
+/// server, hands the consent URL to `show` (print it, open a browser),
+/// waits up to `limit` for the callback, checks `state`, exchanges the code
+/// for a short-lived then a long-lived token, and stores it.
+///
+/// # Errors
+/// Any [`OAuthError`] (denied, state mismatch, refused code, timeout) or a
+/// store error. Nothing is stored on failure.
+pub async fn run_authorization(
+    client: &OAuthClient,
+    account: &str,
+    store: &dyn CredentialStore,
+    clock: &dyn Clock,
+    limit: Duration,
+    show: impl FnOnce(&Url),
+) -> Result<TokenCredential, AuthError> {
+    crate::error::validate_account(account)?;
+    let server = CallbackServer::bind(&client.app().redirect_uri).await?;
+    let state = new_state();
+    show(&client.authorize_url(MESSAGING_SCOPES, &state));
+    let code = server.wait(&state, limit).await?;
+    let short = client.exchange_code(&code).await?;
+    let token = client.exchange_long_lived(account, &short, clock.now()).await?;
+    store.put(account, Credential::Token(token.clone())).await?;
+    tracing::info!(account, user_id = ?token.user_id, "instagram login token stored");
+    Ok(token)
 }
 
 #[cfg(test)]
