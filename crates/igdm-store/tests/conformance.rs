@@ -144,6 +144,11 @@ mod cases {
         assert_eq!(c.updated_at, Some(t(10)));
         assert_eq!(s.list_messages("someone-else", "c1", 10, None).await.unwrap().items, vec![]);
         assert_eq!(s.get_message(ACC, "c1", "nope").await.unwrap(), None);
+
+        // Text no backend can store is refused before anything is written.
+        let bad = [msg("c1", "m7", 11, Some("ok")), msg("c1", "m8", 12, Some("nul \0 inside"))];
+        assert!(matches!(s.upsert_messages(ACC, &bad).await, Err(StoreError::InvalidInput(_))));
+        assert_eq!(s.get_message(ACC, "c1", "m7").await.unwrap(), None);
     }
 
     pub async fn batch_upsert_dedupes_and_stores_attachments(h: &Harness) {

@@ -126,6 +126,17 @@ pub(crate) fn fold_for(enabled: bool, text: Option<&str>) -> Option<String> {
     if enabled { text.map(crate::fold::folded) } else { None }
 }
 
+/// Refuses message text PostgreSQL cannot store (a NUL character), on both
+/// backends alike, before anything is written.
+pub(crate) fn check_text(text: Option<&str>, message_id: &str) -> StoreResult<()> {
+    if text.is_some_and(|t| t.contains('\0')) {
+        return Err(StoreError::InvalidInput(format!(
+            "text of message {message_id} contains a NUL character"
+        )));
+    }
+    Ok(())
+}
+
 /// Parsed pieces of enum-valued columns.
 pub(crate) fn parse_backend(raw: &str) -> Backend {
     Backend::parse(raw)
@@ -887,6 +898,9 @@ macro_rules! shared_store {
                     if messages.is_empty() {
                         return Ok(0);
                     }
+                    for m in messages {
+                        check_text(m.text.as_deref(), &m.id.0)?;
+                    }
                     // One row per key (a statement may not update a row twice); the last copy wins.
                     let mut index: HashMap<(&str, &str), usize> = HashMap::new();
                     let mut distinct: Vec<&Message> = Vec::with_capacity(messages.len());
@@ -1022,6 +1036,7 @@ macro_rules! shared_store {
                 edited_at: Timestamp,
             ) -> StoreFuture<'a, MutationOutcome> {
                 async move {
+                    check_text(text, message_id)?;
                     let key = (account, conversation_id, message_id);
                     let at = edited_at.unix_micros();
                     // The write comes first so the transaction holds the write lock from its start.

@@ -111,18 +111,29 @@ impl SqliteStore {
                     expr.push_str(" NOT ");
                     expr.push_str(e);
                 }
-                let mut b = QueryBuilder::<sqlx::Sqlite>::new(format!(
-                    "SELECT {MESSAGE_COLUMNS}, -bm25(messages_fts) AS rank, \
-                     snippet(messages_fts, 0, '{SNIPPET_START}', '{SNIPPET_END}', '…', 16) AS snippet \
+                // Rank and page first; `snippet()` is costly, so it runs only
+                // for the page's rows (rowid lookups forced by CROSS JOIN).
+                let mut b = QueryBuilder::<sqlx::Sqlite>::new(
+                    "WITH hits AS (SELECT m.seq AS seq, m.sent_at AS sent_at, bm25(messages_fts) AS score \
                      FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid \
                      JOIN conversations c ON c.account_id = m.account_id AND c.conversation_id = m.conversation_id \
-                     WHERE messages_fts MATCH "
-                ));
-                b.push_bind(expr).push(" AND m.account_id = ").push_bind(account.to_owned());
+                     WHERE messages_fts MATCH ",
+                );
+                b.push_bind(expr.clone())
+                    .push(" AND m.account_id = ")
+                    .push_bind(account.to_owned());
                 b.push(" AND m.is_deleted = FALSE");
                 Self::push_search_filters(&mut b, q);
-                b.push(" ORDER BY bm25(messages_fts), m.sent_at DESC, m.seq DESC");
-                b
+                b.push(" ORDER BY score, m.sent_at DESC, m.seq DESC LIMIT ").push_bind(limit);
+                b.push(" OFFSET ").push_bind(offset);
+                b.push(format!(
+                    ") SELECT {MESSAGE_COLUMNS}, -hits.score AS rank, \
+                     snippet(messages_fts, 0, '{SNIPPET_START}', '{SNIPPET_END}', '…', 16) AS snippet \
+                     FROM hits CROSS JOIN messages_fts ON messages_fts.rowid = hits.seq \
+                     CROSS JOIN messages m ON m.seq = hits.seq WHERE messages_fts MATCH "
+                ));
+                b.push_bind(expr).push(" ORDER BY hits.score, hits.sent_at DESC, hits.seq DESC");
+                return Ok(b.build().fetch_all(&self.pool).await?);
             }
             None => {
                 let mut b = QueryBuilder::<sqlx::Sqlite>::new(format!(
