@@ -147,18 +147,21 @@ pub async fn api_err(
     }
 }
 
-/// Runs `action`, expecting its parameters to be refused before sending.
+/// Runs `action`, expecting its parameters to be refused before sending, with
+/// a message naming `field`.
 pub async fn invalid(
     exec: &Executor,
     session: &mut Session,
     action: &str,
     params: Value,
+    field: &str,
 ) -> ApiError {
     match run(exec, session, action, params).await {
         Err(e @ ExecError::InvalidParams(_)) => {
             assert!(e.nothing_sent());
             let ExecError::InvalidParams(api) = e else { unreachable!() };
             assert_eq!(api.class, ErrorClass::InvalidRequest);
+            assert!(api.message.starts_with(&format!("{field}: ")), "{action}: {}", api.message);
             api
         }
         Err(other) => panic!("{action}: expected invalid params, got {other}"),
