@@ -86,6 +86,35 @@ impl Receiver {
     }
 }
 
+impl Receiver {
+    /// Every `entry[].messaging[]` item received so far, in arrival order.
+    pub fn messaging(&self) -> Vec<serde_json::Value> {
+        self.posts()
+            .iter()
+            .flat_map(|p| {
+                p.json()["entry"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .flat_map(|e| e["messaging"].as_array().cloned().unwrap_or_default())
+            })
+            .collect()
+    }
+
+    /// Waits until at least `n` messaging items arrived, however batched (5 s at most).
+    pub async fn wait_for_messaging(&self, n: usize) -> Vec<serde_json::Value> {
+        for _ in 0..500 {
+            let items = self.messaging();
+            if items.len() >= n {
+                return items;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("expected {n} messaging items, got {}", self.messaging().len());
+    }
+}
+
 async fn verify(
     State(s): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
