@@ -40,3 +40,5 @@ pub use spec::{
     SessionSpec, StoreTarget,
 };
 pub use transport::{HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError};
+/// The URL type of [`Executor::with_base_url`] and [`HttpRequest::url`].
+pub use url::Url;

@@ -64,6 +64,13 @@ impl Session {
         self
     }
 
+    /// A fresh random device uuid, for a new account only: an existing
+    /// account must keep the one it was created with.
+    #[must_use]
+    pub fn new_device_uuid() -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+
     /// A cookie's value.
     #[must_use]
     pub fn cookie(&self, name: &str) -> Option<&str> {
