@@ -24,7 +24,11 @@ pub struct Global {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "igdm", version, about = "Instagram Direct messages from the command line, a library, a webhook service and an MCP server")]
+#[command(
+    name = "igdm",
+    version,
+    about = "Instagram Direct messages from the command line, a library, a webhook service and an MCP server"
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -41,6 +45,19 @@ enum Command {
     Sandbox(cmd::sandbox::SandboxArgs),
     /// Receive Instagram webhooks: verify, store, process and stream events.
     Serve(cmd::serve::ServeArgs),
+    /// Manage accounts.
+    #[command(subcommand)]
+    Accounts(cmd::accounts::AccountsCommand),
+    /// Walk through igdm against an embedded sandbox (no credentials, no network).
+    Demo(cmd::demo::DemoArgs),
+    /// Log in to an account in a browser, or import its cookies.
+    Login(cmd::auth::LoginArgs),
+    /// Authorize an account with Instagram Login (OAuth), or store a Page token.
+    Oauth(cmd::auth::OauthArgs),
+    /// Run browser steps from stdin and print the cookies (for host applications).
+    BrowserRun(cmd::auth::BrowserRunArgs),
+    #[command(flatten)]
+    Msg(cmd::msg::MsgCommand),
 }
 
 fn init_tracing(verbose: u8) {
@@ -48,7 +65,7 @@ fn init_tracing(verbose: u8) {
     let filter = std::env::var("IGDM_LOG").ok().map_or_else(
         || {
             EnvFilter::new(match verbose {
-                0 => "warn",
+                0 => "warn,chromiumoxide=error",
                 1 => "info,igdm=debug",
                 2 => "debug",
                 _ => "trace",
@@ -57,7 +74,8 @@ fn init_tracing(verbose: u8) {
         EnvFilter::new,
     );
     // Logs go to stderr only: stdout carries results (and the MCP stdio transport).
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 #[tokio::main]
@@ -69,6 +87,12 @@ async fn main() -> ExitCode {
         Command::Spec(c) => cmd::spec::run(c, &cli.global).await,
         Command::Sandbox(a) => cmd::sandbox::run(a, &cli.global).await,
         Command::Serve(a) => cmd::serve::run(a, &cli.global).await,
+        Command::Accounts(c) => cmd::accounts::run(c, &cli.global).await,
+        Command::Demo(a) => cmd::demo::run(a, &cli.global).await,
+        Command::Msg(c) => cmd::msg::run(c, &cli.global).await,
+        Command::Login(a) => cmd::auth::login(a, &cli.global).await,
+        Command::Oauth(a) => cmd::auth::oauth(a, &cli.global).await,
+        Command::BrowserRun(a) => cmd::auth::browser_run(a, &cli.global).await,
     };
     match result {
         Ok(code) => code,

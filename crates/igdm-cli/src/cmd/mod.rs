@@ -1,5 +1,11 @@
 //! One module per area of the CLI.
 
+pub mod accounts;
+pub mod auth;
+pub mod ctx;
+pub mod demo;
+pub mod msg;
+pub mod output;
 pub mod sandbox;
 pub mod serve;
 pub mod spec;

@@ -1,0 +1,335 @@
+//! `igdm accounts add|list|remove|status`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, anyhow, bail};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use igdm::AccountConfig;
+use igdm_auth::{Credential, CredentialStore, TokenCredential, TokenKind};
+use igdm_model::{Backend, Timestamp};
+
+use super::ctx::{Ctx, connector};
+use crate::Global;
+
+/// Account commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum AccountsCommand {
+    /// Add an account from cookies, a token, or a fresh sandbox account.
+    Add(AddArgs),
+    /// List the accounts.
+    List,
+    /// Remove an account and its credentials.
+    Remove {
+        /// The account name.
+        name: String,
+    },
+    /// Each account's session health, last successful call and write budget.
+    Status,
+}
+
+/// `igdm accounts add`.
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// A local name for the account.
+    pub name: String,
+    /// The connector: instagram-web, instagram-graph or instagram-page.
+    #[arg(long)]
+    pub connector: Option<String>,
+    /// Talk to this base URL instead of Instagram (a sandbox, a proxy).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Cookies: a JSON object, a Netscape cookies.txt or a Cookie header (`-` for stdin).
+    #[arg(long, conflicts_with_all = ["token", "sandbox"])]
+    pub cookies: Option<String>,
+    /// An access token (Graph); `-` reads it from stdin. Prefer IGDM_TOKEN to keep it out of shell history.
+    #[arg(long, env = "IGDM_TOKEN", hide_env_values = true, conflicts_with = "sandbox")]
+    pub token: Option<String>,
+    /// Provision a fresh account on a running `igdm sandbox` at this URL.
+    #[arg(long)]
+    pub sandbox: Option<String>,
+}
+
+/// Runs an accounts command.
+pub async fn run(cmd: AccountsCommand, global: &Global) -> anyhow::Result<ExitCode> {
+    let mut ctx = Ctx::open()?;
+    match cmd {
+        AccountsCommand::Add(args) => add(&mut ctx, args, global).await,
+        AccountsCommand::List => {
+            let list: Vec<Value> = ctx
+                .accounts
+                .accounts
+                .iter()
+                .map(|a| json!({"name": a.name, "connector": a.connector, "backend": a.backend, "username": a.username, "user_id": a.user_id, "base_url": a.base_url}))
+                .collect();
+            if global.json {
+                println!(
+                    "{}",
+                    json!({"items": list, "next_cursor": null, "has_more": false, "warnings": []})
+                );
+            } else if list.is_empty() {
+                println!(
+                    "no accounts yet: igdm accounts add NAME --connector … (--cookies FILE | --token TOKEN | --sandbox URL)"
+                );
+            } else {
+                for a in &ctx.accounts.accounts {
+                    println!(
+                        "{:<16} {:<16} {:<20} {}",
+                        a.name,
+                        a.connector,
+                        a.username.as_deref().unwrap_or("-"),
+                        a.base_url.as_deref().unwrap_or("instagram")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AccountsCommand::Remove { name } => {
+            let removed =
+                ctx.accounts.remove(&name).ok_or_else(|| anyhow!("no account named {name:?}"))?;
+            ctx.accounts.save(&ctx.home)?;
+            ctx.vault()?.delete(&removed.name).await?;
+            let _ = std::fs::remove_file(ctx.home.join("state").join(format!("{name}.json")));
+            if global.json {
+                println!("{}", json!({"removed": name}));
+            } else {
+                println!("removed {name}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AccountsCommand::Status => status(&mut ctx, global).await,
+    }
+}
+
+fn backend_of(connector_id: &str) -> Backend {
+    match connector_id {
+        "instagram-web" => Backend::Web,
+        "instagram-page" => Backend::Page,
+        _ => Backend::Graph,
+    }
+}
+
+fn read_arg(value: &str) -> anyhow::Result<String> {
+    if value == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        Ok(s)
+    } else if std::path::Path::new(value).exists() {
+        std::fs::read_to_string(value).with_context(|| format!("reading {value}"))
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+async fn add(ctx: &mut Ctx, args: AddArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    if ctx.accounts.get(&args.name).is_some() {
+        bail!(
+            "an account named {:?} already exists (igdm accounts remove {} first)",
+            args.name,
+            args.name
+        );
+    }
+    let (config, credential) = if let Some(url) = &args.sandbox {
+        provision(&args, url).await?
+    } else {
+        let connector_id =
+            args.connector.clone().ok_or_else(|| anyhow!("--connector is required"))?;
+        let conn = connector(&connector_id)?;
+        let credential = if let Some(c) = &args.cookies {
+            let text = read_arg(c)?;
+            let mut cred = igdm_auth::import::import_cookies(
+                &text,
+                conn.auth.domain.as_deref().unwrap_or("instagram.com"),
+                &conn.auth.cookies,
+                Some(args.name.clone()),
+            )?;
+            cred.base_url.clone_from(&args.base_url);
+            Credential::Cookies(cred)
+        } else if let Some(t) = &args.token {
+            let token = if t == "-" { read_arg(t)?.trim().to_owned() } else { t.clone() };
+            Credential::Token(TokenCredential {
+                access_token: SecretString::from(token),
+                expires_at: None,
+                issued_at: Timestamp::now(),
+                scopes: Vec::new(),
+                kind: if connector_id == "instagram-page" {
+                    TokenKind::Page
+                } else {
+                    TokenKind::InstagramUser
+                },
+                user_id: None,
+                page_id: None,
+                app_id: None,
+                base_url: args.base_url.clone(),
+            })
+        } else {
+            bail!("give --cookies FILE, --token TOKEN or --sandbox URL");
+        };
+        let user_id = match &credential {
+            Credential::Cookies(c) => c.user_id(),
+            _ => None,
+        };
+        let config = AccountConfig {
+            name: args.name.clone(),
+            connector: connector_id.clone(),
+            backend: backend_of(&connector_id),
+            base_url: args.base_url.clone(),
+            user_id,
+            username: None,
+            pacing: igdm::PacingOverride::default(),
+            created_at: Timestamp::now(),
+        };
+        (config, credential)
+    };
+    ctx.vault()?.put(&config.name, credential).await?;
+    ctx.accounts.add(config.clone())?;
+    ctx.accounts.save(&ctx.home)?;
+    if global.json {
+        println!(
+            "{}",
+            json!({"name": config.name, "connector": config.connector, "user_id": config.user_id, "username": config.username, "base_url": config.base_url})
+        );
+    } else {
+        println!(
+            "added {} ({}{})",
+            config.name,
+            config.connector,
+            config.base_url.as_deref().map(|u| format!(" at {u}")).unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates an account on a running sandbox and returns its config and credential.
+pub async fn provision(
+    args: &AddArgs,
+    sandbox: &str,
+) -> anyhow::Result<(AccountConfig, Credential)> {
+    let connector_id = args.connector.clone().unwrap_or_else(|| "instagram-web".to_owned());
+    let kind = if connector_id == "instagram-web" { "personal" } else { "business" };
+    let base = sandbox.trim_end_matches('/');
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/_sandbox/accounts"))
+        .json(&json!({"kind": kind, "username": args.name}))
+        .send()
+        .await
+        .with_context(|| format!("reaching the sandbox at {base}"))?;
+    let status = resp.status();
+    let body: Value =
+        resp.json().await.context("the sandbox answered with something that is not JSON")?;
+    if !status.is_success() {
+        bail!("the sandbox refused the account: {body}");
+    }
+    account_from_sandbox(&args.name, &connector_id, base, &body)
+}
+
+/// Builds an account and its credential from the sandbox's account JSON.
+pub fn account_from_sandbox(
+    name: &str,
+    connector_id: &str,
+    base: &str,
+    body: &Value,
+) -> anyhow::Result<(AccountConfig, Credential)> {
+    let text =
+        |v: &Value| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string()));
+    let credential = if connector_id == "instagram-web" {
+        let cookies =
+            body["cookies"].as_object().ok_or_else(|| anyhow!("sandbox gave no cookies"))?;
+        let map = cookies
+            .iter()
+            .filter_map(|(k, v)| text(v).map(|v| (k.clone(), SecretString::from(v))))
+            .collect();
+        let mut cred =
+            igdm_auth::CookieCredential::new(map, "instagram.com", Some(name.to_owned()));
+        cred.base_url = Some(base.to_owned());
+        Credential::Cookies(cred)
+    } else {
+        let (token, kind) = if connector_id == "instagram-page" {
+            (text(&body["page_token"]), TokenKind::Page)
+        } else {
+            (text(&body["access_token"]), TokenKind::InstagramUser)
+        };
+        let token = token.ok_or_else(|| anyhow!("sandbox gave no token for {connector_id}"))?;
+        Credential::Token(TokenCredential {
+            access_token: SecretString::from(token),
+            expires_at: None,
+            issued_at: Timestamp::now(),
+            scopes: vec![
+                "instagram_business_basic".into(),
+                "instagram_business_manage_messages".into(),
+            ],
+            kind,
+            user_id: text(&body["id"]),
+            page_id: text(&body["page_id"]),
+            app_id: None,
+            base_url: Some(base.to_owned()),
+        })
+    };
+    let user_id =
+        if connector_id == "instagram-web" { text(&body["pk"]) } else { text(&body["id"]) };
+    let config = AccountConfig {
+        name: name.to_owned(),
+        connector: connector_id.to_owned(),
+        backend: backend_of(connector_id),
+        base_url: Some(base.to_owned()),
+        user_id,
+        username: text(&body["username"]),
+        pacing: igdm::PacingOverride::default(),
+        created_at: Timestamp::now(),
+    };
+    Ok((config, credential))
+}
+
+async fn status(ctx: &mut Ctx, global: &Global) -> anyhow::Result<ExitCode> {
+    let vault = ctx.vault()?;
+    let mut rows = Vec::new();
+    for a in ctx.accounts.accounts.clone() {
+        let state = igdm::StateFile::new(&ctx.home, &a.name).read()?;
+        let conn = connector(&a.connector)?;
+        let client = igdm::Client::builder(a.clone(), conn, igdm_spec::Session::new()).build()?;
+        let policy = client.pacing();
+        let now = Timestamp::now();
+        let hour_left = policy.hourly.map(|h| {
+            h as usize
+                - state.writes_within(now, std::time::Duration::from_secs(3600)).min(h as usize)
+        });
+        let day_left = policy.daily.map(|d| {
+            d as usize
+                - state.writes_within(now, std::time::Duration::from_secs(86_400)).min(d as usize)
+        });
+        let token_expires = match vault.get(&a.name).await? {
+            Some(Credential::Token(t)) => t.expires_at.map(|t| t.to_string()),
+            _ => None,
+        };
+        rows.push(json!({
+            "name": a.name,
+            "connector": a.connector,
+            "health": state.health,
+            "last_success_at": state.last_success_at,
+            "token_expires_at": token_expires,
+            "writes_left_this_hour": hour_left,
+            "writes_left_today": day_left,
+        }));
+    }
+    if global.json {
+        println!(
+            "{}",
+            json!({"items": rows, "next_cursor": null, "has_more": false, "warnings": []})
+        );
+    } else {
+        for r in &rows {
+            println!(
+                "{:<16} {:<16} {:<14} last ok: {:<28} token expires: {:<26} writes left: {}/h {}/day",
+                r["name"].as_str().unwrap_or(""),
+                r["connector"].as_str().unwrap_or(""),
+                r["health"]["state"].as_str().unwrap_or("?"),
+                r["last_success_at"].as_str().unwrap_or("never"),
+                r["token_expires_at"].as_str().unwrap_or("-"),
+                r["writes_left_this_hour"].as_u64().map_or("∞".to_owned(), |n| n.to_string()),
+                r["writes_left_today"].as_u64().map_or("∞".to_owned(), |n| n.to_string()),
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

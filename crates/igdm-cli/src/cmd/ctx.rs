@@ -1,0 +1,134 @@
+//! Opening accounts: home directory, accounts file, credential vault, and a
+//! ready [`igdm::Client`] for the chosen account.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context as _, anyhow};
+use secrecy::ExposeSecret;
+
+use igdm::{AccountConfig, Accounts, Client, Home, StateFile};
+use igdm_auth::{Credential, CredentialStore, Vault};
+use igdm_spec::{Connector, Session};
+
+/// Loads the embedded connector with `id`.
+pub fn connector(id: &str) -> anyhow::Result<Arc<Connector>> {
+    let text = igdm_connectors::by_id(id).ok_or_else(|| {
+        let known: Vec<&str> = igdm_connectors::all().iter().map(|(i, _)| *i).collect();
+        anyhow!("no connector {id:?} (known: {})", known.join(", "))
+    })?;
+    Ok(Arc::new(Connector::load(text, &format!("connectors/{id}.md"))?))
+}
+
+/// Everything a command needs to act as an account.
+pub struct Ctx {
+    /// The home directory.
+    pub home: Home,
+    /// The accounts file.
+    pub accounts: Accounts,
+    vault: Option<Arc<Vault>>,
+}
+
+impl Ctx {
+    /// Opens `$IGDM_HOME`.
+    pub fn open() -> anyhow::Result<Self> {
+        let home = Home::from_env()?;
+        let accounts = Accounts::load(&home)?;
+        Ok(Self { home, accounts, vault: None })
+    }
+
+    /// The credential vault (opened on first use).
+    pub fn vault(&mut self) -> anyhow::Result<Arc<Vault>> {
+        if let Some(v) = &self.vault {
+            return Ok(v.clone());
+        }
+        self.home.ensure()?;
+        let v =
+            Arc::new(Vault::from_env(self.home.root()).context("opening the credential vault")?);
+        self.vault = Some(v.clone());
+        Ok(v)
+    }
+
+    /// The account `--account` names (or the only one).
+    pub fn account(&self, name: Option<&str>) -> anyhow::Result<AccountConfig> {
+        Ok(self.accounts.resolve(name)?.clone())
+    }
+
+    /// A client for the account, with its stored credentials. Rotated cookies
+    /// are written back to the vault by [`Opened::finish`].
+    pub async fn client(&mut self, name: Option<&str>) -> anyhow::Result<Opened> {
+        let account = self.account(name)?;
+        let connector = connector(&account.connector)?;
+        let vault = self.vault()?;
+        let credential = vault.get(&account.name).await?.ok_or_else(|| {
+            anyhow!(
+                "no credentials stored for {:?}: run `igdm login {}`",
+                account.name,
+                account.name
+            )
+        })?;
+        let session = session_from(&credential);
+        let latest: Arc<Mutex<Option<Session>>> = Arc::new(Mutex::new(None));
+        let sink_slot = latest.clone();
+        let client = Client::builder(account.clone(), connector, session)
+            .state_file(StateFile::new(&self.home, &account.name))
+            .on_session_change(Arc::new(move |s: &Session| {
+                if let Ok(mut slot) = sink_slot.lock() {
+                    *slot = Some(s.clone());
+                }
+            }))
+            .build()?;
+        Ok(Opened { client, credential, latest, vault })
+    }
+}
+
+/// A client plus what is needed to persist its session afterwards.
+pub struct Opened {
+    /// The client.
+    pub client: Client,
+    credential: Credential,
+    latest: Arc<Mutex<Option<Session>>>,
+    vault: Arc<Vault>,
+}
+
+impl Opened {
+    /// Writes rotated cookies back to the vault.
+    pub async fn finish(self) -> anyhow::Result<()> {
+        let changed = self.latest.lock().ok().and_then(|mut s| s.take());
+        let (Some(session), Credential::Cookies(mut cookies)) = (changed, self.credential) else {
+            return Ok(());
+        };
+        let mut any = false;
+        for (name, value) in session.cookies() {
+            any |= cookies.apply(name, Some(secrecy::SecretString::from(value.to_owned())));
+        }
+        if let Some(claim) = session.extra("ig_www_claim")
+            && cookies.device.www_claim != claim
+        {
+            claim.clone_into(&mut cookies.device.www_claim);
+            any = true;
+        }
+        if any {
+            self.vault.put(&self.client.account().name, Credential::Cookies(cookies)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The engine session for a stored credential.
+pub fn session_from(credential: &Credential) -> Session {
+    match credential {
+        Credential::Cookies(c) => {
+            let mut s = Session::new()
+                .with_cookies(
+                    c.cookies.iter().map(|(k, v)| (k.clone(), v.expose_secret().to_owned())),
+                )
+                .with_device_uuid(c.device.uuid.clone());
+            s.set_extra("ig_www_claim", c.device.www_claim.clone());
+            s
+        }
+        Credential::Token(t) => {
+            Session::new().with_access_token(t.access_token.expose_secret().to_owned())
+        }
+        _ => Session::new(),
+    }
+}

@@ -1,0 +1,658 @@
+//! The messaging subcommands: every normalized action of the account's connector.
+
+use std::process::ExitCode;
+
+use serde_json::{Map, Value, json};
+
+use igdm::Client;
+use igdm_model::{Conversation, Message};
+use igdm_spec::{ParamSpec, ParamType};
+
+use super::ctx::Ctx;
+use super::output;
+use crate::Global;
+
+/// Messaging commands (they act as `--account`, default the only account).
+#[derive(Debug, clap::Subcommand)]
+pub enum MsgCommand {
+    /// List conversations.
+    Conversations {
+        /// Only conversations with unread messages.
+        #[arg(long)]
+        unread: bool,
+        /// Message requests instead of the inbox.
+        #[arg(long)]
+        pending: bool,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Continue from the cursor of a previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show one conversation.
+    Conversation {
+        /// The conversation id.
+        id: String,
+    },
+    /// List a conversation's messages, newest first.
+    Messages {
+        /// The conversation id.
+        conversation: String,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Continue from the cursor of a previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show one message.
+    Message {
+        /// The conversation id.
+        conversation: String,
+        /// The message id.
+        id: String,
+    },
+    /// Send a message: `send CONVERSATION TEXT`, or `send --user USER TEXT`.
+    Send(SendArgs),
+    /// React to a message.
+    React {
+        /// The conversation id.
+        conversation: String,
+        /// The message id.
+        message: String,
+        /// The emoji (the official API only knows the heart).
+        #[arg(default_value = "❤️")]
+        emoji: String,
+    },
+    /// Remove your reaction from a message.
+    Unreact {
+        /// The conversation id.
+        conversation: String,
+        /// The message id.
+        message: String,
+    },
+    /// Mark a conversation (up to a message) as read.
+    MarkRead {
+        /// The conversation id.
+        conversation: String,
+        /// The last message read (private API).
+        message: Option<String>,
+    },
+    /// Mark a conversation as unread.
+    MarkUnread {
+        /// The conversation id.
+        conversation: String,
+    },
+    /// Unsend one of your messages.
+    Delete {
+        /// The conversation id.
+        conversation: String,
+        /// The message id.
+        message: String,
+    },
+    /// Mute a conversation.
+    Mute {
+        /// The conversation id.
+        conversation: String,
+    },
+    /// Unmute a conversation.
+    Unmute {
+        /// The conversation id.
+        conversation: String,
+    },
+    /// Hide (archive) a conversation.
+    Archive {
+        /// The conversation id.
+        conversation: String,
+    },
+    /// Show (or stop showing) the typing indicator.
+    Typing {
+        /// The conversation id.
+        conversation: String,
+        /// Stop typing.
+        #[arg(long)]
+        off: bool,
+    },
+    /// Whether users are online.
+    Presence {
+        /// User ids.
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// Search messages through the API.
+    Search {
+        /// The words to find.
+        query: String,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// The latest unread messages.
+    Unread {
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// A user's profile.
+    Profile {
+        /// The user id.
+        user: String,
+    },
+    /// Ice breakers of the business profile.
+    IceBreakers {
+        #[command(subcommand)]
+        op: IceBreakersOp,
+    },
+    /// What the account's connector can do, with limits.
+    Capabilities,
+    /// Every action of the account's connector, with its parameters as JSON Schema.
+    Actions {
+        /// Only actions whose name or description contains these words.
+        #[arg(long)]
+        search: Option<String>,
+    },
+}
+
+/// `igdm ice-breakers get|set|delete`.
+#[derive(Debug, clap::Subcommand)]
+pub enum IceBreakersOp {
+    /// Show them.
+    Get,
+    /// Replace them: `--question "Prices?=PRICES"` up to four times.
+    Set {
+        /// QUESTION=PAYLOAD.
+        #[arg(long = "question", required = true)]
+        questions: Vec<String>,
+    },
+    /// Remove them.
+    Delete,
+}
+
+/// `igdm send`.
+#[derive(Debug, clap::Args)]
+pub struct SendArgs {
+    /// CONVERSATION TEXT, or just TEXT with --user.
+    #[arg(required = true, num_args = 1..=2)]
+    pub args: Vec<String>,
+    /// Send to this user id (opens the conversation when needed).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Quote-reply to this message id.
+    #[arg(long)]
+    pub reply_to: Option<String>,
+    /// Send an image by URL instead of text.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// A quick reply, TITLE=PAYLOAD (repeatable, official API).
+    #[arg(long = "quick-reply")]
+    pub quick_replies: Vec<String>,
+    /// Tag a human-written reply HUMAN_AGENT (official API, up to 7 days after the customer's message).
+    #[arg(long)]
+    pub human_agent: bool,
+    /// The same key never sends twice (default: a new key).
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Print the request instead of sending it.
+    #[arg(long)]
+    pub print_request: bool,
+}
+
+fn pairs(items: &[String], what: &str) -> anyhow::Result<Vec<(String, String)>> {
+    items
+        .iter()
+        .map(|q| {
+            q.split_once('=')
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .ok_or_else(|| anyhow::anyhow!("{what} must be TITLE=PAYLOAD, got {q:?}"))
+        })
+        .collect()
+}
+
+fn params(pairs: &[(&str, Value)]) -> Map<String, Value> {
+    pairs.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+}
+
+/// Runs a messaging command.
+pub async fn run(cmd: MsgCommand, global: &Global) -> anyhow::Result<ExitCode> {
+    let mut ctx = Ctx::open()?;
+    let opened = ctx.client(global.account.as_deref()).await?;
+    let code = match dispatch(&opened.client, cmd, global).await {
+        Ok(code) => code,
+        Err(Failure::Client(e)) => output::client_error(global.json, &e),
+        Err(Failure::Usage(e)) => {
+            let api =
+                igdm_model::ApiError::new(igdm_model::ErrorClass::InvalidRequest, format!("{e:#}"));
+            output::error(global.json, &api)
+        }
+    };
+    opened.finish().await?;
+    Ok(code)
+}
+
+enum Failure {
+    Client(igdm::Error),
+    Usage(anyhow::Error),
+}
+
+impl From<igdm::Error> for Failure {
+    fn from(e: igdm::Error) -> Self {
+        Self::Client(e)
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Usage(e)
+    }
+}
+
+async fn object(
+    client: &Client,
+    json_out: bool,
+    action: &str,
+    p: Map<String, Value>,
+) -> Result<ExitCode, Failure> {
+    let out = client.invoke(action, p).await?;
+    for w in &out.warnings {
+        eprintln!("warning: {w}");
+    }
+    output::object(json_out, &out.data, |v| serde_json::to_string_pretty(v).unwrap_or_default());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<ExitCode, Failure> {
+    let j = global.json;
+    match cmd {
+        MsgCommand::Conversations { unread, pending, limit, cursor } => {
+            let mut req = client.conversations();
+            if unread {
+                req = req.unread();
+            }
+            if pending {
+                req = req.pending();
+            }
+            if let Some(n) = limit {
+                req = req.limit(n);
+            }
+            if let Some(c) = cursor {
+                req = req.cursor(c);
+            }
+            let (page, warnings) = req.await?;
+            output::page(j, &page, &warnings, output::conversation_row);
+        }
+        MsgCommand::Conversation { id } => {
+            let out = client
+                .invoke("get_conversation", params(&[("conversation_id", json!(id))]))
+                .await?;
+            let conv: Conversation = serde_json::from_value(out.data.clone())
+                .map_err(|e| igdm::Error::Shape(format!("get_conversation: {e}")))?;
+            output::object(j, &out.data, |_| output::conversation_row(&conv));
+        }
+        MsgCommand::Messages { conversation, limit, cursor } => {
+            let mut req = client.messages(conversation);
+            if let Some(n) = limit {
+                req = req.limit(n);
+            }
+            if let Some(c) = cursor {
+                req = req.cursor(c);
+            }
+            let (page, warnings) = req.await?;
+            output::page(j, &page, &warnings, output::message_row);
+        }
+        MsgCommand::Message { conversation, id } => {
+            let out = client
+                .invoke(
+                    "get",
+                    params(&[("conversation_id", json!(conversation)), ("message_id", json!(id))]),
+                )
+                .await?;
+            let msg: Message = serde_json::from_value(out.data.clone())
+                .map_err(|e| igdm::Error::Shape(format!("get: {e}")))?;
+            output::object(j, &out.data, |_| output::message_row(&msg));
+        }
+        MsgCommand::Send(args) => return send(client, args, j).await,
+        MsgCommand::React { conversation, message, emoji } => {
+            let reaction =
+                if client.connector().id == "instagram-web" { json!(null) } else { json!("love") };
+            return object(
+                client,
+                j,
+                "react",
+                params(&[
+                    ("conversation_id", json!(conversation)),
+                    ("message_id", json!(message)),
+                    ("emoji", json!(emoji)),
+                    ("reaction", reaction),
+                ]),
+            )
+            .await;
+        }
+        MsgCommand::Unreact { conversation, message } => {
+            return object(
+                client,
+                j,
+                "unreact",
+                params(&[("conversation_id", json!(conversation)), ("message_id", json!(message))]),
+            )
+            .await;
+        }
+        MsgCommand::MarkRead { conversation, message } => {
+            return object(
+                client,
+                j,
+                "mark_read",
+                params(&[
+                    ("conversation_id", json!(conversation)),
+                    ("message_id", message.map_or(Value::Null, |m| json!(m))),
+                ]),
+            )
+            .await;
+        }
+        MsgCommand::MarkUnread { conversation } => {
+            return simple(client, j, "mark_unread", conversation).await;
+        }
+        MsgCommand::Delete { conversation, message } => {
+            return object(
+                client,
+                j,
+                "delete",
+                params(&[("conversation_id", json!(conversation)), ("message_id", json!(message))]),
+            )
+            .await;
+        }
+        MsgCommand::Mute { conversation } => return simple(client, j, "mute", conversation).await,
+        MsgCommand::Unmute { conversation } => {
+            return simple(client, j, "unmute", conversation).await;
+        }
+        MsgCommand::Archive { conversation } => {
+            return simple(client, j, "archive", conversation).await;
+        }
+        MsgCommand::Typing { conversation, off } => {
+            return object(
+                client,
+                j,
+                "send_typing",
+                params(&[
+                    ("conversation_id", json!(conversation)),
+                    ("typing", json!(!off)),
+                    ("active", json!(!off)),
+                ]),
+            )
+            .await;
+        }
+        MsgCommand::Presence { users } => {
+            return object(client, j, "get_presence", params(&[("user_ids", json!(users))])).await;
+        }
+        MsgCommand::Search { query, limit } => {
+            let out = client
+                .invoke(
+                    "search",
+                    params(&[
+                        ("query", json!(query)),
+                        ("limit", limit.map_or(Value::Null, |n| json!(n))),
+                    ]),
+                )
+                .await?;
+            let (page, warnings) = igdm::ops::page_of::<Message>("search", out)?;
+            output::page(j, &page, &warnings, output::message_row);
+        }
+        MsgCommand::Unread { limit } => {
+            let out = client
+                .invoke("get_unread", params(&[("limit", limit.map_or(Value::Null, |n| json!(n)))]))
+                .await?;
+            let (page, warnings) = igdm::ops::page_of::<Message>("get_unread", out)?;
+            output::page(j, &page, &warnings, output::message_row);
+        }
+        MsgCommand::Profile { user } => {
+            return object(client, j, "get_profile", params(&[("user_id", json!(user))])).await;
+        }
+        MsgCommand::IceBreakers { op } => {
+            return match op {
+                IceBreakersOp::Get => object(client, j, "get_ice_breakers", Map::new()).await,
+                IceBreakersOp::Delete => object(client, j, "delete_ice_breakers", Map::new()).await,
+                IceBreakersOp::Set { questions } => {
+                    let list: Vec<Value> = pairs(&questions, "--question")?
+                        .into_iter()
+                        .map(|(q, p)| json!({"question": q, "payload": p}))
+                        .collect();
+                    object(client, j, "set_ice_breakers", params(&[("ice_breakers", json!(list))]))
+                        .await
+                }
+            };
+        }
+        MsgCommand::Capabilities => {
+            let doc = capabilities(client);
+            output::object(j, &doc, |v| serde_json::to_string_pretty(v).unwrap_or_default());
+        }
+        MsgCommand::Actions { search } => {
+            let words: Vec<String> =
+                search.unwrap_or_default().split_whitespace().map(str::to_lowercase).collect();
+            let items: Vec<Value> = client
+                .connector()
+                .actions()
+                .filter(|a| {
+                    let hay =
+                        format!("{} {}", a.name(), a.description().unwrap_or("")).to_lowercase();
+                    words.iter().all(|w| hay.contains(w.as_str()))
+                })
+                .map(|a| {
+                    json!({
+                        "name": a.name(),
+                        "description": a.description(),
+                        "readonly": a.readonly(),
+                        "input_schema": input_schema(a.params()),
+                    })
+                })
+                .collect();
+            if j {
+                println!(
+                    "{}",
+                    json!({"items": items, "next_cursor": null, "has_more": false, "warnings": []})
+                );
+            } else {
+                for i in &items {
+                    println!(
+                        "{:<24} {:<5} {}",
+                        i["name"].as_str().unwrap_or(""),
+                        if i["readonly"] == json!(true) { "read" } else { "write" },
+                        i["description"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn simple(
+    client: &Client,
+    j: bool,
+    action: &str,
+    conversation: String,
+) -> Result<ExitCode, Failure> {
+    object(client, j, action, params(&[("conversation_id", json!(conversation))])).await
+}
+
+async fn send(client: &Client, args: SendArgs, j: bool) -> Result<ExitCode, Failure> {
+    let (conversation, text) = match (&args.user, args.args.as_slice()) {
+        (Some(_), [text]) => (None, text.clone()),
+        (None, [conv, text]) => (Some(conv.clone()), text.clone()),
+        (Some(_), _) => return Err(anyhow::anyhow!("with --user give only the TEXT").into()),
+        (None, _) => {
+            return Err(anyhow::anyhow!("give CONVERSATION TEXT (or --user USER TEXT)").into());
+        }
+    };
+    let quick: Vec<Value> = pairs(&args.quick_replies, "--quick-reply")?
+        .into_iter()
+        .map(|(t, p)| json!({"title": t, "payload": p}))
+        .collect();
+    if let Some(user) = &args.user {
+        let action = if args.image.is_some() { "send_image" } else { "send_to_user" };
+        let p = params(&[
+            ("user_id", json!(user)),
+            ("text", json!(text)),
+            ("url", args.image.as_ref().map_or(Value::Null, |u| json!(u))),
+            ("human_agent", if args.human_agent { json!(true) } else { Value::Null }),
+        ]);
+        if args.print_request {
+            let p = client.adapt(action, p).await?;
+            print_request(&client.build_request(action, &p).await?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        return object(client, j, action, p).await;
+    }
+    let conversation = conversation.unwrap_or_default();
+    if let Some(url) = &args.image {
+        let p = params(&[
+            ("conversation_id", json!(conversation)),
+            ("url", json!(url)),
+            ("text", json!(text)),
+        ]);
+        return object(client, j, "send_image", p).await;
+    }
+    let mut req = client.send(conversation, text);
+    if let Some(r) = args.reply_to {
+        req = req.reply_to(r);
+    }
+    if let Some(k) = args.idempotency_key {
+        req = req.idempotency_key(k);
+    }
+    if !quick.is_empty() {
+        req = req.param("quick_replies", json!(quick));
+    }
+    if args.human_agent {
+        req = req.param("human_agent", json!(true));
+    }
+    if args.print_request {
+        print_request(&req.build_request().await?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let outcome = req.await?;
+    if j {
+        println!("{}", serde_json::to_value(&outcome).unwrap_or_default());
+    } else {
+        println!(
+            "{} (key {}): {}",
+            outcome.outcome,
+            outcome.idempotency_key,
+            outcome.result.get("id").and_then(Value::as_str).unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_request(req: &igdm_spec::HttpRequest) {
+    let headers: Map<String, Value> =
+        req.redacted_headers().into_iter().map(|(k, v)| (k, json!(v))).collect();
+    let doc = json!({
+        "method": req.method.as_str(),
+        "url": req.url.as_str(),
+        "headers": headers,
+        "body": String::from_utf8_lossy(&req.body),
+    });
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+}
+
+/// The connector's capability descriptor as JSON.
+pub fn capabilities(client: &Client) -> Value {
+    let c = client.connector();
+    let caps: Map<String, Value> = c
+        .capabilities
+        .as_ref()
+        .map(|caps| {
+            caps.actions
+                .iter()
+                .map(|(name, cap)| {
+                    (
+                        name.clone(),
+                        json!({
+                            "supported": cap.supported,
+                            "action": cap.action.clone().unwrap_or_else(|| name.clone()),
+                            "limits": limits_json(&cap.limits),
+                            "note": cap.note,
+                        }),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "connector": c.id,
+        "version": c.capabilities.as_ref().and_then(|x| x.version.clone()),
+        "capabilities": caps,
+        "limits": c.limits.as_ref().map(limits_json),
+        "actions": c.actions().map(|a| a.name().to_owned()).collect::<Vec<_>>(),
+    })
+}
+
+fn limits_json(l: &igdm_spec::Limits) -> Value {
+    let mut m = Map::new();
+    for (k, v) in [
+        ("text_max_bytes", l.text_max_bytes),
+        ("text_max_chars", l.text_max_chars),
+        ("image_max_bytes", l.image_max_bytes),
+        ("video_max_bytes", l.video_max_bytes),
+        ("audio_max_bytes", l.audio_max_bytes),
+        ("file_max_bytes", l.file_max_bytes),
+        ("history_max_messages", l.history_max_messages),
+        ("reply_window_hours", l.reply_window_hours),
+        ("max_edits", l.max_edits),
+        ("page_size_max", l.page_size_max),
+    ] {
+        if let Some(v) = v {
+            m.insert(k.into(), json!(v));
+        }
+    }
+    Value::Object(m)
+}
+
+/// A JSON Schema for an action's parameters.
+pub fn input_schema(params: &indexmap::IndexMap<String, ParamSpec>) -> Value {
+    let mut props = Map::new();
+    let mut required = Vec::new();
+    for (name, p) in params {
+        props.insert(name.clone(), param_schema(p));
+        if p.required {
+            required.push(json!(name));
+        }
+    }
+    json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
+}
+
+fn param_schema(p: &ParamSpec) -> Value {
+    let mut s = Map::new();
+    let ty = match p.kind {
+        ParamType::String => "string",
+        ParamType::Number => "number",
+        ParamType::Boolean => "boolean",
+        ParamType::Array => "array",
+        ParamType::Object => "object",
+        _ => "",
+    };
+    if !ty.is_empty() {
+        s.insert("type".into(), json!(ty));
+    }
+    if !p.values.is_empty() {
+        s.insert("enum".into(), json!(p.values));
+    }
+    if let Some(d) = &p.description {
+        s.insert("description".into(), json!(d));
+    }
+    if let Some(d) = &p.default {
+        s.insert("default".into(), d.clone());
+    }
+    if let Some(m) = p.min {
+        s.insert("minimum".into(), json!(m));
+    }
+    if let Some(m) = p.max {
+        s.insert("maximum".into(), json!(m));
+    }
+    if let Some(m) = p.max_length {
+        s.insert(if ty == "array" { "maxItems" } else { "maxLength" }.into(), json!(m));
+    }
+    if let Some(items) = &p.items {
+        s.insert("items".into(), param_schema(items));
+    }
+    Value::Object(s)
+}

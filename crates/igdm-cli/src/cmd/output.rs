@@ -1,0 +1,109 @@
+//! Output: human tables by default, exactly one JSON document with `--json`,
+//! and exit codes by error class (see docs/json-output.md).
+
+use std::process::ExitCode;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use igdm_model::{ApiError, Conversation, Message, Page};
+
+/// Prints a page of items.
+pub fn page<T: Serialize>(
+    json_out: bool,
+    page: &Page<T>,
+    warnings: &[String],
+    row: impl Fn(&T) -> String,
+) {
+    if json_out {
+        let doc = json!({
+            "items": page.items,
+            "next_cursor": page.next_cursor,
+            "has_more": page.has_more,
+            "warnings": warnings,
+        });
+        println!("{doc}");
+        return;
+    }
+    for item in &page.items {
+        println!("{}", row(item));
+    }
+    if page.items.is_empty() {
+        println!("(nothing)");
+    }
+    if let Some(c) = &page.next_cursor {
+        println!("-- more: --cursor {c}");
+    }
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// Prints one object.
+pub fn object(json_out: bool, value: &Value, human: impl FnOnce(&Value) -> String) {
+    if json_out {
+        println!("{value}");
+    } else {
+        println!("{}", human(value));
+    }
+}
+
+/// One line for a conversation.
+pub fn conversation_row(c: &Conversation) -> String {
+    let who: Vec<String> = c
+        .participants
+        .iter()
+        .map(|p| p.username.clone().unwrap_or_else(|| p.id.to_string()))
+        .collect();
+    format!(
+        "{}{}  {:<40}  {}  {}",
+        if c.unread { "* " } else { "  " },
+        c.id,
+        c.title.clone().unwrap_or_else(|| who.join(", ")),
+        c.kind,
+        c.updated_at.map(|t| t.to_string()).unwrap_or_default()
+    )
+}
+
+/// One line for a message.
+pub fn message_row(m: &Message) -> String {
+    let who = m.sender.username.clone().unwrap_or_else(|| m.sender.id.to_string());
+    let body = m.text.clone().unwrap_or_else(|| format!("[{}]", m.content_type));
+    let reactions: String = m.reactions.iter().map(|r| r.emoji.as_str()).collect();
+    format!(
+        "{}  {}  {:<16} {}{}",
+        m.timestamp,
+        m.id,
+        if m.sender.is_self { "me".to_owned() } else { who },
+        body,
+        if reactions.is_empty() { String::new() } else { format!("  ({reactions})") }
+    )
+}
+
+/// Prints an error (as `{"error": …}` with `--json`) and returns its exit code.
+pub fn error(json_out: bool, e: &ApiError) -> ExitCode {
+    if json_out {
+        let doc = json!({"error": {
+            "class": e.class,
+            "message": e.message,
+            "retryable": e.retryable,
+            "retry_after": e.retry_after,
+            "needs_user": e.needs_user,
+            "remediation": e.remediation,
+            "url": e.url,
+        }});
+        println!("{doc}");
+    } else {
+        eprintln!("error ({}): {}", e.class, e.message);
+        eprintln!("  {}", e.remediation);
+        if let Some(u) = &e.url {
+            eprintln!("  open: {u}");
+        }
+    }
+    ExitCode::from(igdm::exit_code(&e.class))
+}
+
+/// Reports an [`igdm::Error`].
+pub fn client_error(json_out: bool, e: &igdm::Error) -> ExitCode {
+    error(json_out, &e.to_api_error())
+}
