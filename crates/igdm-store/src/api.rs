@@ -203,7 +203,9 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreFuture<'a, InsertedEvents>;
     /// Claims up to `limit` events for `worker` for `lease`: pending events
     /// whose retry time has come, and processing events whose lease ran out.
-    /// Each claim counts an attempt. Concurrent claimers never get the same event.
+    /// Each claim counts an attempt. Concurrent claimers never get the same
+    /// event while its lease runs; after it runs out the event may be handled
+    /// twice (at-least-once), so handlers must be idempotent.
     fn claim_events<'a>(
         &'a self,
         worker: &'a str,
