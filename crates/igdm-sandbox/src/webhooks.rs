@@ -133,6 +133,9 @@ pub struct WebhookItem {
     pub shape: ItemShape,
     /// The messaging object, or the change `value`.
     pub value: Value,
+    /// The app controlling the thread (Handover Protocol), `None` when idle.
+    /// Subscriptions of other apps receive messaging items under `standby`.
+    pub thread_owner: Option<String>,
 }
 
 impl WebhookItem {
@@ -148,13 +151,20 @@ impl WebhookItem {
             field: field.into(),
             shape: ItemShape::Messaging,
             value,
+            thread_owner: None,
         }
     }
 
     /// A `changes[]` item.
     #[must_use]
     pub fn change(account_id: impl Into<String>, field: impl Into<String>, value: Value) -> Self {
-        Self { account_id: account_id.into(), field: field.into(), shape: ItemShape::Change, value }
+        Self {
+            account_id: account_id.into(),
+            field: field.into(),
+            shape: ItemShape::Change,
+            value,
+            thread_owner: None,
+        }
     }
 
     /// Whether a subscription to `fields` receives this item. Echoes also
@@ -358,7 +368,9 @@ pub struct SubscribeRequest {
     pub callback_url: String,
     /// Echoed back by the verification GET.
     pub verify_token: String,
-    /// HMAC key of the signatures.
+    /// HMAC key of the signatures; may be omitted when `app_id` names an
+    /// app registered with `POST /_sandbox/apps` (its secret is used).
+    #[serde(default)]
     pub app_secret: String,
     /// The app the subscription belongs to (optional).
     #[serde(default)]
@@ -520,11 +532,20 @@ impl WebhookHub {
     }
 
     /// Queues an update for every active subscription whose fields match.
+    /// Messaging items of a thread another app controls reach a
+    /// subscription as `standby` items.
     pub fn enqueue(&self, item: WebhookItem) {
         let mut inner = self.lock();
         for sub in inner.subs.iter_mut().filter(|s| s.active) {
-            if item.matches(sub.fields.as_deref()) {
-                sub.queue.push_back(item.clone());
+            let app = sub.app_id.as_deref().unwrap_or(crate::oauth::SANDBOX_APP_ID);
+            let standby = item.shape == ItemShape::Messaging
+                && item.thread_owner.as_deref().is_some_and(|owner| owner != app);
+            let mut copy = item.clone();
+            if standby {
+                copy.shape = ItemShape::Standby;
+            }
+            if copy.matches(sub.fields.as_deref()) {
+                sub.queue.push_back(copy);
                 sub.notify.notify_one();
             }
         }
@@ -864,13 +885,40 @@ pub fn start(sandbox: &Arc<Sandbox>) {
             };
             let Some(sandbox) = weak.upgrade() else { break };
             crate::graph::observe_event(&sandbox, &event).await;
-            let items = sandbox.read(|w| items_for_event(w, &event)).await;
+            let (items, customer) = sandbox
+                .read(|w| {
+                    let customer = event_thread(&event).and_then(|(account, thread)| {
+                        w.threads
+                            .get(thread)
+                            .and_then(|t| t.participants.first())
+                            .map(|pk| (account.to_owned(), pk.clone()))
+                    });
+                    (items_for_event(w, &event), customer)
+                })
+                .await;
+            let owner = customer
+                .and_then(|(account, pk)| crate::graph::ext::ext(&sandbox).owner(&account, &pk));
             let hub = hub(&sandbox);
-            for item in items {
+            for mut item in items {
+                item.thread_owner.clone_from(&owner);
                 hub.enqueue(item);
             }
         }
     });
+}
+
+/// The (account, thread) an event happened in, if it concerns a thread.
+fn event_thread(event: &SandboxEvent) -> Option<(&str, &str)> {
+    match event {
+        SandboxEvent::MessageCreated { account, thread, .. }
+        | SandboxEvent::ReactionChanged { account, thread, .. }
+        | SandboxEvent::Read { account, thread, .. }
+        | SandboxEvent::Edited { account, thread, .. }
+        | SandboxEvent::Unsent { account, thread, .. }
+        | SandboxEvent::Postback { account, thread, .. }
+        | SandboxEvent::Referral { account, thread, .. } => Some((account, thread)),
+        _ => None,
+    }
 }
 
 fn ms(us: Micros) -> i64 {
@@ -1108,7 +1156,12 @@ async fn subscribe_handler(
     State(sb): State<Arc<Sandbox>>,
     body: Result<Json<SubscribeRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<SubscriptionInfo>), WebhookError> {
-    let Json(req) = body.map_err(|e| WebhookError::Invalid(e.body_text()))?;
+    let Json(mut req) = body.map_err(|e| WebhookError::Invalid(e.body_text()))?;
+    if req.app_secret.is_empty()
+        && let Some(app) = req.app_id.as_deref().and_then(|id| crate::oauth::store(&sb).app(id))
+    {
+        req.app_secret = app.app_secret;
+    }
     let info = hub(&sb).subscribe(req).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }

@@ -111,7 +111,7 @@ async fn handover_protocol_controls_who_may_send() {
     let env = Env::new().await;
     let rx = Receiver::start("let-me-in").await;
     let (s, v) = env
-        .control("POST", "/_sandbox/webhooks", json!({"callback_url": rx.url, "verify_token": "let-me-in", "app_secret": "x", "fields": ["messaging_handover"]}))
+        .control("POST", "/_sandbox/webhooks", json!({"callback_url": rx.url, "verify_token": "let-me-in", "app_secret": "x", "fields": ["messaging_handover", "standby"]}))
         .await;
     assert_eq!(s, 201, "{v}");
     let c = env.customer("handover_hana").await;
@@ -156,6 +156,8 @@ async fn handover_protocol_controls_who_may_send() {
     assert_eq!(owner.body["data"][0]["thread_owner"]["app_id"], "263902037430900");
 
     // Our app no longer controls the thread: sends are rejected.
+    // While the Page Inbox owns the thread, our app gets the customer's messages as standby.
+    env.says(&c, "is anyone there?").await;
     let refused = env.send_message(&c, json!({"text": "bot reply"})).await;
     assert!(assert_graph_error(&refused, 10, None).contains("controlled by another app"));
 
@@ -196,6 +198,13 @@ async fn handover_protocol_controls_who_may_send() {
     assert_eq!(env.send_message(&c, json!({"text": "back to the bot"})).await.status, 200);
 
     let events = rx.wait_for_messaging(3).await;
+    let standby: Vec<Value> = rx
+        .posts()
+        .iter()
+        .flat_map(|p| p.json()["entry"][0]["standby"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(standby.len(), 1, "{standby:?}");
+    assert_eq!(standby[0]["message"]["text"], "is anyone there?");
     assert_eq!(
         events[0]["pass_thread_control"],
         json!({"previous_owner_app_id": "936619743392459", "new_owner_app_id": "263902037430900", "metadata": "escalated"})

@@ -24,12 +24,12 @@ const MESSAGES_DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 100;
 
 fn cursor_of(id: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(id)
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
 }
 
 fn decode_cursor(raw: &str) -> Option<String> {
-    base64::engine::general_purpose::STANDARD
-        .decode(raw)
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw.trim_end_matches('='))
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
 }

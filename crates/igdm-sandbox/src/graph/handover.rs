@@ -11,7 +11,7 @@ use super::ext::{StoredAttachment, ext};
 use super::send::parse_send;
 use super::{Caller, Flavour, Req};
 use crate::state::Sandbox;
-use crate::webhooks::{ItemShape, WebhookItem, hub};
+use crate::webhooks::{WebhookItem, hub};
 
 fn page_only(caller: &Caller, edge: &str) -> Result<(), GraphError> {
     if caller.flavour == Flavour::Page { Ok(()) } else { Err(GraphError::unknown_path(edge)) }
@@ -181,17 +181,17 @@ pub(crate) async fn handle(
         }
     };
     let now_ms = sb.now_us() / 1000;
-    hub(sb).enqueue(WebhookItem {
-        account_id: account.clone(),
-        field: "messaging_handover".to_owned(),
-        shape: ItemShape::Messaging,
-        value: json!({
+    // Handover notices go to every subscribed app, never as standby.
+    hub(sb).enqueue(WebhookItem::messaging(
+        account.clone(),
+        "messaging_handover",
+        json!({
             "sender": {"id": igsid},
             "recipient": {"id": account},
             "timestamp": now_ms,
             kind: body,
         }),
-    });
+    ));
     tracing::debug!(edge, account = %caller.account_id, "thread control changed");
     Ok(Json(json!({"success": true})))
 }
