@@ -77,8 +77,10 @@ impl ActionOutput {
     }
 
     /// The raw response body parsed as JSON.
+    ///
+    /// Integers beyond 64 bits come back as strings of their digits.
     pub fn raw_json(&self) -> Result<Value, serde_json::Error> {
-        serde_json::from_slice(&self.raw)
+        serde_json::from_slice(&crate::bigint::quote_big_integers(&self.raw))
     }
 }
 
@@ -467,7 +469,7 @@ pub(crate) fn map_response(
     let body: Value = if raw.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
-        serde_json::from_slice(&raw)
+        serde_json::from_slice(&crate::bigint::quote_big_integers(&raw))
             .map_err(|e| ExecError::Decode { status, message: e.to_string() })?
     };
     let mut warnings = Warnings::default();

@@ -13,6 +13,7 @@
 
 #![warn(clippy::unwrap_used)]
 
+mod bigint;
 mod classify;
 mod error;
 mod exec;

@@ -277,3 +277,16 @@ fn bearer_connector_requires_a_token() {
         rt.block_on(exec.execute("conversations", &Map::new(), &mut Session::new())).unwrap_err();
     assert!(matches!(err, ExecError::MissingCredentials(_)), "{err:?}");
 }
+
+#[test]
+fn unquoted_39_digit_ids_are_never_rounded() {
+    let c = Connector::load(include_str!("fixtures/seed001.md"), "seed001.md").unwrap();
+    let body = br#"{"thread": {"viewer_id": 178612345, "items": [{"item_id": 7312345678901234567, "user_id": 178612345, "timestamp": 1763790000123456, "text": "x"}]}, "thread_id": 340282366841710300949128137443944319108}"#;
+    let p = params(json!({"conversation_id": "340282366841710300949128137443944319108"}));
+    let out = c.map_body("list", &p, body).unwrap();
+    assert_eq!(out.data[0]["id"], json!(7_312_345_678_901_234_567u64));
+    assert_eq!(
+        out.raw_json().unwrap()["thread_id"],
+        json!("340282366841710300949128137443944319108")
+    );
+}
