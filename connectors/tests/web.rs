@@ -205,11 +205,18 @@ async fn search_unread_and_presence() {
     assert!(!newest.sender.is_self);
 
     let alex = h.customer("alex_rivera")["pk"].as_str().unwrap().to_owned();
+    let jordan = h.customer("jordan.lee")["pk"].as_str().unwrap().to_owned();
     let out =
-        run(&exec, &mut s, "get_presence", json!({"user_ids": [alex.clone()]})).await.unwrap();
-    let entry = &out.data[alex.as_str()];
-    assert!(entry["is_active"].is_boolean(), "{}", out.data);
-    assert!(entry["last_activity_at_ms"].is_string() || entry["last_activity_at_ms"].is_number());
+        run(&exec, &mut s, "get_presence", json!({"user_ids": [alex, jordan]})).await.unwrap();
+    let list = out.data.as_array().unwrap();
+    let ids: HashSet<&str> = list.iter().map(|p| p["user_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, HashSet::from([alex.as_str(), jordan.as_str()]), "{}", out.data);
+    for p in list {
+        assert!(p["is_active"].is_boolean(), "{p}");
+        // Milliseconds on the wire, RFC 3339 out.
+        let at = p["last_active_at"].as_str().unwrap();
+        assert!(igdm_model::Timestamp::parse(at).is_some(), "{at}");
+    }
 }
 
 #[tokio::test]
