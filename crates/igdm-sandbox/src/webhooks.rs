@@ -340,6 +340,7 @@ struct HubInner {
     next_sub: u64,
     next_record: u64,
     next_batch: u64,
+    sandbox: Option<std::sync::Weak<Sandbox>>,
 }
 
 /// The webhook dispatcher. Cheap to clone; all clones share state.
@@ -634,30 +635,41 @@ impl WebhookHub {
         }
     }
 
+    /// Now in milliseconds on the attached sandbox's virtual clock (real time
+    /// when detached), for `entry[].time`.
+    fn now_ms(&self) -> i64 {
+        let sandbox = self.lock().sandbox.as_ref().and_then(std::sync::Weak::upgrade);
+        sandbox.map_or_else(|| chrono::Utc::now().timestamp_millis(), |sb| sb.now_us() / 1000)
+    }
+
     /// POSTs one batch with retries. Returns false when the subscription is gone.
     async fn deliver(&self, id: &str, items: Vec<WebhookItem>) -> bool {
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let body = meta_json(&build_payload(&items, now_ms));
+        let body = meta_json(&build_payload(&items, self.now_ms()));
         let Some((url, secret, policy)) =
             self.with_sub(id, |s| (s.callback_url.clone(), s.app_secret.clone(), s.policy.clone()))
         else {
             return false;
         };
-        let signature = signature_header(&secret, body.as_bytes());
-        let batch = {
-            let mut inner = self.lock();
-            inner.next_batch += 1;
-            inner.next_batch
+        let batch = Batch {
+            subscription: id.to_owned(),
+            signature: signature_header(&secret, body.as_bytes()),
+            url,
+            body,
+            events: items.len(),
+            number: {
+                let mut inner = self.lock();
+                inner.next_batch += 1;
+                inner.next_batch
+            },
         };
         let started = Instant::now();
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let (status, error) = self.post(&url, &body, &signature, policy.timeout).await;
-            let ok = status.is_some_and(|s| (200..300).contains(&s));
+            let result = self.post(&batch, policy.timeout).await;
             let retries_left = (attempt as usize) <= policy.retry_schedule.len();
             let give_up_time = started.elapsed() >= policy.disable_after;
-            let outcome = if ok {
+            let outcome = if result.ok() {
                 "delivered"
             } else if give_up_time {
                 "unsubscribed"
@@ -666,37 +678,12 @@ impl WebhookHub {
             } else {
                 "dropped"
             };
-            self.record(
-                id,
-                &url,
-                batch,
-                attempt,
-                status,
-                error,
-                false,
-                outcome,
-                items.len(),
-                &signature,
-                &body,
-            );
-            if ok {
+            self.record(&batch, attempt, result, false, outcome);
+            if outcome == "delivered" {
                 if self.roll_duplicate() {
-                    let (status, error) = self.post(&url, &body, &signature, policy.timeout).await;
-                    let ok = status.is_some_and(|s| (200..300).contains(&s));
-                    let outcome = if ok { "delivered" } else { "dropped" };
-                    self.record(
-                        id,
-                        &url,
-                        batch,
-                        attempt,
-                        status,
-                        error,
-                        true,
-                        outcome,
-                        items.len(),
-                        &signature,
-                        &body,
-                    );
+                    let again = self.post(&batch, policy.timeout).await;
+                    let outcome = if again.ok() { "delivered" } else { "dropped" };
+                    self.record(&batch, attempt, again, true, outcome);
                 }
                 return true;
             }
@@ -709,7 +696,7 @@ impl WebhookHub {
                 return false;
             }
             if !retries_left {
-                tracing::warn!(subscription = %id, batch, "webhook delivery dropped after retries");
+                tracing::warn!(subscription = %id, batch = batch.number, "webhook delivery dropped after retries");
                 return true;
             }
             let delay = policy.retry_schedule[(attempt - 1) as usize];
@@ -720,20 +707,14 @@ impl WebhookHub {
         }
     }
 
-    async fn post(
-        &self,
-        url: &str,
-        body: &str,
-        signature: &str,
-        timeout: Duration,
-    ) -> (Option<u16>, Option<String>) {
+    async fn post(&self, batch: &Batch, timeout: Duration) -> PostResult {
         let result = self
             .client
-            .post(url)
+            .post(&batch.url)
             .timeout(timeout)
             .header(http::header::CONTENT_TYPE, "application/json")
-            .header("X-Hub-Signature-256", signature)
-            .body(body.to_owned())
+            .header("X-Hub-Signature-256", &batch.signature)
+            .body(batch.body.clone())
             .send()
             .await;
         match result {
@@ -741,47 +722,69 @@ impl WebhookHub {
                 let status = resp.status().as_u16();
                 // Drain the body so the connection can be reused.
                 let _ = resp.bytes().await;
-                (Some(status), None)
+                PostResult { status: Some(status), error: None }
             }
-            Err(e) if e.is_timeout() => (None, Some("timeout".to_owned())),
-            Err(e) => (None, Some(e.without_url().to_string())),
+            Err(e) if e.is_timeout() => {
+                PostResult { status: None, error: Some("timeout".to_owned()) }
+            }
+            Err(e) => PostResult { status: None, error: Some(e.without_url().to_string()) },
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
-        id: &str,
-        url: &str,
-        batch: u64,
+        batch: &Batch,
         attempt: u32,
-        status: Option<u16>,
-        error: Option<String>,
+        result: PostResult,
         duplicate: bool,
         outcome: &str,
-        events: usize,
-        signature: &str,
-        body: &str,
     ) {
         let mut inner = self.lock();
         inner.next_record += 1;
         let record = DeliveryRecord {
             id: inner.next_record,
-            subscription_id: id.to_owned(),
-            callback_url: url.to_owned(),
-            batch,
+            subscription_id: batch.subscription.clone(),
+            callback_url: batch.url.clone(),
+            batch: batch.number,
             attempt,
-            status,
-            ok: status.is_some_and(|s| (200..300).contains(&s)),
-            error,
+            ok: result.ok(),
+            status: result.status,
+            error: result.error,
             duplicate,
             outcome: outcome.to_owned(),
-            events,
-            signature: signature.to_owned(),
-            body: body.to_owned(),
+            events: batch.events,
+            signature: batch.signature.clone(),
+            body: batch.body.clone(),
             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         };
         inner.records.push(record);
+    }
+
+    /// Uses `sandbox`'s virtual clock for `entry[].time`.
+    pub fn attach(&self, sandbox: &Arc<Sandbox>) {
+        self.lock().sandbox = Some(Arc::downgrade(sandbox));
+    }
+}
+
+/// One POST body and what identifies it in the delivery log.
+struct Batch {
+    subscription: String,
+    url: String,
+    number: u64,
+    signature: String,
+    body: String,
+    events: usize,
+}
+
+/// What one POST got back.
+struct PostResult {
+    status: Option<u16>,
+    error: Option<String>,
+}
+
+impl PostResult {
+    fn ok(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
     }
 }
 
@@ -872,6 +875,7 @@ pub fn hub(sandbox: &Sandbox) -> Arc<WebhookHub> {
 /// once by [`crate::serve`]; the task ends when the sandbox is dropped.
 pub fn start(sandbox: &Arc<Sandbox>) {
     let mut events = sandbox.subscribe();
+    hub(sandbox).attach(sandbox);
     let weak = Arc::downgrade(sandbox);
     tokio::spawn(async move {
         loop {

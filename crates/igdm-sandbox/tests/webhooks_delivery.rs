@@ -306,3 +306,80 @@ async fn subscribed_fields_filter_updates() {
     assert_eq!(rx.posts().len(), 1);
     assert!(messaging(&posts[0])[0].get("reaction").is_some());
 }
+
+#[tokio::test]
+async fn slow_receivers_time_out_and_dead_ones_are_unsubscribed() {
+    let env = Env::new().await;
+    let rx = Receiver::start("let-me-in").await;
+    let (s, v) = subscribe(&env, &rx, json!({"timeout_ms": 150, "retry_schedule_ms": [10]})).await;
+    assert_eq!(s, 201, "{v}");
+    let c = env.customer("slow_sid").await;
+    rx.slow_next(1);
+    env.says(&c, "are you there").await;
+    rx.wait_for(2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (_, d) = env.control("GET", "/_sandbox/webhooks/deliveries", Value::Null).await;
+    let list = d["data"].as_array().unwrap();
+    assert_eq!(list[0]["error"], "timeout", "{d}");
+    assert_eq!(list[0]["status"], Value::Null);
+    assert_eq!(list[1]["outcome"], "delivered");
+
+    // A callback failing for longer than disable_after is unsubscribed, like Meta after an hour.
+    let dead = Receiver::start("let-me-in").await;
+    let (s, v) = subscribe(
+        &env,
+        &dead,
+        json!({"retry_schedule_ms": [30, 30, 30, 30, 30, 30, 30, 30], "disable_after_ms": 100}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let dead_id = v["id"].as_str().unwrap().to_owned();
+    dead.fail_next(1000);
+    env.says(&c, "hello?").await;
+    let mut active = true;
+    for _ in 0..200 {
+        let (_, list) = env.control("GET", "/_sandbox/webhooks", Value::Null).await;
+        let sub = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == dead_id.as_str())
+            .cloned()
+            .unwrap();
+        active = sub["active"].as_bool().unwrap();
+        if !active {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(!active, "the failing subscription must be disabled");
+    let (_, d) = env
+        .control(
+            "GET",
+            &format!("/_sandbox/webhooks/deliveries?subscription_id={dead_id}"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(d["data"].as_array().unwrap().last().unwrap()["outcome"], "unsubscribed");
+    let before = dead.posts().len();
+    env.says(&c, "anyone?").await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(dead.posts().len(), before, "no deliveries after unsubscription");
+}
+
+#[tokio::test]
+async fn entry_time_follows_the_virtual_clock() {
+    let env = Env::new().await;
+    let rx = Receiver::start("let-me-in").await;
+    let (s, v) = subscribe(&env, &rx, json!({})).await;
+    assert_eq!(s, 201, "{v}");
+    env.advance(10 * 86_400).await;
+    let c = env.customer("future_fe").await;
+    env.says(&c, "from the future").await;
+    let post = &rx.wait_for(1).await[0];
+    let payload = post.json();
+    let time = payload["entry"][0]["time"].as_i64().unwrap();
+    let ts = payload["entry"][0]["messaging"][0]["timestamp"].as_i64().unwrap();
+    assert!(time >= ts, "sent after the event: {time} vs {ts}");
+    assert!(time - chrono::Utc::now().timestamp_millis() > 9 * 86_400_000);
+}

@@ -36,6 +36,7 @@ struct Shared {
     posts: Arc<Mutex<Vec<Post>>>,
     verifications: Arc<Mutex<Vec<HashMap<String, String>>>>,
     fail_next: Arc<AtomicUsize>,
+    slow_next: Arc<AtomicUsize>,
 }
 
 /// A running receiver.
@@ -61,6 +62,11 @@ impl Receiver {
     /// The next `n` POSTs get a 500.
     pub fn fail_next(&self, n: usize) {
         self.shared.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` POSTs are answered only after a second.
+    pub fn slow_next(&self, n: usize) {
+        self.shared.slow_next.store(n, Ordering::SeqCst);
     }
 
     /// Every POST so far (failed ones included).
@@ -130,6 +136,11 @@ async fn verify(
 
 async fn receive(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
     s.posts.lock().unwrap().push(Post { headers, body });
+    let slow =
+        s.slow_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    if slow {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let failing =
         s.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
     if failing { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
