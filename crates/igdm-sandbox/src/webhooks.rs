@@ -977,7 +977,7 @@ fn envelope(sender: String, recipient: String, timestamp_ms: i64, key: &str, bod
 }
 
 /// The name Meta gives a reaction emoji (`love` for the heart, else `other`).
-fn reaction_name(emoji: &str) -> &'static str {
+pub(crate) fn reaction_name(emoji: &str) -> &'static str {
     if emoji.trim_end_matches('\u{fe0f}') == "\u{2764}" { "love" } else { "other" }
 }
 

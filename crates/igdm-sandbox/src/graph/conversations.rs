@@ -66,15 +66,7 @@ fn page_window(req: &Req, ids: &[String], limit: usize) -> Result<(usize, usize)
     Ok((0, limit.min(ids.len())))
 }
 
-fn paging(
-    sb: &Sandbox,
-    req: &Req,
-    caller: &Caller,
-    ids: &[String],
-    start: usize,
-    end: usize,
-    limit: usize,
-) -> Value {
+fn paging(v: &View<'_>, ids: &[String], start: usize, end: usize, limit: usize) -> Value {
     let mut p = Map::new();
     if start < end {
         p.insert(
@@ -83,9 +75,9 @@ fn paging(
         );
         if end < ids.len()
             && let Some(url) = paging_url(
-                sb,
-                req,
-                caller,
+                v.sb,
+                v.req,
+                v.caller,
                 &[("limit", limit.to_string()), ("after", cursor_of(&ids[end - 1]))],
             )
         {
@@ -93,9 +85,9 @@ fn paging(
         }
         if start > 0
             && let Some(url) = paging_url(
-                sb,
-                req,
-                caller,
+                v.sb,
+                v.req,
+                v.caller,
                 &[("limit", limit.to_string()), ("before", cursor_of(&ids[start]))],
             )
         {
@@ -153,25 +145,28 @@ fn list_inner(
         requested_fields(req, if user_filter.is_some() { "id" } else { "id,updated_time" });
     let ids: Vec<String> = threads.iter().map(|t| t.graph_id.clone()).collect();
     let (start, end) = page_window(req, &ids, limit)?;
+    let view = View { sb, w, account, req, caller };
     let mut data = Vec::with_capacity(end - start);
     for t in &threads[start..end] {
-        data.push(render_conversation(sb, w, account, t, &fields, req, caller)?);
+        data.push(render_conversation(&view, t, &fields)?);
     }
     let mut out = Map::new();
     out.insert("data".into(), Value::Array(data));
-    out.insert("paging".into(), paging(sb, req, caller, &ids, start, end, limit));
+    out.insert("paging".into(), paging(&view, &ids, start, end, limit));
     Ok(Value::Object(out))
 }
 
-fn render_conversation(
-    sb: &Sandbox,
-    w: &World,
-    account: &Account,
-    t: &Thread,
-    fields: &[Field],
-    req: &Req,
-    caller: &Caller,
-) -> Result<Value, GraphError> {
+/// What every renderer needs: the request, its caller and the world they see.
+struct View<'a> {
+    sb: &'a Sandbox,
+    w: &'a World,
+    account: &'a Account,
+    req: &'a Req,
+    caller: &'a Caller,
+}
+
+fn render_conversation(v: &View<'_>, t: &Thread, fields: &[Field]) -> Result<Value, GraphError> {
+    let (w, account) = (v.w, v.account);
     let mut out = Map::new();
     for f in fields {
         match f.name.as_str() {
@@ -198,10 +193,7 @@ fn render_conversation(
                 out.insert("participants".into(), json!({"data": list}));
             }
             "messages" => {
-                out.insert(
-                    "messages".into(),
-                    messages_edge(sb, w, account, t, f.sub.as_deref(), req, caller, false)?,
-                );
+                out.insert("messages".into(), messages_edge(v, t, f.sub.as_deref(), false)?);
             }
             other => return Err(nonexisting_field(other, "Conversation")),
         }
@@ -212,15 +204,12 @@ fn render_conversation(
     Ok(Value::Object(out))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A conversation's messages, newest first. The `/messages` edge pages with
+/// cursors (`top_level`); the nested field shows the first page.
 fn messages_edge(
-    sb: &Sandbox,
-    w: &World,
-    account: &Account,
+    v: &View<'_>,
     t: &Thread,
     sub: Option<&[Field]>,
-    req: &Req,
-    caller: &Caller,
     top_level: bool,
 ) -> Result<Value, GraphError> {
     let items: Vec<&Item> = t.visible_items().rev().collect();
@@ -229,15 +218,15 @@ fn messages_edge(
     let fields = sub.unwrap_or(&default_fields);
     let mut data = Vec::new();
     let (start, end, limit) = if top_level {
-        let limit = parse_limit(req, MESSAGES_DEFAULT_LIMIT)?;
-        let (s, e) = page_window(req, &ids, limit)?;
+        let limit = parse_limit(v.req, MESSAGES_DEFAULT_LIMIT)?;
+        let (s, e) = page_window(v.req, &ids, limit)?;
         (s, e, limit)
     } else {
         (0, MESSAGES_DEFAULT_LIMIT.min(ids.len()), MESSAGES_DEFAULT_LIMIT)
     };
     for (idx, item) in items.iter().enumerate().take(end).skip(start) {
         if idx < DETAIL_LIMIT {
-            data.push(render_message(w, account, t, item, fields)?);
+            data.push(render_message(v.w, v.account, t, item, fields)?);
         } else {
             data.push(json!({"id": item.mid, "created_time": graph_time(item.timestamp_us)}));
         }
@@ -245,7 +234,7 @@ fn messages_edge(
     let mut out = Map::new();
     out.insert("data".into(), Value::Array(data));
     if top_level {
-        out.insert("paging".into(), paging(sb, req, caller, &ids, start, end, limit));
+        out.insert("paging".into(), paging(v, &ids, start, end, limit));
     } else if start < end {
         out.insert(
             "paging".into(),
@@ -253,10 +242,6 @@ fn messages_edge(
         );
     }
     Ok(Value::Object(out))
-}
-
-fn reaction_name(emoji: &str) -> &'static str {
-    if emoji.trim_end_matches('\u{fe0f}') == "\u{2764}" { "love" } else { "other" }
 }
 
 fn render_message(
@@ -324,7 +309,7 @@ fn render_message(
                 let list: Vec<Value> = item
                     .reactions
                     .iter()
-                    .map(|r| json!({"reaction": reaction_name(&r.emoji), "emoji": r.emoji, "users": [graph_user(w, account, &r.sender)]}))
+                    .map(|r| json!({"reaction": crate::webhooks::reaction_name(&r.emoji), "emoji": r.emoji, "users": [graph_user(w, account, &r.sender)]}))
                     .collect();
                 json!({"data": list})
             }
@@ -370,26 +355,12 @@ async fn with_owned_thread(
 /// `GET /{conversation-id}` and `GET /{conversation-id}/messages`.
 pub(crate) async fn conversation(sb: &Arc<Sandbox>, caller: &Caller, req: &Req) -> Response {
     with_owned_thread(sb, caller, req, |w, account, t| {
+        let view = View { sb, w, account, req, caller };
         if req.edge.as_deref() == Some("messages") {
             let fields = req.param("fields").map(|f| parse_fields(&f));
-            return messages_edge(sb, w, account, t, fields.as_deref(), req, caller, true);
+            return messages_edge(&view, t, fields.as_deref(), true);
         }
-        let fields = requested_fields(req, "id");
-        let mut out = Map::new();
-        for f in &fields {
-            if f.name == "messages" {
-                out.insert(
-                    "messages".into(),
-                    messages_edge(sb, w, account, t, f.sub.as_deref(), req, caller, false)?,
-                );
-            } else if let Value::Object(m) =
-                render_conversation(sb, w, account, t, std::slice::from_ref(f), req, caller)?
-            {
-                out.extend(m);
-            }
-        }
-        out.insert("id".into(), json!(t.graph_id));
-        Ok(Value::Object(out))
+        render_conversation(&view, t, &requested_fields(req, "id"))
     })
     .await
 }
