@@ -484,20 +484,28 @@ pub(crate) fn map_response(
     }
     let context = Value::Object(context);
     let env = Env { context: &context, ..base_env };
-    let root = match &op.response.root {
-        Some(e) => e.eval(&env).unwrap_or_else(|m| {
-            warnings.0.push(format!("root: {m}"));
-            Value::Null
-        }),
-        None => body.clone(),
+    // A plain path root is borrowed from the body, not copied.
+    let computed;
+    let root: &Value = match &op.response.root {
+        Some(e) => match e.lookup(&env) {
+            Some(r) => r,
+            None => {
+                computed = e.eval(&env).unwrap_or_else(|m| {
+                    warnings.0.push(format!("root: {m}"));
+                    Value::Null
+                });
+                &computed
+            }
+        },
+        None => &body,
     };
     let data = match &op.response.mapping {
         Some(_) if root.is_null() => {
             warnings.0.push("the response root is empty".to_owned());
             Value::Null
         }
-        Some(m) => mapping::apply(m, &root, &env, &mut warnings),
-        None => root,
+        Some(m) => mapping::apply(m, root, &env, &mut warnings),
+        None => root.clone(),
     };
     let page = op.response.page.as_ref().map(|p| {
         let next_cursor = p

@@ -135,6 +135,33 @@ pub(crate) fn eval(e: &Expr, env: &Env<'_>) -> Result<Value, String> {
     }
 }
 
+pub(crate) fn lookup<'a>(e: &Expr, env: &Env<'a>) -> Option<&'a Value> {
+    let Expr::Path { root, segs } = e else { return None };
+    let mut cur: &'a Value = match root {
+        Root::Params => env.params,
+        Root::Auth => env.auth,
+        Root::Device => env.device,
+        Root::Api => env.api,
+        Root::Context => env.context,
+        Root::Root => env.root,
+        Root::Current => env.current,
+        Root::GenerateUuid | Root::Now => return None,
+    };
+    for seg in segs {
+        cur = match (seg, cur) {
+            (Seg::Field(name), Value::Object(m)) => m.get(name).unwrap_or(&NULL),
+            (Seg::Field(_), _) => &NULL,
+            (Seg::Index(n), Value::Array(a)) => {
+                let idx = if *n < 0 { i64::try_from(a.len()).unwrap_or(i64::MAX) + n } else { *n };
+                usize::try_from(idx).ok().and_then(|i| a.get(i)).unwrap_or(&NULL)
+            }
+            (Seg::Index(_), _) => &NULL,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
 /// Follows `segs` from `v`. `[]`, `[*]` and `[?…]` project the rest of the
 /// path over each element; on a value that is not an array they pass it
 /// through unchanged (so `[].x` on the current element of a per-element

@@ -167,6 +167,13 @@ impl Expr {
         eval::eval(self, env)
     }
 
+    /// The value of a plain path (fields and indexes only) without copying
+    /// it; `None` for any other expression.
+    #[must_use]
+    pub fn lookup<'a>(&self, env: &Env<'a>) -> Option<&'a Value> {
+        eval::lookup(self, env)
+    }
+
     /// Whether the expression is a path from the `api` variable (trusted
     /// configuration, not percent-encoded in URLs).
     #[must_use]
