@@ -60,7 +60,7 @@ pub enum Flavour {
 }
 
 /// The authenticated caller of a Graph request.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Caller {
     /// The business account.
     pub account_id: String,
@@ -72,6 +72,17 @@ pub struct Caller {
     pub scopes: Option<Vec<String>>,
     /// The raw token, used to build `paging.next` links.
     token: String,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token never reaches logs.
+        f.debug_struct("Caller")
+            .field("account_id", &self.account_id)
+            .field("app_id", &self.app_id)
+            .field("flavour", &self.flavour)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Caller {
@@ -86,7 +97,6 @@ impl Caller {
 }
 
 /// One parsed Graph request.
-#[derive(Debug)]
 pub(crate) struct Req {
     pub method: Method,
     /// The path without the version prefix, e.g. `/me/messages`.
@@ -739,6 +749,18 @@ pub(crate) fn paging_url(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caller_debug_hides_the_token() {
+        let c = Caller {
+            account_id: "1".into(),
+            app_id: "2".into(),
+            flavour: Flavour::Instagram,
+            scopes: None,
+            token: "IGAAsecret".into(),
+        };
+        assert!(!format!("{c:?}").contains("IGAAsecret"));
+    }
 
     #[test]
     fn fields_syntax() {
