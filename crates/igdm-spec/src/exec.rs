@@ -427,7 +427,14 @@ impl Executor {
         session: &mut Session,
         probe: Option<&Probe>,
     ) -> Result<ActionOutput, ExecError> {
-        tracing::debug!(connector = %self.connector.id, method = %req.method, url = %req.url, "sending");
+        // The query may carry a token (Graph's access_token): log host and path only.
+        tracing::debug!(
+            connector = %self.connector.id,
+            method = %req.method,
+            host = req.url.host_str().unwrap_or(""),
+            path = req.url.path(),
+            "sending"
+        );
         let resp = self.transport.send(req).await?;
         self.absorb(&resp, session);
         if let Some(e) =

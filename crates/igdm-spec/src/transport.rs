@@ -47,9 +47,38 @@ impl HttpRequest {
 
 /// Headers whose values are credentials.
 pub(crate) fn is_secret_header(name: &str) -> bool {
-    name.eq_ignore_ascii_case("cookie")
-        || name.eq_ignore_ascii_case("authorization")
-        || name.eq_ignore_ascii_case("x-csrftoken")
+    [
+        "cookie",
+        "authorization",
+        "x-csrftoken",
+        "set-cookie",
+        "ig-set-authorization",
+        "proxy-authorization",
+    ]
+    .iter()
+    .any(|s| name.eq_ignore_ascii_case(s))
+}
+
+impl std::fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, String)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let value = if is_secret_header(k.as_str()) {
+                    "<redacted>".to_owned()
+                } else {
+                    String::from_utf8_lossy(v.as_bytes()).into_owned()
+                };
+                (k.as_str(), value)
+            })
+            .collect();
+        f.debug_struct("HttpResponse")
+            .field("status", &self.status)
+            .field("headers", &headers)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for HttpRequest {
@@ -63,8 +92,9 @@ impl std::fmt::Debug for HttpRequest {
     }
 }
 
-/// A response as received.
-#[derive(Debug, Clone)]
+/// A response as received. `Debug` redacts credential-bearing headers
+/// (`Set-Cookie`, `ig-set-authorization`) and shows only the body's length.
+#[derive(Clone)]
 pub struct HttpResponse {
     /// HTTP status.
     pub status: u16,
@@ -172,5 +202,38 @@ impl Transport for ReqwestTransport {
                 .map_err(|e| TransportError::OutcomeUnknown { message: e.to_string() })?;
             Ok(HttpResponse { status, headers, body })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_credentials() {
+        let mut headers = HeaderMap::new();
+        headers.insert("set-cookie", http::HeaderValue::from_static("sessionid=SECRET1; Path=/"));
+        headers
+            .insert("ig-set-authorization", http::HeaderValue::from_static("Bearer IGT:2:SECRET2"));
+        headers.insert("x-ig-set-www-claim", http::HeaderValue::from_static("hmac.claim"));
+        let resp = HttpResponse {
+            status: 200,
+            headers: headers.clone(),
+            body: Bytes::from_static(b"{\"token\":\"SECRET3\"}"),
+        };
+        let shown = format!("{resp:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("hmac.claim"));
+        let mut req_headers = HeaderMap::new();
+        req_headers.insert("cookie", http::HeaderValue::from_static("sessionid=SECRET4"));
+        req_headers.insert("authorization", http::HeaderValue::from_static("Bearer SECRET5"));
+        let req = HttpRequest {
+            method: Method::POST,
+            url: Url::parse("https://i.instagram.com/api/v1/x/").unwrap(),
+            headers: req_headers,
+            body: Bytes::from_static(b"text=hello"),
+        };
+        let shown = format!("{req:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
     }
 }
