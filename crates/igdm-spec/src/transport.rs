@@ -25,17 +25,7 @@ impl HttpRequest {
     /// values replaced by `<redacted>`.
     #[must_use]
     pub fn redacted_headers(&self) -> Vec<(String, String)> {
-        self.headers
-            .iter()
-            .map(|(k, v)| {
-                let value = if is_secret_header(k.as_str()) {
-                    "<redacted>".to_owned()
-                } else {
-                    String::from_utf8_lossy(v.as_bytes()).into_owned()
-                };
-                (k.as_str().to_owned(), value)
-            })
-            .collect()
+        redact(&self.headers)
     }
 
     /// The form fields of an `application/x-www-form-urlencoded` body.
@@ -59,23 +49,26 @@ pub(crate) fn is_secret_header(name: &str) -> bool {
     .any(|s| name.eq_ignore_ascii_case(s))
 }
 
+/// Headers as text, credential values replaced by `<redacted>`.
+fn redact(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            let value = if is_secret_header(k.as_str()) {
+                "<redacted>".to_owned()
+            } else {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            };
+            (k.as_str().to_owned(), value)
+        })
+        .collect()
+}
+
 impl std::fmt::Debug for HttpResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let headers: Vec<(&str, String)> = self
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                let value = if is_secret_header(k.as_str()) {
-                    "<redacted>".to_owned()
-                } else {
-                    String::from_utf8_lossy(v.as_bytes()).into_owned()
-                };
-                (k.as_str(), value)
-            })
-            .collect();
         f.debug_struct("HttpResponse")
             .field("status", &self.status)
-            .field("headers", &headers)
+            .field("headers", &redact(&self.headers))
             .field("body_len", &self.body.len())
             .finish()
     }

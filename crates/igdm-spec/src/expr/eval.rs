@@ -63,26 +63,16 @@ pub(crate) fn eval(e: &Expr, env: &Env<'_>) -> Result<Value, String> {
             }
             Ok(Value::String(out))
         }
-        Expr::Path { root, segs } => {
-            let base: &Value = match root {
-                Root::Params => env.params,
-                Root::Auth => env.auth,
-                Root::Device => env.device,
-                Root::Api => env.api,
-                Root::Context => env.context,
-                Root::Root => env.root,
-                Root::Current => env.current,
-                Root::GenerateUuid => {
-                    let v = Value::String(uuid::Uuid::new_v4().to_string());
-                    return walk(&v, segs, env);
-                }
-                Root::Now => {
-                    let v = Value::String(igdm_model::Timestamp::now().to_rfc3339());
-                    return walk(&v, segs, env);
-                }
-            };
-            walk(base, segs, env)
-        }
+        Expr::Path { root, segs } => match variable(*root, env) {
+            Some(base) => walk(base, segs, env),
+            None => {
+                let v = match root {
+                    Root::Now => Value::String(igdm_model::Timestamp::now().to_rfc3339()),
+                    _ => Value::String(uuid::Uuid::new_v4().to_string()),
+                };
+                walk(&v, segs, env)
+            }
+        },
         Expr::Not(e) => Ok(Value::Bool(!truthy(&eval(e, env)?))),
         Expr::Binary(op, l, r) => {
             let lv = eval(l, env)?;
@@ -137,7 +127,20 @@ pub(crate) fn eval(e: &Expr, env: &Env<'_>) -> Result<Value, String> {
 
 pub(crate) fn lookup<'a>(e: &Expr, env: &Env<'a>) -> Option<&'a Value> {
     let Expr::Path { root, segs } = e else { return None };
-    let mut cur: &'a Value = match root {
+    let mut cur: &'a Value = variable(*root, env)?;
+    for seg in segs {
+        cur = match seg {
+            Seg::Field(name) => field(cur, name),
+            Seg::Index(n) => index(cur, *n),
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// The value of a stored variable; `None` for generated ones (uuid, now).
+fn variable<'a>(root: Root, env: &Env<'a>) -> Option<&'a Value> {
+    Some(match root {
         Root::Params => env.params,
         Root::Auth => env.auth,
         Root::Device => env.device,
@@ -146,20 +149,25 @@ pub(crate) fn lookup<'a>(e: &Expr, env: &Env<'a>) -> Option<&'a Value> {
         Root::Root => env.root,
         Root::Current => env.current,
         Root::GenerateUuid | Root::Now => return None,
-    };
-    for seg in segs {
-        cur = match (seg, cur) {
-            (Seg::Field(name), Value::Object(m)) => m.get(name).unwrap_or(&NULL),
-            (Seg::Field(_), _) => &NULL,
-            (Seg::Index(n), Value::Array(a)) => {
-                let idx = if *n < 0 { i64::try_from(a.len()).unwrap_or(i64::MAX) + n } else { *n };
-                usize::try_from(idx).ok().and_then(|i| a.get(i)).unwrap_or(&NULL)
-            }
-            (Seg::Index(_), _) => &NULL,
-            _ => return None,
-        };
+    })
+}
+
+fn field<'a>(v: &'a Value, name: &str) -> &'a Value {
+    match v {
+        Value::Object(m) => m.get(name).unwrap_or(&NULL),
+        _ => &NULL,
     }
-    Some(cur)
+}
+
+/// `[n]`, negative from the end; null when out of range or not an array.
+fn index(v: &Value, n: i64) -> &Value {
+    match v {
+        Value::Array(a) => {
+            let idx = if n < 0 { i64::try_from(a.len()).unwrap_or(i64::MAX) + n } else { n };
+            usize::try_from(idx).ok().and_then(|i| a.get(i)).unwrap_or(&NULL)
+        }
+        _ => &NULL,
+    }
 }
 
 /// Follows `segs` from `v`. `[]`, `[*]` and `[?…]` project the rest of the
@@ -170,25 +178,8 @@ fn walk(v: &Value, segs: &[Seg], env: &Env<'_>) -> Result<Value, String> {
     let mut cur = v;
     for (i, seg) in segs.iter().enumerate() {
         match seg {
-            Seg::Field(name) => {
-                cur = match cur {
-                    Value::Object(m) => m.get(name).unwrap_or(&NULL),
-                    _ => &NULL,
-                };
-            }
-            Seg::Index(n) => {
-                cur = match cur {
-                    Value::Array(a) => {
-                        let idx = if *n < 0 {
-                            i64::try_from(a.len()).unwrap_or(i64::MAX) + n
-                        } else {
-                            *n
-                        };
-                        usize::try_from(idx).ok().and_then(|i| a.get(i)).unwrap_or(&NULL)
-                    }
-                    _ => &NULL,
-                };
-            }
+            Seg::Field(name) => cur = field(cur, name),
+            Seg::Index(n) => cur = index(cur, *n),
             Seg::Each => {
                 if let Value::Array(a) = cur {
                     let rest = &segs[i + 1..];
