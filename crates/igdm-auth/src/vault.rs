@@ -29,7 +29,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -69,10 +69,30 @@ impl std::fmt::Debug for VaultKey {
     }
 }
 
+/// Identifies one version of the vault file (atomic replacement gives a new inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    ino: u64,
+    len: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<Self> {
+        let m = fs::metadata(path).ok()?;
+        Some(Self { ino: m.ino(), len: m.len(), mtime: m.mtime(), mtime_nsec: m.mtime_nsec() })
+    }
+}
+
 struct Inner {
     path: PathBuf,
     key: VaultKey,
     write_lock: Mutex<()>,
+    /// The last decrypted document and the file version it came from, so
+    /// repeated reads do not pay the key derivation again. Secret values in
+    /// it are `SecretString`s, zeroized when dropped.
+    cache: std::sync::Mutex<Option<(FileStamp, Accounts)>>,
 }
 
 /// The encrypted credential store. Cheap to clone.
@@ -113,7 +133,12 @@ impl Vault {
         let home = home.as_ref();
         create_private_dir(home)?;
         Ok(Self {
-            inner: Arc::new(Inner { path: home.join(Self::FILE), key, write_lock: Mutex::new(()) }),
+            inner: Arc::new(Inner {
+                path: home.join(Self::FILE),
+                key,
+                write_lock: Mutex::new(()),
+                cache: std::sync::Mutex::new(None),
+            }),
         })
     }
 
@@ -273,10 +298,32 @@ impl Inner {
     }
 
     fn load(&self) -> Result<Accounts, AuthError> {
+        if self.path.exists() {
+            ensure_private(&self.path)?;
+        }
+        let stamp = FileStamp::of(&self.path);
+        if let Some(stamp) = stamp
+            && let Ok(guard) = self.cache.lock()
+            && let Some((cached, doc)) = guard.as_ref()
+            && *cached == stamp
+        {
+            return Ok(doc.clone());
+        }
+        let doc = self.load_uncached()?;
+        self.remember(&doc);
+        Ok(doc)
+    }
+
+    fn remember(&self, doc: &Accounts) {
+        if let (Some(stamp), Ok(mut guard)) = (FileStamp::of(&self.path), self.cache.lock()) {
+            *guard = Some((stamp, doc.clone()));
+        }
+    }
+
+    fn load_uncached(&self) -> Result<Accounts, AuthError> {
         if !self.path.exists() {
             return Ok(Accounts::default());
         }
-        ensure_private(&self.path)?;
         let file = File::open(&self.path).map_err(|e| AuthError::io("open", &self.path, e))?;
         let decryptor = age::Decryptor::new(BufReader::new(file))
             .map_err(|e| AuthError::Corrupt { path: self.path.clone(), reason: e.to_string() })?;
@@ -375,6 +422,7 @@ impl Inner {
         w.write_all(&plain).map_err(|e| AuthError::io("encrypt", &self.path, e))?;
         w.finish().map_err(|e| AuthError::io("encrypt", &self.path, e))?;
         write_private_atomic(&self.path, &out)?;
+        self.remember(&doc_out);
         tracing::debug!(path = %self.path.display(), accounts = doc.credentials.len(), "vault saved");
         Ok(())
     }
@@ -513,7 +561,8 @@ mod tests {
         }
         // Losing the key file is an error, not a silent new key.
         fs::remove_file(home.join(Vault::KEY_FILE)).unwrap();
-        let err = again.list().await.unwrap_err().to_string();
+        let fresh = Vault::open(&home, VaultKey::IdentityFile(home.join(Vault::KEY_FILE))).unwrap();
+        let err = fresh.list().await.unwrap_err().to_string();
         assert!(err.contains("key file"), "{err}");
         assert!(!home.join(Vault::KEY_FILE).exists());
     }

@@ -24,7 +24,8 @@ mod runner;
 pub use rewrite::UrlRewriter;
 #[cfg(feature = "browser")]
 pub use runner::{
-    BrowserLogin, BrowserOptions, RunOutcome, browser_login, find_chromium, has_display, run_steps,
+    BrowserLogin, BrowserOptions, RunOutcome, browser_login, decide_headless, find_chromium,
+    has_display, run_protocol, run_steps,
 };
 
 /// One condition of a `wait_for` step.

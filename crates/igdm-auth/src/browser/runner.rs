@@ -19,6 +19,7 @@ use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use tokio::time::{Instant, sleep, timeout};
+use tracing::instrument::WithSubscriber as _;
 
 use super::{Condition, Step, StepError, StepErrorKind, UrlRewriter, substitute};
 
@@ -210,13 +211,18 @@ pub async fn run_steps(steps: &[Step], opts: &BrowserOptions) -> Result<RunOutco
     tracing::debug!(executable = %exe.display(), headless = opts.headless, "launching Chromium");
     let (mut browser, mut handler) =
         Browser::launch(config).await.map_err(|e| browser_err(None, "launch Chromium", e))?;
-    let drain = tokio::spawn(async move {
-        while let Some(item) = handler.next().await {
-            if let Err(e) = item {
-                tracing::trace!(error = %e, "ignored CDP handler item");
+    // chromiumoxide logs every CDP message at trace level, typed text and
+    // cookie values included, from the task that polls the handler: that task
+    // runs with logging disabled. Its errors (events newer than the bundled
+    // protocol) are ignored.
+    let drain = tokio::spawn(
+        async move {
+            while let Some(item) = handler.next().await {
+                let _ = item;
             }
         }
-    });
+        .with_subscriber(tracing::subscriber::NoSubscriber::default()),
+    );
     let result =
         Session { browser: &browser, opts, page: None, challenge_noted: false }.run(steps).await;
     if let Err(e) = browser.close().await {
@@ -535,4 +541,39 @@ pub async fn browser_login(
         extracted: outcome.extracted,
         credential,
     })
+}
+
+/// Decides headless mode: forced by `force_headless`, else the spec's
+/// `launch.headless`, and always headless without a display.
+#[must_use]
+pub fn decide_headless(force_headless: bool, spec_headless: Option<bool>) -> bool {
+    force_headless || spec_headless == Some(true) || !has_display()
+}
+
+/// The `igdm browser-run` protocol: `input` is `{"steps": […], "launch":
+/// {"headless": …}}` (plus optional `"inputs": {"name": "value"}` for `{{name}}`
+/// placeholders); the result is `{"success": true, "cookies": {…}, "extracted": {…}}`
+/// or `{"success": false, "error": MESSAGE, "code": CODE}`.
+pub async fn run_protocol(input: &str, mut opts: BrowserOptions, force_headless: bool) -> Value {
+    let fail = |code: &str, message: String| serde_json::json!({"success": false, "error": message, "code": code});
+    let doc: Value = match serde_json::from_str(input) {
+        Ok(v) => v,
+        Err(e) => return fail("invalid_input", format!("stdin is not JSON: {e}")),
+    };
+    let spec = match super::ConnectSpec::from_playwright(&doc) {
+        Ok(s) => s,
+        Err(e) => return fail("invalid_input", e.to_string()),
+    };
+    if let Some(Value::Object(m)) = doc.get("inputs") {
+        for (k, v) in m {
+            if let Some(s) = v.as_str() {
+                opts.inputs.insert(k.clone(), SecretString::from(s.to_owned()));
+            }
+        }
+    }
+    opts.headless = decide_headless(force_headless, spec.headless);
+    match run_steps(&spec.steps, &opts).await {
+        Ok(out) => out.to_protocol_json(),
+        Err(e) => fail(e.kind.code(), spec.error_message(&e)),
+    }
 }
