@@ -115,7 +115,7 @@ async fn deliveries_are_signed_over_the_exact_meta_escaped_body() {
 async fn queued_events_are_batched_into_one_post() {
     let env = Env::new().await;
     let rx = Receiver::start("let-me-in").await;
-    let (s, v) = subscribe(&env, &rx, json!({"batch_window_ms": 400})).await;
+    let (s, v) = subscribe(&env, &rx, json!({"batch_window_ms": 1000})).await;
     assert_eq!(s, 201, "{v}");
     let a = env.customer("batch_a").await;
     let b = env.customer("batch_b").await;
@@ -178,7 +178,7 @@ async fn failed_deliveries_are_retried_then_dropped() {
 async fn chaos_duplicates_and_reorders_deliveries() {
     let env = Env::new().await;
     let rx = Receiver::start("let-me-in").await;
-    let (s, v) = subscribe(&env, &rx, json!({"batch_window_ms": 300})).await;
+    let (s, v) = subscribe(&env, &rx, json!({"batch_window_ms": 800})).await;
     assert_eq!(s, 201, "{v}");
     let c = env.customer("chaos_carl").await;
 
