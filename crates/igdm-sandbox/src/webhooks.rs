@@ -327,6 +327,7 @@ struct Subscription {
     app_secret: Vec<u8>,
     fields: Option<Vec<String>>,
     policy: DeliveryPolicy,
+    messages_as_changes: bool,
     active: bool,
     queue: VecDeque<WebhookItem>,
     notify: Arc<Notify>,
@@ -391,6 +392,10 @@ pub struct SubscribeRequest {
     /// Auto-unsubscribe after this much continuous failure, in milliseconds.
     #[serde(default)]
     pub disable_after_ms: Option<u64>,
+    /// Deliver messaging updates as `entry[].changes[{field, value}]`, the
+    /// other shape real subscriptions have been seen to use.
+    #[serde(default)]
+    pub messages_as_changes: bool,
 }
 
 impl std::fmt::Debug for SubscribeRequest {
@@ -458,6 +463,7 @@ impl WebhookHub {
                 app_id: req.app_id.clone(),
                 app_secret: req.app_secret.into_bytes(),
                 fields: req.fields.clone(),
+                messages_as_changes: req.messages_as_changes,
                 policy,
                 active: true,
                 queue: VecDeque::new(),
@@ -544,6 +550,8 @@ impl WebhookHub {
             let mut copy = item.clone();
             if standby {
                 copy.shape = ItemShape::Standby;
+            } else if sub.messages_as_changes && copy.shape == ItemShape::Messaging {
+                copy.shape = ItemShape::Change;
             }
             if copy.matches(sub.fields.as_deref()) {
                 sub.queue.push_back(copy);

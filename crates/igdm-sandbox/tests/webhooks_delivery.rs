@@ -383,3 +383,19 @@ async fn entry_time_follows_the_virtual_clock() {
     assert!(time >= ts, "sent after the event: {time} vs {ts}");
     assert!(time - chrono::Utc::now().timestamp_millis() > 9 * 86_400_000);
 }
+
+#[tokio::test]
+async fn messaging_can_arrive_in_the_changes_shape() {
+    let env = Env::new().await;
+    let rx = Receiver::start("let-me-in").await;
+    let (s, v) = subscribe(&env, &rx, json!({"messages_as_changes": true})).await;
+    assert_eq!(s, 201, "{v}");
+    let c = env.customer("changes_cleo").await;
+    env.says(&c, "same data, other shape").await;
+    let post = &rx.wait_for(1).await[0];
+    let entry = &post.json()["entry"][0];
+    assert!(entry.get("messaging").is_none());
+    assert_eq!(entry["changes"][0]["field"], "messages");
+    assert_eq!(entry["changes"][0]["value"]["message"]["text"], "same data, other shape");
+    assert_eq!(entry["changes"][0]["value"]["sender"]["id"], c["igsid"]);
+}
