@@ -25,12 +25,33 @@ pub(crate) enum MapNode {
     List(Vec<MapNode>),
 }
 
+/// Where a mapped value sits (`[3].sender.id`), rendered only for warnings.
+#[derive(Clone, Copy)]
+pub(crate) enum Loc<'a> {
+    /// The top of the result.
+    Top,
+    /// A field of an object.
+    Field(&'a Loc<'a>, &'a str),
+    /// An element of an array.
+    Index(&'a Loc<'a>, usize),
+}
+
+impl std::fmt::Display for Loc<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Loc::Top => Ok(()),
+            Loc::Field(parent, name) => write!(f, "{parent}.{name}"),
+            Loc::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
 /// Collects evaluation problems instead of failing the whole mapping.
 #[derive(Debug, Default)]
 pub(crate) struct Warnings(pub(crate) Vec<String>);
 
 impl Warnings {
-    fn push(&mut self, path: &str, msg: String) {
+    fn push(&mut self, path: &Loc<'_>, msg: String) {
         if self.0.len() < 20 {
             self.0.push(format!("{path}: {msg}"));
         }
@@ -39,7 +60,7 @@ impl Warnings {
 
 impl MapNode {
     /// Evaluates the node with `env.current` as the current value.
-    pub(crate) fn eval(&self, env: &Env<'_>, path: &str, warnings: &mut Warnings) -> Value {
+    pub(crate) fn eval(&self, env: &Env<'_>, path: &Loc<'_>, warnings: &mut Warnings) -> Value {
         match self {
             MapNode::Expr(e) => e.eval(env).unwrap_or_else(|msg| {
                 warnings.push(path, msg);
@@ -50,7 +71,7 @@ impl MapNode {
             MapNode::List(items) => {
                 let mut out = Vec::new();
                 for (i, item) in items.iter().enumerate() {
-                    let p = format!("{path}[{i}]");
+                    let p = Loc::Index(path, i);
                     let evaluated = item.eval_raw(env, &p, warnings);
                     let n = item.zip_len(&evaluated).unwrap_or(1);
                     for k in 0..n {
@@ -66,12 +87,12 @@ impl MapNode {
     }
 
     /// Evaluates without null-collapsing objects (the input of `select`).
-    fn eval_raw(&self, env: &Env<'_>, path: &str, warnings: &mut Warnings) -> Value {
+    fn eval_raw(&self, env: &Env<'_>, path: &Loc<'_>, warnings: &mut Warnings) -> Value {
         match self {
             MapNode::Object(fields) => {
                 let mut m = Map::new();
                 for (k, node) in fields {
-                    m.insert(k.clone(), node.eval_raw(env, &format!("{path}.{k}"), warnings));
+                    m.insert(k.clone(), node.eval_raw(env, &Loc::Field(path, k), warnings));
                 }
                 Value::Object(m)
             }
@@ -110,12 +131,12 @@ impl MapNode {
 fn eval_object(
     fields: &[(String, MapNode)],
     env: &Env<'_>,
-    path: &str,
+    path: &Loc<'_>,
     warnings: &mut Warnings,
 ) -> Value {
     let mut m = Map::new();
     for (k, node) in fields {
-        m.insert(k.clone(), node.eval(env, &format!("{path}.{k}"), warnings));
+        m.insert(k.clone(), node.eval(env, &Loc::Field(path, k), warnings));
     }
     collapse(m)
 }
@@ -133,13 +154,13 @@ pub(crate) fn apply(
     env: &Env<'_>,
     warnings: &mut Warnings,
 ) -> Value {
-    let one = |cur: &Value, path: &str, warnings: &mut Warnings| -> Value {
+    let one = |cur: &Value, path: &Loc<'_>, warnings: &mut Warnings| -> Value {
         let env = env.with_current(cur);
         match mapping {
             MapNode::Object(fields) => {
                 let mut m = Map::new();
                 for (k, node) in fields {
-                    m.insert(k.clone(), node.eval(&env, &format!("{path}.{k}"), warnings));
+                    m.insert(k.clone(), node.eval(&env, &Loc::Field(path, k), warnings));
                 }
                 Value::Object(m)
             }
@@ -151,9 +172,9 @@ pub(crate) fn apply(
             items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| one(item, &format!("[{i}]"), warnings))
+                .map(|(i, item)| one(item, &Loc::Index(&Loc::Top, i), warnings))
                 .collect(),
         ),
-        other => one(other, "", warnings),
+        other => one(other, &Loc::Top, warnings),
     }
 }

@@ -290,3 +290,14 @@ fn unquoted_39_digit_ids_are_never_rounded() {
         json!("340282366841710300949128137443944319108")
     );
 }
+
+#[test]
+fn a_failing_field_is_null_with_a_located_warning() {
+    let c = Connector::load(include_str!("fixtures/seed001.md"), "seed001.md").unwrap();
+    let body = br#"{"thread": {"viewer_id": 1, "items": [{"item_id": "1", "user_id": 1, "timestamp": "yesterday", "text": "x"}]}}"#;
+    let out = c.map_body("list", &params(json!({"conversation_id": "9"})), body).unwrap();
+    assert_eq!(out.data[0]["timestamp"], Value::Null);
+    assert_eq!(out.data[0]["sender"]["is_self"], json!(true));
+    assert_eq!(out.warnings.len(), 1);
+    assert!(out.warnings[0].starts_with("[0].timestamp: divide:"), "{:?}", out.warnings);
+}
