@@ -79,6 +79,15 @@ async fn ice_breakers_rules() {
     let got = env.graph("GET", "/me/messenger_profile?fields=ice_breakers", None).await;
     assert_eq!(got.body["data"][0]["ice_breakers"].as_array().unwrap().len(), 2);
 
+    let (_, control) = env
+        .control(
+            "GET",
+            &format!("/_sandbox/graph/accounts/{}/messenger_profile", env.id()),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(control["ice_breakers"][1]["locale"], "pt_BR", "{control}");
+
     let del = env
         .graph("DELETE", "/me/messenger_profile", Some(json!({"fields": ["ice_breakers"]})))
         .await;

@@ -580,6 +580,7 @@ pub fn control_routes() -> Router<Arc<Sandbox>> {
         .route("/_sandbox/graph/accounts/{id}/posts", get(list_posts).post(add_post))
         .route("/_sandbox/graph/customers/{id}/availability", post(set_availability))
         .route("/_sandbox/graph/accounts/{id}/receivers", post(set_receivers).get(get_receivers))
+        .route("/_sandbox/graph/accounts/{id}/messenger_profile", get(get_profile))
 }
 
 fn control_error(status: axum::http::StatusCode, message: impl Into<String>) -> Response {
@@ -708,6 +709,14 @@ async fn set_receivers(
         json!({"primary_app_id": receivers.primary, "secondary_app_ids": receivers.secondary});
     ext(&sb).lock().receivers.insert(id, receivers);
     axum::Json(out).into_response()
+}
+
+async fn get_profile(
+    State(sb): State<Arc<Sandbox>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> axum::Json<Value> {
+    let profile = ext(&sb).lock().profiles.get(&id).cloned().unwrap_or_default();
+    axum::Json(Value::Object(profile))
 }
 
 async fn get_receivers(
