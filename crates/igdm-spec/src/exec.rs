@@ -198,6 +198,29 @@ impl Executor {
         Ok(out)
     }
 
+    /// Sends a request made by [`Executor::build_request`] for the same
+    /// `action` and `params`, then handles the response exactly like
+    /// [`Executor::execute`]. Building first lets a caller record what the
+    /// request carries (the `client_context` of a send) before it leaves, to
+    /// reconcile it after an unknown outcome.
+    pub async fn send_built(
+        &self,
+        action: &str,
+        params: &Map<String, Value>,
+        req: HttpRequest,
+        session: &mut Session,
+    ) -> Result<ActionOutput, ExecError> {
+        let a = self
+            .connector
+            .action(action)
+            .ok_or_else(|| ExecError::UnknownAction(action.to_owned()))?;
+        let params = validate_params(a.params(), params).map_err(ExecError::InvalidParams)?;
+        self.check_credentials(session)?;
+        let mut out = self.run(&a.op, req, params, session, None).await?;
+        out.warnings.extend(a.warnings().iter().cloned());
+        Ok(out)
+    }
+
     /// Runs the `auth.validate` probe.
     pub async fn validate(&self, session: &mut Session) -> Result<ActionOutput, ExecError> {
         let p = self.validate_probe()?;

@@ -752,3 +752,16 @@ fn print_request_redacts_credentials() {
     let shown = req.redacted_headers();
     assert!(shown.contains(&("cookie".to_owned(), "<redacted>".to_owned())));
 }
+
+#[tokio::test]
+async fn a_built_request_is_sent_as_built() {
+    let (server, exec) = setup().await;
+    let mut s = session();
+    let p = params(json!({"conversation_id": TID, "text": "hello"}));
+    let req = exec.build_request("send", &p, &s).unwrap();
+    let token = req.form_fields().into_iter().find(|(k, _)| k == "client_context").unwrap().1;
+    let out = exec.send_built("send", &p, req, &mut s).await.unwrap();
+    assert_eq!(server.last().form_field("client_context").unwrap(), token);
+    assert_eq!(out.raw_json().unwrap()["payload"]["client_context"], json!(token));
+    assert_eq!(out.data["content"], "hello");
+}
