@@ -127,6 +127,11 @@ async fn record_refusal(
     sb.write(|w| w.record_sent(&account, record)).await;
 }
 
+struct SendingAccount {
+    id: String,
+    pk: String,
+}
+
 struct Done {
     response: Value,
     thread_id: Option<String>,
@@ -140,7 +145,11 @@ fn execute(
     req: &SendRequest,
     now: Micros,
 ) -> Result<Done, GraphError> {
-    let account = w.account(&caller.account_id).map_err(|_| GraphError::token_invalid())?.clone();
+    // Only what the send needs: cloning the account would copy its whole sent log.
+    let account = {
+        let a = w.account(&caller.account_id).map_err(|_| GraphError::token_invalid())?;
+        SendingAccount { id: a.id.clone(), pk: a.pk.clone() }
+    };
     let (customer_pk, igsid, thread_id) = match &req.recipient {
         Recipient::Id(id) => {
             let user = w
@@ -156,10 +165,10 @@ fn execute(
                 .find_thread(&account.id, std::slice::from_ref(&user.pk))
                 .map(|t| t.id.clone())
                 .ok_or_else(GraphError::no_matching_user)?;
-            let last = account
-                .customer_last_message_at
-                .get(&user.pk)
-                .copied()
+            let last = w
+                .account(&account.id)
+                .ok()
+                .and_then(|a| a.customer_last_message_at.get(&user.pk).copied())
                 .ok_or_else(GraphError::no_matching_user)?;
             let limit = if req.messaging_type == MessagingType::MessageTag {
                 HUMAN_AGENT_WINDOW_US
