@@ -11,7 +11,7 @@
 //!   result, for host applications.
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -374,8 +374,13 @@ pub async fn oauth(args: OauthArgs, global: &Global) -> anyhow::Result<ExitCode>
         &SystemClock,
         Duration::from_secs(args.timeout),
         |url| {
-            eprintln!("Open this address in a browser, log in and allow access:\n\n  {url}\n");
-            eprintln!("Waiting for the redirect to {} …", client.app().redirect_uri);
+            // A closed stderr must not abort the authorization.
+            let mut err = std::io::stderr();
+            let _ = writeln!(
+                err,
+                "Open this address in a browser, log in and allow access:\n\n  {url}\n"
+            );
+            let _ = writeln!(err, "Waiting for the redirect to {} …", client.app().redirect_uri);
         },
     )
     .await?;

@@ -1,0 +1,266 @@
+//! `igdm login`, `igdm oauth` and `igdm browser-run` against a running sandbox.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use serde_json::{Value, json};
+
+struct Env {
+    _sandbox: igdm_sandbox::RunningSandbox,
+    base: String,
+    home: tempfile::TempDir,
+}
+
+async fn env() -> Env {
+    let sb = igdm_sandbox::Sandbox::new(igdm_sandbox::SandboxConfig::default());
+    let running = sb.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    Env { base: running.base_url(), _sandbox: running, home: tempfile::tempdir().unwrap() }
+}
+
+fn has_chromium() -> bool {
+    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists());
+    if !found {
+        eprintln!(
+            "\n!!!!!!!! SKIPPED browser part: no Chromium installed (apt-get install chromium) !!!!!!!!\n"
+        );
+    }
+    found
+}
+
+impl Env {
+    fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("igdm").unwrap();
+        c.env("IGDM_HOME", self.home.path())
+            .env("IGDM_VAULT_PASSPHRASE", "cli test passphrase")
+            .env("IGDM_VAULT_SCRYPT_LOG_N", "10")
+            .env_remove("IGDM_ACCOUNT")
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .timeout(Duration::from_secs(90));
+        c
+    }
+
+    fn run(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+        envs: &[(&str, &str)],
+    ) -> (i32, String, String) {
+        let mut c = self.cmd();
+        c.args(args);
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        if let Some(s) = stdin {
+            c.write_stdin(s.to_owned());
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    async fn account(&self, kind: &str, username: &str) -> Value {
+        let r = reqwest::Client::new()
+            .post(format!("{}/_sandbox/accounts", self.base))
+            .json(&json!({"kind": kind, "username": username, "password": "pw-cli-123"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        r.json().await.unwrap()
+    }
+}
+
+fn parse(out: &str, err: &str) -> Value {
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}\n{err}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_browser_and_cookies_then_browser_run() {
+    let env = env().await;
+    env.account("personal", "cli.user").await;
+    if has_chromium() {
+        let (code, out, err) = env.run(
+            &[
+                "--json",
+                "login",
+                "web",
+                "--base-url",
+                &env.base,
+                "--username",
+                "cli.user",
+                "--password-env",
+                "IGDM_TEST_PW",
+                "--headless",
+            ],
+            None,
+            &[("IGDM_TEST_PW", "pw-cli-123")],
+        );
+        assert_eq!(code, 0, "{out}\n{err}");
+        let v = parse(&out, &err);
+        assert_eq!(v["username"], "cli.user");
+        assert_eq!(v["validated"], true);
+        assert!(!out.contains("pw-cli-123") && !err.contains("pw-cli-123"));
+
+        let steps = json!({"launch": {"headless": true}, "inputs": {"u": "cli.user", "p": "pw-cli-123"}, "steps": [
+            {"goto": "https://www.instagram.com/accounts/login/"},
+            {"type": {"selector": "input[name=username]", "text": "{{u}}"}},
+            {"type": {"selector": "input[name=password]", "text": "{{p}}"}},
+            {"click": "button[type=submit]"},
+            {"wait_for": {"any": [{"url_matches": "https://www.instagram.com/direct/"}], "timeout": 15000}},
+            {"extract_cookies": {"names": ["sessionid", "ds_user_id"]}},
+            {"extract": {"selector": "img[data-testid='user-avatar']", "attribute": "alt", "as": "username"}},
+            "close"
+        ]});
+        let (code, out, err) =
+            env.run(&["browser-run", "--base-url", &env.base], Some(&steps.to_string()), &[]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        let v = parse(&out, &err);
+        assert_eq!(v["success"], true);
+        assert_eq!(v["extracted"]["username"], "cli.user");
+        assert!(v["cookies"]["sessionid"].as_str().unwrap().contains("%3A"));
+        let (code, out, _) = env.run(
+            &["browser-run", "--headless", "--base-url", &env.base],
+            Some(r##"{"steps":[{"goto":"https://www.instagram.com/accounts/login/"},{"wait_for":{"selector":"#never","timeout":300}}]}"##),
+            &[],
+        );
+        assert_eq!(code, 1);
+        assert_eq!(parse(&out, "")["code"], "timeout");
+    }
+
+    // Cookie import from a copied cURL command, validated against the sandbox.
+    let other = env.account("personal", "imp.user").await;
+    let curl = format!(
+        "curl 'https://www.instagram.com/api/v1/direct_v2/inbox/' -H 'cookie: {}'",
+        other["cookie_header"].as_str().unwrap()
+    );
+    let (code, out, err) = env.run(
+        &["--json", "login", "imp", "--cookies", "-", "--base-url", &env.base],
+        Some(&curl),
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(parse(&out, &err)["username"], "imp.user");
+    // Missing cookies are named; nothing is stored.
+    let (code, _, err) = env.run(
+        &["login", "bad", "--cookies", "-", "--base-url", &env.base],
+        Some("sessionid=1%3Aa; csrftoken=b"),
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("missing required cookies: ds_user_id, mid, ig_did"), "{err}");
+    // A dead session is refused by the validate probe.
+    let (code, _, err) = env.run(
+        &["login", "dead", "--cookies", "-", "--base-url", &env.base],
+        Some("sessionid=1%3Aa%3A1; csrftoken=b; ds_user_id=1; mid=m; ig_did=d"),
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("refused"), "{err}");
+    let files: Vec<_> =
+        std::fs::read_dir(env.home.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    for f in files.iter().filter(|f| f.is_file()) {
+        let text = String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned();
+        assert!(!text.contains(other["cookies"]["sessionid"].as_str().unwrap()), "{}", f.display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_through_the_binary_and_page_tokens() {
+    let env = env().await;
+    env.account("business", "cli.shop").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let redirect = format!("http://127.0.0.1:{port}/cb");
+    let http =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    http.post(format!("{}/_sandbox/apps", env.base))
+        .json(
+            &json!({"app_id": "5151", "app_secret": "cli-app-secret", "redirect_uris": [redirect]}),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let bin = assert_cmd::cargo::cargo_bin("igdm");
+    let mut child = std::process::Command::new(bin)
+        .args([
+            "--json",
+            "oauth",
+            "shop",
+            "--app-id",
+            "5151",
+            "--app-secret-env",
+            "IGDM_TEST_SECRET",
+            "--redirect-uri",
+            &redirect,
+            "--base-url",
+            &env.base,
+            "--timeout",
+            "30",
+        ])
+        .env("IGDM_HOME", env.home.path())
+        .env("IGDM_VAULT_PASSPHRASE", "cli test passphrase")
+        .env("IGDM_VAULT_SCRYPT_LOG_N", "10")
+        .env("IGDM_TEST_SECRET", "cli-app-secret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        // Keep reading stderr to the end, as a terminal would.
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.trim().starts_with("http")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(line.trim().to_owned());
+            }
+        }
+    });
+    let url = rx.await.expect("the consent URL is printed");
+    let u = url::Url::parse(&url).unwrap();
+    let mut form: Vec<(String, String)> = u.query_pairs().into_owned().collect();
+    form.push(("username".into(), "cli.shop".into()));
+    form.push(("decision".into(), "allow".into()));
+    let r = http.post(format!("{}/oauth/authorize", env.base)).form(&form).send().await.unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    http.get(location).send().await.unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let v = parse(&stdout, "");
+    assert_eq!(v["connector"], "instagram-graph");
+    assert!(v["expires_at"].is_string());
+
+    let (code, out, err) = env.run(
+        &[
+            "--json",
+            "oauth",
+            "page",
+            "--page",
+            "--page-token-env",
+            "IGDM_TEST_PAGE",
+            "--page-id",
+            "1789",
+            "--base-url",
+            &env.base,
+        ],
+        None,
+        &[("IGDM_TEST_PAGE", "EAApagetoken")],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(parse(&out, &err)["connector"], "instagram-page");
+    let (code, _, err) =
+        env.run(&["oauth", "nopage", "--page", "--page-token-env", "IGDM_UNSET_VAR"], None, &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("IGDM_UNSET_VAR is not set"), "{err}");
+}
