@@ -298,3 +298,29 @@ async fn private_replies_once_per_comment_within_7_days() {
         .await;
     assert_graph_error(&r, 10, Some(2_018_278));
 }
+
+#[tokio::test]
+async fn private_replies_are_limited_per_hour() {
+    let env = Env::new().await;
+    let (s, v) = env
+        .control("POST", "/_sandbox/graph/rate_limits", json!({"private_replies_per_hour": 2}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["private_replies_per_hour"], 2.0);
+    let c = env.customer("many_comments").await;
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let comment = env.act(&c, json!({"comment": {"text": format!("question {i}")}})).await;
+        let r = env
+            .send(json!({"recipient": {"comment_id": comment["comment_id"]}, "message": {"text": "see DM"}}))
+            .await;
+        statuses.push(r.status);
+        if r.status != 200 {
+            assert_eq!(
+                assert_graph_error(&r, 613, None),
+                "(#613) Calls to this api have exceeded the rate limit."
+            );
+        }
+    }
+    assert_eq!(statuses, [200, 200, 400]);
+}

@@ -24,6 +24,8 @@ pub enum RateClass {
     SendAudioVideo,
     /// Conversations API (2/s).
     Conversations,
+    /// Private replies to post and reel comments (750/h).
+    PrivateReply,
 }
 
 impl RateClass {
@@ -34,12 +36,14 @@ impl RateClass {
             Self::SendText => "graph_send",
             Self::SendAudioVideo => "graph_send_media",
             Self::Conversations => "graph_conversations",
+            Self::PrivateReply => "graph_private_reply",
         }
     }
 }
 
-/// Per-second limits (real time), settable through the control API.
+/// Per-account limits (real time), settable through the control API.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RateLimits {
     /// Text, links, reactions and stickers per second.
     pub send_text_per_sec: f64,
@@ -47,6 +51,8 @@ pub struct RateLimits {
     pub send_audio_video_per_sec: f64,
     /// Conversations API calls per second.
     pub conversations_per_sec: f64,
+    /// Private replies per hour.
+    pub private_replies_per_hour: f64,
 }
 
 impl Default for RateLimits {
@@ -55,21 +61,27 @@ impl Default for RateLimits {
             send_text_per_sec: 300.0,
             send_audio_video_per_sec: 10.0,
             conversations_per_sec: 2.0,
+            private_replies_per_hour: 750.0,
         }
     }
 }
 
 impl RateLimits {
-    fn rate(&self, class: RateClass) -> f64 {
+    /// (bucket capacity, refill per second) of a class.
+    fn budget(&self, class: RateClass) -> (f64, f64) {
+        let per_sec = |r: f64| (r, r);
         match class {
-            RateClass::SendText => self.send_text_per_sec,
-            RateClass::SendAudioVideo => self.send_audio_video_per_sec,
-            RateClass::Conversations => self.conversations_per_sec,
+            RateClass::SendText => per_sec(self.send_text_per_sec),
+            RateClass::SendAudioVideo => per_sec(self.send_audio_video_per_sec),
+            RateClass::Conversations => per_sec(self.conversations_per_sec),
+            RateClass::PrivateReply => {
+                (self.private_replies_per_hour, self.private_replies_per_hour / 3600.0)
+            }
         }
     }
 }
 
-/// A token bucket: `rate` tokens per second, holding at most `rate`.
+/// A token bucket: refilled continuously, holding at most one period's budget.
 #[derive(Debug, Clone)]
 struct Bucket {
     tokens: f64,
@@ -81,7 +93,7 @@ struct Bucket {
 pub struct Usage {
     /// Whether the call may proceed.
     pub allowed: bool,
-    /// Share of the per-second budget in use, 0–100.
+    /// Share of the period's budget in use, 0–100.
     pub percent: u32,
     /// Seconds until a token is available again (0 when allowed).
     pub regain_seconds: f64,
@@ -155,21 +167,22 @@ impl GraphExt {
     #[must_use]
     pub fn take(&self, account: &str, class: RateClass) -> Usage {
         let mut inner = self.lock();
-        let rate = inner.limits.rate(class).max(0.001);
+        let (capacity, refill) = inner.limits.budget(class);
+        let (capacity, refill) = (capacity.max(0.001), refill.max(1e-9));
         let now = Instant::now();
         let bucket = inner
             .buckets
             .entry((account.to_owned(), class))
-            .or_insert(Bucket { tokens: rate, last: now });
+            .or_insert(Bucket { tokens: capacity, last: now });
         let elapsed = now.duration_since(bucket.last).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
+        bucket.tokens = (bucket.tokens + elapsed * refill).min(capacity);
         bucket.last = now;
         let allowed = bucket.tokens >= 1.0;
         if allowed {
             bucket.tokens -= 1.0;
         }
-        let used = ((rate - bucket.tokens) / rate * 100.0).clamp(0.0, 100.0);
-        let regain = if allowed { 0.0 } else { (1.0 - bucket.tokens) / rate };
+        let used = ((capacity - bucket.tokens) / capacity * 100.0).clamp(0.0, 100.0);
+        let regain = if allowed { 0.0 } else { (1.0 - bucket.tokens) / refill };
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let percent = if allowed { used.round() as u32 } else { 100 };
         Usage { allowed, percent, regain_seconds: regain }

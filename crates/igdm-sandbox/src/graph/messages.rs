@@ -43,9 +43,10 @@ pub(crate) async fn send(sb: &Arc<Sandbox>, caller: &Caller, req: &Req) -> Respo
             return e.into_response();
         }
     };
-    let class = match parsed.bucket() {
-        SendBucket::Text => RateClass::SendText,
-        SendBucket::AudioVideo => RateClass::SendAudioVideo,
+    let class = match (&parsed.recipient, parsed.bucket()) {
+        (Recipient::CommentId(_), _) => RateClass::PrivateReply,
+        (_, SendBucket::Text) => RateClass::SendText,
+        (_, SendBucket::AudioVideo) => RateClass::SendAudioVideo,
     };
     let usage = match rate_check(sb, caller, class) {
         Ok(u) => u,

@@ -569,7 +569,8 @@ pub async fn observe_event(sb: &Sandbox, event: &SandboxEvent) {
 /// Control routes of the Graph surface:
 ///
 /// - `GET /_sandbox/graph/rate_limits`, `POST /_sandbox/graph/rate_limits`
-///   `{"send_text_per_sec","send_audio_video_per_sec","conversations_per_sec"}` (partial updates allowed);
+///   `{"send_text_per_sec","send_audio_video_per_sec","conversations_per_sec","private_replies_per_hour"}`
+///   (partial updates allowed);
 /// - `GET|POST /_sandbox/graph/accounts/{id}/posts` (`POST {"id"?}` adds a post, generated when absent);
 /// - `POST /_sandbox/graph/customers/{id}/availability {"available":bool}` (pk or IGSID);
 /// - `POST /_sandbox/graph/accounts/{id}/receivers {"primary_app_id","secondary_app_ids":[…]}`;
@@ -605,6 +606,7 @@ async fn set_limits(
         ("send_text_per_sec", &mut limits.send_text_per_sec),
         ("send_audio_video_per_sec", &mut limits.send_audio_video_per_sec),
         ("conversations_per_sec", &mut limits.conversations_per_sec),
+        ("private_replies_per_hour", &mut limits.private_replies_per_hour),
     ] {
         if let Some(v) = body.get(key) {
             match v.as_f64() {
