@@ -21,6 +21,7 @@ pub mod credential;
 pub mod error;
 pub mod import;
 pub mod oauth;
+pub mod probe;
 pub mod session;
 pub mod store;
 pub mod vault;
