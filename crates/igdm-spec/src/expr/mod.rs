@@ -2,8 +2,9 @@
 //!
 //! The grammar and semantics are documented in `docs/spec-language.md`. This
 //! module parses expressions and templates once (at connector load) into an
-//! AST; [`eval`] evaluates them against an environment. Values substituted
-//! into an expression are data: they are never parsed again.
+//! AST; [`Expr::eval`] and [`Template::render`] evaluate them against an
+//! environment. Values substituted into an expression are data: they are
+//! never parsed again.
 
 mod eval;
 mod filters;
