@@ -64,6 +64,7 @@ fn bench(c: &mut Criterion) {
     let params = Map::new();
     let out = connector.map_body("list_conversations", &params, &body).expect("maps");
     assert_eq!(out.data.as_array().map(Vec::len), Some(50));
+    eprintln!("inbox body: {} bytes, 50 threads x 10 items", body.len());
     let mut g = c.benchmark_group("inbox_50_threads");
     g.bench_function("serde_json_parse", |b| {
         b.iter(|| serde_json::from_slice::<Value>(std::hint::black_box(&body)).expect("json"));
