@@ -765,3 +765,24 @@ async fn a_built_request_is_sent_as_built() {
     assert_eq!(out.raw_json().unwrap()["payload"]["client_context"], json!(token));
     assert_eq!(out.data["content"], "hello");
 }
+
+#[tokio::test]
+async fn a_deleted_sessionid_marks_the_session_invalidated() {
+    let server = TestServer::start(|_| {
+        Canned::json(403, json!({"message": "login_required", "logout_reason": 8, "status": "fail"}))
+            .header("set-cookie", "sessionid=\"\"; Domain=.instagram.com; expires=Thu, 01-Jan-1970 00:00:00 GMT; Max-Age=0; Path=/")
+    })
+    .await;
+    let exec = Executor::new(connector(), Arc::new(ReqwestTransport::new().unwrap()))
+        .with_base_url(Some(server.url()));
+    let mut s = session();
+    let before = s.revision();
+    let err = exec.keep_alive(&mut s).await.unwrap_err();
+    let ExecError::Api(e) = err else { panic!("{err:?}") };
+    // keep_alive's on_error maps 403 to mark_disconnected, an auth_expired outcome.
+    assert_eq!(e.class, ErrorClass::AuthExpired);
+    assert_eq!(e.provider.unwrap().code.as_deref(), Some("mark_disconnected"));
+    assert!(s.invalidated());
+    assert_eq!(s.cookie("sessionid"), None);
+    assert!(s.revision() > before);
+}
