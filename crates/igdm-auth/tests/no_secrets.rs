@@ -62,6 +62,7 @@ async fn no_secret_in_trace_logs_or_files() {
     let mut secrets: Vec<String> = vec![passphrase.into(), "pw-123456".into()];
 
     // 1. Browser login (when a Chromium is installed).
+    #[cfg(feature = "browser")]
     if common::chromium_or_skip("no_secret_in_trace_logs_or_files (browser part)") {
         sb.account("personal", "web.user", false, false).await;
         let auth = json!({"domain": "instagram.com", "cookies": ["sessionid", "csrftoken"], "connect": {"playwright": {"steps": [

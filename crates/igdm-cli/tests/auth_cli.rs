@@ -264,3 +264,88 @@ async fn oauth_through_the_binary_and_page_tokens() {
     assert_eq!(code, 1);
     assert!(err.contains("IGDM_UNSET_VAR is not set"), "{err}");
 }
+
+/// The `auth` and `session` blocks of the original connector description
+/// (seed 001), verbatim: Playwright-style steps written for the real site.
+const SEED_001: &str = r#"---
+id: instagram
+name: Instagram
+website: https://www.instagram.com
+auth:
+  type: cookies
+  domain: instagram.com
+  cookies:
+    - sessionid      # Main session token
+    - csrftoken      # CSRF token (must match x-csrftoken header)
+    - ds_user_id     # User's Instagram ID
+    - mid            # Machine ID
+    - ig_did         # Device ID
+  connect:
+    playwright:
+      launch:
+        headless: false
+      steps:
+        - goto: "https://www.instagram.com/accounts/login/"
+        - wait_for:
+            any:
+              - url_matches: "https://www.instagram.com/$"
+              - url_matches: "https://www.instagram.com/direct/"
+              - selector: "[aria-label='Home']"
+            timeout: 300000
+        - assert_cookies:
+            - sessionid
+            - csrftoken
+            - ds_user_id
+        - extract_cookies:
+            names: [sessionid, csrftoken, ds_user_id, mid, ig_did]
+            optional: [rur, ig_www_claim]
+        - extract:
+            selector: "img[data-testid='user-avatar']"
+            attribute: "alt"
+            as: "username"
+        - close
+      on_success:
+        message: "Connected to Instagram as @{{username}}!"
+      on_error:
+        challenge_required:
+          message: "Instagram requires verification. Please complete it in the browser."
+        timeout:
+          message: "Login timed out. Please try again."
+session:
+  keep_alive:
+    interval: "4h"
+---
+
+# Instagram
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_the_seed_connector_file() {
+    let env = env().await;
+    if !has_chromium() {
+        return;
+    }
+    env.account("personal", "seed.user").await;
+    let spec = env.home.path().join("seed-001.md");
+    std::fs::write(&spec, SEED_001).unwrap();
+    let spec = spec.to_str().unwrap();
+    let (code, out, err) = env.run(
+        &[
+            "login",
+            "seeded",
+            "--spec",
+            spec,
+            "--base-url",
+            &env.base,
+            "--username",
+            "seed.user",
+            "--password-env",
+            "IGDM_TEST_PW",
+            "--headless",
+        ],
+        None,
+        &[("IGDM_TEST_PW", "pw-cli-123")],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(out.trim(), "Connected to Instagram as @seed.user!");
+}

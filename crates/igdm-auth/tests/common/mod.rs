@@ -50,6 +50,7 @@ impl Sb {
 }
 
 /// Whether a Chromium is installed; prints a loud SKIPPED line when not.
+#[cfg(feature = "browser")]
 pub fn chromium_or_skip(test: &str) -> bool {
     if igdm_auth::browser::find_chromium().is_some() {
         return true;
