@@ -24,8 +24,10 @@
 //! atomically (temp file in the same directory, fsync, rename, fsync of the
 //! directory). Plaintext exists only in memory, in zeroized buffers.
 //!
-//! One process should write a given vault at a time; writes within a process
-//! are serialized.
+//! Writes are read-modify-write under a lock file (`vault.age.lock`, created
+//! exclusively, broken when older than 30 s), so several igdm processes
+//! (a CLI login while `igdm serve` rotates cookies) never lose each other's
+//! updates. Reads decrypt once per file version and reuse the result.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Write};
@@ -180,12 +182,65 @@ impl Vault {
         let _guard = self.inner.write_lock.lock().await;
         let inner = Arc::clone(&self.inner);
         blocking(move || {
+            let _lock = FileLock::acquire(&inner.path)?;
             let mut doc = inner.load()?;
             let out = f(&mut doc);
             inner.save(&doc)?;
             Ok(out)
         })
         .await
+    }
+}
+
+/// A cross-process write lock: `vault.age.lock`, created exclusively and
+/// removed on drop. A lock older than [`FileLock::STALE`] is taken to be
+/// left by a crashed process and broken.
+struct FileLock(PathBuf);
+
+impl FileLock {
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+    const STALE: std::time::Duration = std::time::Duration::from_secs(30);
+
+    fn acquire(vault: &Path) -> Result<Self, AuthError> {
+        let mut name = vault.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        let start = std::time::Instant::now();
+        loop {
+            match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+                Ok(mut f) => {
+                    let _ = writeln!(f, "{}", std::process::id());
+                    return Ok(Self(path));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let stale = fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > Self::STALE);
+                    if stale {
+                        tracing::warn!(path = %path.display(), "breaking a stale vault lock");
+                        let _ = fs::remove_file(&path);
+                        continue;
+                    }
+                    if start.elapsed() > Self::WAIT {
+                        return Err(AuthError::io(
+                            "lock (another igdm process is writing the vault)",
+                            &path,
+                            e,
+                        ));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(e) => return Err(AuthError::io("lock", &path, e)),
+            }
+        }
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
     }
 }
 
@@ -575,6 +630,27 @@ mod tests {
         fs::set_permissions(v.path(), fs::Permissions::from_mode(0o644)).unwrap();
         v.list().await.unwrap();
         assert_eq!(mode(v.path()), 0o600);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Vault::open(dir.path(), pass("p")).unwrap();
+        let b = Vault::open(dir.path(), pass("p")).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let v = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(async move {
+                v.set_state(&format!("acct{i}"), AccountState::default()).await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let c = Vault::open(dir.path(), pass("p")).unwrap();
+        let doc = c.read_doc().await.unwrap();
+        assert_eq!(doc.states.len(), 8, "every writer's update survived");
+        assert!(!dir.path().join("vault.age.lock").exists());
     }
 
     #[test]

@@ -48,6 +48,11 @@ enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     Accounts(cmd::accounts::AccountsCommand),
+    /// Serve the account to AI agents over MCP (stdio, or HTTP with --http).
+    Mcp(cmd::mcp::McpArgs),
+    /// Approve or reject the writes `igdm mcp --approve` held as drafts.
+    #[command(subcommand)]
+    Drafts(cmd::mcp::DraftsCommand),
     /// Walk through igdm against an embedded sandbox (no credentials, no network).
     Demo(cmd::demo::DemoArgs),
     /// Log in to an account in a browser, or import its cookies.
@@ -88,6 +93,8 @@ async fn main() -> ExitCode {
         Command::Sandbox(a) => cmd::sandbox::run(a, &cli.global).await,
         Command::Serve(a) => cmd::serve::run(a, &cli.global).await,
         Command::Accounts(c) => cmd::accounts::run(c, &cli.global).await,
+        Command::Mcp(a) => cmd::mcp::run(a, &cli.global).await,
+        Command::Drafts(c) => cmd::mcp::drafts(c, &cli.global).await,
         Command::Demo(a) => cmd::demo::run(a, &cli.global).await,
         Command::Msg(c) => cmd::msg::run(c, &cli.global).await,
         Command::Login(a) => cmd::auth::login(a, &cli.global).await,

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod auth;
 pub mod ctx;
 pub mod demo;
+pub mod mcp;
 pub mod msg;
 pub mod output;
 pub mod sandbox;

@@ -1,0 +1,209 @@
+//! `igdm mcp` (the tool server for AI agents) and `igdm drafts` (approving
+//! the writes it held back).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+use igdm_mcp::{Draft, Drafts, HttpOptions, IgdmServer, McpConfig, Policy};
+
+use super::ctx::Ctx;
+use super::output;
+use crate::Global;
+
+/// `igdm mcp`.
+#[derive(Debug, clap::Args)]
+pub struct McpArgs {
+    /// Serve Streamable HTTP at this address (e.g. 127.0.0.1:8765) instead of
+    /// stdio. Every request needs `Authorization: Bearer $IGDM_MCP_TOKEN`
+    /// (a token is generated and printed on stderr when the variable is unset).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// Allow --http on a non-loopback address.
+    #[arg(long, requires = "http")]
+    pub allow_remote: bool,
+    /// List no write tool and refuse every write (tools in --allow excepted).
+    #[arg(long)]
+    pub read_only: bool,
+    /// Expose only these tools (with --read-only: the read tools plus these).
+    /// An unknown name aborts startup.
+    #[arg(long, value_delimiter = ',', value_name = "TOOL,…")]
+    pub allow: Vec<String>,
+    /// Send only to these user or conversation ids.
+    #[arg(long, value_delimiter = ',', value_name = "ID,…")]
+    pub recipients: Vec<String>,
+    /// Hold every write as a draft until `igdm drafts approve ID`.
+    #[arg(long)]
+    pub approve: bool,
+    /// Search the local store at this URL instead of asking Instagram.
+    #[arg(long, env = "IGDM_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
+}
+
+/// `igdm drafts`.
+#[derive(Debug, clap::Subcommand)]
+pub enum DraftsCommand {
+    /// List the drafts (pending first).
+    List {
+        /// Include approved and rejected drafts.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Carry out a pending draft.
+    Approve {
+        /// The draft id.
+        id: String,
+    },
+    /// Discard a pending draft.
+    Reject {
+        /// The draft id.
+        id: String,
+    },
+}
+
+fn drafts_of(ctx: &Ctx) -> Drafts {
+    Drafts::new(ctx.home.join("drafts"))
+}
+
+fn non_empty(v: Vec<String>) -> Option<std::collections::BTreeSet<String>> {
+    let set: std::collections::BTreeSet<String> =
+        v.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+    (!set.is_empty()).then_some(set)
+}
+
+/// Runs `igdm mcp` until the client disconnects (stdio) or Ctrl-C (HTTP).
+pub async fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let policy = Policy {
+        read_only: args.read_only,
+        allow: non_empty(args.allow),
+        recipients: non_empty(args.recipients),
+        approve: args.approve,
+    };
+    // Check the options before touching credentials or the network.
+    policy.validate()?;
+    let mut ctx = Ctx::open()?;
+    let opened = ctx.client(global.account.as_deref()).await?;
+    let store = match &args.database {
+        Some(url) => {
+            Some(Arc::new(igdm_store::Store::open(url).await.context("opening the local store")?))
+        }
+        None => None,
+    };
+    let config = McpConfig {
+        policy,
+        drafts: Some(drafts_of(&ctx)),
+        store,
+        capabilities: Some(super::msg::capabilities(&opened.client)),
+    };
+    let server = IgdmServer::new(opened.client.clone(), config)?;
+    match args.http {
+        None => {
+            tracing::info!(account = %opened.client.account().name, "serving MCP on stdio");
+            igdm_mcp::serve_stdio(server).await?;
+        }
+        Some(addr) => {
+            let token = match std::env::var("IGDM_MCP_TOKEN") {
+                Ok(t) if !t.is_empty() => t,
+                _ => {
+                    let t = igdm_mcp::generate_token();
+                    eprintln!("IGDM_MCP_TOKEN is unset; this run's bearer token: {t}");
+                    t
+                }
+            };
+            let running = igdm_mcp::serve_http(
+                server,
+                HttpOptions { addr, token, allow_remote: args.allow_remote },
+            )
+            .await?;
+            eprintln!("igdm mcp: serving {} on {}", opened.client.account().name, running.url());
+            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+            running.shutdown();
+            running.wait().await?;
+        }
+    }
+    opened.finish().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn draft_row(d: &Draft) -> String {
+    let what = d
+        .arguments
+        .get("text")
+        .and_then(Value::as_str)
+        .map(|t| format!("{t:?}"))
+        .unwrap_or_default();
+    let target = ["conversation_id", "user_id"]
+        .iter()
+        .find_map(|k| d.arguments.get(*k).and_then(Value::as_str))
+        .unwrap_or("-");
+    let status = serde_json::to_value(d.status).ok();
+    format!(
+        "{}  {:<9} {:<8} {:<14} {:<24} {}",
+        d.id,
+        status.as_ref().and_then(Value::as_str).unwrap_or("?"),
+        d.account,
+        d.tool,
+        target,
+        what
+    )
+}
+
+/// Runs `igdm drafts`.
+pub async fn drafts(cmd: DraftsCommand, global: &Global) -> anyhow::Result<ExitCode> {
+    let mut ctx = Ctx::open()?;
+    let drafts = drafts_of(&ctx);
+    match cmd {
+        DraftsCommand::List { all } => {
+            let list: Vec<Draft> = drafts
+                .list()?
+                .into_iter()
+                .filter(|d| all || d.status == igdm_mcp::DraftStatus::Pending)
+                .collect();
+            if global.json {
+                println!(
+                    "{}",
+                    json!({"items": list, "next_cursor": null, "has_more": false, "warnings": []})
+                );
+            } else if list.is_empty() {
+                println!("(no drafts)");
+            } else {
+                for d in &list {
+                    println!("{}", draft_row(d));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DraftsCommand::Reject { id } => {
+            let d = drafts.reject(&id)?;
+            output::object(global.json, &serde_json::to_value(&d)?, |_| format!("rejected {id}"));
+            Ok(ExitCode::SUCCESS)
+        }
+        DraftsCommand::Approve { id } => {
+            let pending = drafts.pending(&id)?;
+            let opened = ctx.client(Some(&pending.account)).await?;
+            let server = IgdmServer::new(
+                opened.client.clone(),
+                McpConfig { drafts: Some(drafts.clone()), ..McpConfig::default() },
+            )?;
+            let done = server.approve(&drafts, &id).await?;
+            opened.finish().await?;
+            let result = done.result.clone().unwrap_or(Value::Null);
+            let ok = done.status == igdm_mcp::DraftStatus::Sent;
+            output::object(global.json, &serde_json::to_value(&done)?, |_| {
+                if ok {
+                    format!("approved {id}: {} done", done.tool)
+                } else {
+                    format!(
+                        "approved {id}, but {} failed: {}",
+                        done.tool,
+                        result["error"]["message"].as_str().unwrap_or("unknown error")
+                    )
+                }
+            });
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+    }
+}

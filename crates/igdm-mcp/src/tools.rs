@@ -1,0 +1,546 @@
+//! The tool catalog: names, descriptions, annotations and argument types.
+
+use std::sync::Arc;
+
+use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::output::ToolOutput;
+
+/// The name of the multiplexed tool of seed 001.
+pub const MESSAGES: &str = "Messages";
+
+/// How a tool touches the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Reads only; never marks anything read.
+    Read,
+    /// Changes something; `destructive` when it cannot simply be undone by
+    /// an additive call, `idempotent` when repeating it changes nothing more.
+    Write {
+        /// Destructive hint.
+        destructive: bool,
+        /// Idempotent hint.
+        idempotent: bool,
+    },
+}
+
+/// One tool of the catalog.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolSpec {
+    /// The tool name.
+    pub name: &'static str,
+    /// What it does, written for a model.
+    pub description: &'static str,
+    /// How it touches the account.
+    pub effect: Effect,
+    /// The connector action behind it, when there is one.
+    pub action: Option<&'static str>,
+    schema: fn() -> Arc<JsonObject>,
+}
+
+impl ToolSpec {
+    /// Whether it only reads.
+    #[must_use]
+    pub fn is_read(&self) -> bool {
+        self.effect == Effect::Read
+    }
+
+    /// The MCP tool definition.
+    #[must_use]
+    pub fn tool(&self) -> Tool {
+        let annotations = match self.effect {
+            Effect::Read => {
+                ToolAnnotations::new().read_only(true).idempotent(true).destructive(false)
+            }
+            Effect::Write { destructive, idempotent } => ToolAnnotations::new()
+                .read_only(false)
+                .destructive(destructive)
+                .idempotent(idempotent),
+        }
+        .open_world(true);
+        Tool::new(self.name, self.description, (self.schema)())
+            .with_output_schema::<ToolOutput>()
+            .with_annotations(annotations)
+    }
+}
+
+fn schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
+    rmcp::handler::server::tool::schema_for_type::<T>()
+}
+
+const W_ADD: Effect = Effect::Write { destructive: false, idempotent: true };
+const W_DESTROY: Effect = Effect::Write { destructive: true, idempotent: true };
+const W_SEND: Effect = Effect::Write { destructive: true, idempotent: false };
+
+/// Every split tool, reads first.
+pub const CATALOG: &[ToolSpec] = &[
+    ToolSpec {
+        name: "list_conversations",
+        description: "List the account's DM conversations, most recent first. Never marks anything read.",
+        effect: Effect::Read,
+        action: Some("list_conversations"),
+        schema: schema::<ListConversations>,
+    },
+    ToolSpec {
+        name: "get_conversation",
+        description: "One conversation: title, participants, unread count.",
+        effect: Effect::Read,
+        action: Some("get_conversation"),
+        schema: schema::<ConversationRef>,
+    },
+    ToolSpec {
+        name: "list_messages",
+        description: "Messages of one conversation, newest first, with a cursor for older ones. Never marks anything read.",
+        effect: Effect::Read,
+        action: Some("list"),
+        schema: schema::<ListMessages>,
+    },
+    ToolSpec {
+        name: "get_message",
+        description: "One message of a conversation.",
+        effect: Effect::Read,
+        action: Some("get"),
+        schema: schema::<MessageRef>,
+    },
+    ToolSpec {
+        name: "search",
+        description: "Literal word search over messages (use 'dinner', not 'dinner plans'). Uses the local store when one is configured.",
+        effect: Effect::Read,
+        action: Some("search"),
+        schema: schema::<Search>,
+    },
+    ToolSpec {
+        name: "get_unread",
+        description: "The latest unread messages across conversations. Does not mark them read.",
+        effect: Effect::Read,
+        action: Some("get_unread"),
+        schema: schema::<Limit>,
+    },
+    ToolSpec {
+        name: "get_presence",
+        description: "Whether users are online, and when they were last active.",
+        effect: Effect::Read,
+        action: Some("get_presence"),
+        schema: schema::<Presence>,
+    },
+    ToolSpec {
+        name: "get_user_profile",
+        description: "A user's public profile (name, username, picture).",
+        effect: Effect::Read,
+        action: Some("get_profile"),
+        schema: schema::<UserRef>,
+    },
+    ToolSpec {
+        name: "get_ice_breakers",
+        description: "The ice-breaker questions of the business profile.",
+        effect: Effect::Read,
+        action: Some("get_ice_breakers"),
+        schema: schema::<NoArgs>,
+    },
+    ToolSpec {
+        name: "capabilities",
+        description: "What this account's connector can do, with its limits.",
+        effect: Effect::Read,
+        action: None,
+        schema: schema::<NoArgs>,
+    },
+    ToolSpec {
+        name: "account_status",
+        description: "The account's session health, last success, write budget and this server's policy.",
+        effect: Effect::Read,
+        action: None,
+        schema: schema::<NoArgs>,
+    },
+    ToolSpec {
+        name: "send",
+        description: "Send a text message into an existing conversation. Pass an idempotency_key to make retries safe (one is generated and returned when absent).",
+        effect: W_SEND,
+        action: Some("send"),
+        schema: schema::<Send>,
+    },
+    ToolSpec {
+        name: "send_to_user",
+        description: "Send a text message to a user by id, opening a conversation when needed. Idempotent per idempotency_key.",
+        effect: W_SEND,
+        action: Some("send_to_user"),
+        schema: schema::<SendToUser>,
+    },
+    ToolSpec {
+        name: "react",
+        description: "React to a message with an emoji (default a red heart).",
+        effect: W_ADD,
+        action: Some("react"),
+        schema: schema::<React>,
+    },
+    ToolSpec {
+        name: "unreact",
+        description: "Remove your reaction from a message.",
+        effect: W_DESTROY,
+        action: Some("unreact"),
+        schema: schema::<MessageRef>,
+    },
+    ToolSpec {
+        name: "mark_read",
+        description: "Mark a conversation as read (up to a message): the other side sees a read receipt.",
+        effect: W_ADD,
+        action: Some("mark_read"),
+        schema: schema::<MarkRead>,
+    },
+    ToolSpec {
+        name: "mark_unread",
+        description: "Mark a conversation as unread.",
+        effect: W_ADD,
+        action: Some("mark_unread"),
+        schema: schema::<ConversationRef>,
+    },
+    ToolSpec {
+        name: "delete",
+        description: "Unsend one of your messages, for everyone.",
+        effect: W_DESTROY,
+        action: Some("delete"),
+        schema: schema::<MessageRef>,
+    },
+    ToolSpec {
+        name: "mute",
+        description: "Mute a conversation's notifications.",
+        effect: W_ADD,
+        action: Some("mute"),
+        schema: schema::<ConversationRef>,
+    },
+    ToolSpec {
+        name: "unmute",
+        description: "Unmute a conversation's notifications.",
+        effect: W_ADD,
+        action: Some("unmute"),
+        schema: schema::<ConversationRef>,
+    },
+    ToolSpec {
+        name: "archive",
+        description: "Hide (archive) a conversation from the inbox.",
+        effect: W_DESTROY,
+        action: Some("archive"),
+        schema: schema::<ConversationRef>,
+    },
+    ToolSpec {
+        name: "send_typing",
+        description: "Show (or stop showing) the typing indicator; it fades by itself, so repeat while composing.",
+        effect: W_ADD,
+        action: Some("send_typing"),
+        schema: schema::<Typing>,
+    },
+    ToolSpec {
+        name: "set_ice_breakers",
+        description: "Replace the business profile's ice-breaker questions (up to four).",
+        effect: W_DESTROY,
+        action: Some("set_ice_breakers"),
+        schema: schema::<SetIceBreakers>,
+    },
+    ToolSpec {
+        name: "delete_ice_breakers",
+        description: "Remove all ice-breaker questions.",
+        effect: W_DESTROY,
+        action: Some("delete_ice_breakers"),
+        schema: schema::<NoArgs>,
+    },
+];
+
+/// The seed-001 action names of the `Messages` tool and the split tool each maps to.
+pub const MESSAGES_ACTIONS: &[(&str, &str)] = &[
+    ("list_conversations", "list_conversations"),
+    ("get_conversation", "get_conversation"),
+    ("list", "list_messages"),
+    ("get", "get_message"),
+    ("search", "search"),
+    ("get_unread", "get_unread"),
+    ("get_presence", "get_presence"),
+    ("send", "send"),
+    ("send_to_user", "send_to_user"),
+    ("react", "react"),
+    ("unreact", "unreact"),
+    ("mark_read", "mark_read"),
+    ("mark_unread", "mark_unread"),
+    ("delete", "delete"),
+    ("mute", "mute"),
+    ("unmute", "unmute"),
+    ("archive", "archive"),
+    ("send_typing", "send_typing"),
+];
+
+/// The split tool named `name`.
+#[must_use]
+pub fn spec(name: &str) -> Option<&'static ToolSpec> {
+    CATALOG.iter().find(|t| t.name == name)
+}
+
+/// The `Messages` tool definition (`read_only` when every write is refused).
+#[must_use]
+pub fn messages_tool(read_only: bool) -> Tool {
+    let annotations = if read_only {
+        ToolAnnotations::new().read_only(true).idempotent(true).destructive(false)
+    } else {
+        ToolAnnotations::new().read_only(false).destructive(true).idempotent(false)
+    }
+    .open_world(true);
+    Tool::new(
+        MESSAGES,
+        "Instagram DMs through one tool (seed-001 actions): list_conversations, get_conversation, \
+         list, get, search, get_unread, get_presence (reads, never marking anything read) and send, \
+         send_to_user, react, unreact, mark_read, mark_unread, delete, mute, unmute, archive, \
+         send_typing (writes, subject to this server's policy). Prefer the split tools when the \
+         host offers them: their annotations let reads be approved automatically.",
+        schema::<MessagesArgs>(),
+    )
+    .with_output_schema::<ToolOutput>()
+    .with_annotations(annotations)
+}
+
+/// No arguments.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+/// `list_conversations`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+pub struct ListConversations {
+    /// Only conversations with unread messages.
+    #[serde(default)]
+    pub unread: bool,
+    /// At most this many (1–50, default 20).
+    pub limit: Option<u32>,
+    /// `page.next_cursor` of a previous call.
+    pub cursor: Option<String>,
+}
+
+/// A conversation.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct ConversationRef {
+    /// The conversation id.
+    pub conversation_id: String,
+}
+
+/// `list_messages`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct ListMessages {
+    /// The conversation id.
+    pub conversation_id: String,
+    /// At most this many (1–100, default 20).
+    pub limit: Option<u32>,
+    /// `page.next_cursor` of a previous call (older messages).
+    pub cursor: Option<String>,
+}
+
+/// A message.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct MessageRef {
+    /// The conversation id.
+    pub conversation_id: String,
+    /// The message id.
+    pub message_id: String,
+}
+
+/// `search`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct Search {
+    /// Words to find; every word must match. `"a phrase"`, `-word` and `from:user` work with the local store.
+    pub query: String,
+    /// At most this many (default 20).
+    pub limit: Option<u32>,
+    /// `page.next_cursor` of a previous call (local store only).
+    pub cursor: Option<String>,
+}
+
+/// A limit.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+pub struct Limit {
+    /// At most this many (default 20).
+    pub limit: Option<u32>,
+}
+
+/// `get_presence`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct Presence {
+    /// User ids (strings).
+    pub user_ids: Vec<String>,
+}
+
+/// A user.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct UserRef {
+    /// The user id.
+    pub user_id: String,
+}
+
+/// `send`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct Send {
+    /// The conversation id.
+    pub conversation_id: String,
+    /// The text to send.
+    pub text: String,
+    /// Quote-reply to this message id.
+    pub reply_to: Option<String>,
+    /// The same key never sends twice; reuse it when retrying.
+    pub idempotency_key: Option<String>,
+}
+
+/// `send_to_user`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct SendToUser {
+    /// The recipient's user id.
+    pub user_id: String,
+    /// The text to send.
+    pub text: String,
+    /// The same key never sends twice; reuse it when retrying.
+    pub idempotency_key: Option<String>,
+}
+
+/// `react`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct React {
+    /// The conversation id.
+    pub conversation_id: String,
+    /// The message id.
+    pub message_id: String,
+    /// The emoji (default ❤️; the official API only knows the heart).
+    pub emoji: Option<String>,
+}
+
+/// `mark_read`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct MarkRead {
+    /// The conversation id.
+    pub conversation_id: String,
+    /// The last message read (private API).
+    pub message_id: Option<String>,
+}
+
+/// `send_typing`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct Typing {
+    /// The conversation id.
+    pub conversation_id: String,
+    /// False to stop the indicator (default true).
+    pub typing: Option<bool>,
+}
+
+/// One ice breaker.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct IceBreaker {
+    /// The question shown to the customer.
+    pub question: String,
+    /// The payload your webhook receives when it is tapped.
+    pub payload: String,
+}
+
+/// `set_ice_breakers`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct SetIceBreakers {
+    /// One to four questions.
+    pub ice_breakers: Vec<IceBreaker>,
+}
+
+/// The `Messages` tool's arguments: `action` plus that action's parameters.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct MessagesArgs {
+    /// The action.
+    pub action: MessagesAction,
+    /// Ignored (this server has one connector); accepted for seed-001 hosts.
+    pub connector: Option<String>,
+    /// The conversation id.
+    pub conversation_id: Option<String>,
+    /// The message id.
+    pub message_id: Option<String>,
+    /// The user id (send_to_user).
+    pub user_id: Option<String>,
+    /// User ids (get_presence).
+    pub user_ids: Option<Vec<String>>,
+    /// Text to send.
+    pub text: Option<String>,
+    /// Quote-reply to this message id (send).
+    pub reply_to: Option<String>,
+    /// The emoji (react).
+    pub emoji: Option<String>,
+    /// Words to find (search).
+    pub query: Option<String>,
+    /// `unread` lists only unread conversations (list_conversations).
+    pub filter: Option<String>,
+    /// At most this many.
+    pub limit: Option<u32>,
+    /// `page.next_cursor` of a previous call.
+    pub cursor: Option<String>,
+    /// Idempotency key (sends).
+    pub idempotency_key: Option<String>,
+}
+
+/// Seed 001's action names.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum MessagesAction {
+    ListConversations,
+    GetConversation,
+    List,
+    Get,
+    Search,
+    GetUnread,
+    GetPresence,
+    Send,
+    SendToUser,
+    React,
+    Unreact,
+    MarkRead,
+    MarkUnread,
+    Delete,
+    Mute,
+    Unmute,
+    Archive,
+    SendTyping,
+}
+
+impl MessagesAction {
+    /// The seed-001 name.
+    #[must_use]
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    /// The split tool it maps to.
+    #[must_use]
+    pub fn tool(self) -> &'static str {
+        let name = self.name();
+        MESSAGES_ACTIONS.iter().find(|(a, _)| *a == name).map_or("", |(_, t)| t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_messages_action_maps_to_a_cataloged_tool() {
+        for (action, tool) in MESSAGES_ACTIONS {
+            assert!(spec(tool).is_some(), "{action} -> {tool}");
+            let parsed: MessagesAction = serde_json::from_value(serde_json::json!(action)).unwrap();
+            assert_eq!(parsed.tool(), *tool);
+        }
+    }
+
+    #[test]
+    fn tool_schemas_are_objects() {
+        for t in CATALOG {
+            let tool = t.tool();
+            assert_eq!(
+                tool.input_schema.get("type"),
+                Some(&serde_json::json!("object")),
+                "{}",
+                t.name
+            );
+            assert!(tool.output_schema.is_some());
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Shared harness: a seeded sandbox on 127.0.0.1:0, clients of its demo
+//! accounts, and an `igdm mcp` HTTP server with a real rmcp client session.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use rmcp::ServiceExt as _;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Map, Value, json};
+
+use igdm::{AccountConfig, Client, PacingOverride, PacingPolicy};
+use igdm_mcp::{HttpOptions, IgdmServer, McpConfig, RunningHttp};
+use igdm_model::{Backend, Timestamp};
+use igdm_sandbox::{DemoSeed, RunningSandbox, Sandbox, SandboxConfig};
+use igdm_spec::{Connector, Session};
+
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+pub struct Env {
+    pub sandbox: RunningSandbox,
+    pub seed: DemoSeed,
+    pub base: String,
+}
+
+pub async fn env() -> Env {
+    let sb = Sandbox::new(SandboxConfig::default());
+    let sandbox = sb.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let seed = sb.seed_demo().await.unwrap();
+    let base = sandbox.base_url();
+    Env { sandbox, seed, base }
+}
+
+fn account(name: &str, connector: &str, backend: Backend, base: &str, id: &Value) -> AccountConfig {
+    AccountConfig {
+        name: name.into(),
+        connector: connector.into(),
+        backend,
+        base_url: Some(base.to_owned()),
+        user_id: id.as_str().map(str::to_owned),
+        username: None,
+        pacing: PacingOverride::default(),
+        created_at: Timestamp::now(),
+    }
+}
+
+/// The personal demo account over the private web API.
+pub fn web_client(env: &Env) -> Client {
+    let connector =
+        Arc::new(Connector::load(igdm_connectors::INSTAGRAM_WEB, "instagram-web.md").unwrap());
+    let cookies = env.seed.personal["cookies"].as_object().unwrap();
+    let session = Session::new()
+        .with_cookies(cookies.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())))
+        .with_device_uuid("6f1c2a52-3f4e-4b7e-9d51-0d9b6f4e2a10");
+    let acct = account("me", "instagram-web", Backend::Web, &env.base, &env.seed.personal["pk"]);
+    Client::builder(acct, connector, session).pacing(PacingPolicy::none()).build().unwrap()
+}
+
+/// The business demo account over the official Instagram API.
+pub fn graph_client(env: &Env) -> Client {
+    let connector =
+        Arc::new(Connector::load(igdm_connectors::INSTAGRAM_GRAPH, "instagram-graph.md").unwrap());
+    let biz = &env.seed.business;
+    let mut session = Session::new().with_access_token(biz["access_token"].as_str().unwrap());
+    session.set_extra("user_id", biz["ig_user_id"].as_str().unwrap());
+    let acct = account("shop", "instagram-graph", Backend::Graph, &env.base, &biz["ig_user_id"]);
+    Client::builder(acct, connector, session).pacing(PacingPolicy::none()).build().unwrap()
+}
+
+pub struct Mcp {
+    pub http: RunningHttp,
+    pub client: RunningService<RoleClient, ()>,
+    pub server: IgdmServer,
+}
+
+pub async fn serve(client: Client, config: McpConfig) -> (IgdmServer, RunningHttp) {
+    let server = IgdmServer::new(client, config).unwrap();
+    let http = igdm_mcp::serve_http(
+        server.clone(),
+        HttpOptions {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            token: TOKEN.into(),
+            allow_remote: false,
+        },
+    )
+    .await
+    .unwrap();
+    (server, http)
+}
+
+pub async fn connect(url: &str, token: &str) -> RunningService<RoleClient, ()> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token),
+    );
+    ().serve(transport).await.unwrap()
+}
+
+pub async fn mcp(client: Client, config: McpConfig) -> Mcp {
+    let (server, http) = serve(client, config).await;
+    let client = connect(&http.url(), TOKEN).await;
+    Mcp { http, client, server }
+}
+
+/// Calls a tool; returns the result and its structured content.
+pub async fn call(
+    client: &RunningService<RoleClient, ()>,
+    name: &str,
+    args: Value,
+) -> (CallToolResult, Value) {
+    let args: Map<String, Value> = args.as_object().cloned().unwrap_or_default();
+    let r = client
+        .call_tool(CallToolRequestParams::new(name.to_owned()).with_arguments(args))
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let v = r.structured_content.clone().unwrap_or(Value::Null);
+    (r, v)
+}
+
+/// Calls a tool that must succeed; returns its `data`.
+pub async fn ok(client: &RunningService<RoleClient, ()>, name: &str, args: Value) -> Value {
+    let (r, v) = call(client, name, args).await;
+    assert_ne!(r.is_error, Some(true), "{name} failed: {v}");
+    assert_eq!(v["ok"], json!(true), "{name}: {v}");
+    v
+}
+
+/// Calls a tool that must fail with `class`; returns the envelope.
+pub async fn fails(
+    client: &RunningService<RoleClient, ()>,
+    name: &str,
+    args: Value,
+    class: &str,
+) -> Value {
+    let (r, v) = call(client, name, args).await;
+    assert_eq!(r.is_error, Some(true), "{name} should fail: {v}");
+    assert_eq!(v["ok"], json!(false), "{name}: {v}");
+    assert_eq!(v["error"]["class"], json!(class), "{name}: {v}");
+    for field in ["message", "retryable", "needs_user", "remediation"] {
+        assert!(v["error"].get(field).is_some(), "{name}: error lacks {field}: {v}");
+    }
+    assert!(v["error"].get("retry_after").is_some(), "{name}: error lacks retry_after: {v}");
+    v
+}
+
+/// The sandbox's request counters.
+pub async fn stats(env: &Env) -> Value {
+    reqwest::get(format!("{}/_sandbox/stats", env.base)).await.unwrap().json().await.unwrap()
+}
