@@ -413,11 +413,7 @@ impl IgdmServer {
                 if let Some(c) = a.cursor {
                     req = req.cursor(c);
                 }
-                let (page, warnings) = req.await.map_err(|e| ToolError::from(&e))?;
-                let mut o = ToolOutput::ok(serde_json::to_value(&page.items).unwrap_or_default())
-                    .with_warnings(warnings)
-                    .with_page(page.next_cursor, page.has_more);
-                output::truncate(&mut o, limit as usize);
+                let mut o = page_output(req.await, limit)?;
                 output::mark_all(&mut o, &account, output::mark_conversation);
                 return Ok(o);
             }
@@ -441,12 +437,7 @@ impl IgdmServer {
                 if let Some(c) = a.cursor {
                     req = req.cursor(c);
                 }
-                let (page, warnings) = req.await.map_err(|e| ToolError::from(&e))?;
-                let mut o = ToolOutput::ok(serde_json::to_value(&page.items).unwrap_or_default())
-                    .with_warnings(warnings)
-                    .with_page(page.next_cursor, page.has_more);
-                output::truncate(&mut o, limit as usize);
-                o
+                page_output(req.await, limit)?
             }
             "get_message" => {
                 let a: tools::MessageRef = parse(name, args)?;
@@ -681,6 +672,19 @@ impl IgdmServer {
             },
         })))
     }
+}
+
+/// A page from the client as a tool output, cut to `limit` items.
+fn page_output<T: serde::Serialize>(
+    result: Result<(igdm_model::Page<T>, Vec<String>), igdm::Error>,
+    limit: u32,
+) -> Result<ToolOutput, ToolError> {
+    let (page, warnings) = result.map_err(|e| ToolError::from(&e))?;
+    let mut o = ToolOutput::ok(serde_json::to_value(&page.items).unwrap_or_default())
+        .with_warnings(warnings)
+        .with_page(page.next_cursor, page.has_more);
+    output::truncate(&mut o, limit as usize);
+    Ok(o)
 }
 
 fn result_of(out: &ToolOutput) -> CallToolResult {
