@@ -693,12 +693,14 @@ pub enum Freshness {
     Refreshed,
     /// The token needs a refresh but is less than 24 h old (rare: a token issued with under 7 days).
     TooYoung,
-    /// The token does not expire (Page tokens) or cannot be refreshed here.
+    /// The token does not expire (Page tokens) or is not an Instagram User token.
     NotRefreshable,
 }
 
 impl TokenManager {
-    /// A manager for `account`; `client` is needed only to refresh.
+    /// A manager for `account`. Refreshing needs no app secret: without a
+    /// `client`, the refresh goes to the endpoints of the token's recorded
+    /// base URL (the real Instagram when it has none).
     #[must_use]
     pub fn new(
         store: Arc<dyn CredentialStore>,
@@ -755,7 +757,6 @@ impl TokenManager {
             Some(false) => return Ok(Freshness::Fresh),
             Some(true) => {}
         }
-        let Some(client) = &self.client else { return Ok(Freshness::NotRefreshable) };
         let _guard = self.refresh_lock.lock().await;
         // Another caller may have refreshed while we waited.
         let now = self.clock.now();
@@ -770,7 +771,7 @@ impl TokenManager {
             return Ok(Freshness::TooYoung);
         }
         tracing::info!(account = %self.account, "refreshing the long-lived token");
-        let fresh = client.refresh(&self.account, &t, now).await?;
+        let fresh = self.refresher(&t)?.refresh(&self.account, &t, now).await?;
         self.store.put(&self.account, Credential::Token(fresh)).await?;
         Ok(Freshness::Refreshed)
     }
@@ -790,10 +791,6 @@ impl TokenManager {
     /// # Errors
     /// [`OAuthError::TooEarlyToRefresh`], [`OAuthError::TokenExpired`], provider errors.
     pub async fn refresh_now(&self) -> Result<TokenCredential, AuthError> {
-        let client = self
-            .client
-            .as_ref()
-            .ok_or_else(|| AuthError::Spec("no OAuth app configured to refresh with".into()))?;
         let _guard = self.refresh_lock.lock().await;
         let now = self.clock.now();
         let t = self.load().await?;
@@ -805,9 +802,29 @@ impl TokenManager {
                 t.expires_at.map_or_else(|| "it is revoked".to_owned(), |e| e.to_string());
             return Err(OAuthError::TooEarlyToRefresh { expires }.into());
         }
-        let fresh = client.refresh(&self.account, &t, now).await?;
+        let fresh = self.refresher(&t)?.refresh(&self.account, &t, now).await?;
         self.store.put(&self.account, Credential::Token(fresh.clone())).await?;
         Ok(fresh)
+    }
+
+    /// The client to refresh `t` with: the configured one, else one for the
+    /// token's base URL. The refresh call sends only the token itself.
+    fn refresher(&self, t: &TokenCredential) -> Result<OAuthClient, AuthError> {
+        if let Some(c) = &self.client {
+            return Ok(c.clone());
+        }
+        let endpoints = match &t.base_url {
+            Some(b) => OAuthEndpoints::with_base_url(b)?,
+            None => OAuthEndpoints::instagram(),
+        };
+        let placeholder = Url::parse("http://127.0.0.1/")
+            .map_err(|e| AuthError::Spec(format!("placeholder redirect: {e}")))?;
+        let app = OAuthApp {
+            app_id: t.app_id.clone().unwrap_or_default(),
+            app_secret: SecretString::from(String::new()),
+            redirect_uri: placeholder,
+        };
+        OAuthClient::new(app, endpoints, t.base_url.clone())
     }
 }
 

@@ -130,7 +130,8 @@ async fn full_flow_code_reuse_and_refresh_rules_on_the_virtual_clock() {
     assert!(me.status().is_success(), "{}", me.text().await.unwrap_or_default());
 
     // Refresh rules. Day 0: fresh, and a forced refresh is refused (under 24 h).
-    let mgr = TokenManager::new(Arc::clone(&store), "shop", Some(client.clone()), clock.clone());
+    // No app secret needed to refresh: the manager uses the token's recorded base URL.
+    let mgr = TokenManager::new(Arc::clone(&store), "shop", None, clock.clone());
     assert_eq!(mgr.ensure_fresh().await.unwrap(), Freshness::Fresh);
     let err = mgr.refresh_now().await.unwrap_err();
     assert!(matches!(err, AuthError::OAuth(OAuthError::TooEarlyToRefresh { .. })), "{err}");
