@@ -6,10 +6,9 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::render::{self, ItemsPage};
-use super::{ApiError, Ctx, Endpoint, Params};
+use super::{ApiError, Ctx, Endpoint, Params, Viewer};
 use crate::state::{
-    Account, AccountKind, ItemKind, Micros, NewItem, Sandbox, SandboxEvent, SentRecord, Thread,
-    World,
+    AccountKind, ItemKind, Micros, NewItem, Sandbox, SandboxEvent, SentRecord, Thread, World,
 };
 
 type Res = Result<Value, ApiError>;
@@ -68,7 +67,7 @@ fn param_usize(p: &Params, name: &str, default: usize, max: usize) -> Result<usi
     }
 }
 
-fn owned_thread<'w>(w: &'w World, account: &Account, id: &str) -> Result<&'w Thread, ApiError> {
+fn owned_thread<'w>(w: &'w World, account: &Viewer, id: &str) -> Result<&'w Thread, ApiError> {
     w.thread(id)
         .ok()
         .filter(|t| t.account == account.id)

@@ -24,7 +24,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use serde_json::{Value, json};
 
-use crate::state::{Account, FaultMode, RequestOutcome, Sandbox, SandboxError, SentRecord};
+use crate::state::{
+    Account, AccountKind, FaultMode, RequestOutcome, Sandbox, SandboxError, SentRecord,
+};
 
 /// Routes of the private web API.
 pub fn routes() -> Router<Arc<Sandbox>> {
@@ -224,9 +226,32 @@ fn parse_form(raw: &[u8]) -> Params {
     form_urlencoded::parse(raw).into_owned().collect()
 }
 
+/// The authenticated account, as much of it as a request needs (cheap to copy
+/// out of the world: no logs, no history).
+#[derive(Debug, Clone)]
+pub(crate) struct Viewer {
+    pub(crate) id: String,
+    pub(crate) pk: String,
+    pub(crate) kind: AccountKind,
+    pub(crate) fault: FaultMode,
+    mid: String,
+}
+
+impl Viewer {
+    fn of(a: &Account) -> Self {
+        Self {
+            id: a.id.clone(),
+            pk: a.pk.clone(),
+            kind: a.kind,
+            fault: a.fault,
+            mid: a.cookies.mid.clone(),
+        }
+    }
+}
+
 /// The request context handlers get.
 pub(crate) struct Ctx {
-    pub(crate) account: Account,
+    pub(crate) account: Viewer,
     pub(crate) params: Params,
     pub(crate) flapping: bool,
     pub(crate) request_no: u64,
@@ -250,8 +275,8 @@ fn csrf_failed() -> ApiError {
     ApiError::fail(StatusCode::FORBIDDEN, "CSRF token missing or incorrect")
 }
 
-fn challenge(base: &str, account: &Account, api_path: &str) -> ApiError {
-    let nonce: String = account.cookies.mid.chars().skip(1).take(10).collect();
+fn challenge(base: &str, account: &Viewer, api_path: &str) -> ApiError {
+    let nonce: String = account.mid.chars().skip(1).take(10).collect();
     let path = format!("/challenge/{}/{nonce}/", account.pk);
     ApiError::Json(
         StatusCode::BAD_REQUEST,
@@ -372,7 +397,7 @@ async fn gate(
     uri: &Uri,
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<Ctx, (Option<Account>, ApiError)> {
+) -> Result<Ctx, (Option<Viewer>, ApiError)> {
     let cookies = parse_cookies(headers);
     let is_post = endpoint_is_post(endpoint);
     if is_post {
@@ -396,7 +421,7 @@ async fn gate(
     let session = cookies.get("sessionid").cloned().unwrap_or_default();
     let ds_user_id = cookies.get("ds_user_id").cloned().unwrap_or_default();
     let account = sb
-        .read(|w| w.account_by_session(&session).cloned())
+        .read(|w| w.account_by_session(&session).map(Viewer::of))
         .await
         .filter(|a| !session.is_empty() && a.pk == ds_user_id);
     let Some(account) = account else {
