@@ -517,6 +517,13 @@ impl Ctx<'_> {
         SpecError::new(self.source, loc.line() + self.line_offset, loc.column(), message)
     }
 
+    fn at_opt(&self, loc: Option<Location>, message: impl Into<String>) -> SpecError {
+        match loc {
+            Some(l) => self.at(&l, message),
+            None => SpecError::new(self.source, 0, 0, message),
+        }
+    }
+
     fn yaml_error(&self, e: &serde_saphyr::Error) -> SpecError {
         let text = e.without_snippet().to_string();
         let message = strip_location_suffix(&text);
@@ -730,17 +737,13 @@ impl Ctx<'_> {
                 self.at(&k.referenced, format!("param `{name}`: unknown type `{}` (string, number, boolean, array, object, enum)", k.value))
             })?,
         };
+        let loc = p.kind.as_ref().map(|k| k.referenced);
         if kind == ParamType::Enum && p.values.is_empty() {
-            let loc = p.kind.as_ref().map(|k| k.referenced);
-            let msg = format!("param `{name}`: an enum needs `values`");
-            return Err(match loc {
-                Some(l) => self.at(&l, msg),
-                None => SpecError::new(self.source, 0, 0, msg),
-            });
+            return Err(self.at_opt(loc, format!("param `{name}`: an enum needs `values`")));
         }
         let items =
             p.items.map(|i| self.param(&format!("{name}[]"), *i).map(Box::new)).transpose()?;
-        Ok(ParamSpec {
+        let spec = ParamSpec {
             kind,
             required: p.required,
             default: p.default,
@@ -751,7 +754,14 @@ impl Ctx<'_> {
             values: p.values,
             items,
             description: p.description,
-        })
+        };
+        if let Some(d) = &spec.default
+            && let Err(e) = spec.check(name, d.clone())
+        {
+            let msg = format!("param `{name}`: the default breaks the declaration ({})", e.message);
+            return Err(self.at_opt(loc, msg));
+        }
+        Ok(spec)
     }
 
     fn error_rule(&self, r: RawErrorRule) -> Result<ErrorRule, SpecError> {

@@ -102,3 +102,18 @@ fn seed_file_in_shared_is_identical_to_fixture() {
         );
     }
 }
+
+#[test]
+fn a_default_that_breaks_its_declaration_is_a_load_error() {
+    let bad = SEED.replacen(
+        "        default: 20\n        max: 50",
+        "        default: 80\n        max: 50",
+        1,
+    );
+    assert_ne!(bad, SEED);
+    let e = load_err(&bad);
+    assert!(e.message.contains("param `limit`: the default breaks the declaration"), "{e}");
+    let (line_no, _) = bad.lines().enumerate().find(|(_, l)| l.contains("default: 80")).unwrap();
+    // Reported at the param's `type:` line, just above.
+    assert_eq!(e.line, line_no as u64);
+}
