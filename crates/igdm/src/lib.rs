@@ -28,6 +28,7 @@ pub mod home;
 pub mod ops;
 pub mod pacing;
 pub mod state;
+pub mod sync;
 
 pub use accounts::{AccountConfig, Accounts, PacingOverride};
 pub use client::{CallError, Client, ClientBuilder, RetryPolicy, SessionSink};
@@ -36,6 +37,7 @@ pub use home::Home;
 pub use ops::{ListConversations, ListMessages, SendMessage, SendOutcome};
 pub use pacing::{PaceDecision, PacingPolicy};
 pub use state::{AccountState, SendRecord, StateFile};
+pub use sync::{SyncOptions, SyncProgress, SyncReport, sync};
 
 pub use igdm_model as model;
 pub use igdm_spec as spec;
