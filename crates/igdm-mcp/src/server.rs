@@ -4,8 +4,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequest,
+    ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationSchema, Implementation,
+    InputRequest, InputRequests, InputRequiredResult, ListToolsResult, PaginatedRequestParams,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -687,6 +689,65 @@ fn page_output<T: serde::Serialize>(
     Ok(o)
 }
 
+/// The key of the approval question among a call's input requests.
+const APPROVAL_KEY: &str = "approve";
+
+/// The draft id when `out` is a write held for approval.
+fn pending_draft(out: &ToolOutput) -> Option<String> {
+    let data = out.data.as_ref()?;
+    (data["status"] == json!("pending_approval"))
+        .then(|| data["draft_id"].as_str().map(str::to_owned))
+        .flatten()
+}
+
+/// The question put to the user for a held write.
+fn approval_request(out: &ToolOutput) -> ElicitRequestParams {
+    let data = out.data.clone().unwrap_or_default();
+    let args = serde_json::to_string_pretty(&data["arguments"]).unwrap_or_default();
+    let schema = ElicitationSchema::builder()
+        .required_bool("approve")
+        .description("Approve to carry it out now; decline to discard it.")
+        .build_unchecked();
+    ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: format!(
+            "Allow igdm to run {} with these arguments?\n{args}",
+            data["tool"].as_str().unwrap_or("a write")
+        ),
+        requested_schema: schema,
+    }
+}
+
+impl IgdmServer {
+    /// Carries out or discards a held write after the user answered.
+    async fn decide(&self, draft_id: &str, answer: Option<ElicitResult>) -> ToolOutput {
+        let Some(drafts) = &self.config.drafts else {
+            return ToolOutput::err(ToolError::invalid("approval mode has no drafts directory"));
+        };
+        let approved = answer.as_ref().is_some_and(|a| {
+            a.action == ElicitationAction::Accept
+                && a.content.as_ref().is_some_and(|c| c["approve"] == json!(true))
+        });
+        if !approved {
+            return match drafts.reject(draft_id) {
+                Ok(_) => ToolOutput::err(ToolError::new(
+                    "not_permitted",
+                    "the user did not approve this call; nothing was sent",
+                    "Ask the user what to do instead.",
+                )),
+                Err(e) => ToolOutput::err(ToolError::invalid(e.to_string())),
+            };
+        }
+        match self.approve(drafts, draft_id).await {
+            Ok(d) => d
+                .result
+                .and_then(|r| serde_json::from_value(r).ok())
+                .unwrap_or_else(|| ToolOutput::ok(Value::Null)),
+            Err(e) => ToolOutput::err(ToolError::invalid(e.to_string())),
+        }
+    }
+}
+
 fn result_of(out: &ToolOutput) -> CallToolResult {
     let value = out.to_value();
     let text = serde_json::to_string(&value).unwrap_or_default();
@@ -726,10 +787,47 @@ impl ServerHandler for IgdmServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // The retry of a call whose approval was asked through the client (MRTR).
+        if let (Some(state), Some(responses)) = (&request.request_state, &request.input_responses) {
+            let answer = responses
+                .get(APPROVAL_KEY)
+                .cloned()
+                .and_then(|v| serde_json::from_value::<ElicitResult>(v).ok());
+            let out = self.decide(state, answer).await;
+            return Ok(result_of(&out).into());
+        }
         let args = request.arguments.unwrap_or_default();
         let out = self.call(&request.name, args).await;
-        Ok(result_of(&out).into())
+        let Some(draft_id) = pending_draft(&out) else {
+            return Ok(result_of(&out).into());
+        };
+        let form = context
+            .client_capabilities()
+            .and_then(|c| c.elicitation)
+            .is_some_and(|e| e.form.is_some() || e.url.is_none());
+        if !form {
+            // The host cannot ask the user: the draft waits for `igdm drafts approve`.
+            return Ok(result_of(&out).into());
+        }
+        let params = approval_request(&out);
+        if context.protocol_version().is_some_and(|v| !v.has_initialize()) {
+            // Protocol 2026-07-28 and later: ask through the client and come back.
+            let mut requests = InputRequests::new();
+            requests.insert(
+                APPROVAL_KEY.to_owned(),
+                InputRequest::Elicitation(ElicitRequest::new(params)),
+            );
+            return Ok(InputRequiredResult::new(Some(requests), Some(draft_id)).into());
+        }
+        let answer = match context.peer.create_elicitation(params).await {
+            Ok(a) => Some(a),
+            Err(e) => {
+                debug!(error = %e, "elicitation failed; the draft waits for igdm drafts approve");
+                return Ok(result_of(&out).into());
+            }
+        };
+        Ok(result_of(&self.decide(&draft_id, answer).await).into())
     }
 }

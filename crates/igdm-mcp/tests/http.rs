@@ -504,3 +504,72 @@ async fn approval_mode_turns_writes_into_drafts() {
     assert!(matches!(m.server.approve(&drafts, &rejected_id).await, Err(McpError::Decided { .. })));
     m.http.shutdown();
 }
+
+#[tokio::test]
+async fn approval_through_elicitation_on_both_protocol_generations() {
+    use rmcp::model::{CallToolRequestParams, ProtocolVersion};
+    let env = env().await;
+    let home = tempfile::tempdir().unwrap();
+    let drafts = Drafts::new(home.path().join("drafts"));
+    let policy = Policy { approve: true, ..Policy::default() };
+    let config = McpConfig { policy, drafts: Some(drafts.clone()), ..McpConfig::default() };
+    let (_server, http) = common::serve(web_client(&env), config).await;
+    let group = env.seed.group_thread_id.clone();
+    for (protocol, approve) in [
+        (ProtocolVersion::V_2026_07_28, true),
+        (ProtocolVersion::V_2025_11_25, true),
+        (ProtocolVersion::V_2026_07_28, false),
+        (ProtocolVersion::V_2025_11_25, false),
+    ] {
+        let asked = std::sync::Arc::default();
+        let approver = common::Approver {
+            approve,
+            protocol: protocol.clone(),
+            asked: std::sync::Arc::clone(&asked),
+        };
+        let c = common::connect_approver(&http.url(), approver).await;
+        let text = format!("elicited {protocol} {approve}");
+        let args = json!({"conversation_id": group, "text": text});
+        let r = c
+            .call_tool(
+                CallToolRequestParams::new("send")
+                    .with_arguments(args.as_object().unwrap().clone()),
+            )
+            .await
+            .unwrap();
+        let v = r.structured_content.clone().unwrap();
+        let question = asked.lock().unwrap().clone();
+        assert_eq!(question.len(), 1, "{protocol}: the user is asked once");
+        assert!(
+            question[0].contains(&text),
+            "{protocol}: the question shows the call: {question:?}"
+        );
+        let listed = ok(
+            &c_plain(&http).await,
+            "list_messages",
+            json!({"conversation_id": group, "limit": 5}),
+        )
+        .await;
+        if approve {
+            assert_eq!(v["ok"], json!(true), "{protocol}: {v}");
+            assert_eq!(v["data"]["outcome"], json!("sent"), "{protocol}: {v}");
+            assert!(listed["data"].to_string().contains(&text), "{protocol}: sent");
+        } else {
+            assert_eq!(r.is_error, Some(true), "{protocol}: {v}");
+            assert_eq!(v["error"]["class"], json!("not_permitted"));
+            assert!(!listed["data"].to_string().contains(&text), "{protocol}: nothing sent");
+        }
+    }
+    let statuses: Vec<DraftStatus> = drafts.list().unwrap().into_iter().map(|d| d.status).collect();
+    assert_eq!(
+        statuses,
+        vec![DraftStatus::Sent, DraftStatus::Sent, DraftStatus::Rejected, DraftStatus::Rejected]
+    );
+    http.shutdown();
+}
+
+async fn c_plain(
+    http: &igdm_mcp::RunningHttp,
+) -> rmcp::service::RunningService<rmcp::service::RoleClient, ()> {
+    connect(&http.url(), TOKEN).await
+}

@@ -149,3 +149,47 @@ pub async fn fails(
 pub async fn stats(env: &Env) -> Value {
     reqwest::get(format!("{}/_sandbox/stats", env.base)).await.unwrap().json().await.unwrap()
 }
+
+/// A host that asks its user through MCP elicitation; the user answers `approve`.
+#[derive(Clone)]
+pub struct Approver {
+    pub approve: bool,
+    pub protocol: rmcp::model::ProtocolVersion,
+    pub asked: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl rmcp::ClientHandler for Approver {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        rmcp::model::ClientConfig::new(
+            rmcp::model::ClientCapabilities::builder().enable_elicitation().build(),
+            rmcp::model::Implementation::new("approver", "0"),
+        )
+        .with_protocol_version(self.protocol.clone())
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: rmcp::model::ElicitRequestParams,
+        _context: rmcp::service::RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
+        if let rmcp::model::ElicitRequestParams::FormElicitationParams { message, .. } = request {
+            self.asked.lock().unwrap().push(message);
+        }
+        let action = if self.approve {
+            rmcp::model::ElicitationAction::Accept
+        } else {
+            rmcp::model::ElicitationAction::Decline
+        };
+        Ok(rmcp::model::ElicitResult::new(action).with_content(json!({"approve": self.approve})))
+    }
+}
+
+pub async fn connect_approver(
+    url: &str,
+    approver: Approver,
+) -> RunningService<RoleClient, Approver> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(TOKEN),
+    );
+    approver.serve(transport).await.unwrap()
+}
