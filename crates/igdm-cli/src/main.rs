@@ -53,6 +53,10 @@ enum Command {
     /// Approve or reject the writes `igdm mcp --approve` held as drafts.
     #[command(subcommand)]
     Drafts(cmd::mcp::DraftsCommand),
+    /// Mirror the account into the local store (incremental; resumable).
+    Sync(cmd::store::SyncArgs),
+    /// Export the stored messages of the account.
+    Export(cmd::store::ExportArgs),
     /// Walk through igdm against an embedded sandbox (no credentials, no network).
     Demo(cmd::demo::DemoArgs),
     /// Log in to an account in a browser, or import its cookies.
@@ -95,6 +99,8 @@ async fn main() -> ExitCode {
         Command::Accounts(c) => cmd::accounts::run(c, &cli.global).await,
         Command::Mcp(a) => cmd::mcp::run(a, &cli.global).await,
         Command::Drafts(c) => cmd::mcp::drafts(c, &cli.global).await,
+        Command::Sync(a) => cmd::store::sync_cmd(a, &cli.global).await,
+        Command::Export(a) => cmd::store::export(a, &cli.global).await,
         Command::Demo(a) => cmd::demo::run(a, &cli.global).await,
         Command::Msg(c) => cmd::msg::run(c, &cli.global).await,
         Command::Login(a) => cmd::auth::login(a, &cli.global).await,

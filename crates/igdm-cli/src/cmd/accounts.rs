@@ -49,6 +49,15 @@ pub struct AddArgs {
     /// Provision a fresh account on a running `igdm sandbox` at this URL.
     #[arg(long)]
     pub sandbox: Option<String>,
+    /// Minimum seconds between two writes (overrides the connector's pacing; jitter is then off).
+    #[arg(long)]
+    pub min_write_interval: Option<f64>,
+    /// Writes allowed per rolling hour (overrides the connector).
+    #[arg(long)]
+    pub writes_per_hour: Option<u32>,
+    /// Writes allowed per rolling day (overrides the connector).
+    #[arg(long)]
+    pub writes_per_day: Option<u32>,
 }
 
 /// Runs an accounts command.
@@ -130,7 +139,7 @@ async fn add(ctx: &mut Ctx, args: AddArgs, global: &Global) -> anyhow::Result<Ex
             args.name
         );
     }
-    let (config, credential) = if let Some(url) = &args.sandbox {
+    let (mut config, credential) = if let Some(url) = &args.sandbox {
         provision(&args, url).await?
     } else {
         let connector_id =
@@ -181,6 +190,11 @@ async fn add(ctx: &mut Ctx, args: AddArgs, global: &Global) -> anyhow::Result<Ex
             created_at: Timestamp::now(),
         };
         (config, credential)
+    };
+    config.pacing = igdm::PacingOverride {
+        min_interval_secs: args.min_write_interval.filter(|s| s.is_finite() && *s >= 0.0),
+        hourly: args.writes_per_hour,
+        daily: args.writes_per_day,
     };
     ctx.vault()?.put(&config.name, credential).await?;
     ctx.accounts.add(config.clone())?;

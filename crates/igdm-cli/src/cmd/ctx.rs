@@ -48,6 +48,18 @@ impl Ctx {
         Ok(v)
     }
 
+    /// The local store: `IGDM_DATABASE_URL`, or SQLite at `$IGDM_HOME/igdm.db`.
+    pub async fn store(&self) -> anyhow::Result<igdm_store::Store> {
+        let url = match std::env::var("IGDM_DATABASE_URL") {
+            Ok(u) if !u.is_empty() => u,
+            _ => {
+                self.home.ensure()?;
+                format!("sqlite://{}?mode=rwc", self.home.join("igdm.db").display())
+            }
+        };
+        igdm_store::Store::open(&url).await.with_context(|| "opening the local store".to_owned())
+    }
+
     /// The account `--account` names (or the only one).
     pub fn account(&self, name: Option<&str>) -> anyhow::Result<AccountConfig> {
         Ok(self.accounts.resolve(name)?.clone())

@@ -10,3 +10,4 @@ pub mod output;
 pub mod sandbox;
 pub mod serve;
 pub mod spec;
+pub mod store;

@@ -120,13 +120,19 @@ pub enum MsgCommand {
         #[arg(required = true)]
         users: Vec<String>,
     },
-    /// Search messages through the API.
+    /// Search messages: the local store (after `igdm sync`), or the API with `--remote`.
+    ///
+    /// Syntax: words, "phrases", -word, OR, from:USER, in:CONVERSATION,
+    /// before:YYYY-MM-DD, after:YYYY-MM-DD, has:attachment, is:unread.
     Search {
-        /// The words to find.
+        /// The query.
         query: String,
         /// At most this many.
         #[arg(long)]
         limit: Option<u32>,
+        /// Ask Instagram instead of the local store.
+        #[arg(long)]
+        remote: bool,
     },
     /// The latest unread messages.
     Unread {
@@ -384,7 +390,10 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
         MsgCommand::Presence { users } => {
             return object(client, j, "get_presence", params(&[("user_ids", json!(users))])).await;
         }
-        MsgCommand::Search { query, limit } => {
+        MsgCommand::Search { query, limit, remote: false } => {
+            return local_search(client, &query, limit, j).await;
+        }
+        MsgCommand::Search { query, limit, remote: true } => {
             let out = client
                 .invoke(
                     "search",
@@ -460,6 +469,38 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
                     );
                 }
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn local_search(
+    client: &Client,
+    query: &str,
+    limit: Option<u32>,
+    j: bool,
+) -> Result<ExitCode, Failure> {
+    let ctx = Ctx::open()?;
+    let store = ctx.store().await?;
+    let hits = store
+        .search_text(&client.account().name, query, limit.unwrap_or(20), None)
+        .await
+        .map_err(|e| anyhow::anyhow!("local search: {e}"))?;
+    if j {
+        let items: Vec<Value> = hits
+            .items
+            .iter()
+            .map(|h| json!({"message": h.message, "snippet": h.snippet, "rank": h.rank}))
+            .collect();
+        println!(
+            "{}",
+            json!({"items": items, "next_cursor": hits.next_cursor, "has_more": hits.has_more, "warnings": []})
+        );
+    } else if hits.items.is_empty() {
+        println!("(nothing; run `igdm sync` first to search locally, or use --remote)");
+    } else {
+        for h in &hits.items {
+            println!("{}  {}  {}", h.message.timestamp, h.message.conversation_id, h.snippet);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,233 @@
+//! The `igdm` binary against a running sandbox: accounts, messaging
+//! subcommands, JSON output, exit codes, sync, local search and export.
+
+use assert_cmd::Command;
+use serde_json::{Value, json};
+
+struct Env {
+    _sandbox: igdm_sandbox::RunningSandbox,
+    base: String,
+    home: tempfile::TempDir,
+    seed: igdm_sandbox::DemoSeed,
+}
+
+async fn env() -> Env {
+    let sb = igdm_sandbox::Sandbox::new(igdm_sandbox::SandboxConfig::default());
+    let running = sb.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let seed = sb.seed_demo().await.unwrap();
+    Env { base: running.base_url(), _sandbox: running, home: tempfile::tempdir().unwrap(), seed }
+}
+
+impl Env {
+    fn igdm(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::cargo_bin("igdm")
+            .unwrap()
+            .args(args)
+            .env("IGDM_HOME", self.home.path())
+            .env_remove("IGDM_VAULT_PASSPHRASE")
+            .env_remove("IGDM_ACCOUNT")
+            .env_remove("IGDM_DATABASE_URL")
+            .env_remove("IGDM_TOKEN")
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn json(&self, args: &[&str]) -> (i32, Value) {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let (code, out, err) = self.igdm(&all);
+        let v = serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("not one JSON document ({e}): {out}\n{err}"));
+        (code, v)
+    }
+
+    /// The sandbox's id of the account created with `username`.
+    async fn account_id(&self, username: &str) -> String {
+        let v: Value = reqwest::get(format!("{}/_sandbox/accounts", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["username"] == username)
+            .and_then(|a| a["id"].as_str())
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn control(&self, path: &str, body: Value) -> Value {
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn web_account_end_to_end() {
+    let env = env().await;
+    let (code, out, err) = env.igdm(&[
+        "accounts",
+        "add",
+        "me",
+        "--sandbox",
+        &env.base,
+        "--connector",
+        "instagram-web",
+        "--min-write-interval",
+        "0",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, list) = env.json(&["accounts", "list"]);
+    assert_eq!(code, 0);
+    assert_eq!(list["items"][0]["name"], "me");
+    let me = env.account_id("me").await;
+    // Strangers' first messages land in requests; once the account writes first they are in the inbox.
+    let (code, pending) = env.json(&["conversations", "--pending"]);
+    assert_eq!(code, 0, "{pending}");
+    for c in &env.seed.customers[..2] {
+        let (code, v) = env.json(&["send", "--user", c["id"].as_str().unwrap(), "hello there"]);
+        assert_eq!(code, 0, "{v}");
+        env.control(
+            &format!("/_sandbox/customers/{}/send", c["id"].as_str().unwrap()),
+            json!({"to": me, "text": format!("hi, it's {}", c["username"].as_str().unwrap())}),
+        )
+        .await;
+    }
+
+    let (code, convs) = env.json(&["conversations", "--limit", "10"]);
+    assert_eq!(code, 0);
+    assert!(!convs["items"].as_array().unwrap().is_empty(), "{convs}");
+    assert!(
+        convs.get("next_cursor").is_some()
+            && convs.get("has_more").is_some()
+            && convs["warnings"].is_array()
+    );
+    let thread = convs["items"][0]["id"].as_str().unwrap().to_owned();
+
+    let (code, msgs) = env.json(&["messages", &thread, "--limit", "3"]);
+    assert_eq!(code, 0);
+    assert!(msgs["items"].as_array().unwrap().len() <= 3);
+
+    let (code, sent) =
+        env.json(&["send", &thread, "hello from the CLI", "--idempotency-key", "cli-1"]);
+    assert_eq!(code, 0, "{sent}");
+    assert_eq!(sent["outcome"], "sent");
+    let (_, again) =
+        env.json(&["send", &thread, "hello from the CLI", "--idempotency-key", "cli-1"]);
+    assert_eq!(again["outcome"], "replayed");
+    assert_eq!(again["result"], sent["result"]);
+    let mid = sent["result"]["id"].as_str().unwrap().to_owned();
+
+    for args in [
+        vec!["mark-unread", thread.as_str()],
+        vec!["mute", thread.as_str()],
+        vec!["unmute", thread.as_str()],
+        vec!["typing", thread.as_str()],
+        vec!["delete", thread.as_str(), mid.as_str()],
+    ] {
+        let (code, v) = env.json(&args);
+        assert_eq!(code, 0, "{args:?}: {v}");
+    }
+
+    // Printing a request sends nothing and shows no secret.
+    let (code, out, _) = env.igdm(&["send", &thread, "dry run", "--print-request"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("broadcast/text") && out.contains("<redacted>"), "{out}");
+    assert!(!out.contains(env.seed.personal["cookies"]["sessionid"].as_str().unwrap()));
+
+    // Invalid input: exit 2 and one JSON error document.
+    let (code, v) = env.json(&["conversations", "--limit", "100000"]);
+    assert_eq!(code, 2, "{v}");
+    assert_eq!(v["error"]["class"], "invalid_request");
+
+    // A Graph-only action on the web connector names the backend that can.
+    let (code, v) = env.json(&["ice-breakers", "get"]);
+    assert_eq!(code, 2, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("instagram-graph"), "{v}");
+
+    // Sync, then search locally with diacritic folding, then export.
+    env.control(
+        &format!("/_sandbox/customers/{}/send", env.seed.customers[0]["id"].as_str().unwrap()),
+        json!({"to": me, "text": "Meet at the café at noon?"}),
+    )
+    .await;
+    let (code, report) = env.json(&["sync", "--full"]);
+    assert_eq!(code, 0, "{report}");
+    assert!(report["messages"].as_u64().unwrap() >= 4, "{report}");
+    let (code, hits) = env.json(&["search", "cafe"]);
+    assert_eq!(code, 0);
+    assert!(
+        hits["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["message"]["text"].as_str().is_some_and(|t| t.contains("café"))),
+        "{hits}"
+    );
+    let (code, jsonl, _) = env.igdm(&["export", "--format", "jsonl"]);
+    assert_eq!(code, 0);
+    let lines: Vec<Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len() as u64, report["messages"].as_u64().unwrap());
+    let (code, csv, _) = env.igdm(&["export", "--format", "csv"]);
+    assert_eq!(code, 0);
+    assert!(csv.starts_with("conversation_id,message_id,timestamp"));
+
+    // An auth failure: exit 3, with the next step named.
+    env.control("/_sandbox/faults", json!({"account": me, "mode": "login_required"})).await;
+    let _ = env.json(&["conversations"]);
+    let (code, out, err) = env.igdm(&["conversations"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("igdm login me"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn graph_account_policy_errors_map_to_exit_codes() {
+    let env = env().await;
+    let (code, out, err) = env.igdm(&[
+        "accounts",
+        "add",
+        "shop",
+        "--sandbox",
+        &env.base,
+        "--connector",
+        "instagram-graph",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, convs) = env.json(&["conversations"]);
+    assert_eq!(code, 0, "{convs}");
+    let (code, caps) = env.json(&["capabilities"]);
+    assert_eq!(code, 0);
+    assert_eq!(caps["connector"], "instagram-graph");
+    let (code, actions) = env.json(&["actions", "--search", "ice"]);
+    assert_eq!(code, 0);
+    assert!(
+        actions["items"].as_array().unwrap().iter().all(|a| a["input_schema"]["type"] == "object")
+    );
+
+    // A brand-new account never messaged by anyone: the window is closed → 6.
+    let (code, v) =
+        env.json(&["send", "--user", env.seed.customers[0]["igsid"].as_str().unwrap(), "hi"]);
+    assert!(code == 6 || code == 5, "{v}");
+    // Text over 1000 bytes is refused before sending, naming the field → 2.
+    let long = "é".repeat(501);
+    let (code, v) =
+        env.json(&["send", "--user", env.seed.customers[0]["igsid"].as_str().unwrap(), &long]);
+    assert_eq!(code, 2, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("text"), "{v}");
+}
