@@ -561,7 +561,7 @@ impl CallbackServer {
             "127.0.0.1" | "[::1]" => host.trim_matches(['[', ']']).to_owned(),
             _ => {
                 return Err(bad(
-                    "the callback server only listens on loopback (127.0.0.1, ::1 or localhost); use --no-listen and paste the redirect URL otherwise",
+                    "the callback server only listens on loopback (127.0.0.1, ::1 or localhost); use `igdm oauth --paste` and paste the redirect URL otherwise",
                 ));
             }
         };
@@ -849,7 +849,24 @@ pub async fn run_authorization(
     let state = new_state();
     show(&client.authorize_url(MESSAGING_SCOPES, &state));
     let code = server.wait(&state, limit).await?;
-    let short = client.exchange_code(&code).await?;
+    complete_authorization(client, account, store, clock, &code).await
+}
+
+/// Exchanges an authorization code (already checked against its `state`,
+/// e.g. by [`code_from_redirect`] for a pasted redirect URL) for a
+/// long-lived token and stores it.
+///
+/// # Errors
+/// [`OAuthError::CodeRejected`], exchange and store errors; nothing is stored on failure.
+pub async fn complete_authorization(
+    client: &OAuthClient,
+    account: &str,
+    store: &dyn CredentialStore,
+    clock: &dyn Clock,
+    code: &str,
+) -> Result<TokenCredential, AuthError> {
+    crate::error::validate_account(account)?;
+    let short = client.exchange_code(code).await?;
     let token = client.exchange_long_lived(account, &short, clock.now()).await?;
     store.put(account, Credential::Token(token.clone())).await?;
     tracing::info!(account, user_id = ?token.user_id, "instagram login token stored");

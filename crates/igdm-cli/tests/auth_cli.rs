@@ -78,6 +78,32 @@ impl Env {
     }
 }
 
+/// Reads a child's stderr to the end and returns the first line that is a URL.
+async fn consent_url(stderr: std::process::ChildStderr) -> String {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.trim().starts_with("http")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(line.trim().to_owned());
+            }
+        }
+    });
+    rx.await.expect("the consent URL is printed")
+}
+
+/// Allows the consent for `username` and returns the redirect location.
+async fn consent(http: &reqwest::Client, base: &str, url: &str, username: &str) -> String {
+    let u = url::Url::parse(url).unwrap();
+    let mut form: Vec<(String, String)> = u.query_pairs().into_owned().collect();
+    form.push(("username".into(), username.into()));
+    form.push(("decision".into(), "allow".into()));
+    let r = http.post(format!("{base}/oauth/authorize")).form(&form).send().await.unwrap();
+    r.headers()["location"].to_str().unwrap().to_owned()
+}
+
 fn parse(out: &str, err: &str) -> Value {
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}\n{err}"))
 }
@@ -213,26 +239,8 @@ async fn oauth_through_the_binary_and_page_tokens() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        // Keep reading stderr to the end, as a terminal would.
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.trim().starts_with("http")
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(line.trim().to_owned());
-            }
-        }
-    });
-    let url = rx.await.expect("the consent URL is printed");
-    let u = url::Url::parse(&url).unwrap();
-    let mut form: Vec<(String, String)> = u.query_pairs().into_owned().collect();
-    form.push(("username".into(), "cli.shop".into()));
-    form.push(("decision".into(), "allow".into()));
-    let r = http.post(format!("{}/oauth/authorize", env.base)).form(&form).send().await.unwrap();
-    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let url = consent_url(child.stderr.take().unwrap()).await;
+    let location = consent(&http, &env.base, &url, "cli.shop").await;
     http.get(location).send().await.unwrap();
     let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -240,6 +248,43 @@ async fn oauth_through_the_binary_and_page_tokens() {
     let v = parse(&stdout, "");
     assert_eq!(v["connector"], "instagram-graph");
     assert!(v["expires_at"].is_string());
+
+    // --paste: the redirect URL (with its `#_`) is pasted on stdin instead.
+    let bin = assert_cmd::cargo::cargo_bin("igdm");
+    let mut child = std::process::Command::new(bin)
+        .args([
+            "--json",
+            "oauth",
+            "pasted",
+            "--paste",
+            "--app-id",
+            "5151",
+            "--app-secret-env",
+            "IGDM_TEST_SECRET",
+            "--redirect-uri",
+            &redirect,
+            "--base-url",
+            &env.base,
+        ])
+        .env("IGDM_HOME", env.home.path())
+        .env("IGDM_VAULT_PASSPHRASE", "cli test passphrase")
+        .env("IGDM_VAULT_SCRYPT_LOG_N", "10")
+        .env("IGDM_TEST_SECRET", "cli-app-secret")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = consent_url(child.stderr.take().unwrap()).await;
+    let location = consent(&http, &env.base, &url, "cli.shop").await;
+    assert!(location.ends_with("#_"));
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, format!("{location}\n").as_bytes()).unwrap();
+    drop(stdin);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(parse(&stdout, "")["account"], "pasted");
 
     let (code, out, err) = env.run(
         &[

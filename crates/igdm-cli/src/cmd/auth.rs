@@ -84,6 +84,10 @@ pub struct OauthArgs {
     /// Seconds to wait for the consent callback.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
+    /// Do not listen for the callback: paste the URL the browser was redirected to
+    /// (for redirect URIs that are not on this machine).
+    #[arg(long)]
+    pub paste: bool,
     /// Store a Facebook Login Page token for the instagram-page connector instead.
     #[arg(long, requires = "page_token_env")]
     pub page: bool,
@@ -367,23 +371,44 @@ pub async fn oauth(args: OauthArgs, global: &Global) -> anyhow::Result<ExitCode>
     };
     let client = OAuthClient::new(app, endpoints, args.base_url.clone())?;
     let store: Arc<dyn CredentialStore> = vault;
-    let token = igdm_auth::oauth::run_authorization(
-        &client,
-        &args.name,
-        store.as_ref(),
-        &SystemClock,
-        Duration::from_secs(args.timeout),
-        |url| {
-            // A closed stderr must not abort the authorization.
-            let mut err = std::io::stderr();
-            let _ = writeln!(
-                err,
-                "Open this address in a browser, log in and allow access:\n\n  {url}\n"
-            );
-            let _ = writeln!(err, "Waiting for the redirect to {} …", client.app().redirect_uri);
-        },
-    )
-    .await?;
+    let token = if args.paste {
+        let state = igdm_auth::oauth::new_state();
+        let url = client.authorize_url(igdm_auth::oauth::MESSAGING_SCOPES, &state);
+        let mut err = std::io::stderr();
+        let _ =
+            writeln!(err, "Open this address in a browser, log in and allow access:\n\n  {url}\n");
+        let _ = writeln!(err, "Then paste the address the browser was sent to:");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).context("reading the redirect URL")?;
+        let code = igdm_auth::oauth::code_from_redirect(&line, &state)?;
+        igdm_auth::oauth::complete_authorization(
+            &client,
+            &args.name,
+            store.as_ref(),
+            &SystemClock,
+            &code,
+        )
+        .await?
+    } else {
+        igdm_auth::oauth::run_authorization(
+            &client,
+            &args.name,
+            store.as_ref(),
+            &SystemClock,
+            Duration::from_secs(args.timeout),
+            |url| {
+                // A closed stderr must not abort the authorization.
+                let mut err = std::io::stderr();
+                let _ = writeln!(
+                    err,
+                    "Open this address in a browser, log in and allow access:\n\n  {url}\n"
+                );
+                let _ =
+                    writeln!(err, "Waiting for the redirect to {} …", client.app().redirect_uri);
+            },
+        )
+        .await?
+    };
     register(
         &mut ctx,
         &args.name,
