@@ -6,7 +6,9 @@
 //! PostgreSQL server, into a fresh schema there; then it times full-text
 //! searches against a `LIKE '%term%'` scan returning the same page size over
 //! the same rows, and prints messages/s and latency percentiles.
-//! `IGDM_BENCH_BACKENDS=sqlite` (or `postgres`) limits the backends.
+//! `IGDM_BENCH_BACKENDS=sqlite` (or `postgres`) limits the backends;
+//! `IGDM_BENCH_SQLITE_PATH` keeps the SQLite database at that path;
+//! `IGDM_BENCH_ROUNDS` (default 10) repeats each search.
 //!
 //! Under `cargo test` or nextest the binary is one smoke test (`smoke`) that
 //! runs the same code on 2,000 messages and checks the results, not the times.
@@ -210,11 +212,20 @@ async fn run(store: &Store, n: usize, rounds: usize, check: bool) -> Figures {
         i = end;
     }
     let import = started.elapsed();
+    let started = Instant::now();
+    store.optimize().await.unwrap_or_else(|e| panic!("optimize failed: {e}"));
+    println!(
+        "  {:<8} optimize after import: {:.1} s",
+        store.backend_name(),
+        started.elapsed().as_secs_f64()
+    );
 
     let mut figures =
         Figures { backend: store.backend_name(), messages: n, import, fts: vec![], like: vec![] };
     for (query, needle) in searches(&corpus) {
         let parsed = parse_query(&query);
+        let first = figures.fts.len();
+        let mut matches = 0;
         for _ in 0..rounds {
             let t = Instant::now();
             let hits = store
@@ -225,6 +236,7 @@ async fn run(store: &Store, n: usize, rounds: usize, check: bool) -> Figures {
             let t = Instant::now();
             let scanned = like_page(store, &needle).await;
             figures.like.push(t.elapsed());
+            matches = hits.items.len();
             if check {
                 // Every token match is also a substring match; the unaccented
                 // query is the one case LIKE cannot answer.
@@ -236,13 +248,28 @@ async fn run(store: &Store, n: usize, rounds: usize, check: bool) -> Figures {
                 }
             }
         }
+        let mut fts: Vec<Duration> = figures.fts[first..].to_vec();
+        let mut like: Vec<Duration> = figures.like[first..].to_vec();
+        fts.sort();
+        like.sort();
+        println!(
+            "  {:<8} {:<28} page {:>2} | search p50 {:>8.2} ms | LIKE p50 {:>8.2} ms",
+            figures.backend,
+            query,
+            matches,
+            ms(percentile(&fts, 50)),
+            ms(percentile(&like, 50)),
+        );
     }
     figures
 }
 
 async fn sqlite_store() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("bench.db");
+    // IGDM_BENCH_SQLITE_PATH keeps the database for inspection.
+    let path = std::env::var("IGDM_BENCH_SQLITE_PATH")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| dir.path().join("bench.db"));
     let store = SqliteStore::open(path.to_str().expect("utf-8 path")).await.expect("open sqlite");
     (Store::Sqlite(store), dir)
 }
@@ -329,7 +356,15 @@ fn main() {
         .ok()
         .and_then(|v| v.replace('_', "").parse().ok())
         .unwrap_or(if bench { 1_000_000 } else { 2_000 });
-    let rounds = if bench { 20 } else { 2 };
+    let rounds = std::env::var("IGDM_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if bench { 10 } else { 2 });
+    // RUST_LOG=sqlx=debug shows every statement with its time.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -7,8 +7,8 @@ use crate::StoreResult;
 use crate::query::Query;
 use crate::types::{
     ConversationFilter, DeadLetterSource, Delivery, DeliveryId, EventId, EventLogCounts,
-    InsertedEvents, MutationOutcome, NewEvent, NewOutbox, OutboxBegin, OutboxEntry, OutboxState,
-    ReactionChange, SearchHit, StoredEvent, SyncCursor,
+    InsertedEvents, MutationOutcome, NewDelivery, NewEvent, NewOutbox, OutboxBegin, OutboxEntry,
+    OutboxState, ReactionChange, RecordedDelivery, SearchHit, StoredEvent, SyncCursor,
 };
 
 /// A boxed future returned by every [`MessageStore`] method.
@@ -201,6 +201,32 @@ pub trait MessageStore: Send + Sync {
         delivery: DeliveryId,
         events: &'a [NewEvent],
     ) -> StoreFuture<'a, InsertedEvents>;
+    /// Stores several deliveries with their events (or dead letters) in one
+    /// transaction: a group commit, so many webhook requests share one disk
+    /// flush. Everything is committed when this resolves; results are in
+    /// input order. The default runs the single-delivery methods in turn.
+    fn record_deliveries<'a>(
+        &'a self,
+        batch: &'a [NewDelivery<'a>],
+    ) -> StoreFuture<'a, Vec<RecordedDelivery>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(batch.len());
+            for d in batch {
+                let id = self.append_delivery(d.raw_body, d.received_at).await?;
+                let mut rec =
+                    RecordedDelivery { id, events: InsertedEvents::default(), dead_letter: None };
+                if let Some(reason) = d.dead_letter {
+                    rec.dead_letter =
+                        Some(self.dead_letter(DeadLetterSource::Delivery(id), reason).await?);
+                }
+                if !d.events.is_empty() {
+                    rec.events = self.insert_events(id, d.events).await?;
+                }
+                out.push(rec);
+            }
+            Ok(out)
+        })
+    }
     /// Claims up to `limit` events for `worker` for `lease`: pending events
     /// whose retry time has come, and processing events whose lease ran out.
     /// Each claim counts an attempt. Concurrent claimers never get the same
@@ -214,6 +240,16 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreFuture<'a, Vec<StoredEvent>>;
     /// Marks an event handled.
     fn complete_event(&self, id: EventId) -> StoreFuture<'_, ()>;
+    /// Marks several events handled in one statement (ids that do not exist
+    /// are ignored). The default calls [`MessageStore::complete_event`] for each.
+    fn complete_events<'a>(&'a self, ids: &'a [EventId]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            for id in ids {
+                self.complete_event(*id).await?;
+            }
+            Ok(())
+        })
+    }
     /// Records a failure: with `retry_at` the event is claimable again from
     /// then on; without, it is failed for good.
     fn fail_event<'a>(
@@ -226,6 +262,11 @@ pub trait MessageStore: Send + Sync {
     fn get_event(&self, id: EventId) -> StoreFuture<'_, Option<StoredEvent>>;
     /// Counters for metrics.
     fn event_log_counts(&self) -> StoreFuture<'_, EventLogCounts>;
+
+    /// Refreshes planner statistics and compacts search indexes; run it after
+    /// a bulk import (SQLite: `PRAGMA optimize` and FTS5 `optimize`;
+    /// PostgreSQL: `ANALYZE` of the store's tables).
+    fn optimize(&self) -> StoreFuture<'_, ()>;
 
     // ----- search -----
 

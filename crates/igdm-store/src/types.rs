@@ -190,6 +190,30 @@ pub struct NewEvent {
     pub payload: serde_json::Value,
 }
 
+/// One webhook delivery for [`crate::MessageStore::record_deliveries`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NewDelivery<'a> {
+    /// The body as received.
+    pub raw_body: &'a [u8],
+    /// When it was received.
+    pub received_at: Timestamp,
+    /// Its normalized events (stored as [`crate::MessageStore::insert_events`] does).
+    pub events: &'a [NewEvent],
+    /// Why it cannot be processed, when it goes to the dead-letter table instead.
+    pub dead_letter: Option<&'a str>,
+}
+
+/// What [`crate::MessageStore::record_deliveries`] stored for one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedDelivery {
+    /// The delivery's id.
+    pub id: DeliveryId,
+    /// Its events: stored, or already stored (in dedup-key order).
+    pub events: InsertedEvents,
+    /// The dead letter's id, when it was dead-lettered.
+    pub dead_letter: Option<i64>,
+}
+
 /// The answer of [`crate::MessageStore::insert_events`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InsertedEvents {

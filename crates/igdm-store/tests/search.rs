@@ -273,5 +273,8 @@ mod cases {
             .unwrap();
         assert_eq!(ids(s, "nine").await, ["1"]);
         assert_eq!(ids(s, "eight").await, Vec::<String>::new());
+        // Maintenance after a bulk import keeps the index consistent.
+        s.optimize().await.unwrap();
+        assert_eq!(ids(s, "nine").await, ["1"]);
     }
 }

@@ -175,7 +175,7 @@ pub(crate) fn day_start_micros(day: chrono::NaiveDate) -> i64 {
 }
 
 /// Generates `impl MessageStore` for a backend struct with a `pool` field of
-/// `sqlx::Pool<$db>` and the dialect hooks `FOLD_TEXT`, `CLAIM_LOCK`, `NAME`
+/// `sqlx::Pool<$db>` and the dialect hooks `FOLD_TEXT`, `CLAIM_LOCK`, `OPTIMIZE`, `NAME`
 /// and `search_impl`.
 macro_rules! shared_store {
     ($store:ty, $db:ty) => {
@@ -196,6 +196,45 @@ macro_rules! shared_store {
         type DbRow = <$db as sqlx::Database>::Row;
 
         impl $store {
+            /// Inserts one event inside `tx`; `None` when its dedup key is stored.
+            async fn insert_event_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                delivery: DeliveryId,
+                e: &NewEvent,
+                now: i64,
+            ) -> StoreResult<Option<EventId>> {
+                let id: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO webhook_events (delivery_id, dedup_key, kind, account_id, payload, state, \
+                     attempts, available_at, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) \
+                     ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+                )
+                .bind(delivery.0)
+                .bind(&e.dedup_key)
+                .bind(e.kind.as_str())
+                .bind(&e.account_id)
+                .bind(Json(&e.payload))
+                .bind(now)
+                .fetch_optional(&mut **tx)
+                .await?;
+                Ok(id.map(EventId))
+            }
+
+            /// Adds to a delivery's count of duplicate events inside `tx`.
+            async fn add_duplicates_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                delivery: DeliveryId,
+                n: usize,
+            ) -> StoreResult<()> {
+                if n > 0 {
+                    sqlx::query("UPDATE webhook_deliveries SET duplicates = duplicates + $2 WHERE id = $1")
+                        .bind(delivery.0)
+                        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(())
+            }
+
             fn row_to_message(row: &DbRow) -> StoreResult<Message> {
                 let (attachments, reply_to) = message_json(
                     row.try_get::<Json<serde_json::Value>, _>("attachments")?.0,
@@ -1344,30 +1383,72 @@ macro_rules! shared_store {
                     let mut out = InsertedEvents::default();
                     let mut tx = self.pool.begin().await?;
                     for e in events {
-                        let id: Option<i64> = sqlx::query_scalar(
-                            "INSERT INTO webhook_events (delivery_id, dedup_key, kind, account_id, payload, state, \
-                             attempts, available_at, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) \
-                             ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-                        )
-                        .bind(delivery.0)
-                        .bind(&e.dedup_key)
-                        .bind(e.kind.as_str())
-                        .bind(&e.account_id)
-                        .bind(Json(&e.payload))
-                        .bind(now)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        match id {
-                            Some(id) => out.inserted.push(EventId(id)),
+                        match Self::insert_event_in(&mut tx, delivery, e, now).await? {
+                            Some(id) => out.inserted.push(id),
                             None => out.duplicates.push(e.dedup_key.clone()),
                         }
                     }
-                    if !out.duplicates.is_empty() {
-                        sqlx::query("UPDATE webhook_deliveries SET duplicates = duplicates + $2 WHERE id = $1")
-                            .bind(delivery.0)
-                            .bind(i64::try_from(out.duplicates.len()).unwrap_or(i64::MAX))
-                            .execute(&mut *tx)
+                    Self::add_duplicates_in(&mut tx, delivery, out.duplicates.len()).await?;
+                    tx.commit().await?;
+                    Ok(out)
+                }
+                .boxed()
+            }
+
+            fn record_deliveries<'a>(
+                &'a self,
+                batch: &'a [NewDelivery<'a>],
+            ) -> StoreFuture<'a, Vec<RecordedDelivery>> {
+                async move {
+                    let now = Timestamp::now().unix_micros();
+                    let mut out = Vec::with_capacity(batch.len());
+                    let mut tx = self.pool.begin().await?;
+                    for d in batch {
+                        let id: i64 = sqlx::query_scalar(
+                            "INSERT INTO webhook_deliveries (received_at, raw_body) VALUES ($1, $2) RETURNING id",
+                        )
+                        .bind(d.received_at.unix_micros())
+                        .bind(d.raw_body)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        let mut rec = RecordedDelivery {
+                            id: DeliveryId(id),
+                            events: InsertedEvents::default(),
+                            dead_letter: None,
+                        };
+                        if let Some(reason) = d.dead_letter {
+                            let dl: i64 = sqlx::query_scalar(
+                                "INSERT INTO webhook_dead_letters (delivery_id, raw_body, reason, created_at) \
+                                 VALUES ($1, NULL, $2, $3) RETURNING id",
+                            )
+                            .bind(id)
+                            .bind(reason)
+                            .bind(now)
+                            .fetch_one(&mut *tx)
                             .await?;
+                            tracing::warn!(dead_letter = dl, delivery = id, %reason, "webhook dead letter");
+                            rec.dead_letter = Some(dl);
+                        }
+                        out.push(rec);
+                    }
+                    // Events go in dedup-key order across the whole group, so
+                    // concurrent groups that share keys wait on each other
+                    // instead of deadlocking.
+                    let mut order: Vec<(usize, &NewEvent)> = batch
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(i, d)| d.events.iter().map(move |e| (i, e)))
+                        .collect();
+                    order.sort_by(|a, b| a.1.dedup_key.cmp(&b.1.dedup_key));
+                    for (i, e) in order {
+                        let rec = &mut out[i];
+                        match Self::insert_event_in(&mut tx, rec.id, e, now).await? {
+                            Some(id) => rec.events.inserted.push(id),
+                            None => rec.events.duplicates.push(e.dedup_key.clone()),
+                        }
+                    }
+                    for rec in &out {
+                        Self::add_duplicates_in(&mut tx, rec.id, rec.events.duplicates.len()).await?;
                     }
                     tx.commit().await?;
                     Ok(out)
@@ -1412,6 +1493,26 @@ macro_rules! shared_store {
                     .await?;
                     if done.rows_affected() == 0 {
                         return Err(StoreError::NotFound(format!("event {}", id.0)));
+                    }
+                    Ok(())
+                }
+                .boxed()
+            }
+
+            fn complete_events<'a>(&'a self, ids: &'a [EventId]) -> StoreFuture<'a, ()> {
+                async move {
+                    for chunk in ids.chunks(IMPORT_CHUNK) {
+                        let mut b = QueryBuilder::<$db>::new(
+                            "UPDATE webhook_events SET state = 'done', completed_at = ",
+                        );
+                        b.push_bind(Timestamp::now().unix_micros());
+                        b.push(", lease_owner = NULL, lease_until = NULL WHERE id IN (");
+                        let mut sep = b.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(id.0);
+                        }
+                        b.push(")");
+                        b.build().execute(&self.pool).await?;
                     }
                     Ok(())
                 }
@@ -1483,6 +1584,16 @@ macro_rules! shared_store {
                         }
                     }
                     Ok(counts)
+                }
+                .boxed()
+            }
+
+            fn optimize(&self) -> StoreFuture<'_, ()> {
+                async move {
+                    for sql in Self::OPTIMIZE {
+                        sqlx::query(*sql).execute(&self.pool).await?;
+                    }
+                    Ok(())
                 }
                 .boxed()
             }

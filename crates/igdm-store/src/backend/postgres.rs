@@ -19,6 +19,13 @@ impl PgStore {
     const NAME: &'static str = "postgres";
     const FOLD_TEXT: bool = true;
     const CLAIM_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
+    const OPTIMIZE: &'static [&'static str] = &[
+        "ANALYZE messages",
+        "ANALYZE conversations",
+        "ANALYZE attachments",
+        "ANALYZE reactions",
+        "ANALYZE webhook_events",
+    ];
 
     /// Connects to `url` (`postgres://…`) and applies pending migrations.
     ///
