@@ -140,6 +140,12 @@ pub async fn serve(sandbox: Arc<Sandbox>, addr: SocketAddr) -> Result<RunningSan
     webhooks::start(&sandbox);
     let app = router(Arc::clone(&sandbox));
     let (tx, rx) = oneshot::channel::<()>();
+    // Small JSON answers must not wait for delayed ACKs (Nagle).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "TCP_NODELAY not set");
+        }
+    });
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = rx.await;

@@ -98,13 +98,7 @@ async fn client_context_dedup_returns_first_ack() {
     let a1 = web.send_text(&thread, "once", "5555555555555555555").await;
     let a2 = web.send_text(&thread, "once", "5555555555555555555").await;
     assert_eq!(a1, a2);
-    let (_, t) = web.get(&format!("direct_v2/threads/{thread}/"), &[]).await;
-    let texts: Vec<&str> = t["thread"]["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|i| i["text"].as_str())
-        .collect();
+    let texts = web.thread_texts(&thread).await;
     assert_eq!(texts, vec!["once", "hello"]);
     let (_, sent) =
         control(&sb.base_url(), "GET", &format!("/_sandbox/accounts/{}/sent", web.id()), None)
@@ -369,13 +363,13 @@ async fn reactions_seen_unread_mute_hide_typing() {
         )
         .await;
     assert_eq!((s, v["status"].as_str()), (200, Some("ok")), "{v}");
-    let (_, t) = web.get(&format!("direct_v2/threads/{thread}/"), &[]).await;
+    let t = web.thread(&thread).await;
     let emojis = &t["thread"]["items"][0]["reactions"]["emojis"];
     assert_eq!(emojis[0]["emoji"], "😂");
     assert_eq!(emojis[0]["sender_id"].as_u64().unwrap().to_string(), web.pk());
     let (s, _) = web.post(&path, &[("reaction_status", "deleted"), ("client_context", "r2")]).await;
     assert_eq!(s, 200);
-    let (_, t) = web.get(&format!("direct_v2/threads/{thread}/"), &[]).await;
+    let t = web.thread(&thread).await;
     assert!(t["thread"]["items"][0].get("reactions").is_none());
     // Broadcast-style reaction too.
     let tids = format!("[{thread}]");
@@ -411,7 +405,7 @@ async fn reactions_seen_unread_mute_hide_typing() {
     for (ep, muted) in [("mute", true), ("unmute", false)] {
         let (s, _) = web.post(&format!("direct_v2/threads/{thread}/{ep}/"), &[]).await;
         assert_eq!(s, 200);
-        let (_, t) = web.get(&format!("direct_v2/threads/{thread}/"), &[]).await;
+        let t = web.thread(&thread).await;
         assert_eq!(t["thread"]["muted"], muted);
     }
     let (s, _) = web
@@ -428,10 +422,7 @@ async fn reactions_seen_unread_mute_hide_typing() {
     let (_, inbox) = web.get("direct_v2/inbox/", &[]).await;
     assert_eq!(inbox["inbox"]["threads"].as_array().unwrap().len(), 0);
 
-    let mut kinds = Vec::new();
-    while let Ok(e) = events.try_recv() {
-        kinds.push(serde_json::to_value(&e).unwrap()["type"].as_str().unwrap().to_owned());
-    }
+    let kinds = common::event_types(&mut events);
     for k in ["reaction_changed", "read", "typing", "thread_updated"] {
         assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
     }
@@ -460,13 +451,7 @@ async fn delete_only_own_items() {
     assert_eq!(v["status"], "fail");
     let (s, v) = web.post(&format!("direct_v2/threads/{thread}/items/{own}/delete/"), &[]).await;
     assert_eq!((s, v), (200, json!({"status": "ok"})));
-    let (_, t) = web.get(&format!("direct_v2/threads/{thread}/"), &[]).await;
-    let texts: Vec<&str> = t["thread"]["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|i| i["text"].as_str())
-        .collect();
+    let texts = web.thread_texts(&thread).await;
     assert_eq!(texts, vec!["mine, not yours", "hello"]);
     let (s, _) = web.post(&format!("direct_v2/threads/{thread}/items/{own}/delete/"), &[]).await;
     assert_eq!(s, 404, "already unsent");
@@ -517,7 +502,7 @@ async fn link_like_media_share_and_retired_endpoints() {
         )
         .await;
     assert_eq!(s, 404);
-    let (_, t) = web.get(&format!("direct_v2/threads/{thread}/"), &[]).await;
+    let t = web.thread(&thread).await;
     let items = t["thread"]["items"].as_array().unwrap();
     assert_eq!(items[0]["item_type"], "media_share");
     assert!(items[0]["media_share"]["id"].is_string());

@@ -122,6 +122,24 @@ impl Web {
             .unwrap()
     }
 
+    /// The first page of a thread (`GET direct_v2/threads/{t}/`), asserting 200.
+    pub async fn thread(&self, thread: &str) -> Value {
+        let (s, v) = self.get(&format!("direct_v2/threads/{thread}/"), &[]).await;
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+
+    /// The texts of a thread's first page, newest first.
+    pub async fn thread_texts(&self, thread: &str) -> Vec<String> {
+        let v = self.thread(thread).await;
+        v["thread"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["text"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// Sends text to a thread; returns the ack.
     pub async fn send_text(&self, thread: &str, text: &str, cc: &str) -> Value {
         let tids = format!("[{thread}]");
@@ -161,4 +179,15 @@ pub async fn customer_says(base: &str, customer: &Value, account: &str, text: &s
     .await;
     assert_eq!(s, 200, "{v}");
     v
+}
+
+/// The `type` tags of the events waiting in a receiver.
+pub fn event_types(
+    rx: &mut tokio::sync::broadcast::Receiver<igdm_sandbox::SandboxEvent>,
+) -> Vec<String> {
+    let mut kinds = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        kinds.push(serde_json::to_value(&e).unwrap()["type"].as_str().unwrap().to_owned());
+    }
+    kinds
 }
