@@ -15,7 +15,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use crate::private::parse_cookies;
-use crate::state::{Account, Sandbox, WebCookies};
+use crate::state::{Account, FaultMode, Sandbox, WebCookies};
 
 /// Routes of the login pages and the logged-in web pages.
 pub fn routes() -> Router<Arc<Sandbox>> {
@@ -24,6 +24,7 @@ pub fn routes() -> Router<Arc<Sandbox>> {
         .route("/accounts/login/two_factor/", get(two_factor_get).post(two_factor_post))
         .route("/accounts/logout/", get(logout).post(logout))
         .route("/challenge/{token}/", get(challenge_get).post(challenge_post))
+        .route("/challenge/{pk}/{nonce}/", get(api_challenge_get).post(api_challenge_post))
         .route("/direct/inbox/", get(home))
         .route("/direct/t/{thread}/", get(home_thread))
         .route("/", get(home))
@@ -275,6 +276,71 @@ async fn challenge_post(
     }
     pending.remove(&token);
     success(&sb, &account).await
+}
+
+/// The account a private-API `challenge.api_path` (`/challenge/<pk>/<nonce>/`) names.
+async fn challenged_account(sb: &Sandbox, pk: &str, nonce: &str) -> Option<Account> {
+    sb.read(|w| {
+        w.accounts
+            .values()
+            .find(|a| {
+                a.pk == pk
+                    && a.fault == FaultMode::Challenge
+                    && a.cookies.mid.chars().skip(1).take(10).collect::<String>() == nonce
+            })
+            .cloned()
+    })
+    .await
+}
+
+fn api_challenge_page(pk: &str, nonce: &str, error: Option<&str>) -> String {
+    code_form(
+        &format!("/challenge/{pk}/{nonce}/"),
+        nonce,
+        "Help us confirm it's you",
+        "Enter the 6-digit code we sent to your email to keep using your account.",
+        "security_code",
+        error,
+    )
+}
+
+async fn api_challenge_get(
+    State(sb): State<Arc<Sandbox>>,
+    Path((pk, nonce)): Path<(String, String)>,
+) -> Response {
+    if challenged_account(&sb, &pk, &nonce).await.is_none() {
+        return (StatusCode::NOT_FOUND, "Not Found").into_response();
+    }
+    Html(api_challenge_page(&pk, &nonce, None)).into_response()
+}
+
+/// Completing the challenge the private API pointed at lifts the
+/// `challenge` fault of the account.
+async fn api_challenge_post(
+    State(sb): State<Arc<Sandbox>>,
+    Path((pk, nonce)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(account) = challenged_account(&sb, &pk, &nonce).await else {
+        return (StatusCode::NOT_FOUND, "Not Found").into_response();
+    };
+    let f = form(&body);
+    let code = f.get("security_code").map(|s| s.trim().to_owned()).unwrap_or_default();
+    if code != account.challenge_code() {
+        return Html(api_challenge_page(
+            &pk,
+            &nonce,
+            Some("Please check the code we sent you and try again."),
+        ))
+        .into_response();
+    }
+    sb.write(|w| {
+        if let Some(a) = w.accounts.get_mut(&account.id) {
+            a.fault = FaultMode::None;
+        }
+    })
+    .await;
+    found("/direct/inbox/")
 }
 
 /// The `Set-Cookie` values of a fresh session.

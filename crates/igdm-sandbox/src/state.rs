@@ -1309,7 +1309,7 @@ impl World {
             .cloned()
             .ok_or_else(|| SandboxError::NotFound(format!("item {item_id}")))?;
         thread.last_seen.insert(reader.to_owned(), (item.id.clone(), now.max(item.timestamp_us)));
-        if thread.account == account && thread.participants.iter().all(|p| p != reader) {
+        if thread.participants.iter().all(|p| p != reader) {
             thread.marked_unread = false;
         }
         self.emit(SandboxEvent::Read {

@@ -45,6 +45,22 @@ async fn login_required_and_challenge() {
     assert_eq!(ch["lock"], true);
     assert_eq!(ch["logout"], false);
 
+    // Completing the challenge at its URL lifts the block.
+    let (_, acc) = control(&base, "GET", &format!("/_sandbox/accounts/{}", web.id()), None).await;
+    let page = format!("{base}{}", ch["api_path"].as_str().unwrap());
+    let c = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let html = c.get(&page).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("name=\"security_code\""));
+    let r = c.post(&page).form(&[("security_code", "000000x")]).send().await.unwrap();
+    assert_eq!(r.status(), 200, "a wrong code keeps the page");
+    let code = acc["challenge_code"].as_str().unwrap();
+    let r = c.post(&page).form(&[("security_code", code)]).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let (s, _) = web.get("direct_v2/inbox/", &[]).await;
+    assert_eq!(s, 200, "challenge passed");
+    let r = c.get(&page).send().await.unwrap();
+    assert_eq!(r.status(), 404, "no pending challenge any more");
+
     set_fault(&base, &web.id(), "none").await;
     let (s, _) = web.get("direct_v2/inbox/", &[]).await;
     assert_eq!(s, 200);
