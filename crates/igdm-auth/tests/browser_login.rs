@@ -67,7 +67,7 @@ fn options(sb: &Sb, username: &str, password: &str) -> BrowserOptions {
     BrowserOptions {
         headless: true,
         rewriter: Some(UrlRewriter::new(UrlRewriter::INSTAGRAM_WEB, &sb.url()).unwrap()),
-        element_timeout: Duration::from_secs(10),
+        element_timeout: Duration::from_secs(20),
         inputs,
         ..BrowserOptions::default()
     }
@@ -98,7 +98,7 @@ async fn plain_login_collects_the_session() {
     let sb = Sb::start().await;
     let account = sb.account("personal", "plain.user", false, false).await;
     let login =
-        browser_login(&config(steps(&[], 15_000)), &options(&sb, "plain.user", "pw-123456"))
+        browser_login(&config(steps(&[], 30_000)), &options(&sb, "plain.user", "pw-123456"))
             .await
             .unwrap();
     check_session(&login, &account, "plain.user");
@@ -114,13 +114,13 @@ async fn two_factor_step_is_typed_by_the_steps() {
     let account = sb.account("personal", "tfa.user", true, false).await;
     let code = account["two_factor_code"].as_str().unwrap().to_owned();
     let middle = [
-        json!({"wait_for": {"selector": "input[name=verificationCode]", "timeout": 10000}}),
+        json!({"wait_for": {"selector": "input[name=verificationCode]", "timeout": 20000}}),
         json!({"type": {"selector": "input[name=verificationCode]", "text": "{{code}}"}}),
         json!({"click": "button[type=submit]"}),
     ];
     let mut opts = options(&sb, "tfa.user", "pw-123456");
     opts.inputs.insert("code".into(), SecretString::from(code));
-    let login = browser_login(&config(steps(&middle, 15_000)), &opts).await.unwrap();
+    let login = browser_login(&config(steps(&middle, 30_000)), &opts).await.unwrap();
     check_session(&login, &account, "tfa.user");
 }
 
@@ -133,7 +133,7 @@ async fn challenge_is_reported_headless_and_can_be_completed_by_steps() {
     let sb = Sb::start().await;
     let account = sb.account("personal", "chal.user", false, true).await;
     // The connector's steps wait for the inbox; headless, the challenge cannot be completed.
-    let err = browser_login(&config(steps(&[], 15_000)), &options(&sb, "chal.user", "pw-123456"))
+    let err = browser_login(&config(steps(&[], 30_000)), &options(&sb, "chal.user", "pw-123456"))
         .await
         .unwrap_err();
     let AuthError::LoginFailed { message, error } = &err else { panic!("{err}") };
@@ -141,7 +141,7 @@ async fn challenge_is_reported_headless_and_can_be_completed_by_steps() {
     assert_eq!(message, "Instagram requires verification. Please complete it in the browser.");
     // Steps that answer the challenge complete the login.
     let middle = [
-        json!({"wait_for": {"selector": "input[name=security_code]", "timeout": 10000}}),
+        json!({"wait_for": {"selector": "input[name=security_code]", "timeout": 20000}}),
         json!({"type": {"selector": "input[name=security_code]", "text": "{{code}}"}}),
         json!({"click": "button[type=submit]"}),
     ];
@@ -150,7 +150,7 @@ async fn challenge_is_reported_headless_and_can_be_completed_by_steps() {
         "code".into(),
         SecretString::from(account["challenge_code"].as_str().unwrap().to_owned()),
     );
-    let login = browser_login(&config(steps(&middle, 15_000)), &opts).await.unwrap();
+    let login = browser_login(&config(steps(&middle, 30_000)), &opts).await.unwrap();
     check_session(&login, &account, "chal.user");
 }
 

@@ -70,7 +70,7 @@ async fn no_secret_in_trace_logs_or_files() {
             {"type": {"selector": "input[name=username]", "text": "{{username}}"}},
             {"type": {"selector": "input[name=password]", "text": "{{password}}"}},
             {"click": "button[type=submit]"},
-            {"wait_for": {"url_matches": "https://www.instagram.com/direct/", "timeout": 15000}},
+            {"wait_for": {"url_matches": "https://www.instagram.com/direct/", "timeout": 30000}},
             {"extract_cookies": {"names": ["sessionid", "csrftoken", "ds_user_id", "mid", "ig_did"]}},
             "close"
         ]}}});

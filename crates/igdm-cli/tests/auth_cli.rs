@@ -140,7 +140,7 @@ async fn login_with_browser_and_cookies_then_browser_run() {
             {"type": {"selector": "input[name=username]", "text": "{{u}}"}},
             {"type": {"selector": "input[name=password]", "text": "{{p}}"}},
             {"click": "button[type=submit]"},
-            {"wait_for": {"any": [{"url_matches": "https://www.instagram.com/direct/"}], "timeout": 15000}},
+            {"wait_for": {"any": [{"url_matches": "https://www.instagram.com/direct/"}], "timeout": 30000}},
             {"extract_cookies": {"names": ["sessionid", "ds_user_id"]}},
             {"extract": {"selector": "img[data-testid='user-avatar']", "attribute": "alt", "as": "username"}},
             "close"

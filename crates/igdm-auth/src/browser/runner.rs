@@ -139,7 +139,7 @@ fn browser_err(step: Option<usize>, what: &str, e: impl fmt::Display) -> StepErr
 }
 
 /// How long a headless run tolerates a challenge page before giving up.
-const CHALLENGE_GRACE: Duration = Duration::from_secs(2);
+const CHALLENGE_GRACE: Duration = Duration::from_secs(5);
 
 /// Whether a URL is one of Instagram's verification pages.
 fn is_challenge_url(url: &str) -> bool {
