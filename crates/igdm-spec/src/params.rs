@@ -2,6 +2,7 @@
 
 use igdm_model::ApiError;
 use indexmap::IndexMap;
+use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::expr::stringify;
@@ -53,6 +54,42 @@ impl ParamType {
     }
 }
 
+/// A regular expression a string parameter must match as a whole.
+///
+/// Compiled once when the connector loads; compared by its source text.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    source: String,
+    anchored: Regex,
+}
+
+impl Pattern {
+    /// Compiles `source`; the whole value must match it (it is anchored at
+    /// both ends).
+    pub fn new(source: &str) -> Result<Self, regex::Error> {
+        let anchored = Regex::new(&format!("^(?:{source})$"))?;
+        Ok(Self { source: source.to_owned(), anchored })
+    }
+
+    /// The expression as written in the connector file.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether all of `text` matches.
+    #[must_use]
+    pub fn is_match(&self, text: &str) -> bool {
+        self.anchored.is_match(text)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
 /// One declared parameter of an action.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamSpec {
@@ -68,12 +105,23 @@ pub struct ParamSpec {
     pub max: Option<f64>,
     /// Most characters of a string, or elements of an array.
     pub max_length: Option<usize>,
+    /// Fewest characters of a string, or elements of an array.
+    pub min_length: Option<usize>,
+    /// Fewest elements of an array.
+    pub min_items: Option<usize>,
+    /// Most elements of an array.
+    pub max_items: Option<usize>,
+    /// A regular expression the whole string must match.
+    pub pattern: Option<Pattern>,
     /// Most UTF-8 bytes of a string.
     pub max_bytes: Option<usize>,
     /// Allowed values of an enum (compared by text).
     pub values: Vec<Value>,
     /// The declaration of an array's elements.
     pub items: Option<Box<ParamSpec>>,
+    /// The declared fields of an object, checked like parameters (fields
+    /// not declared here pass through unchecked).
+    pub properties: IndexMap<String, ParamSpec>,
     /// What it is for.
     pub description: Option<String>,
 }
@@ -89,9 +137,14 @@ impl ParamSpec {
             min: None,
             max: None,
             max_length: None,
+            min_length: None,
+            min_items: None,
+            max_items: None,
+            pattern: None,
             max_bytes: None,
             values: Vec::new(),
             items: None,
+            properties: IndexMap::new(),
             description: None,
         }
     }
@@ -168,7 +221,13 @@ impl ParamSpec {
                 }
             },
             ParamType::Object => match v {
-                Value::Object(_) => v,
+                Value::Object(fields) if self.properties.is_empty() => Value::Object(fields),
+                Value::Object(mut fields) => {
+                    let mut out = fill(&self.properties, &mut fields, &format!("{field}."))?;
+                    // Undeclared fields pass through after the declared ones.
+                    out.extend(fields);
+                    Value::Object(out)
+                }
                 other => {
                     return Err(ApiError::invalid(
                         field,
@@ -208,10 +267,16 @@ impl ParamSpec {
             }
         }
         if let Value::String(s) = &v {
+            let chars = s.chars().count();
             if let Some(max) = self.max_length
-                && s.chars().count() > max
+                && chars > max
             {
                 return Err(ApiError::invalid(field, format!("longer than {max} characters")));
+            }
+            if let Some(min) = self.min_length
+                && chars < min
+            {
+                return Err(ApiError::invalid(field, format!("shorter than {min} characters")));
             }
             if let Some(max) = self.max_bytes
                 && s.len() > max
@@ -221,19 +286,74 @@ impl ParamSpec {
                     format!("longer than {max} bytes ({} bytes)", s.len()),
                 ));
             }
+            if let Some(p) = &self.pattern
+                && !p.is_match(s)
+            {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("does not match the pattern `{}`", p.as_str()),
+                ));
+            }
         }
-        if let (Value::Array(a), Some(max)) = (&v, self.max_length)
-            && a.len() > max
-        {
-            return Err(ApiError::invalid(field, format!("more than {max} elements")));
+        if let Value::Array(a) = &v {
+            let n = a.len();
+            if let Some(max) = self.max_items.into_iter().chain(self.max_length).min()
+                && n > max
+            {
+                return Err(ApiError::invalid(field, format!("more than {max} elements ({n})")));
+            }
+            if let Some(min) = self.min_items.into_iter().chain(self.min_length).max()
+                && n < min
+            {
+                return Err(ApiError::invalid(field, format!("fewer than {min} elements ({n})")));
+            }
         }
         Ok(v)
     }
 }
 
+/// Whether `v` counts as absent for a required parameter: the empty string
+/// (an empty id or text must never reach the provider).
+fn is_blank(v: &Value) -> bool {
+    v.as_str().is_some_and(str::is_empty)
+}
+
+/// Checks the declared `specs` against `given`, removing each declared
+/// name from `given` and returning the checked values (defaults filled in).
+/// `prefix` is put before each name in errors (`"quick_replies[3]."`).
+fn fill(
+    specs: &IndexMap<String, ParamSpec>,
+    given: &mut Map<String, Value>,
+    prefix: &str,
+) -> Result<Map<String, Value>, ApiError> {
+    let mut out = Map::new();
+    for (name, spec) in specs {
+        let field = format!("{prefix}{name}");
+        let value = given.remove(name).filter(|v| !v.is_null());
+        match value {
+            Some(v) if spec.required && spec.default.is_none() && is_blank(&v) => {
+                return Err(ApiError::invalid(&field, "is required (got an empty string)"));
+            }
+            Some(v) => {
+                out.insert(name.clone(), spec.check(&field, v)?);
+            }
+            None => match &spec.default {
+                Some(d) => {
+                    out.insert(name.clone(), d.clone());
+                }
+                None if spec.required => return Err(ApiError::invalid(&field, "is required")),
+                None => {}
+            },
+        }
+    }
+    Ok(out)
+}
+
 /// Validates `given` against `specs`: unknown names, missing required
-/// parameters and constraint violations are errors naming the parameter;
-/// defaults fill the gaps. Returns the `params` object for expressions.
+/// parameters (a required string given as `""` counts as missing) and
+/// constraint violations are errors naming the parameter by its full path
+/// (`quick_replies[3].title`); defaults fill the gaps. Returns the `params`
+/// object for expressions.
 pub fn validate_params(
     specs: &IndexMap<String, ParamSpec>,
     given: &Map<String, Value>,
@@ -245,22 +365,8 @@ pub fn validate_params(
             format!("unknown parameter (known: {})", known.join(", ")),
         ));
     }
-    let mut out = Map::new();
-    for (name, spec) in specs {
-        match given.get(name).filter(|v| !v.is_null()) {
-            Some(v) => {
-                out.insert(name.clone(), spec.check(name, v.clone())?);
-            }
-            None => match &spec.default {
-                Some(d) => {
-                    out.insert(name.clone(), d.clone());
-                }
-                None if spec.required => return Err(ApiError::invalid(name, "is required")),
-                None => {}
-            },
-        }
-    }
-    Ok(Value::Object(out))
+    let mut given = given.clone();
+    fill(specs, &mut given, "").map(Value::Object)
 }
 
 #[cfg(test)]

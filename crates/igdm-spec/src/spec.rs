@@ -15,7 +15,7 @@ use crate::error::SpecError;
 use crate::expr::{Bare, Expr, ParseError, Scope, Template};
 use crate::extensions::{AppliesTo, Capabilities, Limits, Pacing, RateLimit, de_duration};
 use crate::mapping::MapNode;
-use crate::params::{ParamSpec, ParamType};
+use crate::params::{ParamSpec, ParamType, Pattern};
 use crate::transport::HttpResponse;
 use crate::yaml::{KeyString, Node, file_position, split_front_matter};
 
@@ -161,10 +161,16 @@ struct RawParam {
     min: Option<f64>,
     max: Option<f64>,
     max_length: Option<usize>,
+    min_length: Option<usize>,
+    min_items: Option<usize>,
+    max_items: Option<usize>,
+    pattern: Option<Spanned<String>>,
     max_bytes: Option<usize>,
     #[serde(default)]
     values: Vec<Value>,
     items: Option<Box<RawParam>>,
+    #[serde(default)]
+    properties: IndexMap<String, RawParam>,
     description: Option<String>,
 }
 
@@ -743,6 +749,22 @@ impl Ctx<'_> {
         }
         let items =
             p.items.map(|i| self.param(&format!("{name}[]"), *i).map(Box::new)).transpose()?;
+        if !p.properties.is_empty() && kind != ParamType::Object {
+            return Err(
+                self.at_opt(loc, format!("param `{name}`: `properties` needs `type: object`"))
+            );
+        }
+        let mut properties = IndexMap::with_capacity(p.properties.len());
+        for (field, raw) in p.properties {
+            let spec = self.param(&format!("{name}.{field}"), raw)?;
+            properties.insert(field, spec);
+        }
+        let pattern = match &p.pattern {
+            None => None,
+            Some(s) => Some(Pattern::new(&s.value).map_err(|e| {
+                self.at(&s.referenced, format!("param `{name}`: bad `pattern`: {e}"))
+            })?),
+        };
         let spec = ParamSpec {
             kind,
             required: p.required,
@@ -750,9 +772,14 @@ impl Ctx<'_> {
             min: p.min,
             max: p.max,
             max_length: p.max_length,
+            min_length: p.min_length,
+            min_items: p.min_items,
+            max_items: p.max_items,
+            pattern,
             max_bytes: p.max_bytes,
             values: p.values,
             items,
+            properties,
             description: p.description,
         };
         if let Some(d) = &spec.default
