@@ -10,7 +10,7 @@ use igdm_model::{
     AttachmentType, ContentType, Conversation, ConversationKind, Event, EventKind, Folder, Message,
     Participant, ReplyTo, SendStatus, Sender, Timestamp, User,
 };
-use igdm_store::{DeadLetterSource, EventId, MessageStore, ReactionChange};
+use igdm_store::{EventId, MessageStore, ReactionChange};
 
 use crate::store::{
     BoxError, ClaimedEvent, DeliveryContent, DeliveryReceipt, LogCounts, NewDelivery, StoreFuture,
@@ -25,6 +25,9 @@ pub const REPLY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 pub struct StoreLog {
     store: Arc<dyn MessageStore>,
     accounts: HashMap<String, String>,
+    /// SQLite has one writer: this process's writes queue here, in order,
+    /// instead of meeting in SQLite's busy handler (which sleeps).
+    gate: Option<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for StoreLog {
@@ -40,7 +43,15 @@ impl StoreLog {
     /// their `entry.id` unless [`StoreLog::with_account_names`] maps it.
     #[must_use]
     pub fn new(store: Arc<dyn MessageStore>) -> Self {
-        Self { store, accounts: HashMap::new() }
+        let gate = (store.backend_name() == "sqlite").then(|| tokio::sync::Mutex::new(()));
+        Self { store, accounts: HashMap::new(), gate }
+    }
+
+    async fn lock(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.gate {
+            Some(g) => Some(g.lock().await),
+            None => None,
+        }
     }
 
     /// Wraps a store opened with `igdm_store::Store::open`.
@@ -182,6 +193,47 @@ impl StoreLog {
         Ok(())
     }
 
+    /// Applies a batch: messages go in one `upsert_messages` per account and
+    /// each conversation is touched once; the other kinds follow one by one
+    /// (after the messages, so an edit or reaction in the same batch finds
+    /// its message).
+    async fn apply_batch(&self, events: &[Event]) -> Result<(), BoxError> {
+        type Touch = (Timestamp, Option<Timestamp>);
+        let mut touches: HashMap<(&str, &str), Touch> = HashMap::new();
+        let mut messages: HashMap<&str, Vec<Message>> = HashMap::new();
+        let mut others = Vec::new();
+        for e in events {
+            match (&e.kind, e.conversation_id.as_deref()) {
+                (EventKind::Message, Some(conv)) => {
+                    let account = self.account(&e.account_id);
+                    let t = touches.entry((account, conv)).or_insert((e.timestamp, None));
+                    t.0 = t.0.max(e.timestamp);
+                    if !e.is_echo {
+                        t.1 = Some(t.1.map_or(e.timestamp, |c| c.max(e.timestamp)));
+                    }
+                    if let Some(m) = to_message(e, conv) {
+                        messages.entry(account).or_default().push(m);
+                    }
+                }
+                (EventKind::Message, None) => {}
+                _ => others.push(e),
+            }
+        }
+        for ((account, conv), (at, customer_at)) in touches {
+            let _g = self.lock().await;
+            self.touch_conversation_at(account, conv, at, customer_at).await?;
+        }
+        for (account, msgs) in messages {
+            let _g = self.lock().await;
+            self.store.upsert_messages(account, &msgs).await?;
+        }
+        for e in others {
+            let _g = self.lock().await;
+            self.apply(e).await?;
+        }
+        Ok(())
+    }
+
     /// Creates the conversation and its customer when new, moves its last
     /// activity forward, and (for a customer action) extends the reply window.
     async fn touch_conversation(
@@ -191,12 +243,24 @@ impl StoreLog {
         at: Timestamp,
         customer_action: bool,
     ) -> Result<(), BoxError> {
+        self.touch_conversation_at(account, conv, at, customer_action.then_some(at)).await
+    }
+
+    /// [`Self::touch_conversation`] for several events at once: `at` is the
+    /// latest of them, `customer_at` the latest customer action among them.
+    async fn touch_conversation_at(
+        &self,
+        account: &str,
+        conv: &str,
+        at: Timestamp,
+        customer_at: Option<Timestamp>,
+    ) -> Result<(), BoxError> {
         let s = &*self.store;
         let existing = s.get_conversation(account, conv).await?;
         if existing.is_none() {
             s.upsert_user(account, &User { id: conv.into(), ..User::default() }).await?;
         }
-        let window = customer_action.then(|| Timestamp(at.0 + REPLY_WINDOW));
+        let window = customer_at.map(|t| Timestamp(t.0 + REPLY_WINDOW));
         let window = match (existing.as_ref().and_then(|c| c.reply_window_ends_at), window) {
             (Some(old), Some(new)) => Some(old.max(new)),
             (old, new) => new.or(old),
@@ -211,7 +275,7 @@ impl StoreLog {
                 |c| c.participants.clone(),
             ),
             unread: if newer {
-                customer_action
+                customer_at == Some(at)
             } else {
                 existing.as_ref().is_some_and(|c| c.unread)
             },
@@ -309,34 +373,34 @@ impl WebhookStore for StoreLog {
         batch: &'a [NewDelivery],
     ) -> StoreFuture<'a, Vec<DeliveryReceipt>> {
         Box::pin(async move {
-            let mut out = Vec::with_capacity(batch.len());
-            for d in batch {
-                let id = self.store.append_delivery(&d.raw_body, d.received_at).await?;
-                let mut r = DeliveryReceipt { delivery_id: id.0, ..DeliveryReceipt::default() };
-                match &d.content {
-                    DeliveryContent::DeadLetter { reason } => {
-                        self.store.dead_letter(DeadLetterSource::Delivery(id), reason).await?;
-                        r.dead_lettered = true;
-                    }
-                    DeliveryContent::Events(events) if !events.is_empty() => {
-                        let new: Vec<igdm_store::NewEvent> = events
-                            .iter()
-                            .map(|e| igdm_store::NewEvent {
-                                dedup_key: e.dedup_key.clone(),
-                                kind: EventKind::parse(&e.kind),
-                                account_id: e.account_id.clone(),
-                                payload: e.payload.clone(),
-                            })
-                            .collect();
-                        let ins = self.store.insert_events(id, &new).await?;
-                        r.inserted = ins.inserted.len();
-                        r.duplicates = ins.duplicates.len();
-                    }
-                    DeliveryContent::Events(_) => {}
-                }
-                out.push(r);
-            }
-            Ok(out)
+            let new: Vec<igdm_store::NewDelivery<'_>> = batch
+                .iter()
+                .map(|d| igdm_store::NewDelivery {
+                    raw_body: &d.raw_body,
+                    received_at: d.received_at,
+                    events: match &d.content {
+                        DeliveryContent::Events(events) => events,
+                        DeliveryContent::DeadLetter { .. } => &[],
+                    },
+                    dead_letter: match &d.content {
+                        DeliveryContent::DeadLetter { reason } => Some(reason.as_str()),
+                        DeliveryContent::Events(_) => None,
+                    },
+                })
+                .collect();
+            let recorded = {
+                let _g = self.lock().await;
+                self.store.record_deliveries(&new).await?
+            };
+            Ok(recorded
+                .into_iter()
+                .map(|r| DeliveryReceipt {
+                    delivery_id: r.id.0,
+                    inserted: r.events.inserted.len(),
+                    duplicates: r.events.duplicates.len(),
+                    dead_lettered: r.dead_letter.is_some(),
+                })
+                .collect())
         })
     }
 
@@ -348,7 +412,10 @@ impl WebhookStore for StoreLog {
     ) -> StoreFuture<'a, Vec<ClaimedEvent>> {
         Box::pin(async move {
             let limit = u32::try_from(limit).unwrap_or(u32::MAX);
-            let claimed = self.store.claim_events(worker_id, limit, lease).await?;
+            let claimed = {
+                let _g = self.lock().await;
+                self.store.claim_events(worker_id, limit, lease).await?
+            };
             Ok(claimed
                 .into_iter()
                 .map(|e| ClaimedEvent {
@@ -365,9 +432,9 @@ impl WebhookStore for StoreLog {
 
     fn complete_events<'a>(&'a self, ids: &'a [i64]) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            for id in ids {
-                self.store.complete_event(EventId(*id)).await?;
-            }
+            let ids: Vec<EventId> = ids.iter().copied().map(EventId).collect();
+            let _g = self.lock().await;
+            self.store.complete_events(&ids).await?;
             Ok(())
         })
     }
@@ -383,13 +450,27 @@ impl WebhookStore for StoreLog {
                 let d = chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::hours(1));
                 Timestamp(Timestamp::now().0 + d)
             });
+            let _g = self.lock().await;
             self.store.fail_event(EventId(id), error, retry_at).await?;
             Ok(())
         })
     }
 
     fn apply_event<'a>(&'a self, event: &'a Event) -> StoreFuture<'a, ()> {
-        Box::pin(self.apply(event))
+        Box::pin(async move {
+            let _g = self.lock().await;
+            self.apply(event).await
+        })
+    }
+
+    fn apply_events<'a>(&'a self, events: &'a [Event]) -> StoreFuture<'a, ()> {
+        Box::pin(self.apply_batch(events))
+    }
+
+    fn commit_concurrency(&self) -> usize {
+        // PostgreSQL commits from several connections in parallel; SQLite
+        // has one writer at a time.
+        if self.store.backend_name() == "postgres" { 4 } else { 1 }
     }
 
     fn counts(&self) -> StoreFuture<'_, LogCounts> {

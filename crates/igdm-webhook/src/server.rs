@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use igdm_model::{Event, Timestamp};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::{Notify, Semaphore, broadcast, mpsc, oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::metrics::Metrics;
 use crate::parse::parse_delivery;
@@ -357,7 +357,7 @@ async fn receive(
                 match serde_json::to_value(&p.event) {
                     Ok(payload) => events.push(NewEvent {
                         dedup_key: p.dedup_key,
-                        kind: p.event.kind.as_str().to_owned(),
+                        kind: p.event.kind,
                         account_id: p.event.account_id,
                         payload,
                     }),
@@ -400,9 +400,10 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-/// Commits deliveries in groups: whatever queued while the previous commit
-/// ran goes into the next transaction, and each request is answered only
-/// after the transaction holding its delivery commits.
+/// Commits deliveries in groups: whatever queued while earlier commits ran
+/// goes into the next transaction, and each request is answered only after
+/// the transaction holding its delivery commits. Up to
+/// [`WebhookStore::commit_concurrency`] commits run at once.
 async fn run_writer(
     store: Arc<dyn WebhookStore>,
     metrics: Arc<Metrics>,
@@ -411,7 +412,12 @@ async fn run_writer(
     work: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let permits = Arc::new(Semaphore::new(store.commit_concurrency().max(1)));
+    let mut inflight = JoinSet::new();
     loop {
+        // Take a commit slot first, so that jobs pile up while all slots are
+        // busy and the next transaction carries them all.
+        let Ok(permit) = permits.clone().acquire_owned().await else { break };
         let first = tokio::select! {
             biased;
             job = rx.recv() => job,
@@ -432,23 +438,42 @@ async fn run_writer(
                 Err(_) => break,
             }
         }
-        let (deliveries, acks): (Vec<_>, Vec<_>) =
-            jobs.into_iter().map(|j| (j.delivery, j.ack)).unzip();
-        match store.record_deliveries(&deliveries).await {
-            Ok(receipts) => {
-                Metrics::inc(&metrics.commits);
-                for (ack, r) in acks.into_iter().zip(receipts) {
-                    metrics.events_inserted.fetch_add(r.inserted as u64, Ordering::Relaxed);
-                    metrics.dedup_hits.fetch_add(r.duplicates as u64, Ordering::Relaxed);
-                    let _ = ack.send(Ok(r));
-                }
-                work.notify_waiters();
+        let (store, metrics, work) = (store.clone(), metrics.clone(), work.clone());
+        inflight.spawn(async move {
+            commit_group(&*store, &metrics, jobs).await;
+            work.notify_waiters();
+            drop(permit);
+        });
+        while inflight.try_join_next().is_some() {}
+    }
+    while inflight.join_next().await.is_some() {}
+}
+
+async fn commit_group(store: &dyn WebhookStore, metrics: &Metrics, jobs: Vec<WriteJob>) {
+    let (deliveries, acks): (Vec<_>, Vec<_>) =
+        jobs.into_iter().map(|j| (j.delivery, j.ack)).unzip();
+    let mut result = store.record_deliveries(&deliveries).await;
+    if let Err(e) = &result {
+        // A transaction can fail for a passing reason (a deadlock with another
+        // process, a dropped connection): try the group once more before
+        // answering 500.
+        tracing::warn!(error = %e, deliveries = deliveries.len(), "group commit failed; retrying once");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        result = store.record_deliveries(&deliveries).await;
+    }
+    match result {
+        Ok(receipts) => {
+            Metrics::inc(&metrics.commits);
+            for (ack, r) in acks.into_iter().zip(receipts) {
+                metrics.events_inserted.fetch_add(r.inserted as u64, Ordering::Relaxed);
+                metrics.dedup_hits.fetch_add(r.duplicates as u64, Ordering::Relaxed);
+                let _ = ack.send(Ok(r));
             }
-            Err(e) => {
-                let msg = e.to_string();
-                for ack in acks {
-                    let _ = ack.send(Err(msg.clone()));
-                }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            for ack in acks {
+                let _ = ack.send(Err(msg.clone()));
             }
         }
     }
@@ -510,24 +535,37 @@ impl Worker {
                 }
                 continue;
             }
-            let mut done = Vec::with_capacity(claimed.len());
-            let mut out = Vec::with_capacity(claimed.len());
+            let mut decoded = Vec::with_capacity(claimed.len());
             for c in claimed {
-                let event: Event = match serde_json::from_value(c.payload) {
-                    Ok(e) => e,
+                match serde_json::from_value::<Event>(c.payload.clone()) {
+                    Ok(e) => decoded.push((c, e)),
                     Err(e) => {
                         Metrics::inc(&self.metrics.processing_errors);
                         let msg = format!("stored payload is not an event: {e}");
                         if let Err(e) = self.store.fail_event(c.id, &msg, None).await {
                             tracing::error!(error = %e, "recording a failure failed");
                         }
-                        continue;
                     }
-                };
-                let applied = if event.kind.is_known() {
-                    self.store.apply_event(&event).await
-                } else {
+                }
+            }
+            let known: Vec<Event> =
+                decoded.iter().filter(|(_, e)| e.kind.is_known()).map(|(_, e)| e.clone()).collect();
+            let batch_ok = match self.store.apply_events(&known).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "applying a batch failed; applying its events one by one");
+                    false
+                }
+            };
+            let mut done = Vec::with_capacity(decoded.len());
+            let mut out = Vec::with_capacity(decoded.len());
+            for (c, event) in decoded {
+                // Applying is idempotent, so after a failed batch each event
+                // is applied again on its own to find the one that fails.
+                let applied = if batch_ok || !event.kind.is_known() {
                     Ok(())
+                } else {
+                    self.store.apply_event(&event).await
                 };
                 match applied {
                     Ok(()) => {

@@ -41,18 +41,7 @@ pub enum DeliveryContent {
     },
 }
 
-/// One event to insert into the log.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    /// Unique key: a second insert with the same key is a duplicate.
-    pub dedup_key: String,
-    /// The event kind (`message`, `reaction`, or an unknown raw kind).
-    pub kind: String,
-    /// The business account (`entry.id`).
-    pub account_id: String,
-    /// The normalized [`Event`] as JSON.
-    pub payload: serde_json::Value,
-}
+pub use igdm_store::NewEvent;
 
 /// What appending one delivery did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -129,6 +118,23 @@ pub trait WebhookStore: Send + Sync + 'static {
     /// users, messages, reactions, read state, edits, deletions, reply window).
     fn apply_event<'a>(&'a self, event: &'a Event) -> StoreFuture<'a, ()>;
 
+    /// Applies several events; the same as [`WebhookStore::apply_event`] on
+    /// each in turn, which is the default. Implementations may group writes.
+    fn apply_events<'a>(&'a self, events: &'a [Event]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            for e in events {
+                self.apply_event(e).await?;
+            }
+            Ok(())
+        })
+    }
+
     /// Counts for `/metrics`.
     fn counts(&self) -> StoreFuture<'_, LogCounts>;
+
+    /// How many group commits may run at once (1 where the database
+    /// serializes writers anyway).
+    fn commit_concurrency(&self) -> usize {
+        1
+    }
 }
