@@ -71,7 +71,11 @@ impl Corpus {
 
 fn message(i: usize, rng: &mut StdRng, corpus: &Corpus) -> Message {
     let len = rng.random_range(6..20);
-    let text = (0..len).map(|_| corpus.word(rng)).collect::<Vec<_>>().join(" ");
+    let mut text = (0..len).map(|_| corpus.word(rng)).collect::<Vec<_>>().join(" ");
+    // A needle in one message of 100,000: the search a person makes for one thing.
+    if i % 100_000 == 7 {
+        text.push_str(" quasar");
+    }
     let sender = rng.random_range(0..50);
     let attachments = if i.is_multiple_of(50) {
         vec![Attachment {
@@ -107,7 +111,8 @@ fn message(i: usize, rng: &mut StdRng, corpus: &Corpus) -> Message {
 }
 
 /// The searches timed: single words from common to rare, an accented word
-/// typed without its accent, a two-word phrase, and a word with a filter.
+/// typed without its accent, a two-word phrase, a word with a filter, a word
+/// in one message of 100,000, and a word in none.
 fn searches(corpus: &Corpus) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = [2, 10, 30, 100, 300, 1000, 3000]
         .iter()
@@ -122,6 +127,8 @@ fn searches(corpus: &Corpus) -> Vec<(String, String)> {
         format!("{} {}", corpus.words[0], corpus.words[1]),
     ));
     out.push((format!("{} from:user7", corpus.words[5]), corpus.words[5].clone()));
+    out.push(("quasar".to_owned(), "quasar".to_owned()));
+    out.push(("xylophone".to_owned(), "xylophone".to_owned()));
     out
 }
 
@@ -293,7 +300,10 @@ async fn postgres_store() -> Option<(Store, String, String)> {
         .after_connect(move |conn, _| {
             let path = path.clone();
             Box::pin(async move {
-                conn.execute(sqlx::AssertSqlSafe(format!("SET search_path TO {path}"))).await?;
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "SET search_path TO {path}; SET jit = off"
+                )))
+                .await?;
                 Ok(())
             })
         })

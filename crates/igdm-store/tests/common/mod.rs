@@ -81,7 +81,10 @@ async fn pg_store(url: &str, schema: &str) -> Result<PgStore, igdm_store::StoreE
         .after_connect(move |conn, _| {
             let path = path.clone();
             Box::pin(async move {
-                conn.execute(sqlx::AssertSqlSafe(format!("SET search_path TO {path}"))).await?;
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "SET search_path TO {path}; SET jit = off"
+                )))
+                .await?;
                 Ok(())
             })
         })
