@@ -195,14 +195,16 @@ impl ClientBuilder {
 fn limiters_for(spec: &igdm_spec::RateLimit) -> Vec<DefaultDirectRateLimiter> {
     let mut out = Vec::new();
     if let Some(ps) = spec.per_second.filter(|p| *p > 0.0) {
-        // Sub-1/s rates become one request per period; whole rates allow that burst.
-        let quota = if ps >= 1.0 {
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            NonZeroU32::new(ps.floor() as u32).map(Quota::per_second)
-        } else {
-            Quota::with_period(Duration::from_secs_f64(1.0 / ps))
-        };
-        out.extend(quota.map(RateLimiter::direct));
+        // The provider sees arrival times, not the times this process decided
+        // to send: a request delayed in flight can land next to the one after
+        // it. Small budgets are therefore spent one at a time with a 10 %
+        // margin; large ones keep their burst.
+        let period = Duration::from_secs_f64(1.1 / ps);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let burst = if ps > 10.0 { NonZeroU32::new(ps.floor() as u32) } else { NonZeroU32::new(1) };
+        if let (Some(q), Some(b)) = (Quota::with_period(period), burst) {
+            out.push(RateLimiter::direct(q.allow_burst(b)));
+        }
     }
     for (n, per) in [
         (spec.per_minute, Duration::from_secs(60)),
