@@ -567,7 +567,7 @@ async fn set_fault(
     let Json(f) = body?;
     let mode = FaultMode::parse(&f.mode).ok_or_else(|| {
         bad(format!(
-            "unknown mode {:?}: none|login_required|challenge|feedback|ratelimit|html|flapping|not_found",
+            "unknown mode {:?}: none|login_required|challenge|feedback|ratelimit|html|flapping|not_found|drift",
             f.mode
         ))
     })?;

@@ -157,6 +157,8 @@ pub enum FaultMode {
     Flapping,
     /// 404 with the literal body `Not Found` (a masked challenge).
     NotFound,
+    /// Successful answers drop optional fields and carry unknown ones.
+    Drift,
 }
 
 impl FaultMode {
@@ -172,6 +174,7 @@ impl FaultMode {
             "html" => Self::Html,
             "flapping" => Self::Flapping,
             "not_found" | "404" => Self::NotFound,
+            "drift" => Self::Drift,
             _ => return None,
         })
     }

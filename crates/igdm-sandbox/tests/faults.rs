@@ -152,3 +152,24 @@ async fn flapping_has_older() {
     assert!(flags.contains(&true) && flags.contains(&false), "{flags:?}");
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn drift_drops_optional_fields_and_adds_unknown_ones() {
+    let sb = start().await;
+    let base = sb.base_url();
+    let web = Web::new(&base, "personal", "maya").await;
+    let thread = thread_of(&web).await;
+    set_fault(&base, &web.id(), "drift").await;
+    let (s, v) = web.get(&format!("direct_v2/threads/{thread}/"), &[]).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["status"], "ok");
+    let th = &v["thread"];
+    assert_eq!(th["thread_id"], thread.as_str());
+    assert!(th.get("thread_title").is_none() && th.get("last_seen_at").is_none());
+    assert!(th["users"][0].get("full_name").is_none());
+    assert_eq!(th["users"][0]["username"], "alex");
+    assert!(th["items"][0]["item_id"].is_string());
+    assert!(v.get("igd_unannounced_field").is_some());
+    assert!(th["items"][0].get("igd_unannounced_field").is_some());
+    sb.shutdown().await;
+}

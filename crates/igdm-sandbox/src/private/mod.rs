@@ -254,6 +254,7 @@ pub(crate) struct Ctx {
     pub(crate) account: Viewer,
     pub(crate) params: Params,
     pub(crate) flapping: bool,
+    pub(crate) drift: bool,
     pub(crate) request_no: u64,
 }
 
@@ -378,7 +379,11 @@ async fn dispatch(
             let account_id = ctx.account.id.clone();
             let pk = ctx.account.pk.clone();
             let request_no = ctx.request_no;
-            let result = handlers::handle(&sb, &endpoint, ctx).await;
+            let drifting = ctx.drift;
+            let mut result = handlers::handle(&sb, &endpoint, ctx).await;
+            if drifting && let Ok(v) = &mut result {
+                drift(v);
+            }
             let (mut response, outcome) = match result {
                 Ok(v) => (json_response(StatusCode::OK, &v), RequestOutcome::Ok),
                 Err(e) => (e.into_response(), RequestOutcome::Error),
@@ -448,11 +453,54 @@ async fn gate(
         params.extend(parse_form(body));
     }
     let request_no = sb.request_count(&account.id) + 1;
-    Ok(Ctx { flapping: fault == FaultMode::Flapping, account, params, request_no })
+    Ok(Ctx {
+        flapping: fault == FaultMode::Flapping,
+        drift: fault == FaultMode::Drift,
+        account,
+        params,
+        request_no,
+    })
 }
 
 fn endpoint_is_post(e: &Endpoint) -> bool {
     e.is_write() || *e == Endpoint::FetchPresence
+}
+
+/// Optional fields the `drift` fault drops wherever they appear.
+const DRIFT_DROPPED: &[&str] = &[
+    "full_name",
+    "profile_pic_url",
+    "is_verified",
+    "friendship_status",
+    "thread_title",
+    "last_seen_at",
+    "has_newer",
+    "newest_cursor",
+    "show_forward_attribution",
+    "last_permanent_item",
+    "inviter",
+    "unseen_count_ts",
+];
+
+/// Reshapes a successful body the way Instagram's silent API changes do:
+/// optional fields vanish and unknown ones appear (`drift` fault).
+fn drift(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for key in DRIFT_DROPPED {
+                map.shift_remove(*key);
+            }
+            for child in map.values_mut() {
+                drift(child);
+            }
+            map.insert(
+                "igd_unannounced_field".to_owned(),
+                json!({"rollout": "h2", "enabled": true}),
+            );
+        }
+        Value::Array(items) => items.iter_mut().for_each(drift),
+        _ => {}
+    }
 }
 
 /// Adds the claim headers and the periodic cookie rotations.
