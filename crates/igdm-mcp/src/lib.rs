@@ -17,6 +17,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod drafts;
+pub mod events;
 pub mod http;
 pub mod output;
 pub mod server;
@@ -26,6 +27,8 @@ pub use drafts::{Draft, DraftStatus, Drafts};
 pub use http::{HttpOptions, RunningHttp, generate_token, http_router, serve_http};
 pub use output::{ToolError, ToolOutput, UNTRUSTED_NOTE};
 pub use server::{IgdmServer, McpConfig, Policy};
+
+use std::path::PathBuf;
 
 use rmcp::ServiceExt as _;
 
@@ -67,15 +70,37 @@ pub enum McpError {
 }
 
 /// Serves `server` on stdin/stdout until the client disconnects. Logs must go
-/// to stderr: stdout carries the protocol.
+/// to stderr: stdout carries the protocol. With `events`, new lines of that
+/// JSON Lines file (`igdm serve --events PATH`) reach the client as
+/// [`events::EVENT_METHOD`] notifications.
 ///
 /// # Errors
 /// When the session cannot start or ends with a transport error.
-pub async fn serve_stdio(server: IgdmServer) -> Result<(), McpError> {
-    let running = server
-        .serve(rmcp::transport::stdio())
-        .await
-        .map_err(|e| McpError::Transport(e.to_string()))?;
-    running.waiting().await.map_err(|e| McpError::Transport(e.to_string()))?;
-    Ok(())
+pub async fn serve_stdio(server: IgdmServer, events: Option<PathBuf>) -> Result<(), McpError> {
+    serve_io(server, rmcp::transport::stdio(), events).await
+}
+
+/// Serves `server` on any rmcp transport (a pipe, a socket pair) until the
+/// client disconnects; `events` as in [`serve_stdio`].
+///
+/// # Errors
+/// When the session cannot start or ends with a transport error.
+pub async fn serve_io<T, E, A>(
+    server: IgdmServer,
+    transport: T,
+    events: Option<PathBuf>,
+) -> Result<(), McpError>
+where
+    T: rmcp::transport::IntoTransport<rmcp::RoleServer, E, A>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let account = server.client().account().name.clone();
+    let running = server.serve(transport).await.map_err(|e| McpError::Transport(e.to_string()))?;
+    let tail =
+        events.map(|path| tokio::spawn(events::forward(path, account, running.peer().clone())));
+    let result = running.waiting().await.map_err(|e| McpError::Transport(e.to_string()));
+    if let Some(t) = tail {
+        t.abort();
+    }
+    result.map(drop)
 }

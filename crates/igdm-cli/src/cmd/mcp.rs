@@ -38,6 +38,11 @@ pub struct McpArgs {
     /// Hold every write as a draft until `igdm drafts approve ID`.
     #[arg(long)]
     pub approve: bool,
+    /// Tail this JSON Lines file (`igdm serve --events PATH`) and send each
+    /// new incoming event to the client as a `notifications/igdm/event`
+    /// notification (stdio only).
+    #[arg(long, value_name = "PATH", conflicts_with = "http")]
+    pub events: Option<std::path::PathBuf>,
     /// Search the local store at this URL instead of asking Instagram.
     #[arg(long, env = "IGDM_DATABASE_URL", hide_env_values = true)]
     pub database: Option<String>,
@@ -102,7 +107,7 @@ pub async fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
     match args.http {
         None => {
             tracing::info!(account = %opened.client.account().name, "serving MCP on stdio");
-            igdm_mcp::serve_stdio(server).await?;
+            igdm_mcp::serve_stdio(server, args.events).await?;
         }
         Some(addr) => {
             let token = match std::env::var("IGDM_MCP_TOKEN") {
