@@ -151,6 +151,12 @@ async fn web_account_end_to_end() {
     assert!(out.contains("broadcast/text") && out.contains("<redacted>"), "{out}");
     assert!(!out.contains(env.seed.personal["cookies"]["sessionid"].as_str().unwrap()));
 
+    // A raw call through the account's auth.
+    let (code, raw) = env.json(&["request", "direct_v2/inbox/", "--query", "limit=2"]);
+    assert_eq!(code, 0, "{raw}");
+    assert_eq!(raw["status"], 200);
+    assert_eq!(raw["body"]["status"], "ok");
+
     // Invalid input: exit 2 and one JSON error document.
     let (code, v) = env.json(&["conversations", "--limit", "100000"]);
     assert_eq!(code, 2, "{v}");

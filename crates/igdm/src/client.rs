@@ -161,7 +161,8 @@ impl ClientBuilder {
                     .map_err(|e| Error::Config(format!("HTTP client: {e}")))?,
             ),
         };
-        let executor = Executor::new(self.connector.clone(), transport).with_base_url(base_url);
+        let executor = Executor::new(self.connector.clone(), transport.clone())
+            .with_base_url(base_url.clone());
         let pacing = self.pacing.unwrap_or_else(|| pacing_from(&self.connector, &self.account));
         let buckets = self
             .connector
@@ -187,6 +188,8 @@ impl ClientBuilder {
                 pacing,
                 buckets,
                 session_sink: self.session_sink,
+                transport,
+                base_url,
             }),
         })
     }
@@ -249,6 +252,8 @@ struct Inner {
     pacing: PacingPolicy,
     buckets: Vec<Bucket>,
     session_sink: Option<SessionSink>,
+    transport: Arc<dyn Transport>,
+    base_url: Option<Url>,
 }
 
 /// A client for one account. Cheap to clone; clones share state.
@@ -550,6 +555,99 @@ impl Client {
     pub async fn validate(&self) -> Result<ActionOutput, Error> {
         let mut session = self.inner.session.lock().await;
         self.inner.executor.validate(&mut session).await.map_err(exec_error)
+    }
+
+    /// A raw call for what no action covers: `path` is relative to the
+    /// connector's API base URL (after any base-URL override). It goes through
+    /// the account's auth headers (taken from the connector's validation
+    /// probe), the health gate, the rate-limit buckets that apply to every
+    /// read or write, and the connector's error classifier.
+    ///
+    /// # Errors
+    /// Classified provider errors; a connector without a probe to take auth from.
+    pub async fn raw_request(
+        &self,
+        method: http::Method,
+        path: &str,
+        query: &[(String, String)],
+        headers: &[(String, String)],
+        json_body: Option<&Value>,
+    ) -> Result<(u16, Value), Error> {
+        let write = method != http::Method::GET && method != http::Method::HEAD;
+        self.gate(write).map_err(Error::from)?;
+        for bucket in &self.inner.buckets {
+            if bucket.spec.applies("request", !write) {
+                for limiter in &bucket.limiters {
+                    limiter.until_ready().await;
+                }
+            }
+        }
+        let connector = &self.inner.connector;
+        let mut base = connector.api.base_url.clone().ok_or_else(|| {
+            Error::Config(format!("the {} connector declares no api.base_url", connector.id))
+        })?;
+        if let Some(over) = &self.inner.base_url {
+            let prefix = over.path().trim_end_matches('/');
+            let joined = format!("{prefix}{}", base.path());
+            base = over.clone();
+            base.set_path(&joined);
+        }
+        if path.contains("://") {
+            return Err(Error::Api(ApiError::invalid(
+                "path",
+                "give a path relative to the API base URL",
+            )));
+        }
+        let mut url = base
+            .join(&format!(
+                "{}/{}",
+                base.path().trim_end_matches('/'),
+                path.trim_start_matches('/')
+            ))
+            .map_err(|e| Error::Api(ApiError::invalid("path", e)))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+        let mut req = {
+            let session = self.inner.session.lock().await;
+            self.inner.executor.build_validate_request(&session).map_err(exec_error)?
+        };
+        req.method = method;
+        req.url = url;
+        req.headers.remove(http::header::CONTENT_TYPE);
+        req.headers.remove(http::header::CONTENT_LENGTH);
+        req.body = bytes::Bytes::new();
+        if let Some(body) = json_body {
+            req.body = bytes::Bytes::from(
+                serde_json::to_vec(body).map_err(|e| Error::Shape(e.to_string()))?,
+            );
+            req.headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+        }
+        for (k, v) in headers {
+            let name = http::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| Error::Api(ApiError::invalid("header", e)))?;
+            let value = http::HeaderValue::from_str(v)
+                .map_err(|e| Error::Api(ApiError::invalid("header", e)))?;
+            req.headers.insert(name, value);
+        }
+        debug!(method = %req.method, url = %req.url, "raw request");
+        let resp = self
+            .inner
+            .transport
+            .send(req)
+            .await
+            .map_err(|e| exec_error(ExecError::Transport(e)))?;
+        if let Some(err) = connector.classify(&resp) {
+            self.record_failure(&err).map_err(Error::from)?;
+            return Err(Error::Api(err));
+        }
+        self.record_success(write).map_err(Error::from)?;
+        let body = serde_json::from_slice(&resp.body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&resp.body).into_owned()));
+        Ok((resp.status, body))
     }
 
     pub(crate) async fn with_state<T>(

@@ -152,6 +152,23 @@ pub enum MsgCommand {
     },
     /// What the account's connector can do, with limits.
     Capabilities,
+    /// A raw API call through the account's auth, rate limits and error classifier.
+    Request {
+        /// Path relative to the connector's API base URL (e.g. `direct_v2/inbox/`).
+        path: String,
+        /// HTTP method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// A header, `Name: value` (repeatable).
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        /// A query parameter, `key=value` (repeatable).
+        #[arg(long = "query")]
+        query: Vec<String>,
+        /// A JSON request body (`--json` is the global output switch).
+        #[arg(long)]
+        body: Option<String>,
+    },
     /// Every action of the account's connector, with its parameters as JSON Schema.
     Actions {
         /// Only actions whose name or description contains these words.
@@ -210,7 +227,7 @@ fn pairs(items: &[String], what: &str) -> anyhow::Result<Vec<(String, String)>> 
         .map(|q| {
             q.split_once('=')
                 .map(|(a, b)| (a.to_owned(), b.to_owned()))
-                .ok_or_else(|| anyhow::anyhow!("{what} must be TITLE=PAYLOAD, got {q:?}"))
+                .ok_or_else(|| anyhow::anyhow!("{what} must be NAME=VALUE, got {q:?}"))
         })
         .collect()
 }
@@ -429,6 +446,31 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
                         .await
                 }
             };
+        }
+        MsgCommand::Request { path, method, headers, query, body } => {
+            let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                .map_err(|e| anyhow::anyhow!("--method: {e}"))?;
+            let headers: Vec<(String, String)> = headers
+                .iter()
+                .map(|h| {
+                    h.split_once(':')
+                        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                        .ok_or_else(|| anyhow::anyhow!("--header must be Name: value, got {h:?}"))
+                })
+                .collect::<Result<_, _>>()?;
+            let query = pairs(&query, "--query")?;
+            let body: Option<Value> = body
+                .map(|b| serde_json::from_str(&b))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--body: {e}"))?;
+            let (status, value) =
+                client.raw_request(method, &path, &query, &headers, body.as_ref()).await?;
+            if j {
+                println!("{}", json!({"status": status, "body": value}));
+            } else {
+                println!("HTTP {status}");
+                println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            }
         }
         MsgCommand::Capabilities => {
             let doc = capabilities(client);
