@@ -190,4 +190,47 @@ async fn stdio_sessions_read_write_refuse_and_approve() {
     assert!(!again.status.success(), "a draft is carried out once");
     assert!(run_ok(home, &["drafts", "list"]).await["items"].as_array().unwrap().is_empty());
     ap.cancel().await.unwrap();
+
+    // With --events, lines `igdm serve --events` appends reach the client as notifications.
+    let events = home.join("events.jsonl");
+    std::fs::write(&events, "").unwrap();
+    let recorder = Recorder::default();
+    let mut cmd = igdm(home);
+    cmd.arg("mcp").arg("--events").arg(&events);
+    let ev = recorder.clone().serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap();
+    assert!(!names_of(&ev).await.is_empty());
+    let line = json!({"kind": "message", "conversation_id": conv, "sender_id": dana_pk,
+        "message_id": "m1", "text": "are you there?", "is_echo": false});
+    std::fs::write(&events, format!("{line}\n")).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        got = recorder.0.lock().unwrap().clone();
+        if !got.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["event"]["text"], json!("are you there?"));
+    assert_eq!(got[0]["event"]["untrusted"], json!(true));
+    ev.cancel().await.unwrap();
+}
+
+#[derive(Clone, Default)]
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<Value>>>);
+
+impl rmcp::ClientHandler for Recorder {
+    async fn on_custom_notification(
+        &self,
+        n: rmcp::model::CustomNotification,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        if n.method == "notifications/igdm/event" {
+            self.0.lock().unwrap().push(n.params.unwrap_or(Value::Null));
+        }
+    }
+}
+
+async fn names_of(c: &RunningService<RoleClient, Recorder>) -> Vec<String> {
+    c.list_all_tools().await.unwrap().iter().map(|t| t.name.to_string()).collect()
 }
