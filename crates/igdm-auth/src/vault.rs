@@ -121,7 +121,8 @@ impl Vault {
     pub const PASSPHRASE_ENV: &'static str = "IGDM_VAULT_PASSPHRASE";
     /// Environment variable overriding the scrypt work factor (log2 N).
     pub const WORK_FACTOR_ENV: &'static str = "IGDM_VAULT_SCRYPT_LOG_N";
-    /// Default scrypt work factor (log2 N = 18, about a quarter second).
+    /// Default scrypt work factor (log2 N = 18: about a second per unlock or
+    /// write on a small machine; see `benches/vault.rs`).
     pub const DEFAULT_WORK_FACTOR: u8 = 18;
     /// The largest work factor accepted when decrypting.
     pub const MAX_WORK_FACTOR: u8 = 22;
