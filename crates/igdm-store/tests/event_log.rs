@@ -9,6 +9,8 @@ conformance!(
     expired_lease_is_claimable_again,
     dead_letters_are_counted,
     concurrent_claimers_never_share_an_event,
+    group_commit_records_deliveries_events_and_dead_letters,
+    complete_events_in_bulk,
 );
 
 mod cases {
@@ -16,7 +18,7 @@ mod cases {
     use std::time::Duration;
 
     use igdm_model::{EventKind, Timestamp};
-    use igdm_store::{DeadLetterSource, EventState, NewEvent};
+    use igdm_store::{DeadLetterSource, EventState, NewDelivery, NewEvent};
     use serde_json::json;
 
     use crate::common::Harness;
@@ -179,5 +181,65 @@ mod cases {
         assert_eq!(sa.len(), a.len(), "a worker got an event twice");
         assert!(sa.is_disjoint(&sb), "two workers got the same event");
         assert_eq!(&sa | &sb, all);
+    }
+
+    pub async fn group_commit_records_deliveries_events_and_dead_letters(h: &Harness) {
+        let s = &h.store;
+        let now = Timestamp::now();
+        let first = [event("p"), event("q")];
+        let retried = [event("q"), event("r"), event("r")];
+        let batch = [
+            NewDelivery { raw_body: b"one", received_at: now, events: &first, dead_letter: None },
+            NewDelivery {
+                raw_body: b"bad",
+                received_at: now,
+                events: &[],
+                dead_letter: Some("not JSON"),
+            },
+            NewDelivery { raw_body: b"two", received_at: now, events: &retried, dead_letter: None },
+        ];
+        let recorded = s.record_deliveries(&batch).await.unwrap();
+        assert_eq!(recorded.len(), 3);
+        assert_eq!(recorded[0].events.inserted.len(), 2);
+        assert!(recorded[0].events.duplicates.is_empty());
+        assert!(recorded[1].dead_letter.is_some() && recorded[1].events.inserted.is_empty());
+        assert_eq!(recorded[2].events.inserted.len(), 1);
+        assert_eq!(recorded[2].events.duplicates, ["q", "r"]);
+        assert_eq!(s.get_delivery(recorded[1].id).await.unwrap().unwrap().raw_body, b"bad");
+        let counts = s.event_log_counts().await.unwrap();
+        assert_eq!(
+            (counts.deliveries, counts.pending, counts.dead_letters, counts.dedup_hits),
+            (3, 3, 1, 2)
+        );
+        // A later group with the same keys stores nothing new.
+        let again = s
+            .record_deliveries(&[NewDelivery {
+                raw_body: b"x",
+                received_at: now,
+                events: &first,
+                dead_letter: None,
+            }])
+            .await
+            .unwrap();
+        assert_eq!(again[0].events.duplicates, ["p", "q"]);
+        assert!(s.record_deliveries(&[]).await.unwrap().is_empty());
+    }
+
+    pub async fn complete_events_in_bulk(h: &Harness) {
+        let s = &h.store;
+        let d = s.append_delivery(b"{}", Timestamp::now()).await.unwrap();
+        let events: Vec<NewEvent> = (0..7).map(|i| event(&format!("b{i}"))).collect();
+        let ids = s.insert_events(d, &events).await.unwrap().inserted;
+        let claimed = s.claim_events("w", 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(claimed.len(), 7);
+        s.complete_events(&ids[..5]).await.unwrap();
+        s.complete_events(&[]).await.unwrap();
+        for id in &ids[..5] {
+            let e = s.get_event(*id).await.unwrap().unwrap();
+            assert_eq!(e.state, EventState::Done);
+            assert_eq!(e.lease_owner, None);
+        }
+        let counts = s.event_log_counts().await.unwrap();
+        assert_eq!((counts.done, counts.processing), (5, 2));
     }
 }
