@@ -436,6 +436,85 @@ async fn limits_are_checked_before_sending() {
         .await;
         assert!(e.message.contains("bytes"), "{}", e.message);
 
+        // Per-element limits name the full path of the offending field.
+        let mut replies: Vec<Value> = (0..5)
+            .map(|i| json!({"content_type": "text", "title": format!("r{i}"), "payload": "p"}))
+            .collect();
+        replies[3]["title"] = json!("x".repeat(21));
+        let long_payload = json!([{"title": "ok", "payload": "p".repeat(1001)}]);
+        let card = |title: String, subtitle: String, buttons: usize| {
+            let buttons: Vec<Value> = (0..buttons)
+                .map(|i| json!({"type": "postback", "title": format!("b{i}"), "payload": "p"}))
+                .collect();
+            json!({"title": title, "subtitle": subtitle, "buttons": buttons})
+        };
+        let ok_card = card("card".into(), "sub".into(), 1);
+        let questions: Vec<Value> = (0..2)
+            .map(|i| json!({"question": "q".repeat(if i == 1 { 81 } else { 5 }), "payload": "p"}))
+            .collect();
+        let nested = [
+            (
+                "send_quick_replies",
+                json!({"user_id": alex, "text": "pick", "quick_replies": replies}),
+                "quick_replies[3].title: longer than 20 characters",
+            ),
+            (
+                "send",
+                json!({"user_id": alex, "text": "pick", "quick_replies": long_payload}),
+                "quick_replies[0].payload: longer than 1000 characters",
+            ),
+            (
+                "send_quick_replies",
+                json!({"user_id": alex, "text": "pick", "quick_replies": []}),
+                "quick_replies: fewer than 1 elements (0)",
+            ),
+            (
+                "send_generic_template",
+                json!({"user_id": alex, "elements": [ok_card, card("t".repeat(81), "s".into(), 0)]}),
+                "elements[1].title: longer than 80 characters",
+            ),
+            (
+                "send_generic_template",
+                json!({"user_id": alex, "elements": [card("t".into(), "s".repeat(81), 0)]}),
+                "elements[0].subtitle: longer than 80 characters",
+            ),
+            (
+                "send_generic_template",
+                json!({"user_id": alex, "elements": [card("t".into(), "s".into(), 4)]}),
+                "elements[0].buttons: more than 3 elements (4)",
+            ),
+            (
+                "send_generic_template",
+                json!({"user_id": alex, "elements": [{"subtitle": "no title"}]}),
+                "elements[0].title: is required",
+            ),
+            (
+                "send_button_template",
+                json!({"user_id": alex, "text": "t", "buttons": [{"type": "call", "title": "x"}]}),
+                r#"buttons[0].type: "call" is not one of "web_url", "postback""#,
+            ),
+            (
+                "set_ice_breakers",
+                json!({"ice_breakers": questions}),
+                "ice_breakers[1].question: longer than 80 characters",
+            ),
+            (
+                "send",
+                json!({"user_id": alex, "text": ""}),
+                "text: is required (got an empty string)",
+            ),
+            (
+                "send",
+                json!({"user_id": "", "text": "hi"}),
+                "user_id: is required (got an empty string)",
+            ),
+        ];
+        for (action, params, message) in nested {
+            let field = message.split(':').next().unwrap_or(message);
+            let e = invalid(&exec, &mut s, action, params, field).await;
+            assert_eq!(e.message, message, "{id} {action}");
+        }
+
         assert_eq!(h.total_requests().await, before, "{id}: nothing reached the sandbox");
     }
 }

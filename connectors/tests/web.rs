@@ -497,6 +497,10 @@ async fn invalid_params_fail_before_any_request() {
         ),
         ("send", json!({"conversation_id": group, "text": "x", "bogus": 1}), "bogus"),
         ("get_presence", json!({"user_ids": vec!["1"; 101]}), "user_ids"),
+        // An empty id or text is as good as none: it never reaches Instagram.
+        ("send", json!({"conversation_id": "", "text": "hi"}), "conversation_id"),
+        ("send", json!({"conversation_id": group, "text": ""}), "text"),
+        ("list", json!({"conversation_id": ""}), "conversation_id"),
     ];
     for (action, params, field) in cases {
         invalid(&exec, &mut s, action, params, field).await;
