@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-
 const SECRET: &str = "crash-test-secret";
 const ACCOUNT: &str = "17841400000000001";
 const CUSTOMER: &str = "4242";
@@ -155,6 +154,16 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_event() {
         assert_eq!(m.reactions.len(), 1, "reaction of {n} applied once");
     }
 
-    second.kill().unwrap();
-    second.wait().unwrap();
+    // SIGTERM stops the server gracefully: it drains and exits 0.
+    let term = Command::new("kill").args(["-TERM", &second.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "igdm serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "igdm serve exited with {status} on SIGTERM");
 }

@@ -8,17 +8,16 @@
 
 #![allow(clippy::unwrap_used, clippy::cast_precision_loss)]
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use igdm_store::{MessageStore, PgStore, SqliteStore};
+use common::SECRET;
+use igdm_store::{MessageStore, SqliteStore};
 use igdm_webhook::{Config, Secrets, Server, StoreLog, sign};
-use sqlx::Executor;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-const SECRET: &str = "bench-secret";
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 struct Settings {
     throughput_secs: f64,
@@ -142,37 +141,6 @@ async fn run(name: &str, store: Arc<dyn MessageStore>, s: &Settings) {
     task.await.unwrap();
 }
 
-async fn pg_store() -> Option<(Arc<dyn MessageStore>, String, String)> {
-    let Ok(url) = std::env::var("IGDM_TEST_DATABASE_URL") else {
-        println!("postgres: SKIPPED (IGDM_TEST_DATABASE_URL is not set)");
-        return None;
-    };
-    let admin = match PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(&url)
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => {
-            println!("postgres: SKIPPED (unreachable: {e})");
-            return None;
-        }
-    };
-    let schema = format!("igdm_webhook_bench_{}", std::process::id());
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        )))
-        .await
-        .unwrap();
-    admin.close().await;
-    let options =
-        PgConnectOptions::from_str(&url).unwrap().options([("search_path", schema.as_str())]);
-    let pool = PgPoolOptions::new().max_connections(8).connect_with(options).await.unwrap();
-    Some((Arc::new(PgStore::from_pool(pool).await.unwrap()), url, schema))
-}
-
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let s = if bench {
@@ -186,11 +154,9 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
         run("sqlite", Arc::new(SqliteStore::open(&url).await.unwrap()), &s).await;
-        if let Some((store, url, schema)) = pg_store().await {
-            run("postgres", store, &s).await;
-            let admin = PgPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
-            let _ =
-                admin.execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).await;
+        if let Some((url, schema)) = common::pg_schema("bench").await {
+            run("postgres", Arc::new(common::pg_store(&url, &schema).await), &s).await;
+            common::drop_pg_schema(&url, &schema).await;
         }
     });
 }

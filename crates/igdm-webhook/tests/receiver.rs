@@ -144,23 +144,23 @@ async fn every_event_kind_reaches_the_store_and_the_channel() {
     }]});
     assert_eq!(srv.post_json(&body).await, 200);
     let events = srv.next_events(21).await;
-    let kinds: HashSet<String> = events.iter().map(|e| e.kind.as_str().to_owned()).collect();
-    for k in [
-        "message",
-        "message_edit",
-        "message_deleted",
-        "reaction",
-        "postback",
-        "seen",
-        "referral",
-        "handover",
-        "comment",
-        "mention",
-        "optin",
-        "story_insights",
-    ] {
-        assert!(kinds.contains(k), "no {k} event in {kinds:?}");
-    }
+    assert_kinds(
+        &events,
+        &[
+            "message",
+            "message_edit",
+            "message_deleted",
+            "reaction",
+            "postback",
+            "seen",
+            "referral",
+            "handover",
+            "comment",
+            "mention",
+            "optin",
+            "story_insights",
+        ],
+    );
 
     let s = &*store;
     let m1 = s.get_message(ACCOUNT, c, "m1").await.unwrap().unwrap();

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
@@ -134,19 +134,19 @@ async fn every_customer_action_and_echo_from_the_sandbox() {
     sb.act(&ana, json!({"unreact": {"mid": reply_mid}})).await;
 
     let events = srv.next_events(16).await;
-    let kinds: HashSet<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-    for k in [
-        "message",
-        "message_edit",
-        "message_deleted",
-        "reaction",
-        "postback",
-        "seen",
-        "referral",
-        "comment",
-    ] {
-        assert!(kinds.contains(k), "no {k} in {kinds:?}");
-    }
+    assert_kinds(
+        &events,
+        &[
+            "message",
+            "message_edit",
+            "message_deleted",
+            "reaction",
+            "postback",
+            "seen",
+            "referral",
+            "comment",
+        ],
+    );
     assert!(
         events.iter().any(|e| e.is_echo && e.message_id.as_deref() == Some(reply_mid.as_str()))
     );

@@ -171,6 +171,14 @@ pub async fn post_signed(client: &reqwest::Client, url: String, body: Vec<u8>) -
         .as_u16()
 }
 
+/// Asserts that `events` include every kind in `kinds`.
+pub fn assert_kinds(events: &[Event], kinds: &[&str]) {
+    let seen: std::collections::HashSet<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    for k in kinds {
+        assert!(seen.contains(k), "no {k} event in {seen:?}");
+    }
+}
+
 /// Polls `f` until it returns true (fails after 20 s).
 pub async fn wait_until<F, Fut>(what: &str, mut f: F)
 where
