@@ -234,3 +234,63 @@ impl rmcp::ClientHandler for Recorder {
 async fn names_of(c: &RunningService<RoleClient, Recorder>) -> Vec<String> {
     c.list_all_tools().await.unwrap().iter().map(|t| t.name.to_string()).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_mode_prints_a_generated_token_and_requires_it() {
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    use tokio::io::AsyncBufReadExt as _;
+
+    let sb = Sandbox::new(SandboxConfig::default());
+    let running = sb.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    run_ok(home, &["accounts", "add", "me", "--sandbox", &running.base_url()]).await;
+
+    let refused = igdm(home).args(["mcp", "--http", "0.0.0.0:0"]).output().await.unwrap();
+    assert!(!refused.status.success(), "non-loopback needs --allow-remote");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--allow-remote"));
+
+    let mut child = igdm(home)
+        .args(["mcp", "--http", "127.0.0.1:0", "--read-only"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut token, mut url) = (None, None);
+    while token.is_none() || url.is_none() {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("igdm mcp exited early");
+        if let Some(t) = line.split("bearer token: ").nth(1) {
+            token = Some(t.trim().to_owned());
+        }
+        if let Some(u) = line.split(" on ").nth(1).filter(|u| u.starts_with("http://")) {
+            url = Some(u.trim().to_owned());
+        }
+    }
+    let (token, url) = (token.unwrap(), url.unwrap());
+    assert!(token.len() >= 32);
+
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.clone()).auth_header(token),
+    );
+    let c = ().serve(transport).await.unwrap();
+    let listed = names(&c).await;
+    assert!(listed.iter().any(|n| n == "list_conversations"));
+    assert!(!listed.iter().any(|n| n == "send"), "--read-only applies over HTTP too");
+    let status = ok(&c, "account_status", json!({})).await;
+    assert_eq!(status["data"]["policy"]["read_only"], json!(true));
+    c.cancel().await.unwrap();
+
+    let wrong = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url)
+            .auth_header("wrong-token-0123456789abcdef"),
+    );
+    assert!(().serve(wrong).await.is_err(), "a wrong token gets no session");
+    child.kill().await.unwrap();
+}
