@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use igdm_model::{
@@ -25,9 +26,45 @@ pub const REPLY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 pub struct StoreLog {
     store: Arc<dyn MessageStore>,
     accounts: HashMap<String, String>,
-    /// SQLite has one writer: this process's writes queue here, in order,
-    /// instead of meeting in SQLite's busy handler (which sleeps).
-    gate: Option<tokio::sync::Mutex<()>>,
+    /// SQLite has one writer: this process's writes queue here instead of
+    /// meeting in SQLite's busy handler (which sleeps).
+    gate: Option<Gate>,
+}
+
+/// A write gate where deliveries waiting to be acknowledged go before
+/// processing: processing writes only while no delivery waits.
+#[derive(Debug, Default)]
+struct Gate {
+    lock: tokio::sync::Mutex<()>,
+    urgent_waiting: AtomicUsize,
+    urgent_done: tokio::sync::Notify,
+}
+
+impl Gate {
+    async fn urgent(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.urgent_waiting.fetch_add(1, Ordering::SeqCst);
+        let g = self.lock.lock().await;
+        if self.urgent_waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.urgent_done.notify_waiters();
+        }
+        g
+    }
+
+    async fn background(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        loop {
+            let done = self.urgent_done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if self.urgent_waiting.load(Ordering::SeqCst) > 0 {
+                done.await;
+                continue;
+            }
+            let g = self.lock.lock().await;
+            if self.urgent_waiting.load(Ordering::SeqCst) == 0 {
+                return g;
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for StoreLog {
@@ -43,13 +80,14 @@ impl StoreLog {
     /// their `entry.id` unless [`StoreLog::with_account_names`] maps it.
     #[must_use]
     pub fn new(store: Arc<dyn MessageStore>) -> Self {
-        let gate = (store.backend_name() == "sqlite").then(|| tokio::sync::Mutex::new(()));
+        let gate = (store.backend_name() == "sqlite").then(Gate::default);
         Self { store, accounts: HashMap::new(), gate }
     }
 
+    /// The gate for processing writes (none on PostgreSQL).
     async fn lock(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match &self.gate {
-            Some(g) => Some(g.lock().await),
+            Some(g) => Some(g.background().await),
             None => None,
         }
     }
@@ -389,7 +427,10 @@ impl WebhookStore for StoreLog {
                 })
                 .collect();
             let recorded = {
-                let _g = self.lock().await;
+                let _g = match &self.gate {
+                    Some(g) => Some(g.urgent().await),
+                    None => None,
+                };
                 self.store.record_deliveries(&new).await?
             };
             Ok(recorded
