@@ -62,12 +62,23 @@ async fn web_requests_carry_the_web_surface_headers_and_form_fields() {
         .unwrap();
     assert!(field(&req, "replied_to_item_id").is_none());
     assert!(field(&req, "replied_to_action_source").is_none());
-    assert!(field(&req, "client_context").is_some());
+    // A generated client_context is one value for all three de-duplication
+    // keys of the broadcast, and a new one for the next broadcast.
+    let generated = field(&req, "client_context").unwrap();
+    assert_eq!((generated.len(), generated.matches('-').count()), (36, 4), "{generated}");
+    for f in ["mutation_token", "offline_threading_id"] {
+        assert_eq!(field(&req, f).as_deref(), Some(generated.as_str()), "{f}");
+    }
 
     let req = exec
         .build_request("send_to_user", &params(json!({"user_id": "42", "text": "x"})), &s)
         .unwrap();
     assert_eq!(field(&req, "recipient_users").as_deref(), Some("[[42]]"), "a nested JSON array");
+    let next = field(&req, "client_context").unwrap();
+    assert_ne!(next, generated);
+    for f in ["mutation_token", "offline_threading_id"] {
+        assert_eq!(field(&req, f).as_deref(), Some(next.as_str()), "{f}");
+    }
 
     let req = exec
         .build_request("list", &params(json!({"conversation_id": group, "cursor": "abc"})), &s)

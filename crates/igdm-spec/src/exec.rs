@@ -108,12 +108,19 @@ pub(crate) struct Vars {
     auth: Value,
     device: Value,
     api: Value,
+    request: Value,
 }
 
 /// The request-side variables of expressions.
 pub(crate) fn vars(connector: &Connector, params: Value, session: &Session) -> Vars {
     let api = json!({ "base_url": connector.api.base_url.as_ref().map(|u| u.as_str().trim_end_matches('/')) });
-    Vars { params, auth: session.auth_value(), device: session.device_value(), api }
+    Vars {
+        params,
+        auth: session.auth_value(),
+        device: session.device_value(),
+        api,
+        request: Value::Null,
+    }
 }
 
 impl Vars {
@@ -123,6 +130,7 @@ impl Vars {
             auth: &self.auth,
             device: &self.device,
             api: &self.api,
+            request: &self.request,
             ..Env::empty()
         }
     }
@@ -289,7 +297,10 @@ impl Executor {
         params: Value,
         session: &Session,
     ) -> Result<HttpRequest, ExecError> {
-        let vars = vars(&self.connector, params, session);
+        let mut vars = vars(&self.connector, params, session);
+        // One value per built request, so the private API's de-duplication
+        // keys (client_context, mutation_token, offline_threading_id) agree.
+        vars.request = json!({ "uuid": uuid::Uuid::new_v4().to_string() });
         let env = vars.env();
         let render_err = |what: &str, m: String| ExecError::Render(format!("{what}: {m}"));
 

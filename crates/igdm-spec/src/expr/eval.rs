@@ -17,6 +17,8 @@ pub struct Env<'a> {
     pub device: &'a Value,
     /// `api`.
     pub api: &'a Value,
+    /// `request`: values fixed for one request build (`request.uuid`).
+    pub request: &'a Value,
     /// `context`.
     pub context: &'a Value,
     /// `root`: the whole response body.
@@ -34,6 +36,7 @@ impl<'a> Env<'a> {
             auth: &NULL,
             device: &NULL,
             api: &NULL,
+            request: &NULL,
             context: &NULL,
             root: &NULL,
             current: &NULL,
@@ -145,6 +148,7 @@ fn variable<'a>(root: Root, env: &Env<'a>) -> Option<&'a Value> {
         Root::Auth => env.auth,
         Root::Device => env.device,
         Root::Api => env.api,
+        Root::Request => env.request,
         Root::Context => env.context,
         Root::Root => env.root,
         Root::Current => env.current,

@@ -55,6 +55,9 @@ pub enum Root {
     Current,
     /// A fresh random UUID v4 on every evaluation.
     GenerateUuid,
+    /// Values fixed once per request build: `request.uuid` is one UUID v4
+    /// shared by every template of the same request.
+    Request,
     /// The current time as RFC 3339 UTC.
     Now,
 }
@@ -71,6 +74,7 @@ impl Root {
             "context" => Root::Context,
             "root" => Root::Root,
             "generate_uuid" => Root::GenerateUuid,
+            "request" => Root::Request,
             "now" => Root::Now,
             _ => return None,
         })
@@ -79,12 +83,16 @@ impl Root {
     /// Whether the variable exists in `scope`.
     #[must_use]
     pub fn available_in(self, scope: Scope) -> bool {
-        !matches!((self, scope), (Root::Context | Root::Root | Root::Current, Scope::Request))
+        !matches!(
+            (self, scope),
+            (Root::Context | Root::Root | Root::Current, Scope::Request)
+                | (Root::Request, Scope::Response)
+        )
     }
 }
 
 /// The variables a request template may use.
-pub const REQUEST_VARIABLES: &str = "params, auth, device, api, generate_uuid, now";
+pub const REQUEST_VARIABLES: &str = "params, auth, device, api, request, generate_uuid, now";
 /// The variables a response expression may use.
 pub const RESPONSE_VARIABLES: &str = "params, auth, device, api, context, root, generate_uuid, now";
 
