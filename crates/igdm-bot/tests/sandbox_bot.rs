@@ -1,0 +1,240 @@
+//! The bot against the sandbox over real HTTP: scripted customers, the real
+//! webhook receiver, the outbox in a real SQLite store, and what the account
+//! actually sent according to `/_sandbox/accounts/{id}/sent`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::Env;
+use igdm_bot::{Handled, SendStatus};
+use igdm_store::OutboxState;
+use serde_json::json;
+
+fn sends(h: &Handled) -> Vec<SendStatus> {
+    match h {
+        Handled::Replied { sends, .. } => sends.iter().map(|s| s.status.clone()).collect(),
+        other => panic!("expected replies, got {other:?}"),
+    }
+}
+
+fn intent(h: &Handled) -> &str {
+    match h {
+        Handled::Replied { intent, .. } => intent,
+        other => panic!("expected replies, got {other:?}"),
+    }
+}
+
+fn all_sent(h: &Handled) -> bool {
+    sends(h).iter().all(|s| matches!(s, SendStatus::Sent { message_id: Some(_) }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_intent_story_mention_quick_reply_and_duplicates() {
+    let mut env = Env::start().await;
+    let bot = env.bot(None);
+    let ana = env.customer("ana.sousa", "Ana Sousa").await;
+
+    // Enquiry by keyword: text with quick replies, templated with the first name.
+    let e = env.act_event(&ana, json!({"text": "Hi! How much is the tote?"})).await;
+    let h = bot.handle(&e).await.unwrap();
+    assert_eq!(intent(&h), "enquiry");
+    assert!(all_sent(&h), "{h:?}");
+
+    // A quick-reply tap on "See products": a product card.
+    let e = env
+        .act_event(&ana, json!({"quick_reply": {"text": "See products", "payload": "PRODUCTS"}}))
+        .await;
+    let h = bot.handle(&e).await.unwrap();
+    assert_eq!(intent(&h), "products");
+    assert!(all_sent(&h));
+
+    let e = env.act_event(&ana, json!({"text": "I want to order two please"})).await;
+    assert_eq!(intent(&bot.handle(&e).await.unwrap()), "order");
+    let e = env.act_event(&ana, json!({"text": "Open to a collab with my page?"})).await;
+    assert_eq!(intent(&bot.handle(&e).await.unwrap()), "collab");
+    // Support: two replies (text, then an image).
+    let e = env.act_event(&ana, json!({"text": "my bag arrived damaged"})).await;
+    let h = bot.handle(&e).await.unwrap();
+    assert_eq!(intent(&h), "support");
+    assert_eq!(sends(&h).len(), 2);
+    assert!(all_sent(&h));
+    // An ice-breaker / menu postback.
+    let e = env
+        .act_event(&ana, json!({"postback": {"title": "Let's collaborate", "payload": "COLLAB"}}))
+        .await;
+    assert_eq!(intent(&bot.handle(&e).await.unwrap()), "collab");
+    // Nothing matches: general.
+    let e = env.act_event(&ana, json!({"text": "good morning"})).await;
+    let general = e.clone();
+    assert_eq!(intent(&bot.handle(&e).await.unwrap()), "general");
+    // A story mention: a thank-you.
+    let e =
+        env.act_event(&ana, json!({"story_mention": {"url": "https://cdn.example/story/1"}})).await;
+    let h = bot.handle(&e).await.unwrap();
+    assert_eq!(intent(&h), "story_mention");
+
+    // Duplicate deliveries send nothing more.
+    for _ in 0..2 {
+        match bot.handle(&general).await.unwrap() {
+            Handled::Duplicate(open) => assert!(open.is_empty()),
+            other => panic!("expected a duplicate, got {other:?}"),
+        }
+    }
+
+    let sent = env.sent_to(&ana).await;
+    assert!(sent.iter().all(|s| s["accepted"] == true), "{sent:#?}");
+    let texts: Vec<Option<&str>> = sent.iter().map(|s| s["text"].as_str()).collect();
+    assert_eq!(sent.len(), 9, "one reply per message, two for support: {texts:?}");
+    assert_eq!(
+        texts[0],
+        Some("Hi Ana! Our prices start at $25 and we ship worldwide in 3-5 days.")
+    );
+    assert_eq!(texts[1], None, "the product card has no text");
+    assert!(texts[2].unwrap().starts_with("Great choice, Ana!"));
+    assert!(texts[4].unwrap().starts_with("Sorry to hear that, Ana."));
+    assert_eq!(texts[5], None, "the returns guide image");
+    assert_eq!(texts[7], Some("Thanks for your message, Ana! How can we help?"));
+    assert!(texts[8].unwrap().contains("Thanks for the mention"));
+
+    // The echoes of the bot's own replies are not a human takeover.
+    let last_mid = match &h {
+        Handled::Replied { sends, .. } => match &sends[0].status {
+            SendStatus::Sent { message_id: Some(m) } => m.clone(),
+            s => panic!("{s:?}"),
+        },
+        _ => unreachable!(),
+    };
+    let echo = env.echo_of(&last_mid).await;
+    assert!(matches!(bot.handle(&echo).await.unwrap(), Handled::Ignored(_)));
+    let e = env.act_event(&ana, json!({"text": "thanks!"})).await;
+    assert!(all_sent(&bot.handle(&e).await.unwrap()), "the bot still answers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_window_is_checked_locally_on_the_virtual_clock() {
+    let mut env = Env::start().await;
+    let bot = env.bot(None);
+    let bob = env.customer("bob", "Bob Stone").await;
+
+    // The message is processed 25 hours late (igdm was down): refused before any request.
+    let late = env.act_event(&bob, json!({"text": "what's the price?"})).await;
+    env.advance(25 * 3600).await;
+    let h = bot.handle(&late).await.unwrap();
+    match &sends(&h)[0] {
+        SendStatus::Refused { reason } => {
+            assert!(reason.contains("24-hour reply window"), "{reason}");
+        }
+        s => panic!("expected a refusal, got {s:?}"),
+    }
+    assert!(env.sent_to(&bob).await.is_empty(), "no hopeful call that ends in 2018278");
+    let key = match &h {
+        Handled::Replied { sends, .. } => sends[0].key.clone(),
+        _ => unreachable!(),
+    };
+    let entry = env.store.outbox_get(&key).await.unwrap().unwrap();
+    assert_eq!(entry.state, OutboxState::Failed);
+    assert!(entry.last_error.unwrap().contains("reply window"));
+
+    // A new message opens the window again.
+    let e = env.act_event(&bob, json!({"text": "hello?"})).await;
+    assert!(all_sent(&bot.handle(&e).await.unwrap()));
+    assert_eq!(env.sent_to(&bob).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_takeover_pauses_until_release_or_idle_time() {
+    let mut env = Env::start().await;
+    let bot = env.bot(None);
+    let cy = env.customer("cy", "Cy Moreau").await;
+    let account = env.account_id();
+    let igsid = cy["igsid"].as_str().unwrap().to_owned();
+
+    let e = env.act_event(&cy, json!({"text": "do you ship to Paris?"})).await;
+    assert!(all_sent(&bot.handle(&e).await.unwrap()));
+
+    // A person answers from the Instagram app: its echo pauses the bot.
+    let mid = env.human_reply(&cy, "Hi Cy, it's Marie from the shop, yes we do!").await;
+    let echo = env.echo_of(&mid).await;
+    assert_eq!(bot.handle(&echo).await.unwrap(), Handled::TakenOver);
+    let e = env.act_event(&cy, json!({"text": "great, how much?"})).await;
+    assert_eq!(bot.handle(&e).await.unwrap(), Handled::Paused);
+
+    // After the idle time without the person, the bot answers again.
+    env.advance(61 * 60).await;
+    let e = env.act_event(&cy, json!({"text": "hello? price please"})).await;
+    assert!(all_sent(&bot.handle(&e).await.unwrap()));
+
+    // `igdm handover take`: paused regardless of idle time, until released.
+    igdm_bot::take_over(&*env.store, &account, &igsid, igdm_model::Timestamp::now()).await.unwrap();
+    env.advance(3 * 3600).await;
+    let e = env.act_event(&cy, json!({"text": "anyone?"})).await;
+    assert_eq!(bot.handle(&e).await.unwrap(), Handled::Paused);
+    assert!(igdm_bot::release(&*env.store, &account, &igsid).await.unwrap());
+    let e = env.act_event(&cy, json!({"text": "I want to order"})).await;
+    let h = bot.handle(&e).await.unwrap();
+    assert_eq!(intent(&h), "order");
+    assert!(all_sent(&h));
+
+    let bot_texts: Vec<String> = env
+        .sent_to(&cy)
+        .await
+        .iter()
+        .filter_map(|s| s["text"].as_str().map(str::to_owned))
+        .filter(|t| !t.contains("Marie"))
+        .collect();
+    assert_eq!(bot_texts.len(), 3, "{bot_texts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_mid_send_delivers_each_reply_exactly_once() {
+    let mut env = Env::start().await;
+    let dee = env.customer("dee", "Dee Park").await;
+    let e = env.act_event(&dee, json!({"text": "my bag arrived broken"})).await;
+
+    // The first process records both replies, then sends the first one and
+    // dies before it can note the result.
+    {
+        let first = env.bot(None);
+        let planned = first.prepare(&e).await.unwrap();
+        assert_eq!(planned.len(), 2);
+        let text = planned[0].payload["params"]["text"].as_str().unwrap().to_owned();
+        env.store
+            .outbox_mark(&planned[0].idempotency_key, OutboxState::Sending, None, None)
+            .await
+            .unwrap();
+        env.human_reply(&dee, &text).await;
+    }
+    assert_eq!(env.sent_to(&dee).await.len(), 1);
+
+    // After the restart the webhook is delivered again, and the open entries are resumed.
+    let second = env.bot(None);
+    let resumed = second.resume().await.unwrap();
+    let statuses: Vec<_> = resumed.iter().map(|r| r.status.clone()).collect();
+    assert_eq!(statuses.len(), 2, "{resumed:?} {:?}", env.store.outbox_pending().await.unwrap());
+    assert_eq!(statuses[0], SendStatus::Reconciled, "the first reply had arrived");
+    assert!(matches!(statuses[1], SendStatus::Sent { .. }), "{statuses:?}");
+    match second.handle(&e).await.unwrap() {
+        Handled::Duplicate(open) => assert!(open.is_empty()),
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+    assert!(second.resume().await.unwrap().is_empty());
+
+    let sent = env.sent_to(&dee).await;
+    assert_eq!(sent.len(), 2, "the text once and the image once: {sent:#?}");
+    assert!(sent[0]["text"].as_str().unwrap().starts_with("Sorry to hear that, Dee."));
+    assert!(sent[1]["text"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_sync_sets_ice_breakers_and_menu() {
+    let env = Env::start().await;
+    let bot = env.bot(None);
+    let done = bot.sync_profile().await.unwrap();
+    assert_eq!(done, ["set_ice_breakers", "set_persistent_menu"]);
+    let profile =
+        env.get(&format!("/_sandbox/graph/accounts/{}/messenger_profile", env.account_id())).await;
+    let text = profile.to_string();
+    assert!(text.contains("What are your prices?"), "{profile}");
+    assert!(text.contains("Visit the shop"), "{profile}");
+}
