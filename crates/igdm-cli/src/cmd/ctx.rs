@@ -71,13 +71,31 @@ impl Ctx {
         let account = self.account(name)?;
         let connector = connector(&account.connector)?;
         let vault = self.vault()?;
-        let credential = vault.get(&account.name).await?.ok_or_else(|| {
+        let mut credential = vault.get(&account.name).await?.ok_or_else(|| {
             anyhow!(
                 "no credentials stored for {:?}: run `igdm login {}`",
                 account.name,
                 account.name
             )
         })?;
+        // Long-lived Instagram tokens are refreshed when under 7 days remain
+        // (and at least 24 h old); the refreshed token is stored in the vault.
+        if let Credential::Token(t) = &credential
+            && t.kind == igdm_auth::TokenKind::InstagramUser
+            && t.expires_at.is_some()
+        {
+            let store: Arc<dyn CredentialStore> = vault.clone();
+            let manager = igdm_auth::oauth::TokenManager::new(
+                store,
+                account.name.clone(),
+                None,
+                Arc::new(igdm_auth::oauth::SystemClock),
+            );
+            manager.access_token().await?;
+            if let Some(fresh) = vault.get(&account.name).await? {
+                credential = fresh;
+            }
+        }
         let session = session_from(&credential);
         let latest: Arc<Mutex<Option<Session>>> = Arc::new(Mutex::new(None));
         let sink_slot = latest.clone();
