@@ -573,3 +573,50 @@ async fn c_plain(
 ) -> rmcp::service::RunningService<rmcp::service::RoleClient, ()> {
     connect(&http.url(), TOKEN).await
 }
+
+#[tokio::test]
+async fn search_uses_the_local_store_when_configured() {
+    let env = env().await;
+    let client = web_client(&env);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("store.db").display());
+    let store = igdm_store::Store::open(&url).await.unwrap();
+    store
+        .upsert_account(&igdm_model::Account {
+            name: "me".into(),
+            connector: "instagram-web".into(),
+            backend: igdm_model::Backend::Web,
+            user_id: None,
+            username: None,
+            base_url: None,
+            created_at: igdm_model::Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    let group = env.seed.group_thread_id.clone();
+    let (convs, _) = client.conversations().limit(20).await.unwrap();
+    let conv = convs.items.iter().find(|c| c.id.as_str() == group).unwrap();
+    store.upsert_conversation("me", conv).await.unwrap();
+    let (msgs, _) = client.messages(group.as_str()).limit(20).await.unwrap();
+    store.upsert_messages("me", &msgs.items).await.unwrap();
+    let word = msgs
+        .items
+        .iter()
+        .filter_map(|m| m.text.as_deref())
+        .flat_map(str::split_whitespace)
+        .find(|w| w.len() >= 4 && w.chars().all(char::is_alphabetic))
+        .unwrap()
+        .to_owned();
+
+    let config = McpConfig { store: Some(std::sync::Arc::new(store)), ..McpConfig::default() };
+    let m = mcp(client, config).await;
+    let before = common::stats(&env).await;
+    let found = ok(&m.client, "search", json!({"query": word})).await;
+    assert_eq!(common::stats(&env).await, before, "the store answers without Instagram");
+    let hits = found["data"].as_array().unwrap();
+    assert!(!hits.is_empty(), "{word}: {found}");
+    assert!(hits[0]["snippet"].is_string());
+    assert_eq!(hits[0]["untrusted"], json!(true));
+    assert!(found["warnings"].to_string().contains("local store"));
+    m.http.shutdown();
+}
