@@ -186,6 +186,15 @@ async fn web_account_end_to_end() {
             .any(|h| h["message"]["text"].as_str().is_some_and(|t| t.contains("café"))),
         "{hits}"
     );
+    // Right after a sync, reads are served from the store; --remote asks the API.
+    let (code, local) = env.json(&["messages", &thread, "--limit", "2"]);
+    assert_eq!(code, 0, "{local}");
+    assert!(local["warnings"][0].as_str().unwrap().contains("local store"), "{local}");
+    let (_, remote) = env.json(&["messages", &thread, "--limit", "2", "--remote"]);
+    assert_eq!(remote["items"], local["items"], "the mirror matches Instagram");
+    let (code, unread) = env.json(&["unread"]);
+    assert_eq!(code, 0, "{unread}");
+    assert!(unread["warnings"][0].as_str().unwrap().contains("local store"));
     let (code, jsonl, _) = env.igdm(&["export", "--format", "jsonl"]);
     assert_eq!(code, 0);
     let lines: Vec<Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -37,7 +37,7 @@ pub use home::Home;
 pub use ops::{ListConversations, ListMessages, SendMessage, SendOutcome};
 pub use pacing::{PaceDecision, PacingPolicy};
 pub use state::{AccountState, SendRecord, StateFile};
-pub use sync::{SyncOptions, SyncProgress, SyncReport, sync};
+pub use sync::{SyncOptions, SyncProgress, SyncReport, last_synced, sync};
 
 pub use igdm_model as model;
 pub use igdm_spec as spec;

@@ -272,7 +272,26 @@ pub async fn sync(
             return Ok((run.report, true));
         }
     }
+    // The inbox cursor records when a complete pass finished: readers use it
+    // to decide whether the mirror is fresh enough to answer from.
+    let done = SyncCursor {
+        newest_seen_at: Some(Timestamp::now()),
+        completed: true,
+        ..SyncCursor::default()
+    };
+    store.set_sync_cursor(&run.account, "", &done).await.map_err(store_err)?;
     Ok((run.report, false))
+}
+
+/// When the last complete sync of `account` finished, if any.
+///
+/// # Errors
+/// When the store cannot be read.
+pub async fn last_synced(
+    store: &dyn MessageStore,
+    account: &str,
+) -> Result<Option<Timestamp>, Error> {
+    Ok(store.get_sync_cursor(account, "").await.map_err(store_err)?.and_then(|c| c.newest_seen_at))
 }
 
 /// The sync cursor type, re-exported for callers inspecting resumption.

@@ -45,6 +45,9 @@ pub enum MsgCommand {
         /// Continue from the cursor of a previous page.
         #[arg(long)]
         cursor: Option<String>,
+        /// Ask Instagram even when the local store is fresh.
+        #[arg(long)]
+        remote: bool,
     },
     /// Show one message.
     Message {
@@ -139,6 +142,9 @@ pub enum MsgCommand {
         /// At most this many.
         #[arg(long)]
         limit: Option<u32>,
+        /// Ask Instagram even when the local store is fresh.
+        #[arg(long)]
+        remote: bool,
     },
     /// A user's profile.
     Profile {
@@ -312,7 +318,20 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
                 .map_err(|e| igdm::Error::Shape(format!("get_conversation: {e}")))?;
             output::object(j, &out.data, |_| output::conversation_row(&conv));
         }
-        MsgCommand::Messages { conversation, limit, cursor } => {
+        MsgCommand::Messages { conversation, limit, cursor, remote } => {
+            if !remote && let Some(store) = fresh_store(client).await? {
+                let page = store
+                    .list_messages(
+                        &client.account().name,
+                        &conversation,
+                        limit.unwrap_or(20),
+                        cursor.as_deref(),
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("local store: {e}"))?;
+                output::page(j, &page, &[FROM_STORE.to_owned()], output::message_row);
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut req = client.messages(conversation);
             if let Some(n) = limit {
                 req = req.limit(n);
@@ -423,7 +442,30 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
             let (page, warnings) = igdm::ops::page_of::<Message>("search", out)?;
             output::page(j, &page, &warnings, output::message_row);
         }
-        MsgCommand::Unread { limit } => {
+        MsgCommand::Unread { limit, remote } => {
+            if !remote && let Some(store) = fresh_store(client).await? {
+                let account = &client.account().name;
+                let filter = igdm_store::ConversationFilter { unread: Some(true), folder: None };
+                let convs = store
+                    .list_conversations(account, &filter, limit.unwrap_or(20), None)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("local store: {e}"))?;
+                let mut items = Vec::new();
+                for c in &convs.items {
+                    let latest = store
+                        .list_messages(account, c.id.as_str(), 1, None)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("local store: {e}"))?;
+                    items.extend(latest.items.into_iter().filter(|m| !m.sender.is_self));
+                }
+                let page = igdm_model::Page {
+                    items,
+                    next_cursor: convs.next_cursor,
+                    has_more: convs.has_more,
+                };
+                output::page(j, &page, &[FROM_STORE.to_owned()], output::message_row);
+                return Ok(ExitCode::SUCCESS);
+            }
             let out = client
                 .invoke("get_unread", params(&[("limit", limit.map_or(Value::Null, |n| json!(n)))]))
                 .await?;
@@ -514,6 +556,22 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+const FROM_STORE: &str = "served from the local store (synced recently); --remote asks Instagram";
+
+/// The local store when a complete sync finished within `IGDM_FRESH_SECS`
+/// (default 300 s); `None` means ask Instagram.
+async fn fresh_store(client: &Client) -> Result<Option<igdm_store::Store>, Failure> {
+    let ttl: i64 =
+        std::env::var("IGDM_FRESH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let ctx = Ctx::open()?;
+    if !ctx.home.join("igdm.db").exists() && std::env::var_os("IGDM_DATABASE_URL").is_none() {
+        return Ok(None);
+    }
+    let store = ctx.store().await?;
+    let last = igdm::last_synced(&*store, &client.account().name).await?;
+    Ok(last.filter(|t| (igdm_model::Timestamp::now().0 - t.0).num_seconds() < ttl).map(|_| store))
 }
 
 async fn local_search(
