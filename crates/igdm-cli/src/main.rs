@@ -65,6 +65,12 @@ enum Command {
     Oauth(cmd::auth::OauthArgs),
     /// Run browser steps from stdin and print the cookies (for host applications).
     BrowserRun(cmd::auth::BrowserRunArgs),
+    /// The DM bot's profile (ice breakers, persistent menu).
+    #[command(subcommand)]
+    Bot(cmd::bot::BotCommand),
+    /// Take a conversation from the bot for a person, or give it back.
+    #[command(subcommand)]
+    Handover(cmd::bot::HandoverCommand),
     #[command(flatten)]
     Msg(cmd::msg::MsgCommand),
 }
@@ -102,6 +108,8 @@ async fn main() -> ExitCode {
         Command::Sync(a) => cmd::store::sync_cmd(a, &cli.global).await,
         Command::Export(a) => cmd::store::export(a, &cli.global).await,
         Command::Demo(a) => cmd::demo::run(a, &cli.global).await,
+        Command::Bot(c) => cmd::bot::run(c, &cli.global).await,
+        Command::Handover(c) => cmd::bot::handover(c, &cli.global).await,
         Command::Msg(c) => cmd::msg::run(c, &cli.global).await,
         Command::Login(a) => cmd::auth::login(a, &cli.global).await,
         Command::Oauth(a) => cmd::auth::oauth(a, &cli.global).await,

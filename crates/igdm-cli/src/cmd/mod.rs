@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod bot;
 pub mod ctx;
 pub mod demo;
 pub mod mcp;

@@ -38,6 +38,9 @@ pub struct ServeArgs {
     /// Store events of provider account ID under the igdm account NAME (repeatable).
     #[arg(long = "account-map", value_name = "ID=NAME")]
     pub account_map: Vec<String>,
+    /// Answer customers with the DM bot described in FILE (see docs/bot.md).
+    #[arg(long, value_name = "FILE")]
+    pub bot: Option<PathBuf>,
 }
 
 /// Where secrets come from. Today the environment; the encrypted vault fills
@@ -116,6 +119,10 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
         .with_context(|| format!("binding {}", args.addr))?;
     let local = listener.local_addr()?;
     let server = Server::new(config, log);
+    let _bot = match &args.bot {
+        Some(file) => Some(super::bot::start(file, &database, &server, _global).await?),
+        None => None,
+    };
     eprintln!("igdm serve: listening on http://{local}{WEBHOOK_PATH}");
     server.serve_with_shutdown(listener, igdm_webhook::shutdown_signal()).await?;
     eprintln!("igdm serve: stopped");
