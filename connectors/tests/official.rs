@@ -574,3 +574,18 @@ async fn page_attachments_and_handover() {
     let graph = h.executor(GRAPH);
     assert!(graph.connector().action("pass_thread_control").is_none());
 }
+
+#[tokio::test]
+async fn no_conversation_is_not_found() {
+    for id in [GRAPH, PAGE] {
+        let (h, exec, mut s) = setup(id).await;
+        let before = h.total_requests().await;
+        let e = api_err(&exec, &mut s, "find_conversation", json!({"user_id": "7777777777777777"}))
+            .await;
+        assert_eq!(e.class, ErrorClass::NotFound, "{id}: {e}");
+        assert!(e.message.contains("7777777777777777"), "{id}: {}", e.message);
+        assert_eq!(h.total_requests().await, before + 1, "{id}: one lookup was made");
+        // A customer who wrote is found.
+        alex_conversation(&exec, &mut s, &h).await;
+    }
+}

@@ -508,3 +508,13 @@ async fn invalid_params_fail_before_any_request() {
 
     assert_eq!(h.total_requests().await, before, "nothing reached the sandbox");
 }
+
+#[tokio::test]
+async fn a_message_outside_the_page_is_not_found() {
+    let (h, exec, mut s) = setup(|seed| &seed.personal).await;
+    let group = h.seed.group_thread_id.clone();
+    let e =
+        api_err(&exec, &mut s, "get", json!({"conversation_id": group, "message_id": "1"})).await;
+    assert_eq!(e.class, ErrorClass::NotFound);
+    assert_eq!(e.message, format!("no message 1 among the 20 newest of conversation {group}"));
+}

@@ -540,6 +540,15 @@ pub(crate) fn map_response(
         },
         None => &body,
     };
+    if root.is_null()
+        && let Some(t) = &op.response.not_found
+    {
+        let message = t.render(&env).map(|v| stringify(&v)).unwrap_or_else(|m| {
+            tracing::debug!(error = %m, "response.not_found did not render");
+            "not found".to_owned()
+        });
+        return Err(ExecError::Api(ApiError::new(ErrorClass::NotFound, message)));
+    }
     let data = match &op.response.mapping {
         Some(_) if root.is_null() => {
             warnings.0.push("the response root is empty".to_owned());

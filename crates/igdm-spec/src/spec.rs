@@ -196,6 +196,7 @@ struct RawResponse {
     context: IndexMap<String, Spanned<String>>,
     mapping: Option<Spanned<Node>>,
     page: Option<RawPage>,
+    not_found: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -354,6 +355,8 @@ pub(crate) struct ResponseSpec {
     pub(crate) context: Vec<(String, Expr)>,
     pub(crate) mapping: Option<MapNode>,
     pub(crate) page: Option<PageSpec>,
+    /// When the root is empty: the message of a `not_found` error.
+    pub(crate) not_found: Option<Template>,
 }
 
 /// A compiled `rest:` block.
@@ -681,6 +684,11 @@ impl Ctx<'_> {
                 .mapping
                 .as_ref()
                 .map(|m| self.mapping(m, &format!("{what}.response.mapping")))
+                .transpose()?;
+            response.not_found = r
+                .not_found
+                .as_ref()
+                .map(|s| self.template(s, Scope::Response, &format!("{what}.response.not_found")))
                 .transpose()?;
             if let Some(p) = r.page {
                 response.page = Some(PageSpec {

@@ -1,0 +1,91 @@
+//! Response extensions beyond seed 001: an empty root as a `not_found`
+//! error, conditional warnings and lookups into the whole body.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Canned, TestServer};
+use igdm_model::ErrorClass;
+use igdm_spec::{ActionOutput, Connector, ExecError, Executor, ReqwestTransport, Session};
+use serde_json::{Map, Value, json};
+
+const SPEC: &str = r#"---
+id: responses-test
+auth:
+  type: none
+api:
+  base_url: "https://i.instagram.com/api/v1"
+actions:
+  get:
+    readonly: true
+    params:
+      conversation_id: { type: string, required: true }
+      message_id: { type: string, required: true }
+    rest:
+      method: GET
+      url: "/direct_v2/threads/{{params.conversation_id}}/"
+      response:
+        root: "thread.items[?item_id == params.message_id] | [0]"
+        not_found: "no message {{params.message_id}} among the newest items of {{params.conversation_id}}"
+        mapping:
+          id: ".item_id"
+          text: ".text"
+---
+"#;
+
+fn thread() -> Value {
+    json!({"thread": {"thread_id": "340282366841710300949128", "items": [
+        {"item_id": "31", "text": "first"},
+        {"item_id": "32", "text": "second"},
+    ]}, "status": "ok"})
+}
+
+fn params(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+const NOT_FOUND: &str = "        not_found: \"no message {{params.message_id}} among the newest items of {{params.conversation_id}}\"\n";
+
+async fn executor(spec: &str) -> (TestServer, Executor) {
+    let server = TestServer::start(|_| Canned::json(200, thread())).await;
+    let c = Arc::new(Connector::load(spec, "responses.md").unwrap());
+    let exec = Executor::new(c, Arc::new(ReqwestTransport::new().unwrap()))
+        .with_base_url(Some(server.url()));
+    (server, exec)
+}
+
+async fn get(exec: &Executor, message_id: &str) -> Result<ActionOutput, ExecError> {
+    let p =
+        params(json!({"conversation_id": "340282366841710300949128", "message_id": message_id}));
+    exec.execute("get", &p, &mut Session::new()).await
+}
+
+#[tokio::test]
+async fn an_empty_root_can_be_not_found() {
+    assert!(SPEC.contains(NOT_FOUND));
+    let (server, exec) = executor(SPEC).await;
+    let found = get(&exec, "32").await.unwrap();
+    assert_eq!(found.data, json!({"id": "32", "text": "second"}));
+    assert!(found.warnings.is_empty(), "{:?}", found.warnings);
+
+    let e = get(&exec, "99").await.unwrap_err();
+    let ExecError::Api(e) = e else { panic!("expected an ApiError, got {e:?}") };
+    assert_eq!(e.class, ErrorClass::NotFound);
+    assert!(!e.retryable);
+    assert_eq!(e.message, "no message 99 among the newest items of 340282366841710300949128");
+    assert_eq!(server.requests().len(), 2, "the lookup did reach the server");
+
+    // Without `not_found` an empty root stays null data with a warning.
+    let (_lenient, exec) = executor(&SPEC.replace(NOT_FOUND, "")).await;
+    let out = get(&exec, "99").await.unwrap();
+    assert!(out.data.is_null());
+    assert_eq!(out.warnings, ["the response root is empty"]);
+}
+
+#[test]
+fn not_found_is_checked_at_load() {
+    let bad = SPEC.replace("no message {{params.message_id}}", "no message {{param.message_id}}");
+    let e = Connector::load(&bad, "responses.md").unwrap_err();
+    assert!(e.message.contains("not_found"), "{e}");
+}
