@@ -238,3 +238,68 @@ async fn profile_sync_sets_ice_breakers_and_menu() {
     assert!(text.contains("What are your prices?"), "{profile}");
     assert!(text.contains("Visit the shop"), "{profile}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thread_control_on_the_page_flavour_pauses_and_releases() {
+    let mut env = Env::start().await;
+    let bot = env.bot(None);
+    let fay = env.customer("fay", "Fay Ng").await;
+    let igsid = fay["igsid"].as_str().unwrap().to_owned();
+    let first = env.act_event(&fay, json!({"text": "do you ship to Oslo?"})).await;
+    assert!(all_sent(&bot.handle(&first).await.unwrap()));
+
+    let control = |action: &str| igdm_model::Event {
+        kind: igdm_model::EventKind::Handover,
+        conversation_id: Some(igsid.clone()),
+        sender_id: Some(igsid.clone()),
+        message_id: None,
+        is_echo: false,
+        text: None,
+        attachments: Vec::new(),
+        quick_reply_payload: None,
+        postback: None,
+        details: Some(
+            json!({"action": action, action: {"new_owner_app_id": "263902037430900", "previous_owner_app_id": "1"}}),
+        ),
+        ..first.clone()
+    };
+    assert_eq!(bot.handle(&control("take_thread_control")).await.unwrap(), Handled::TakenOver);
+    let e = env.act_event(&fay, json!({"text": "hello?"})).await;
+    assert_eq!(bot.handle(&e).await.unwrap(), Handled::Paused);
+    assert_eq!(bot.handle(&control("pass_thread_control")).await.unwrap(), Handled::Released);
+    let e = env.act_event(&fay, json!({"text": "price?"})).await;
+    assert!(all_sent(&bot.handle(&e).await.unwrap()));
+    assert_eq!(env.sent_to(&fay).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_answers_from_the_receivers_event_stream() {
+    let env = Env::start().await;
+    let bot = std::sync::Arc::new(env.bot(None));
+    let events = env.events.resubscribe();
+    let runner = bot.clone();
+    let task = tokio::spawn(async move { runner.run(events).await });
+    let gus = env.customer("gus", "Gus Hall").await;
+    env.act(&gus, json!({"text": "I want to order"})).await;
+    let mut sent = Vec::new();
+    for _ in 0..100 {
+        sent = env.sent_to(&gus).await;
+        if !sent.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0]["text"].as_str().unwrap().starts_with("Great choice, Gus!"));
+    // The echo of that reply comes through the stream too and is not a takeover.
+    env.act(&gus, json!({"text": "thanks, and shipping cost?"})).await;
+    for _ in 0..100 {
+        sent = env.sent_to(&gus).await;
+        if sent.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    task.abort();
+}
