@@ -273,8 +273,10 @@ async fn thread_control_on_the_page_flavour_pauses_and_releases() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_answers_from_the_receivers_event_stream() {
+async fn run_answers_from_the_receivers_event_stream_despite_duplicated_deliveries() {
     let env = Env::start().await;
+    // Every webhook POST is delivered twice.
+    env.control("/_sandbox/webhooks/chaos", json!({"duplicate": 1.0})).await;
     let bot = std::sync::Arc::new(env.bot(None));
     let events = env.events.resubscribe();
     let runner = bot.clone();
@@ -300,6 +302,14 @@ async fn run_answers_from_the_receivers_event_stream() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(sent.len(), 2, "{sent:?}");
+    // Give any duplicate a chance to (wrongly) produce a second reply.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let sent = env.sent_to(&gus).await;
+    assert_eq!(sent.len(), 2, "exactly one reply per message: {sent:?}");
+    let deliveries = env.get("/_sandbox/webhooks/deliveries").await;
+    let records = deliveries["data"].as_array().unwrap();
+    let batches: std::collections::HashSet<u64> =
+        records.iter().map(|r| r["batch"].as_u64().unwrap()).collect();
+    assert!(records.len() > batches.len(), "the sandbox did duplicate deliveries");
     task.abort();
 }
