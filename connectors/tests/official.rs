@@ -137,6 +137,11 @@ async fn conversations_and_the_twenty_message_limit() {
         .await;
         assert!(older.is_empty(), "{id}: older messages are not readable in detail");
         assert!(!out.page.unwrap().has_more);
+        assert!(
+            out.warnings.iter().any(|w| w.contains("20 most recent")),
+            "{id}: undetailed messages are not silent: {:?}",
+            out.warnings
+        );
 
         let (one, _) = ok::<Message>(
             &exec,
@@ -147,13 +152,16 @@ async fn conversations_and_the_twenty_message_limit() {
         .await;
         assert_eq!(one, *ours);
 
-        let (jordan, _) = ok::<Vec<Message>>(
+        let jordan = ok::<Vec<Message>>(
             &exec,
             &mut s,
             "list",
             json!({"conversation_id": all.iter().find(|c| c.id != found.id).unwrap().id.as_str()}),
         )
         .await;
+        let (jordan, out) = jordan;
+        assert!(out.page.as_ref().is_some_and(|p| !p.has_more), "{id}");
+        assert!(out.warnings.is_empty(), "{id}: all messages in detail: {:?}", out.warnings);
         let kinds: Vec<_> = jordan.iter().map(|m| m.content_type.clone()).collect();
         assert!(kinds.contains(&ContentType::StoryMention), "{id}: {kinds:?}");
         assert!(kinds.contains(&ContentType::MediaShare), "{id}: {kinds:?}");

@@ -570,6 +570,24 @@ pub(crate) fn map_response(
         };
         PageInfo { next_cursor: if has_more { next_cursor } else { None }, has_more }
     });
+    for w in &op.response.warnings {
+        let holds = match &w.when {
+            None => true,
+            Some(e) => match e.eval(&env) {
+                Ok(v) => truthy(&v),
+                Err(m) => {
+                    warnings.0.push(format!("response.warnings.when: {m}"));
+                    false
+                }
+            },
+        };
+        if holds {
+            match w.message.render(&env) {
+                Ok(v) => warnings.0.push(stringify(&v)),
+                Err(m) => warnings.0.push(format!("response.warnings.message: {m}")),
+            }
+        }
+    }
     Ok(ActionOutput { data, page, status, warnings: warnings.0, raw })
 }
 

@@ -197,6 +197,15 @@ struct RawResponse {
     mapping: Option<Spanned<Node>>,
     page: Option<RawPage>,
     not_found: Option<Spanned<String>>,
+    #[serde(default)]
+    warnings: Vec<RawWarning>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWarning {
+    when: Option<Spanned<String>>,
+    message: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -357,6 +366,17 @@ pub(crate) struct ResponseSpec {
     pub(crate) page: Option<PageSpec>,
     /// When the root is empty: the message of a `not_found` error.
     pub(crate) not_found: Option<Template>,
+    /// Warnings added to the output when their condition holds.
+    pub(crate) warnings: Vec<CondWarning>,
+}
+
+/// A `response.warnings` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CondWarning {
+    /// Evaluated against the body like `page`; absent means always.
+    pub(crate) when: Option<Expr>,
+    /// The warning text.
+    pub(crate) message: Template,
 }
 
 /// A compiled `rest:` block.
@@ -690,6 +710,21 @@ impl Ctx<'_> {
                 .as_ref()
                 .map(|s| self.template(s, Scope::Response, &format!("{what}.response.not_found")))
                 .transpose()?;
+            for (i, w) in r.warnings.iter().enumerate() {
+                let at = format!("{what}.response.warnings[{i}]");
+                response.warnings.push(CondWarning {
+                    when: w
+                        .when
+                        .as_ref()
+                        .map(|s| self.expr(s, Bare::Fields, &format!("{at}.when")))
+                        .transpose()?,
+                    message: self.template(
+                        &w.message,
+                        Scope::Response,
+                        &format!("{at}.message"),
+                    )?,
+                });
+            }
             if let Some(p) = r.page {
                 response.page = Some(PageSpec {
                     next_cursor: p

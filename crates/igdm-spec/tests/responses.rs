@@ -31,6 +31,29 @@ actions:
         mapping:
           id: ".item_id"
           text: ".text"
+  list:
+    readonly: true
+    params:
+      conversation_id: { type: string, required: true }
+      cursor: { type: string }
+    rest:
+      method: GET
+      url: "/{{params.conversation_id}}/messages"
+      params:
+        after: "{{params.cursor}}"
+      response:
+        root: "data[?from]"
+        mapping:
+          id: "[].id"
+        page:
+          next_cursor: "paging.cursors.after"
+          has_more: "paging.next"
+        warnings:
+          - when: "paging.next != null"
+            message: "only the 20 most recent messages of {{params.conversation_id}} are readable"
+          - when: "data[?!from]"
+            message: "some messages came without details"
+          - message: "always"
 ---
 "#;
 
@@ -88,4 +111,39 @@ fn not_found_is_checked_at_load() {
     let bad = SPEC.replace("no message {{params.message_id}}", "no message {{param.message_id}}");
     let e = Connector::load(&bad, "responses.md").unwrap_err();
     assert!(e.message.contains("not_found"), "{e}");
+}
+
+#[tokio::test]
+async fn warnings_can_be_conditional() {
+    let server = TestServer::start(|r| {
+        if r.query.iter().any(|(k, _)| k == "after") {
+            Canned::json(200, json!({"data": [{"id": "m21"}], "paging": {"cursors": {"after": "C2"}}}))
+        } else {
+            Canned::json(
+                200,
+                json!({"data": [{"id": "m1", "from": {"id": "1"}}],
+                    "paging": {"cursors": {"after": "C1"}, "next": "https://graph.instagram.com/next"}}),
+            )
+        }
+    })
+    .await;
+    let c = Arc::new(Connector::load(SPEC, "responses.md").unwrap());
+    let exec = Executor::new(c, Arc::new(ReqwestTransport::new().unwrap()))
+        .with_base_url(Some(server.url()));
+    let mut s = Session::new();
+    let first =
+        exec.execute("list", &params(json!({"conversation_id": "c9"})), &mut s).await.unwrap();
+    assert_eq!(first.data, json!([{"id": "m1"}]));
+    assert_eq!(first.warnings, ["only the 20 most recent messages of c9 are readable", "always"]);
+    let older = exec
+        .execute("list", &params(json!({"conversation_id": "c9", "cursor": "C1"})), &mut s)
+        .await
+        .unwrap();
+    assert_eq!(older.data, json!([]));
+    assert!(!older.page.unwrap().has_more);
+    assert_eq!(older.warnings, ["some messages came without details", "always"]);
+
+    let bad = SPEC.replace("when: \"paging.next != null\"", "when: \"paging.next !=\"");
+    let e = Connector::load(&bad, "responses.md").unwrap_err();
+    assert!(e.message.contains("response.warnings[0].when"), "{e}");
 }
