@@ -53,6 +53,13 @@ pub enum BotError {
     Client(#[from] igdm::Error),
 }
 
+/// How often [`Bot::run`] retries replies left open (retryable failures).
+pub const RESUME_EVERY: StdDuration = StdDuration::from_secs(30);
+
+/// The longest backoff waited inside one event's handling; longer waits
+/// (a provider's `Retry-After`) are left to the periodic resume.
+const MAX_INLINE_WAIT: StdDuration = StdDuration::from_secs(5);
+
 /// Where the bot reads the time: the system clock by default.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
@@ -206,15 +213,30 @@ impl Bot {
     }
 
     /// Handles events from the webhook pipeline until the channel closes.
-    /// Open outbox entries of earlier runs are driven first.
+    /// Open outbox entries of earlier runs are driven first, and open
+    /// entries are retried every [`RESUME_EVERY`].
     pub async fn run(&self, mut events: broadcast::Receiver<Event>) {
         match self.resume().await {
             Ok(r) if !r.is_empty() => info!(replies = r.len(), "bot resumed open replies"),
             Ok(_) => {}
             Err(e) => warn!(error = %e, "bot could not resume open replies"),
         }
+        let mut tick = tokio::time::interval(RESUME_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
         loop {
-            match events.recv().await {
+            let received = tokio::select! {
+                r = events.recv() => r,
+                _ = tick.tick() => {
+                    match self.resume().await {
+                        Ok(r) if !r.is_empty() => info!(replies = r.len(), "bot retried open replies"),
+                        Ok(_) => {}
+                        Err(e) => warn!(error = %e, "bot could not retry open replies"),
+                    }
+                    continue;
+                }
+            };
+            match received {
                 Ok(event) => match self.handle(&event).await {
                     Ok(h) => {
                         debug!(kind = %event.kind.as_str(), outcome = ?h, "bot handled an event")
@@ -681,6 +703,10 @@ impl Bot {
                             .retry_after
                             .map(StdDuration::from_secs)
                             .map_or(delay, |r| r.max(delay));
+                        if wait > MAX_INLINE_WAIT {
+                            // Too long to hold the event loop: the periodic resume retries it.
+                            break;
+                        }
                         debug!(key, attempt, wait_ms = wait.as_millis() as u64, "retrying a reply");
                         tokio::time::sleep(wait).await;
                         delay = delay.saturating_mul(2);
