@@ -313,3 +313,21 @@ async fn run_answers_from_the_receivers_event_stream_despite_duplicated_deliveri
     assert!(records.len() > batches.len(), "the sandbox did duplicate deliveries");
     task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_replies_are_retried_with_backoff() {
+    let mut env = Env::start().await;
+    let mut config = igdm_bot::BotConfig::parse(common::EXAMPLE).unwrap();
+    config.policy.backoff_ms = 400;
+    let hal = env.customer("hal", "Hal Berg").await;
+    let e = env.act_event(&hal, json!({"text": "my bag arrived damaged"})).await;
+    // One send per second: the second reply of the pair is refused at first.
+    env.control("/_sandbox/graph/rate_limits", json!({"send_text_per_sec": 1})).await;
+    let bot = igdm_bot::Bot::new(config, env.client(), env.store.clone()).unwrap();
+    let h = bot.handle(&e).await.unwrap();
+    assert!(all_sent(&h), "{h:?}");
+    let sent = env.sent_to(&hal).await;
+    let accepted = sent.iter().filter(|s| s["accepted"] == true).count();
+    assert_eq!(accepted, 2, "{sent:#?}");
+    assert!(sent.iter().any(|s| s["accepted"] == false), "a refusal was retried: {sent:#?}");
+}
