@@ -364,6 +364,15 @@ impl Bot {
                 let mut sends = Vec::new();
                 for entry in &entries {
                     let status = self.deliver(entry, &mut state).await?;
+                    if matches!(status, SendStatus::Sent { .. } | SendStatus::Reconciled) {
+                        // Only what the customer received becomes memory.
+                        let summary = entry.payload["summary"].as_str().unwrap_or_default();
+                        state.remember(
+                            Turn { role: Role::Bot, text: summary.to_owned(), at: event.timestamp },
+                            self.config.memory.turns,
+                            self.ttl(),
+                        );
+                    }
                     sends.push(SendReport { key: entry.idempotency_key.clone(), status });
                 }
                 state.save(&*self.store, &account, &customer).await?;
@@ -438,14 +447,6 @@ impl Bot {
             };
             let begun = self.store.outbox_begin(&new).await?;
             entries.push(begun.entry);
-        }
-        for e in &entries {
-            let summary = e.payload["summary"].as_str().unwrap_or_default().to_owned();
-            state.remember(
-                Turn { role: Role::Bot, text: summary, at: event.timestamp },
-                self.config.memory.turns,
-                self.ttl(),
-            );
         }
         state.save(&*self.store, &account, &customer).await?;
         Ok(Plan::Send { intent, entries, account, customer, state })
