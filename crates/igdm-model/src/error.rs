@@ -88,16 +88,24 @@ impl ErrorClass {
             Self::ActionBlocked => {
                 "Instagram is blocking sends from this account for a while: reading still works; wait before sending again."
             }
-            Self::RateLimited => "Too many requests: igdm waits and retries; slow down if it persists.",
+            Self::RateLimited => {
+                "Too many requests: igdm waits and retries; slow down if it persists."
+            }
             Self::OutsideWindow => {
                 "The 24-hour reply window is closed: wait for the customer to write again (a human agent may reply within 7 days with the HUMAN_AGENT tag)."
             }
-            Self::NotFound => "Nothing matches that id: check the conversation, message or user id.",
-            Self::InvalidRequest => "The request was refused as invalid: fix the named field and retry.",
+            Self::NotFound => {
+                "Nothing matches that id: check the conversation, message or user id."
+            }
+            Self::InvalidRequest => {
+                "The request was refused as invalid: fix the named field and retry."
+            }
             Self::RecipientUnavailable => {
                 "This person cannot be messaged right now (blocked, deactivated or privacy settings)."
             }
-            Self::Transient => "A temporary failure at Instagram or on the network: retrying later should work.",
+            Self::Transient => {
+                "A temporary failure at Instagram or on the network: retrying later should work."
+            }
             Self::Unknown(_) => "An unexpected error: run with -v for details.",
         }
     }

@@ -12,7 +12,6 @@
 //! - enums that mirror provider vocabularies are open: they keep an
 //!   `Unknown(String)` variant with the raw value instead of failing.
 
-
 #![warn(clippy::unwrap_used)]
 
 pub mod error;

@@ -356,7 +356,12 @@ mod tests {
         let m = Message {
             id: "3".into(),
             conversation_id: "340282366841710300949128137443944319108".into(),
-            sender: Sender { id: "1".into(), username: Some("a".into()), display_name: None, is_self: false },
+            sender: Sender {
+                id: "1".into(),
+                username: Some("a".into()),
+                display_name: None,
+                is_self: false,
+            },
             timestamp: Timestamp::from_unix_micros(1_700_000_000_000_000).unwrap(),
             content_type: ContentType::Text,
             text: Some("hi 'there' {{x}} | y".into()),
