@@ -176,6 +176,26 @@ async fn item_types_of_the_personal_threads_map_to_content_types() {
         group.iter().find(|m| m.text.as_deref() == Some("I can drive, leaving at 5pm")).unwrap();
     assert!(plan.sender.is_self);
     assert_eq!(plan.reactions[0].emoji, "👍");
+
+    // Senders carry the username and name from the thread's users.
+    let others: Vec<&Message> = group.iter().filter(|m| !m.sender.is_self).collect();
+    assert!(!others.is_empty());
+    for m in &others {
+        assert!(m.sender.username.is_some(), "{:?}", m.sender);
+        assert!(m.sender.display_name.is_some(), "{:?}", m.sender);
+    }
+    let members =
+        &convs.iter().find(|c| c.id.as_str() == h.seed.group_thread_id).unwrap().participants;
+    for m in &others {
+        let member = members.iter().find(|p| p.id == m.sender.id).unwrap();
+        assert_eq!(m.sender.username, member.username);
+        assert_eq!(m.sender.display_name, member.display_name);
+    }
+    let from_sam: Vec<&Message> = items.iter().filter(|m| !m.sender.is_self).collect();
+    let sam_name = sam.participants.first().and_then(|p| p.username.clone());
+    assert!(sam_name.is_some());
+    assert!(!from_sam.is_empty());
+    assert!(from_sam.iter().all(|m| m.sender.username == sam_name), "{from_sam:?}");
 }
 
 #[tokio::test]

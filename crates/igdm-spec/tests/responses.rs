@@ -54,6 +54,22 @@ actions:
           - when: "data[?!from]"
             message: "some messages came without details"
           - message: "always"
+  messages:
+    readonly: true
+    rest:
+      method: GET
+      url: "/direct_v2/threads/1/"
+      response:
+        root: "thread.items"
+        mapping:
+          id: "[].item_id"
+          sender:
+            id: "[].user_id | to_string"
+            username: "[].user_id | lookup: root.thread.users, 'pk', 'username'"
+            display_name: "[].user_id | lookup: root.thread.users, 'pk', 'full_name'"
+            is_self: "[].user_id == root.thread.viewer_id"
+          content_type: "[].item_type | map_value: 'text', 'text', 'raw_media', 'image', 'voice_media', 'audio', 'unknown'"
+          kind: "[].item_type | map_value: 'text', 'plain'"
 ---
 "#;
 
@@ -146,4 +162,42 @@ async fn warnings_can_be_conditional() {
     let bad = SPEC.replace("when: \"paging.next != null\"", "when: \"paging.next !=\"");
     let e = Connector::load(&bad, "responses.md").unwrap_err();
     assert!(e.message.contains("response.warnings[0].when"), "{e}");
+}
+
+#[tokio::test]
+async fn per_element_mappings_read_the_whole_body() {
+    let body = json!({"thread": {
+        "viewer_id": 5512345678u64,
+        "users": [
+            {"pk": 17841400000000001u64, "username": "priya.k", "full_name": "Priya K"},
+            {"pk": "17841400000000002", "username": "sam", "full_name": "Sam"},
+        ],
+        "items": [
+            {"item_id": "1", "user_id": 17841400000000001u64, "item_type": "text"},
+            {"item_id": "2", "user_id": 17841400000000002u64, "item_type": "raw_media"},
+            {"item_id": "3", "user_id": 5512345678u64, "item_type": "xma_clip"},
+        ],
+    }});
+    let server = TestServer::start(move |_| Canned::json(200, body.clone())).await;
+    let c = Arc::new(Connector::load(SPEC, "responses.md").unwrap());
+    let exec = Executor::new(c, Arc::new(ReqwestTransport::new().unwrap()))
+        .with_base_url(Some(server.url()));
+    let out = exec.execute("messages", &Map::new(), &mut Session::new()).await.unwrap();
+    assert_eq!(
+        out.data,
+        json!([
+            {"id": "1", "content_type": "text", "kind": "plain",
+             "sender": {"id": "17841400000000001", "username": "priya.k", "display_name": "Priya K", "is_self": false}},
+            {"id": "2", "content_type": "image", "kind": null,
+             "sender": {"id": "17841400000000002", "username": "sam", "display_name": "Sam", "is_self": false}},
+            {"id": "3", "content_type": "unknown", "kind": null,
+             "sender": {"id": "5512345678", "username": null, "display_name": null, "is_self": true}},
+        ])
+    );
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+
+    let bad =
+        SPEC.replace("lookup: root.thread.users, 'pk', 'full_name'", "lookup: root.thread.users");
+    let e = Connector::load(&bad, "responses.md").unwrap_err();
+    assert!(e.message.contains("lookup"), "{e}");
 }

@@ -46,11 +46,17 @@ pub enum Filter {
     Keys,
     /// `values`: an object's values.
     Values,
+    /// `lookup: array, key[, field]`: the element of `array` whose `key`
+    /// equals the value (compared by text), or its `field`.
+    Lookup,
+    /// `map_value: from, to, …[, default]`: a lookup table; the `to` of the
+    /// first `from` equal to the value (by text), else `default` (else null).
+    MapValue,
 }
 
 impl Filter {
     /// All filter names, for error messages.
-    pub const NAMES: &'static str = "default, divide, multiply, to_datetime, to_json, to_attachment, to_string, to_number, length, lower, upper, trim, join, first, last, entries, keys, values";
+    pub const NAMES: &'static str = "default, divide, multiply, to_datetime, to_json, to_attachment, to_string, to_number, length, lower, upper, trim, join, first, last, entries, keys, values, lookup, map_value";
 
     /// The filter called `name`.
     #[must_use]
@@ -74,6 +80,8 @@ impl Filter {
             "entries" => Filter::Entries,
             "keys" => Filter::Keys,
             "values" => Filter::Values,
+            "lookup" => Filter::Lookup,
+            "map_value" => Filter::MapValue,
             _ => return None,
         })
     }
@@ -84,6 +92,8 @@ impl Filter {
         match self {
             Filter::Default | Filter::Divide | Filter::Multiply => (1, 1),
             Filter::ToDatetime | Filter::Join => (0, 1),
+            Filter::Lookup => (2, 3),
+            Filter::MapValue => (2, usize::MAX),
             _ => (0, 0),
         }
     }
@@ -100,6 +110,8 @@ impl Filter {
                 | Filter::Lower
                 | Filter::Upper
                 | Filter::Trim
+                | Filter::Lookup
+                | Filter::MapValue
         );
         if elementwise && let Value::Array(items) = v {
             return items
@@ -163,6 +175,34 @@ impl Filter {
                 }
                 other => other,
             }),
+            Filter::Lookup => {
+                if v.is_null() {
+                    return Ok(Value::Null);
+                }
+                let (text, key) = (stringify(&v), stringify(&arg(1)));
+                let found = match &args[0] {
+                    Value::Array(items) => items.iter().find(|item| {
+                        item.get(&key).is_some_and(|k| !k.is_null() && stringify(k) == text)
+                    }),
+                    _ => None,
+                };
+                Ok(match (found, args.get(2)) {
+                    (Some(item), Some(field)) => {
+                        item.get(stringify(field)).cloned().unwrap_or(Value::Null)
+                    }
+                    (Some(item), None) => item.clone(),
+                    (None, _) => Value::Null,
+                })
+            }
+            Filter::MapValue => {
+                let text = stringify(&v);
+                let mut pairs = args.chunks_exact(2);
+                let hit = pairs.by_ref().find(|p| !v.is_null() && stringify(&p[0]) == text);
+                Ok(match hit {
+                    Some(p) => p[1].clone(),
+                    None => pairs.remainder().first().cloned().unwrap_or(Value::Null),
+                })
+            }
             Filter::Values => Ok(match v {
                 Value::Object(m) => Value::Array(m.into_iter().map(|(_, v)| v).collect()),
                 other => other,
