@@ -75,7 +75,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn run(name: &str, store: Arc<dyn MessageStore>, s: &Settings) {
-    let (url, stop, task) = start(store).await;
+    let (url, stop, task) = start(store.clone()).await;
     let client = reqwest::Client::builder().pool_max_idle_per_host(s.concurrency).build().unwrap();
     let next = Arc::new(AtomicUsize::new(0));
 
@@ -107,8 +107,19 @@ async fn run(name: &str, store: Arc<dyn MessageStore>, s: &Settings) {
         s.concurrency
     );
 
+    // Let processing catch up with the burst so that the paced run measures
+    // a steady state, not the burst's backlog.
+    let drain = Instant::now();
+    loop {
+        let c = store.event_log_counts().await.unwrap();
+        if c.pending + c.processing == 0 || drain.elapsed() > Duration::from_secs(120) {
+            println!("{name}: processing caught up in {:.1} s", drain.elapsed().as_secs_f64());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Latency at a fixed rate: each request is timed from its scheduled start.
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let total = (s.rate as f64 * s.paced_secs) as usize;
     let start = tokio::time::Instant::now();
     let mut handles = Vec::with_capacity(total);
