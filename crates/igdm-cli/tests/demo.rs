@@ -20,7 +20,8 @@ fn demo_walks_every_step() {
         String::from_utf8_lossy(&out.stderr)
     );
     for expected in [
-        "== 9.",
+        "== 10.",
+        "bot replied: ",
         "replayed: same key, same message, nothing sent twice",
         "Are we still on for Friday?",
         "replied inside the 24-hour window: sent",

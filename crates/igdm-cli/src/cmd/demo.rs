@@ -66,6 +66,77 @@ fn map(v: Value) -> Map<String, Value> {
     }
 }
 
+/// The embedded webhook receiver and bot of step 8, with their temporary store.
+struct BotRun {
+    task: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+    dir: std::path::PathBuf,
+}
+
+impl BotRun {
+    async fn stop(self) {
+        self.task.abort();
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts `igdm serve` with the example bot in-process, subscribed to the sandbox's webhooks.
+async fn start_bot(http: &reqwest::Client, base: &str, graph: &Client) -> anyhow::Result<BotRun> {
+    let dir = std::env::temp_dir().join(format!("igdm-demo-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    let url = format!("sqlite://{}?mode=rwc", dir.join("igdm.db").display());
+    let store: Arc<dyn igdm_store::MessageStore> =
+        Arc::new(igdm_store::SqliteStore::open(&url).await?);
+    let secret = uuid::Uuid::new_v4().to_string();
+    let verify = uuid::Uuid::new_v4().to_string();
+    let mut config =
+        igdm_webhook::Config::new(igdm_webhook::Secrets::new(secret.clone(), verify.clone()));
+    config.poll_interval = std::time::Duration::from_millis(50);
+    let server = igdm_webhook::Server::from_arc(
+        config,
+        Arc::new(igdm_webhook::StoreLog::new(store.clone())),
+    );
+    let events = server.subscribe();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hook = format!("http://{}/webhook", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server_task = tokio::spawn(async move {
+        let _ = server
+            .serve_with_shutdown(listener, async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    control(
+        http,
+        base,
+        "/_sandbox/webhooks",
+        json!({"callback_url": hook, "verify_token": verify, "app_secret": secret}),
+    )
+    .await?;
+    let bot_config = igdm_bot::BotConfig::parse(include_str!("../../../../examples/bot.yaml"))?;
+    let bot = igdm_bot::Bot::new(bot_config, Arc::new(graph.clone()), store)?;
+    let task = tokio::spawn(async move { bot.run(events).await });
+    Ok(BotRun { task, stop, server: server_task, dir })
+}
+
+async fn sent_records(
+    http: &reqwest::Client,
+    base: &str,
+    account: &str,
+) -> anyhow::Result<Vec<Value>> {
+    let v: Value =
+        http.get(format!("{base}/_sandbox/accounts/{account}/sent")).send().await?.json().await?;
+    Ok(v["sent"].as_array().cloned().unwrap_or_default())
+}
+
+async fn sent_count(http: &reqwest::Client, base: &str, account: &str) -> anyhow::Result<usize> {
+    Ok(sent_records(http, base, account).await?.len())
+}
+
 /// Runs the walkthrough.
 pub async fn run(_args: DemoArgs, _global: &Global) -> anyhow::Result<ExitCode> {
     step(1, "Start the embedded sandbox (a local emulator of Instagram's APIs)");
@@ -204,7 +275,44 @@ pub async fn run(_args: DemoArgs, _global: &Global) -> anyhow::Result<ExitCode> 
     let reply = graph.send(long.id.as_str(), "Yes! Fresh out of the oven at 8am.").await?;
     say(format!("replied inside the 24-hour window: {}", reply.outcome));
 
-    step(8, "An error class and how igdm handles it: the reply window closes");
+    step(8, "The bot answers a customer (igdm serve --bot examples/bot.yaml)");
+    let bot_task = start_bot(&http, &base, &graph).await?;
+    let before = sent_count(&http, &base, &business_id).await?;
+    let shopper = seed
+        .customers
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .find(|id| long.participants.iter().all(|p| p.id.as_str() != *id))
+        .or_else(|| seed.customers.first().and_then(|c| c["id"].as_str()))
+        .ok_or_else(|| anyhow!("no customers in the demo seed"))?
+        .to_owned();
+    control(
+        &http,
+        &base,
+        &format!("/_sandbox/customers/{shopper}/send"),
+        json!({"to": business_id, "text": "Hi! How much is shipping to Canada?"}),
+    )
+    .await?;
+    say("a customer writes: \"Hi! How much is shipping to Canada?\"");
+    say(
+        "  → signed webhook → igdm serve stores it → the bot classifies it and replies through the outbox",
+    );
+    let mut answered = false;
+    for _ in 0..100 {
+        let sent = sent_records(&http, &base, &business_id).await?;
+        if let Some(reply) = sent.iter().skip(before).find(|r| r["accepted"] == json!(true)) {
+            say(format!("bot replied: {}", reply["text"].as_str().unwrap_or("[card]")));
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    if !answered {
+        say("the bot did not answer within 10 seconds");
+    }
+    bot_task.stop().await;
+
+    step(9, "An error class and how igdm handles it: the reply window closes");
     control(&http, &base, "/_sandbox/clock/advance", json!({"seconds": 25 * 3600})).await?;
     say("the sandbox clock moves 25 hours ahead");
     match graph.send(long.id.as_str(), "Are you still there?").await {
@@ -216,7 +324,7 @@ pub async fn run(_args: DemoArgs, _global: &Global) -> anyhow::Result<ExitCode> 
         }
     }
 
-    step(9, "Another: Instagram blocks sends from the personal account");
+    step(10, "Another: Instagram blocks sends from the personal account");
     control(&http, &base, "/_sandbox/faults", json!({"account": personal_id, "mode": "feedback"}))
         .await?;
     say("the sandbox now answers sends with feedback_required, as Instagram does");
