@@ -34,7 +34,7 @@ pub use exec::{ActionOutput, Executor, PageInfo};
 pub use extensions::{
     AppliesTo, Capabilities, Capability, Limits, Pacing, RateLimit, parse_duration,
 };
-pub use params::{ParamSpec, ParamType, Pattern, validate_params};
+pub use params::{ParamSpec, ParamType, Pattern, params_schema, validate_params};
 pub use session::Session;
 pub use spec::{
     Action, Api, Auth, AuthType, BodyFormat, Connector, KeepAlive, Probe, ResponseHook,

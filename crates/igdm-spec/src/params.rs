@@ -389,3 +389,83 @@ mod tests {
         assert!(t.check("text", json!("héllo")).is_err());
     }
 }
+
+/// A JSON Schema (draft 2020-12 vocabulary) for an action's parameters, for
+/// agents and `igdm actions`: every constraint igdm checks before sending.
+#[must_use]
+pub fn params_schema(params: &IndexMap<String, ParamSpec>) -> Value {
+    let mut props = Map::new();
+    let mut required = Vec::new();
+    for (name, p) in params {
+        props.insert(name.clone(), p.json_schema());
+        if p.required {
+            required.push(Value::String(name.clone()));
+        }
+    }
+    serde_json::json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
+}
+
+impl ParamSpec {
+    /// This parameter as a JSON Schema.
+    #[must_use]
+    pub fn json_schema(&self) -> Value {
+        let mut s = Map::new();
+        let ty = match self.kind {
+            ParamType::String => Some("string"),
+            ParamType::Number => Some("number"),
+            ParamType::Boolean => Some("boolean"),
+            ParamType::Array => Some("array"),
+            ParamType::Object => Some("object"),
+            ParamType::Enum => None,
+        };
+        if let Some(t) = ty {
+            s.insert("type".into(), Value::from(t));
+        }
+        if !self.values.is_empty() {
+            s.insert("enum".into(), Value::Array(self.values.clone()));
+        }
+        if let Some(d) = &self.description {
+            s.insert("description".into(), Value::from(d.clone()));
+        }
+        if let Some(d) = &self.default {
+            s.insert("default".into(), d.clone());
+        }
+        if let Some(m) = self.min {
+            s.insert("minimum".into(), Value::from(m));
+        }
+        if let Some(m) = self.max {
+            s.insert("maximum".into(), Value::from(m));
+        }
+        let array = matches!(self.kind, ParamType::Array);
+        let (min_key, max_key) =
+            if array { ("minItems", "maxItems") } else { ("minLength", "maxLength") };
+        if let Some(m) = self.min_length.or(if array { self.min_items } else { None }) {
+            s.insert(min_key.into(), Value::from(m));
+        }
+        if let Some(m) = self.max_length.or(if array { self.max_items } else { None }) {
+            s.insert(max_key.into(), Value::from(m));
+        }
+        if let Some(b) = self.max_bytes {
+            s.insert("x-max-bytes".into(), Value::from(b));
+        }
+        if let Some(p) = &self.pattern {
+            s.insert("pattern".into(), Value::from(format!("^(?:{})$", p.as_str())));
+        }
+        if let Some(items) = &self.items {
+            s.insert("items".into(), items.json_schema());
+        }
+        if !self.properties.is_empty() {
+            let mut props = Map::new();
+            let mut required = Vec::new();
+            for (name, p) in &self.properties {
+                props.insert(name.clone(), p.json_schema());
+                if p.required {
+                    required.push(Value::String(name.clone()));
+                }
+            }
+            s.insert("properties".into(), Value::Object(props));
+            s.insert("required".into(), Value::Array(required));
+        }
+        Value::Object(s)
+    }
+}

@@ -6,7 +6,6 @@ use serde_json::{Map, Value, json};
 
 use igdm::Client;
 use igdm_model::{Conversation, Message};
-use igdm_spec::{ParamSpec, ParamType};
 
 use super::ctx::Ctx;
 use super::output;
@@ -534,7 +533,7 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
                         "name": a.name(),
                         "description": a.description(),
                         "readonly": a.readonly(),
-                        "input_schema": input_schema(a.params()),
+                        "input_schema": igdm_spec::params_schema(a.params()),
                     })
                 })
                 .collect();
@@ -746,54 +745,4 @@ fn limits_json(l: &igdm_spec::Limits) -> Value {
         }
     }
     Value::Object(m)
-}
-
-/// A JSON Schema for an action's parameters.
-pub fn input_schema(params: &indexmap::IndexMap<String, ParamSpec>) -> Value {
-    let mut props = Map::new();
-    let mut required = Vec::new();
-    for (name, p) in params {
-        props.insert(name.clone(), param_schema(p));
-        if p.required {
-            required.push(json!(name));
-        }
-    }
-    json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
-}
-
-fn param_schema(p: &ParamSpec) -> Value {
-    let mut s = Map::new();
-    let ty = match p.kind {
-        ParamType::String => "string",
-        ParamType::Number => "number",
-        ParamType::Boolean => "boolean",
-        ParamType::Array => "array",
-        ParamType::Object => "object",
-        _ => "",
-    };
-    if !ty.is_empty() {
-        s.insert("type".into(), json!(ty));
-    }
-    if !p.values.is_empty() {
-        s.insert("enum".into(), json!(p.values));
-    }
-    if let Some(d) = &p.description {
-        s.insert("description".into(), json!(d));
-    }
-    if let Some(d) = &p.default {
-        s.insert("default".into(), d.clone());
-    }
-    if let Some(m) = p.min {
-        s.insert("minimum".into(), json!(m));
-    }
-    if let Some(m) = p.max {
-        s.insert("maximum".into(), json!(m));
-    }
-    if let Some(m) = p.max_length {
-        s.insert(if ty == "array" { "maxItems" } else { "maxLength" }.into(), json!(m));
-    }
-    if let Some(items) = &p.items {
-        s.insert("items".into(), param_schema(items));
-    }
-    Value::Object(s)
 }
