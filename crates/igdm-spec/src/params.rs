@@ -369,27 +369,6 @@ pub fn validate_params(
     fill(specs, &mut given, "").map(Value::Object)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn strings_keep_ids_and_numbers_parse() {
-        let s = ParamSpec::new(ParamType::String);
-        assert_eq!(s.check("id", json!(340282366)).unwrap(), json!("340282366"));
-        let mut n = ParamSpec::new(ParamType::Number);
-        n.max = Some(50.0);
-        assert_eq!(n.check("limit", json!("20")).unwrap(), json!(20));
-        let e = n.check("limit", json!(51)).unwrap_err();
-        assert_eq!(e.class, igdm_model::ErrorClass::InvalidRequest);
-        assert!(e.message.starts_with("limit: "), "{}", e.message);
-        let mut t = ParamSpec::new(ParamType::String);
-        t.max_bytes = Some(4);
-        assert!(t.check("text", json!("héllo")).is_err());
-    }
-}
-
 /// A JSON Schema (draft 2020-12 vocabulary) for an action's parameters, for
 /// agents and `igdm actions`: every constraint igdm checks before sending.
 #[must_use]
@@ -467,5 +446,26 @@ impl ParamSpec {
             s.insert("required".into(), Value::Array(required));
         }
         Value::Object(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strings_keep_ids_and_numbers_parse() {
+        let s = ParamSpec::new(ParamType::String);
+        assert_eq!(s.check("id", json!(340282366)).unwrap(), json!("340282366"));
+        let mut n = ParamSpec::new(ParamType::Number);
+        n.max = Some(50.0);
+        assert_eq!(n.check("limit", json!("20")).unwrap(), json!(20));
+        let e = n.check("limit", json!(51)).unwrap_err();
+        assert_eq!(e.class, igdm_model::ErrorClass::InvalidRequest);
+        assert!(e.message.starts_with("limit: "), "{}", e.message);
+        let mut t = ParamSpec::new(ParamType::String);
+        t.max_bytes = Some(4);
+        assert!(t.check("text", json!("héllo")).is_err());
     }
 }
