@@ -73,10 +73,7 @@ pub async fn run(cmd: AccountsCommand, global: &Global) -> anyhow::Result<ExitCo
                 .map(|a| json!({"name": a.name, "connector": a.connector, "backend": a.backend, "username": a.username, "user_id": a.user_id, "base_url": a.base_url}))
                 .collect();
             if global.json {
-                println!(
-                    "{}",
-                    json!({"items": list, "next_cursor": null, "has_more": false, "warnings": []})
-                );
+                super::output::complete_list(&list);
             } else if list.is_empty() {
                 println!(
                     "no accounts yet: igdm accounts add NAME --connector … (--cookies FILE | --token TOKEN | --sandbox URL)"
@@ -327,10 +324,7 @@ async fn status(ctx: &mut Ctx, global: &Global) -> anyhow::Result<ExitCode> {
         }));
     }
     if global.json {
-        println!(
-            "{}",
-            json!({"items": rows, "next_cursor": null, "has_more": false, "warnings": []})
-        );
+        super::output::complete_list(&rows);
     } else {
         for r in &rows {
             println!(

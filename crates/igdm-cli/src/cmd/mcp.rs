@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use igdm_mcp::{Draft, Drafts, HttpOptions, IgdmServer, McpConfig, Policy};
 
@@ -168,10 +168,7 @@ pub async fn drafts(cmd: DraftsCommand, global: &Global) -> anyhow::Result<ExitC
                 .filter(|d| all || d.status == igdm_mcp::DraftStatus::Pending)
                 .collect();
             if global.json {
-                println!(
-                    "{}",
-                    json!({"items": list, "next_cursor": null, "has_more": false, "warnings": []})
-                );
+                super::output::complete_list(&list);
             } else if list.is_empty() {
                 println!("(no drafts)");
             } else {

@@ -538,10 +538,7 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
                 })
                 .collect();
             if j {
-                println!(
-                    "{}",
-                    json!({"items": items, "next_cursor": null, "has_more": false, "warnings": []})
-                );
+                super::output::complete_list(&items);
             } else {
                 for i in &items {
                     println!(

@@ -39,6 +39,11 @@ pub fn page<T: Serialize>(
     }
 }
 
+/// Prints a complete (single-page) list as the `--json` list document.
+pub fn complete_list<T: Serialize>(items: &[T]) {
+    println!("{}", json!({"items": items, "next_cursor": null, "has_more": false, "warnings": []}));
+}
+
 /// Prints one object.
 pub fn object(json_out: bool, value: &Value, human: impl FnOnce(&Value) -> String) {
     if json_out {
