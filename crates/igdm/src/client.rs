@@ -70,6 +70,20 @@ enum StateStore {
 }
 
 impl StateStore {
+    /// The current state, without writing anything.
+    fn read(&self) -> Result<AccountState, Error> {
+        match self {
+            Self::File(file) => file.read(),
+            Self::Memory(m) => {
+                let guard =
+                    m.lock().map_err(|_| Error::Config("account state lock poisoned".into()))?;
+                let mut s = guard.clone();
+                s.prune(Timestamp::now());
+                Ok(s)
+            }
+        }
+    }
+
     fn update_with<T>(
         &self,
         f: impl FnOnce(&mut AccountState) -> T,
@@ -318,7 +332,7 @@ impl Client {
     /// # Errors
     /// When the state file cannot be read.
     pub fn state(&self) -> Result<AccountState, Error> {
-        self.inner.state.update_with(|_| ()).map(|(s, ())| s)
+        self.inner.state.read()
     }
 
     /// Whether the connector has `action`.
@@ -471,7 +485,7 @@ impl Client {
 
     fn gate(&self, write: bool) -> Result<(), CallError> {
         let now = Timestamp::now();
-        let (state, ()) = self.inner.state.update_with(|_| ()).map_err(CallError::Other)?;
+        let state = self.inner.state.read().map_err(CallError::Other)?;
         let allowed =
             if write { state.health.writes_allowed(now) } else { state.health.reads_allowed(now) };
         if allowed {
@@ -483,7 +497,7 @@ impl Client {
     async fn pace(&self) -> Result<(), CallError> {
         loop {
             let now = Timestamp::now();
-            let (state, ()) = self.inner.state.update_with(|_| ()).map_err(CallError::Other)?;
+            let state = self.inner.state.read().map_err(CallError::Other)?;
             match decide(&self.inner.pacing, &state, now, jitter()) {
                 PaceDecision::Go => return Ok(()),
                 PaceDecision::Wait(d) => {

@@ -103,7 +103,28 @@ impl StateFile {
     /// # Errors
     /// On I/O or decoding failure.
     pub fn read(&self) -> Result<AccountState, Error> {
-        self.update(|_| ())
+        let mut file = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(AccountState::default());
+            }
+            Err(e) => return Err(Error::io(&self.path, e)),
+        };
+        // A shared lock: readers never wait for each other and never rewrite the file.
+        file.lock_shared().map_err(|e| Error::io(&self.path, e))?;
+        let mut raw = String::new();
+        file.read_to_string(&mut raw).map_err(|e| Error::io(&self.path, e))?;
+        let mut state = self.decode(&raw)?;
+        state.prune(Timestamp::now());
+        Ok(state)
+    }
+
+    fn decode(&self, raw: &str) -> Result<AccountState, Error> {
+        if raw.trim().is_empty() {
+            return Ok(AccountState::default());
+        }
+        serde_json::from_str(raw)
+            .map_err(|e| Error::Config(format!("{}: {e}", self.path.display())))
     }
 
     /// Locks the file, applies `f` to the state and writes it back.
@@ -135,12 +156,7 @@ impl StateFile {
         file.lock().map_err(|e| Error::io(&self.path, e))?;
         let mut raw = String::new();
         file.read_to_string(&mut raw).map_err(|e| Error::io(&self.path, e))?;
-        let mut state: AccountState = if raw.trim().is_empty() {
-            AccountState::default()
-        } else {
-            serde_json::from_str(&raw)
-                .map_err(|e| Error::Config(format!("{}: {e}", self.path.display())))?
-        };
+        let mut state = self.decode(&raw)?;
         state.prune(Timestamp::now());
         let out = f(&mut state);
         let bytes = serde_json::to_vec_pretty(&state)
