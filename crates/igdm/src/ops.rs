@@ -65,6 +65,13 @@ pub fn backend_hint(action: &str, connector: &str) -> Option<&'static str> {
     (other != connector).then_some(other)
 }
 
+/// Action parameters from `(name, value)` pairs; null values are left out,
+/// so optional parameters can be passed as `Value::Null` when absent.
+#[must_use]
+pub fn params(pairs: &[(&str, Value)]) -> Map<String, Value> {
+    pairs.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+}
+
 fn decode<T: DeserializeOwned>(action: &str, value: Value) -> Result<T, Error> {
     serde_path_to_error::deserialize(value).map_err(|e| Error::Shape(format!("{action}: {e}")))
 }

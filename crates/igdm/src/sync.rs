@@ -11,13 +11,13 @@
 
 use std::collections::HashSet;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tracing::{debug, info};
 
 use igdm_model::{Conversation, Message, Timestamp};
 use igdm_store::{MessageStore, SyncCursor};
 
-use crate::ops::page_of;
+use crate::ops::{page_of, params};
 use crate::{Client, Error};
 
 /// What a sync did.
@@ -73,10 +73,6 @@ impl Default for SyncOptions {
 /// Stopped early because `max_pages` was reached; what was committed stays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interrupted;
-
-fn params(pairs: &[(&str, Value)]) -> Map<String, Value> {
-    pairs.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
-}
 
 struct Run<'a> {
     client: &'a Client,

@@ -346,6 +346,5 @@ pub async fn run(_args: DemoArgs, _global: &Global) -> anyhow::Result<ExitCode> 
         "\nDone. Run `igdm sandbox --seed demo` to keep a sandbox running and point igdm at it."
     );
     running.shutdown().await;
-    drop(Arc::clone(&sandbox));
     Ok(ExitCode::SUCCESS)
 }

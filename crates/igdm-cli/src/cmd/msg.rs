@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use serde_json::{Map, Value, json};
 
 use igdm::Client;
+use igdm::ops::params;
 use igdm_model::{Conversation, Message};
 
 use super::ctx::Ctx;
@@ -235,10 +236,6 @@ fn pairs(items: &[String], what: &str) -> anyhow::Result<Vec<(String, String)>> 
                 .ok_or_else(|| anyhow::anyhow!("{what} must be NAME=VALUE, got {q:?}"))
         })
         .collect()
-}
-
-fn params(pairs: &[(&str, Value)]) -> Map<String, Value> {
-    pairs.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
 }
 
 /// Runs a messaging command.
