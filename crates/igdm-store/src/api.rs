@@ -6,9 +6,9 @@ use igdm_model::{Account, Conversation, Message, Page, Timestamp, User};
 use crate::StoreResult;
 use crate::query::Query;
 use crate::types::{
-    ConversationFilter, DeadLetterSource, Delivery, DeliveryId, EventId, EventLogCounts,
-    InsertedEvents, MutationOutcome, NewDelivery, NewEvent, NewOutbox, OutboxBegin, OutboxEntry,
-    OutboxState, ReactionChange, RecordedDelivery, SearchHit, StoredEvent, SyncCursor,
+    ConversationActivity, ConversationFilter, DeadLetterSource, Delivery, DeliveryId, EventId,
+    EventLogCounts, InsertedEvents, MutationOutcome, NewDelivery, NewEvent, NewOutbox, OutboxBegin,
+    OutboxEntry, OutboxState, ReactionChange, RecordedDelivery, SearchHit, StoredEvent, SyncCursor,
 };
 
 /// A boxed future returned by every [`MessageStore`] method.
@@ -40,6 +40,18 @@ pub trait MessageStore: Send + Sync {
         &'a self,
         account: &'a str,
         conversation: &'a Conversation,
+    ) -> StoreFuture<'a, ()>;
+    /// Records activity in one-to-one conversations, all in one transaction:
+    /// a conversation seen for the first time is created with its customer
+    /// as the participant (and the customer as a user); for one already
+    /// stored, `updated_at` and the reply window only move forward, and the
+    /// unread flag is taken from the activity only when it is not older than
+    /// what was stored. Other fields are kept. Several entries for the same
+    /// conversation are merged first.
+    fn record_activity<'a>(
+        &'a self,
+        account: &'a str,
+        activity: &'a [ConversationActivity],
     ) -> StoreFuture<'a, ()>;
     /// A stored conversation.
     fn get_conversation<'a>(

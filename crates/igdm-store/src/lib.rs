@@ -71,6 +71,19 @@ impl Store {
         }
     }
 
+    /// A second handle on the same database for rebuildable state, whose
+    /// commits do not wait for the disk: see [`SqliteStore::relaxed`] and
+    /// [`PgStore::relaxed`].
+    ///
+    /// # Errors
+    /// When PostgreSQL's `search_path` cannot be read.
+    pub async fn relaxed(&self) -> StoreResult<Self> {
+        Ok(match self {
+            Self::Sqlite(s) => Self::Sqlite(s.relaxed()),
+            Self::Postgres(s) => Self::Postgres(s.relaxed().await?),
+        })
+    }
+
     /// Closes the connection pool.
     pub async fn close(&self) {
         match self {

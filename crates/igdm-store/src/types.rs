@@ -190,6 +190,22 @@ pub struct NewEvent {
     pub payload: serde_json::Value,
 }
 
+/// Activity in a one-to-one conversation, for
+/// [`crate::MessageStore::record_activity`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationActivity {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The other person, when the conversation is created.
+    pub customer_id: String,
+    /// When the activity happened.
+    pub at: Timestamp,
+    /// Whether the conversation is unread after it.
+    pub unread: bool,
+    /// When the reply window it opened ends, if it opened one.
+    pub reply_window_ends_at: Option<Timestamp>,
+}
+
 /// One webhook delivery for [`crate::MessageStore::record_deliveries`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NewDelivery<'a> {

@@ -13,6 +13,7 @@ conformance!(
     reactions_add_remove_and_replace,
     sync_cursors_and_raw_payloads,
     outbox_is_idempotent,
+    activity_creates_conversations_and_only_moves_forward,
 );
 
 mod cases {
@@ -23,8 +24,8 @@ mod cases {
         Folder, Message, Participant, Reaction, ReplyTo, SendStatus, Sender, Timestamp, User,
     };
     use igdm_store::{
-        ConversationFilter, MutationOutcome, NewOutbox, OutboxState, ReactionChange, StoreError,
-        SyncCursor,
+        ConversationActivity, ConversationFilter, MutationOutcome, NewOutbox, OutboxState,
+        ReactionChange, StoreError, SyncCursor,
     };
     use serde_json::json;
 
@@ -466,5 +467,72 @@ mod cases {
         assert!(s.outbox_get("nope").await.unwrap().is_none());
         let empty = NewOutbox { idempotency_key: String::new(), ..other };
         assert!(matches!(s.outbox_begin(&empty).await, Err(StoreError::InvalidInput(_))));
+    }
+
+    fn activity(
+        conv: &str,
+        secs: i64,
+        unread: bool,
+        window_secs: Option<i64>,
+    ) -> ConversationActivity {
+        ConversationActivity {
+            conversation_id: conv.to_owned(),
+            customer_id: format!("{conv}-customer"),
+            at: t(secs),
+            unread,
+            reply_window_ends_at: window_secs.map(t),
+        }
+    }
+
+    pub async fn activity_creates_conversations_and_only_moves_forward(h: &Harness) {
+        let s = &h.store;
+        // A conversation the store already has, with fields activity must keep.
+        let mut known = conv("known", Some(100), false, Folder::Inbox);
+        known.title = Some("Known".into());
+        known.muted = true;
+        s.upsert_conversation(ACC, &known).await.unwrap();
+
+        s.record_activity(
+            ACC,
+            &[
+                activity("new", 50, true, Some(1_000)),
+                // Two entries for one conversation in one call are merged:
+                // the later one's flag, the later window.
+                activity("known", 200, false, Some(2_000)),
+                activity("known", 150, true, Some(1_500)),
+            ],
+        )
+        .await
+        .unwrap();
+        let new = s.get_conversation(ACC, "new").await.unwrap().unwrap();
+        assert_eq!(new.kind, ConversationKind::Direct);
+        assert_eq!(new.participants.len(), 1);
+        assert_eq!(new.participants[0].id.0, "new-customer");
+        assert!(new.unread);
+        assert_eq!(new.updated_at, Some(t(50)));
+        assert_eq!(new.reply_window_ends_at, Some(t(1_000)));
+        assert!(s.get_user(ACC, "new-customer").await.unwrap().is_some(), "the customer is a user");
+
+        let k = s.get_conversation(ACC, "known").await.unwrap().unwrap();
+        assert_eq!((k.updated_at, k.unread), (Some(t(200)), false));
+        assert_eq!(k.reply_window_ends_at, Some(t(2_000)));
+        assert_eq!((k.title.as_deref(), k.muted), (Some("Known"), true));
+        assert_eq!(k.participants, known.participants, "participants kept");
+
+        // Older activity (an out-of-order delivery) moves nothing back and
+        // leaves the unread flag; an echo without a window keeps the window.
+        s.record_activity(ACC, &[activity("known", 120, true, Some(1_200))]).await.unwrap();
+        let k = s.get_conversation(ACC, "known").await.unwrap().unwrap();
+        assert_eq!((k.updated_at, k.unread), (Some(t(200)), false));
+        assert_eq!(k.reply_window_ends_at, Some(t(2_000)));
+        s.record_activity(ACC, &[activity("known", 300, false, None)]).await.unwrap();
+        let k = s.get_conversation(ACC, "known").await.unwrap().unwrap();
+        assert_eq!((k.updated_at, k.reply_window_ends_at), (Some(t(300)), Some(t(2_000))));
+        // A newer customer message marks it unread and extends the window.
+        s.record_activity(ACC, &[activity("known", 400, true, Some(3_000))]).await.unwrap();
+        let k = s.get_conversation(ACC, "known").await.unwrap().unwrap();
+        assert_eq!((k.updated_at, k.unread), (Some(t(400)), true));
+        assert_eq!(k.reply_window_ends_at, Some(t(3_000)));
+        s.record_activity(ACC, &[]).await.unwrap();
     }
 }

@@ -11,6 +11,7 @@ conformance!(
     concurrent_claimers_never_share_an_event,
     group_commit_records_deliveries_events_and_dead_letters,
     complete_events_in_bulk,
+    large_group_maps_every_event_to_its_delivery,
 );
 
 mod cases {
@@ -241,5 +242,48 @@ mod cases {
         }
         let counts = s.event_log_counts().await.unwrap();
         assert_eq!((counts.done, counts.processing), (5, 2));
+    }
+
+    pub async fn large_group_maps_every_event_to_its_delivery(h: &Harness) {
+        let s = &h.store;
+        let now = Timestamp::now();
+        // More deliveries than one multi-row INSERT holds, each with its own
+        // event, some retried inside the group and one already stored.
+        let pre = s.append_delivery(b"earlier", now).await.unwrap();
+        s.insert_events(pre, &[event("k0007")]).await.unwrap();
+        let events: Vec<[NewEvent; 1]> =
+            (0..1_203).map(|i| [event(&format!("k{:04}", i % 1_200))]).collect();
+        let bodies: Vec<String> = (0..1_203).map(|i| format!("body {i}")).collect();
+        let batch: Vec<NewDelivery<'_>> = events
+            .iter()
+            .zip(&bodies)
+            .map(|(e, b)| NewDelivery {
+                raw_body: b.as_bytes(),
+                received_at: now,
+                events: e,
+                dead_letter: None,
+            })
+            .collect();
+        let recorded = s.record_deliveries(&batch).await.unwrap();
+        assert_eq!(recorded.len(), 1_203);
+        let mut previous = pre;
+        for (i, rec) in recorded.iter().enumerate() {
+            assert!(rec.id > previous, "delivery ids follow the batch order");
+            previous = rec.id;
+            let d = s.get_delivery(rec.id).await.unwrap().unwrap();
+            assert_eq!(d.raw_body, bodies[i].as_bytes(), "delivery {i} holds its own body");
+            let key = format!("k{:04}", i % 1_200);
+            if i >= 1_200 || key == "k0007" {
+                assert!(rec.events.inserted.is_empty(), "{key} was stored before");
+                assert_eq!(rec.events.duplicates, [key]);
+                assert_eq!(d.duplicates, 1);
+            } else {
+                assert_eq!(rec.events.inserted.len(), 1);
+                let e = s.get_event(rec.events.inserted[0]).await.unwrap().unwrap();
+                assert_eq!((e.delivery_id, e.dedup_key.as_str()), (rec.id, key.as_str()));
+            }
+        }
+        let counts = s.event_log_counts().await.unwrap();
+        assert_eq!((counts.deliveries, counts.pending, counts.dedup_hits), (1_204, 1_200, 4));
     }
 }

@@ -33,6 +33,38 @@ async fn plain_path_opens_sqlite_with_durable_pragmas() {
 }
 
 #[tokio::test]
+async fn relaxed_handles_share_the_database_without_waiting_for_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("igdm.db").to_str().unwrap()).await.unwrap();
+    let relaxed = store.relaxed().await.unwrap();
+    let Store::Sqlite(r) = &relaxed else { panic!("expected SQLite") };
+    let sync: i64 = sqlx::query("PRAGMA synchronous").fetch_one(r.pool()).await.unwrap().get(0);
+    assert_eq!(sync, 1, "synchronous = NORMAL on the relaxed handle");
+    let fk: i64 = sqlx::query("PRAGMA foreign_keys").fetch_one(r.pool()).await.unwrap().get(0);
+    assert_eq!(fk, 1, "the other pragmas carry over");
+    let at = igdm_model::Timestamp::now();
+    let id = relaxed.append_delivery(b"relaxed", at).await.unwrap();
+    assert_eq!(store.get_delivery(id).await.unwrap().unwrap().raw_body, b"relaxed");
+    let id = store.append_delivery(b"durable", at).await.unwrap();
+    assert_eq!(relaxed.get_delivery(id).await.unwrap().unwrap().raw_body, b"durable");
+
+    let Some(h) = common::postgres().await else { return };
+    let relaxed = h.store.relaxed().await.unwrap();
+    let Store::Postgres(r) = &relaxed else { panic!("expected PostgreSQL") };
+    let mode: String =
+        sqlx::query("SHOW synchronous_commit").fetch_one(r.pool()).await.unwrap().get(0);
+    assert_eq!(mode, "off");
+    let schema: String =
+        sqlx::query("SELECT current_schema()").fetch_one(r.pool()).await.unwrap().get(0);
+    let Store::Postgres(d) = &h.store else { panic!("expected PostgreSQL") };
+    let durable: String =
+        sqlx::query("SELECT current_schema()").fetch_one(d.pool()).await.unwrap().get(0);
+    assert_eq!(schema, durable, "same schema");
+    let id = relaxed.append_delivery(b"relaxed", at).await.unwrap();
+    assert_eq!(h.store.get_delivery(id).await.unwrap().unwrap().raw_body, b"relaxed");
+}
+
+#[tokio::test]
 async fn unknown_scheme_is_refused_without_echoing_the_url() {
     let err = Store::open("mysql://user:hunter2@db/x").await.unwrap_err();
     assert!(matches!(&err, StoreError::UnsupportedUrl { scheme } if scheme == "mysql"));

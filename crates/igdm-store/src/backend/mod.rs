@@ -833,6 +833,82 @@ macro_rules! shared_store {
                 .boxed()
             }
 
+            fn record_activity<'a>(
+                &'a self,
+                account: &'a str,
+                activity: &'a [ConversationActivity],
+            ) -> StoreFuture<'a, ()> {
+                async move {
+                    // One row per conversation: an upsert must not touch the
+                    // same row twice in one statement.
+                    let mut merged: Vec<ConversationActivity> = activity.to_vec();
+                    merged.sort_by(|a, b| a.conversation_id.cmp(&b.conversation_id).then(a.at.cmp(&b.at)));
+                    let mut rows: Vec<ConversationActivity> = Vec::with_capacity(merged.len());
+                    for a in merged {
+                        match rows.last_mut() {
+                            Some(last) if last.conversation_id == a.conversation_id => {
+                                // `a` is the later one (sorted by time).
+                                last.unread = a.unread;
+                                last.at = a.at;
+                                last.reply_window_ends_at =
+                                    last.reply_window_ends_at.max(a.reply_window_ends_at);
+                            }
+                            _ => rows.push(a),
+                        }
+                    }
+                    let now = Timestamp::now().unix_micros();
+                    let mut tx = self.pool.begin().await?;
+                    for chunk in rows.chunks(IMPORT_CHUNK) {
+                        let mut b = QueryBuilder::<$db>::new("INSERT INTO users (account_id, user_id, updated_at) ");
+                        b.push_values(chunk, |mut row, a| {
+                            row.push_bind(account).push_bind(a.customer_id.as_str()).push_bind(now);
+                        });
+                        b.push(" ON CONFLICT (account_id, user_id) DO NOTHING");
+                        b.build().execute(&mut *tx).await?;
+
+                        let mut participants = Vec::with_capacity(chunk.len());
+                        for a in chunk {
+                            participants.push(to_json(&[igdm_model::Participant {
+                                id: a.customer_id.as_str().into(),
+                                username: None,
+                                display_name: None,
+                            }])?);
+                        }
+                        let mut b = QueryBuilder::<$db>::new(
+                            "INSERT INTO conversations (account_id, conversation_id, kind, participants, unread, \
+                             updated_at, folder, reply_window_ends_at, is_stub) ",
+                        );
+                        b.push_values(chunk.iter().zip(participants), |mut row, (a, p)| {
+                            row.push_bind(account)
+                                .push_bind(a.conversation_id.as_str())
+                                .push_bind("direct")
+                                .push_bind(Json(p))
+                                .push_bind(a.unread)
+                                .push_bind(a.at.unix_micros())
+                                .push_bind("inbox")
+                                .push_bind(a.reply_window_ends_at.map(|t| t.unix_micros()))
+                                .push_bind(false);
+                        });
+                        b.push(
+                            " ON CONFLICT (account_id, conversation_id) DO UPDATE SET \
+                             unread = CASE WHEN conversations.updated_at <= excluded.updated_at \
+                                 THEN excluded.unread ELSE conversations.unread END, \
+                             updated_at = CASE WHEN excluded.updated_at > conversations.updated_at \
+                                 THEN excluded.updated_at ELSE conversations.updated_at END, \
+                             reply_window_ends_at = CASE WHEN conversations.reply_window_ends_at IS NULL \
+                                 OR excluded.reply_window_ends_at > conversations.reply_window_ends_at \
+                                 THEN COALESCE(excluded.reply_window_ends_at, conversations.reply_window_ends_at) \
+                                 ELSE conversations.reply_window_ends_at END, \
+                             is_stub = FALSE",
+                        );
+                        b.build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+                .boxed()
+            }
+
             fn get_conversation<'a>(
                 &'a self,
                 account: &'a str,
@@ -1403,51 +1479,99 @@ macro_rules! shared_store {
                     let now = Timestamp::now().unix_micros();
                     let mut out = Vec::with_capacity(batch.len());
                     let mut tx = self.pool.begin().await?;
-                    for d in batch {
-                        let id: i64 = sqlx::query_scalar(
-                            "INSERT INTO webhook_deliveries (received_at, raw_body) VALUES ($1, $2) RETURNING id",
-                        )
-                        .bind(d.received_at.unix_micros())
-                        .bind(d.raw_body)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        let mut rec = RecordedDelivery {
+                    // One multi-row INSERT per chunk instead of a statement per
+                    // row: on PostgreSQL every statement is a round trip, and
+                    // the group commit's cost is what acknowledgements wait for.
+                    // Ids come from the sequence (PostgreSQL) or as max + 1
+                    // (SQLite) row by row in VALUES order, so the returned ids,
+                    // sorted, line up with the chunk.
+                    for chunk in batch.chunks(IMPORT_CHUNK) {
+                        let mut b = QueryBuilder::<$db>::new(
+                            "INSERT INTO webhook_deliveries (received_at, raw_body) ",
+                        );
+                        b.push_values(chunk, |mut row, d| {
+                            row.push_bind(d.received_at.unix_micros()).push_bind(d.raw_body);
+                        });
+                        b.push(" RETURNING id");
+                        let mut ids: Vec<i64> = b.build_query_scalar().fetch_all(&mut *tx).await?;
+                        if ids.len() != chunk.len() {
+                            return Err(StoreError::corrupt(
+                                "webhook_deliveries.id",
+                                format!("inserting {} deliveries returned {} ids", chunk.len(), ids.len()),
+                            ));
+                        }
+                        ids.sort_unstable();
+                        out.extend(ids.into_iter().map(|id| RecordedDelivery {
                             id: DeliveryId(id),
                             events: InsertedEvents::default(),
                             dead_letter: None,
-                        };
+                        }));
+                    }
+                    for (d, rec) in batch.iter().zip(out.iter_mut()) {
                         if let Some(reason) = d.dead_letter {
                             let dl: i64 = sqlx::query_scalar(
                                 "INSERT INTO webhook_dead_letters (delivery_id, raw_body, reason, created_at) \
                                  VALUES ($1, NULL, $2, $3) RETURNING id",
                             )
-                            .bind(id)
+                            .bind(rec.id.0)
                             .bind(reason)
                             .bind(now)
                             .fetch_one(&mut *tx)
                             .await?;
-                            tracing::warn!(dead_letter = dl, delivery = id, %reason, "webhook dead letter");
+                            tracing::warn!(dead_letter = dl, delivery = rec.id.0, %reason, "webhook dead letter");
                             rec.dead_letter = Some(dl);
                         }
-                        out.push(rec);
                     }
                     // Events go in dedup-key order across the whole group, so
                     // concurrent groups that share keys wait on each other
-                    // instead of deadlocking.
+                    // instead of deadlocking. A key seen twice in the group
+                    // (a delivery retried while the first was queued) is
+                    // inserted once, for its first delivery.
                     let mut order: Vec<(usize, &NewEvent)> = batch
                         .iter()
                         .enumerate()
                         .flat_map(|(i, d)| d.events.iter().map(move |e| (i, e)))
                         .collect();
-                    order.sort_by(|a, b| a.1.dedup_key.cmp(&b.1.dedup_key));
+                    order.sort_by(|a, b| a.1.dedup_key.cmp(&b.1.dedup_key).then(a.0.cmp(&b.0)));
+                    let mut first: Vec<(usize, &NewEvent)> = Vec::with_capacity(order.len());
                     for (i, e) in order {
-                        let rec = &mut out[i];
-                        match Self::insert_event_in(&mut tx, rec.id, e, now).await? {
-                            Some(id) => rec.events.inserted.push(id),
-                            None => rec.events.duplicates.push(e.dedup_key.clone()),
+                        if first.last().is_some_and(|(_, p)| p.dedup_key == e.dedup_key) {
+                            out[i].events.duplicates.push(e.dedup_key.clone());
+                        } else {
+                            first.push((i, e));
                         }
                     }
-                    for rec in &out {
+                    for chunk in first.chunks(IMPORT_CHUNK) {
+                        let mut b = QueryBuilder::<$db>::new(
+                            "INSERT INTO webhook_events (delivery_id, dedup_key, kind, account_id, payload, \
+                             state, attempts, available_at, created_at) ",
+                        );
+                        b.push_values(chunk, |mut row, (i, e)| {
+                            row.push_bind(out[*i].id.0)
+                                .push_bind(e.dedup_key.as_str())
+                                .push_bind(e.kind.as_str())
+                                .push_bind(e.account_id.as_str())
+                                .push_bind(Json(&e.payload))
+                                .push_bind("pending")
+                                .push_bind(0_i64)
+                                .push_bind(now)
+                                .push_bind(now);
+                        });
+                        b.push(" ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key");
+                        let rows = b.build().fetch_all(&mut *tx).await?;
+                        let mut inserted: HashMap<String, i64> = HashMap::with_capacity(rows.len());
+                        for row in &rows {
+                            inserted.insert(row.try_get("dedup_key")?, row.try_get("id")?);
+                        }
+                        for (i, e) in chunk {
+                            match inserted.get(e.dedup_key.as_str()) {
+                                Some(id) => out[*i].events.inserted.push(EventId(*id)),
+                                None => out[*i].events.duplicates.push(e.dedup_key.clone()),
+                            }
+                        }
+                    }
+                    for rec in &mut out {
+                        rec.events.duplicates.sort_unstable();
                         Self::add_duplicates_in(&mut tx, rec.id, rec.events.duplicates.len()).await?;
                     }
                     tx.commit().await?;

@@ -51,6 +51,33 @@ impl PgStore {
         Ok(Self { pool })
     }
 
+    /// A second handle on the same database whose commits do not wait for
+    /// the WAL flush (`synchronous_commit = off`). PostgreSQL itself
+    /// crashing may undo the latest such commits (never half of one, and
+    /// always the newest ones); a crash of this process loses nothing once a
+    /// commit returned.
+    ///
+    /// For state that can be rebuilt from something stored durably, such as
+    /// applying webhook events whose deliveries were committed on the
+    /// durable handle: an undone claim or completion is claimed again, and
+    /// applying is idempotent.
+    ///
+    /// The handle connects with this store's connect options and its current
+    /// `search_path`; other settings an `after_connect` hook made do not
+    /// carry over.
+    ///
+    /// # Errors
+    /// When the `search_path` cannot be read.
+    pub async fn relaxed(&self) -> StoreResult<Self> {
+        let search_path: String =
+            sqlx::query_scalar("SHOW search_path").fetch_one(&self.pool).await?;
+        let options = (*self.pool.connect_options())
+            .clone()
+            .options([("synchronous_commit", "off"), ("search_path", search_path.as_str())]);
+        let pool = PgPoolOptions::new().max_connections(POOL_SIZE).connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
     /// The connection pool, for maintenance and benchmarks.
     #[must_use]
     pub fn pool(&self) -> &PgPool {

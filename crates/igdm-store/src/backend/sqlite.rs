@@ -75,6 +75,24 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
+    /// A second handle on the same database whose commits do not wait for
+    /// the disk (`synchronous = NORMAL`). A commit still survives the
+    /// process being killed; an OS crash or power cut may undo the latest
+    /// such commits, and WAL recovery then keeps a prefix of all commits, so
+    /// the database is consistent, only older. A later commit on a durable
+    /// handle flushes every earlier one with it.
+    ///
+    /// For state that can be rebuilt from something stored durably, such as
+    /// applying webhook events whose deliveries were committed on the
+    /// durable handle: an undone claim or completion is claimed again, and
+    /// applying is idempotent.
+    #[must_use]
+    pub fn relaxed(&self) -> Self {
+        let options = (*self.pool.connect_options()).clone().synchronous(SqliteSynchronous::Normal);
+        let pool = SqlitePoolOptions::new().max_connections(POOL_SIZE).connect_lazy_with(options);
+        Self { pool }
+    }
+
     /// The connection pool, for maintenance and benchmarks.
     #[must_use]
     pub fn pool(&self) -> &SqlitePool {
