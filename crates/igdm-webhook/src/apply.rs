@@ -24,7 +24,11 @@ pub const REPLY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// The webhook pipeline on top of an `igdm_store` store.
 pub struct StoreLog {
+    /// Where processing writes: claims, completions and the message store.
     store: Arc<dyn MessageStore>,
+    /// Where deliveries are appended before they are acknowledged; the same
+    /// database as `store`, possibly a handle with stricter durability.
+    log: Arc<dyn MessageStore>,
     accounts: HashMap<String, String>,
     /// SQLite has one writer: this process's writes queue here instead of
     /// meeting in SQLite's busy handler (which sleeps).
@@ -81,7 +85,20 @@ impl StoreLog {
     #[must_use]
     pub fn new(store: Arc<dyn MessageStore>) -> Self {
         let gate = (store.backend_name() == "sqlite").then(Gate::default);
-        Self { store, accounts: HashMap::new(), gate }
+        Self { log: store.clone(), store, accounts: HashMap::new(), gate }
+    }
+
+    /// Processing (claims, completions, applying events) goes through
+    /// `store` instead, a handle on the same database, typically one whose
+    /// commits do not wait for the disk (`igdm_store::Store::relaxed`).
+    /// Deliveries are still appended on the durable handle before they are
+    /// acknowledged; everything processing writes can be rebuilt from them,
+    /// because an undone claim or completion is claimed again and applying
+    /// is idempotent.
+    #[must_use]
+    pub fn with_processing_store(mut self, store: Arc<dyn MessageStore>) -> Self {
+        self.store = store;
+        self
     }
 
     /// The gate for processing writes (none on PostgreSQL).
@@ -92,14 +109,21 @@ impl StoreLog {
         }
     }
 
-    /// Wraps a store opened with `igdm_store::Store::open`.
-    #[must_use]
-    pub fn from_store(store: igdm_store::Store) -> Self {
-        let store: Arc<dyn MessageStore> = match store {
-            igdm_store::Store::Sqlite(s) => Arc::new(s),
-            igdm_store::Store::Postgres(p) => Arc::new(p),
-        };
-        Self::new(store)
+    /// Wraps a store opened with `igdm_store::Store::open`: deliveries are
+    /// committed durably on it, processing goes through its relaxed handle
+    /// (see [`StoreLog::with_processing_store`]).
+    ///
+    /// # Errors
+    /// When the relaxed handle cannot be set up.
+    pub async fn from_store(store: igdm_store::Store) -> Result<Self, igdm_store::StoreError> {
+        fn shared(store: igdm_store::Store) -> Arc<dyn MessageStore> {
+            match store {
+                igdm_store::Store::Sqlite(s) => Arc::new(s),
+                igdm_store::Store::Postgres(p) => Arc::new(p),
+            }
+        }
+        let relaxed = shared(store.relaxed().await?);
+        Ok(Self::new(shared(store)).with_processing_store(relaxed))
     }
 
     /// Maps provider account ids (`entry.id`) to igdm account names.
@@ -257,9 +281,19 @@ impl StoreLog {
                 _ => others.push(e),
             }
         }
+        let mut activity: HashMap<&str, Vec<igdm_store::ConversationActivity>> = HashMap::new();
         for ((account, conv), (at, customer_at)) in touches {
+            activity.entry(account).or_default().push(igdm_store::ConversationActivity {
+                conversation_id: conv.to_owned(),
+                customer_id: conv.to_owned(),
+                at,
+                unread: customer_at == Some(at),
+                reply_window_ends_at: customer_at.map(|t| Timestamp(t.0 + REPLY_WINDOW)),
+            });
+        }
+        for (account, rows) in activity {
             let _g = self.lock().await;
-            self.touch_conversation_at(account, conv, at, customer_at).await?;
+            self.store.record_activity(account, &rows).await?;
         }
         for (account, msgs) in messages {
             let _g = self.lock().await;
@@ -431,7 +465,7 @@ impl WebhookStore for StoreLog {
                     Some(g) => Some(g.urgent().await),
                     None => None,
                 };
-                self.store.record_deliveries(&new).await?
+                self.log.record_deliveries(&new).await?
             };
             Ok(recorded
                 .into_iter()

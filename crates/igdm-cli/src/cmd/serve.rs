@@ -105,7 +105,10 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
         None => default_database()?,
     };
     let store = igdm_store::Store::open(&database).await.context("opening the store")?;
-    let log = StoreLog::from_store(store).with_account_names(accounts);
+    let log = StoreLog::from_store(store)
+        .await
+        .context("opening the store for processing")?
+        .with_account_names(accounts);
 
     let mut config = Config::new(secrets);
     config.body_limit = args.body_limit;
