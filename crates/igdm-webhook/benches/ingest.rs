@@ -3,16 +3,27 @@
 //! processing running alongside) on SQLite and, when
 //! `IGDM_TEST_DATABASE_URL` is reachable, PostgreSQL.
 //!
-//! `cargo bench -p igdm-webhook --bench ingest` runs about 20 seconds; under
-//! `cargo test` (no `--bench` argument) it runs a few requests as a smoke test.
+//! The load generator shares the machine's cores with the receiver, so it is
+//! kept lean: bodies are built and signed before the clock starts, and each
+//! connection is a bare HTTP/1.1 keep-alive connection (hyper's client
+//! connection, no pool). Every response is checked for 200.
+//!
+//! `cargo bench -p igdm-webhook --bench ingest` runs about a minute per
+//! backend; under `cargo test` (no `--bench` argument) it runs a few
+//! requests as a smoke test. `IGDM_BENCH_SECS` sets the length of each
+//! phase (default 4), `IGDM_BENCH_CONCURRENCY` the connections (default 64).
 
 #![allow(clippy::unwrap_used, clippy::cast_precision_loss)]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::SECRET;
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1::SendRequest;
 use igdm_store::{MessageStore, SqliteStore};
 use igdm_webhook::{Config, Secrets, Server, StoreLog, sign};
 
@@ -26,23 +37,44 @@ struct Settings {
     concurrency: usize,
 }
 
-fn body(n: usize) -> (Vec<u8>, String) {
-    let ts = 1_790_000_000_000_i64 + i64::try_from(n).unwrap();
-    let b = serde_json::json!({"object": "instagram", "entry": [{"id": "17841400000000001", "time": ts,
-        "messaging": [{"sender": {"id": format!("c{}", n % 500)}, "recipient": {"id": "17841400000000001"},
-        "timestamp": ts, "message": {"mid": format!("bench-{n}"), "text": "Hello, is this still available?"}}]}]})
-    .to_string()
-    .into_bytes();
-    let sig = sign(SECRET.as_bytes(), &b);
-    (b, sig)
+/// A delivery ready to send: body and its signature header.
+#[derive(Clone)]
+struct Prepared {
+    body: Bytes,
+    signature: http::HeaderValue,
+}
+
+/// Builds and signs `count` distinct deliveries starting at number `from`:
+/// one message each, from 500 customers.
+fn prepare(from: usize, count: usize) -> Vec<Prepared> {
+    (from..from + count)
+        .map(|n| {
+            let ts = 1_790_000_000_000_i64 + i64::try_from(n).unwrap();
+            let body = serde_json::json!({"object": "instagram", "entry": [{"id": "17841400000000001", "time": ts,
+                "messaging": [{"sender": {"id": format!("c{}", n % 500)}, "recipient": {"id": "17841400000000001"},
+                "timestamp": ts, "message": {"mid": format!("bench-{n}"), "text": "Hello, is this still available?"}}]}]})
+            .to_string()
+            .into_bytes();
+            let signature = http::HeaderValue::from_str(&sign(SECRET.as_bytes(), &body)).unwrap();
+            Prepared { body: Bytes::from(body), signature }
+        })
+        .collect()
 }
 
 async fn start(
     store: Arc<dyn MessageStore>,
-) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let server = Server::new(Config::new(Secrets::new(SECRET, "t")), StoreLog::new(store));
+    processing: Option<Arc<dyn MessageStore>>,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let mut log = StoreLog::new(store);
+    if let Some(p) = processing {
+        log = log.with_processing_store(p);
+    }
+    let mut config = Config::new(Secrets::new(SECRET, "t"));
+    config.workers = env_or("IGDM_BENCH_WORKERS", config.workers);
+    config.claim_batch = env_or("IGDM_BENCH_CLAIM_BATCH", config.claim_batch);
+    let server = Server::new(config, log);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/webhook", listener.local_addr().unwrap());
+    let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         server
@@ -52,18 +84,52 @@ async fn start(
             .await
             .unwrap();
     });
-    (url, stop, task)
+    (addr, stop, task)
 }
 
-async fn send(client: &reqwest::Client, url: &str, b: &(Vec<u8>, String)) -> bool {
-    client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("x-hub-signature-256", &b.1)
-        .body(b.0.clone())
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
+/// One keep-alive HTTP/1.1 connection.
+async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+/// POSTs one delivery and reads the whole answer; true on 200.
+async fn send(conn: &mut SendRequest<Full<Bytes>>, addr: SocketAddr, d: &Prepared) -> bool {
+    if conn.ready().await.is_err() {
+        *conn = connect(addr).await;
+    }
+    let req = http::Request::post("/webhook")
+        .header(http::header::HOST, "127.0.0.1")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("x-hub-signature-256", d.signature.clone())
+        .body(Full::new(d.body.clone()))
+        .unwrap();
+    match conn.send_request(req).await {
+        Ok(resp) => {
+            let ok = resp.status() == http::StatusCode::OK;
+            ok && resp.into_body().collect().await.is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+/// CPU time this process has used (user + system), from `/proc/self/stat`;
+/// zero where that file does not exist.
+fn cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return Duration::ZERO };
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields overall, in clock ticks (100 per second on Linux).
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return Duration::ZERO };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(u), Some(s)) => Duration::from_millis((u + s) * 10),
+        _ => Duration::ZERO,
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -74,24 +140,40 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn run(name: &str, store: Arc<dyn MessageStore>, s: &Settings) {
-    let (url, stop, task) = start(store.clone()).await;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(s.concurrency).build().unwrap();
-    let next = Arc::new(AtomicUsize::new(0));
+/// Runs the throughput and the paced phase against a fresh server. With
+/// `processing`, events are processed through that handle (how `igdm serve`
+/// runs: a relaxed handle); without it, through the durable one.
+async fn run(
+    name: &str,
+    store: Arc<dyn MessageStore>,
+    processing: Option<Arc<dyn MessageStore>>,
+    s: &Settings,
+) {
+    let (addr, stop, task) = start(store.clone(), processing).await;
 
-    // Throughput: `concurrency` keep-alive connections sending back to back.
+    // Throughput: `concurrency` keep-alive connections sending back to back,
+    // each delivery distinct. Bodies are prepared for a rate well above the goal.
+    let burst = Arc::new(prepare(0, (s.throughput_secs * 40_000.0) as usize + 1_000));
+    let next = Arc::new(AtomicUsize::new(0));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let mut conns = Vec::with_capacity(s.concurrency);
+    for _ in 0..s.concurrency {
+        conns.push(connect(addr).await);
+    }
+    let cpu0 = cpu_time();
     let t0 = Instant::now();
     let until = t0 + Duration::from_secs_f64(s.throughput_secs);
-    let ok = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..s.concurrency)
-        .map(|_| {
-            let (client, url, next, ok) = (client.clone(), url.clone(), next.clone(), ok.clone());
+    let workers: Vec<_> = conns
+        .into_iter()
+        .map(|mut conn| {
+            let (burst, next, ok, failed) =
+                (burst.clone(), next.clone(), ok.clone(), failed.clone());
             tokio::spawn(async move {
                 while Instant::now() < until {
-                    let b = body(next.fetch_add(1, Ordering::Relaxed));
-                    if send(&client, &url, &b).await {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    }
+                    let Some(d) = burst.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                    let counter = if send(&mut conn, addr, d).await { &ok } else { &failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
                 }
             })
         })
@@ -100,12 +182,19 @@ async fn run(name: &str, store: Arc<dyn MessageStore>, s: &Settings) {
         w.await.unwrap();
     }
     let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = (cpu_time() - cpu0).as_secs_f64();
     let acked = ok.load(Ordering::Relaxed);
     println!(
-        "{name}: throughput {:.0} deliveries/s ({acked} acknowledged in {elapsed:.1} s, {} connections)",
+        "{name}: throughput {:.0} deliveries/s ({acked} acknowledged, {} failed, in {elapsed:.1} s, {} connections); \
+         {:.0} us of CPU per delivery, load generator and processing included, using {:.2} cores",
         acked as f64 / elapsed,
-        s.concurrency
+        failed.load(Ordering::Relaxed),
+        s.concurrency,
+        cpu * 1e6 / acked.max(1) as f64,
+        cpu / elapsed,
     );
+    let sent = next.load(Ordering::Relaxed).min(burst.len());
+    drop(burst);
 
     // Let processing catch up with the burst so that the paced run measures
     // a steady state, not the burst's backlog.
@@ -113,31 +202,46 @@ async fn run(name: &str, store: Arc<dyn MessageStore>, s: &Settings) {
     loop {
         let c = store.event_log_counts().await.unwrap();
         if c.pending + c.processing == 0 || drain.elapsed() > Duration::from_secs(120) {
-            println!("{name}: processing caught up in {:.1} s", drain.elapsed().as_secs_f64());
+            println!(
+                "{name}: processing caught up in {:.1} s ({:.0} events/s)",
+                drain.elapsed().as_secs_f64(),
+                acked as f64 / (elapsed + drain.elapsed().as_secs_f64())
+            );
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // Latency at a fixed rate: each request is timed from its scheduled start.
+    // Latency at a fixed rate: request i goes out at start + i / rate on
+    // connection i mod concurrency and is timed from that scheduled moment,
+    // so a stalled connection's delay counts against every request queued
+    // behind it.
     let total = (s.rate as f64 * s.paced_secs) as usize;
-    let start = tokio::time::Instant::now();
-    let mut handles = Vec::with_capacity(total);
-    for i in 0..total {
-        let at = start + Duration::from_secs_f64(i as f64 / s.rate as f64);
-        let (client, url) = (client.clone(), url.clone());
-        let b = body(next.fetch_add(1, Ordering::Relaxed));
+    let paced = Arc::new(prepare(sent, total));
+    let start = tokio::time::Instant::now() + Duration::from_millis(50);
+    let mut handles = Vec::with_capacity(s.concurrency);
+    for c in 0..s.concurrency {
+        let mut conn = connect(addr).await;
+        let paced = paced.clone();
+        let rate = s.rate as f64;
+        let concurrency = s.concurrency;
         handles.push(tokio::spawn(async move {
-            tokio::time::sleep_until(at).await;
-            let ok = send(&client, &url, &b).await;
-            (ok, at.elapsed())
+            let mut out = Vec::new();
+            for i in (c..paced.len()).step_by(concurrency) {
+                let at = start + Duration::from_secs_f64(i as f64 / rate);
+                tokio::time::sleep_until(at).await;
+                let ok = send(&mut conn, addr, &paced[i]).await;
+                out.push((ok, at.elapsed()));
+            }
+            out
         }));
     }
     let mut lat = Vec::with_capacity(total);
     let mut failed = 0;
     for h in handles {
-        let (ok, d) = h.await.unwrap();
-        if ok { lat.push(d) } else { failed += 1 }
+        for (ok, d) in h.await.unwrap() {
+            if ok { lat.push(d) } else { failed += 1 }
+        }
     }
     lat.sort();
     println!(
@@ -152,10 +256,20 @@ async fn run(name: &str, store: Arc<dyn MessageStore>, s: &Settings) {
     task.await.unwrap();
 }
 
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let s = if bench {
-        Settings { throughput_secs: 4.0, paced_secs: 4.0, rate: 2000, concurrency: 64 }
+        let secs = env_or("IGDM_BENCH_SECS", 4.0);
+        Settings {
+            throughput_secs: secs,
+            paced_secs: secs,
+            rate: 2000,
+            concurrency: env_or("IGDM_BENCH_CONCURRENCY", 64),
+        }
     } else {
         Settings { throughput_secs: 0.3, paced_secs: 0.3, rate: 200, concurrency: 4 }
     };
@@ -163,11 +277,38 @@ fn main() {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
-        run("sqlite", Arc::new(SqliteStore::open(&url).await.unwrap()), &s).await;
-        if let Some((url, schema)) = common::pg_schema("bench").await {
-            run("postgres", Arc::new(common::pg_store(&url, &schema).await), &s).await;
-            common::drop_pg_schema(&url, &schema).await;
+        let only = std::env::var("IGDM_BENCH_ONLY").unwrap_or_default();
+        for (i, relaxed) in [false, true].into_iter().enumerate() {
+            if !only.is_empty() && !only.starts_with("sqlite") {
+                break;
+            }
+            let name =
+                if relaxed { "sqlite, relaxed processing" } else { "sqlite, durable processing" };
+            let url =
+                format!("sqlite://{}?mode=rwc", dir.path().join(format!("bench{i}.db")).display());
+            let store = SqliteStore::open(&url).await.unwrap();
+            let processing = relaxed.then(|| Arc::new(store.relaxed()) as Arc<dyn MessageStore>);
+            run(name, Arc::new(store), processing, &s).await;
+        }
+        for relaxed in [false, true] {
+            if !only.is_empty() && !only.starts_with("postgres") {
+                break;
+            }
+            let name = if relaxed {
+                "postgres, relaxed processing"
+            } else {
+                "postgres, durable processing"
+            };
+            if let Some((url, schema)) = common::pg_schema("bench").await {
+                let store = common::pg_store(&url, &schema).await;
+                let processing = if relaxed {
+                    Some(Arc::new(store.relaxed().await.unwrap()) as Arc<dyn MessageStore>)
+                } else {
+                    None
+                };
+                run(name, Arc::new(store), processing, &s).await;
+                common::drop_pg_schema(&url, &schema).await;
+            }
         }
     });
 }
