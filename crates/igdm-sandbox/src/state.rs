@@ -243,7 +243,7 @@ pub struct Account {
     pub customer_last_message_at: HashMap<String, Micros>,
     /// client_context → broadcast ack already returned (private-API de-dup).
     #[serde(skip)]
-    pub(crate) acks: HashMap<String, serde_json::Value>,
+    pub(crate) acks: HashMap<String, bytes::Bytes>,
 }
 
 impl fmt::Debug for Account {
