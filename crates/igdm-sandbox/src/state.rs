@@ -1370,6 +1370,42 @@ fn uuid_like(rng: &mut StdRng) -> String {
 
 type Stats = HashMap<String, HashMap<String, EndpointStats>>;
 
+/// Module state that long-lived tasks share, and that therefore cannot be
+/// swapped for a fresh value on reset: [`Sandbox::reset`] empties it in
+/// place instead (see [`Sandbox::lasting_extension`]).
+pub trait Extension: Default + Send + Sync + 'static {
+    /// Forgets everything a client could observe, as a new sandbox would
+    /// have it.
+    fn reset(&self);
+}
+
+type AnyExtension = Arc<dyn Any + Send + Sync>;
+
+/// How [`Sandbox::reset`] treats an extension.
+#[derive(Clone, Copy)]
+enum OnReset {
+    /// Swap in this fresh value.
+    Replace(fn() -> AnyExtension),
+    /// Empty it in place.
+    InPlace(fn(&(dyn Any + Send + Sync))),
+}
+
+/// An extension in use, with the way to reset it without knowing its type.
+struct ExtensionSlot {
+    value: AnyExtension,
+    on_reset: OnReset,
+}
+
+fn fresh_extension<T: Default + Send + Sync + 'static>() -> AnyExtension {
+    Arc::new(T::default())
+}
+
+fn reset_in_place<T: Extension>(value: &(dyn Any + Send + Sync)) {
+    if let Some(t) = value.downcast_ref::<T>() {
+        t.reset();
+    }
+}
+
 /// The shared sandbox: world, clock, events, statistics.
 pub struct Sandbox {
     world: RwLock<World>,
@@ -1377,7 +1413,7 @@ pub struct Sandbox {
     events: broadcast::Sender<SandboxEvent>,
     stats: StdMutex<Stats>,
     config: SandboxConfig,
-    extensions: StdMutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    extensions: StdMutex<HashMap<TypeId, ExtensionSlot>>,
     base_url: StdMutex<Option<String>>,
 }
 
@@ -1455,12 +1491,29 @@ impl Sandbox {
     }
 
     /// Empties the world (accounts, customers, threads, sessions), resets
-    /// the clock offset and the statistics. Extensions are kept; their
-    /// owners observe resets through their own state.
+    /// the clock offset and the statistics, and resets every extension in
+    /// use: webhook subscriptions, deliveries and chaos settings; OAuth
+    /// apps, codes and tokens; Graph posts, profiles, receivers, thread
+    /// owners and rate limits; logins in progress.
     pub async fn reset(&self) {
         {
             let mut w = self.world.write().await;
             *w = World::new(Arc::clone(&self.clock), self.config.seed ^ 0x5eed);
+            // Reset the extensions while no request can reach the world,
+            // so none sees new extension state beside the old world.
+            let mut in_place = Vec::new();
+            {
+                let mut map = self.extensions.lock().unwrap_or_else(PoisonError::into_inner);
+                for slot in map.values_mut() {
+                    match slot.on_reset {
+                        OnReset::Replace(fresh) => slot.value = fresh(),
+                        OnReset::InPlace(reset) => in_place.push((Arc::clone(&slot.value), reset)),
+                    }
+                }
+            }
+            for (value, reset) in in_place {
+                reset(value.as_ref());
+            }
         }
         self.clock.offset_us.store(0, Ordering::Relaxed);
         self.stats.lock().unwrap_or_else(PoisonError::into_inner).clear();
@@ -1500,19 +1553,34 @@ impl Sandbox {
     }
 
     /// A per-sandbox singleton of `T`, created on first use. Modules keep
-    /// their own state here (webhook subscriptions, rate-limit buckets).
+    /// their own state here (OAuth tokens, rate-limit buckets, logins in
+    /// progress). [`Sandbox::reset`] swaps in a fresh `T::default()`, so
+    /// hold the `Arc` only for the duration of a request.
     #[must_use]
     pub fn extension<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        self.extension_slot(OnReset::Replace(fresh_extension::<T>))
+    }
+
+    /// Like [`Sandbox::extension`], for state that long-lived tasks hold on
+    /// to (webhook subscriptions and their delivery workers):
+    /// [`Sandbox::reset`] empties it in place with [`Extension::reset`].
+    /// Reach a type through one of the two methods only.
+    #[must_use]
+    pub fn lasting_extension<T: Extension>(&self) -> Arc<T> {
+        self.extension_slot(OnReset::InPlace(reset_in_place::<T>))
+    }
+
+    fn extension_slot<T: Default + Send + Sync + 'static>(&self, on_reset: OnReset) -> Arc<T> {
         let mut map = self.extensions.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = map
+        let slot = map
             .entry(TypeId::of::<T>())
-            .or_insert_with(|| Arc::new(T::default()) as Arc<dyn Any + Send + Sync>);
-        match Arc::clone(entry).downcast::<T>() {
+            .or_insert_with(|| ExtensionSlot { value: Arc::new(T::default()), on_reset });
+        match Arc::clone(&slot.value).downcast::<T>() {
             Ok(t) => t,
             Err(_) => {
                 // Unreachable: the key is T's TypeId. Replace defensively.
                 let t = Arc::new(T::default());
-                *entry = Arc::clone(&t) as Arc<dyn Any + Send + Sync>;
+                slot.value = Arc::clone(&t) as AnyExtension;
                 t
             }
         }
