@@ -565,11 +565,7 @@ pub fn thread<'a>(
         admin_user_ids: if t.is_group { vec![viewer_id] } else { Vec::new() },
         items: page.items.iter().map(|i| item(t, i, viewer_pk)).collect(),
         last_activity_at: t.last_activity_us(),
-        last_non_sender_item_at: t
-            .visible_items()
-            .rev()
-            .find(|i| i.sender != viewer_pk)
-            .map_or(0, |i| i.timestamp_us),
+        last_non_sender_item_at: w.newest_from_others(t, viewer_pk).map_or(0, |i| i.timestamp_us),
         muted: t.muted,
         vc_muted: false,
         is_pin: false,
