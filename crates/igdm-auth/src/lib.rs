@@ -32,5 +32,6 @@ pub use credential::{
     TokenKind,
 };
 pub use error::{AuthError, validate_account};
-pub use store::{AccountState, BoxFuture, CredentialStore, MemoryStore};
+pub use igdm_model::SessionState;
+pub use store::{BoxFuture, CredentialStore, MemoryStore, SessionStore, SessionUpdate};
 pub use vault::{Vault, VaultKey};

@@ -281,8 +281,11 @@ async fn store_cookie_login(
     let username = credential.label.clone();
     vault.put(&args.name, Credential::Cookies(credential)).await?;
     register(ctx, &args.name, connector_id, base_url, user_id.clone(), username.clone())?;
-    // A fresh login clears a past logout or challenge mark.
-    vault.set_state(&args.name, igdm_auth::AccountState::default()).await?;
+    // A fresh login clears a past logout or challenge mark (the write ledger stays).
+    igdm::StateFile::new(&ctx.home, &args.name).update(|s| {
+        s.session.health = igdm_model::SessionHealth::Healthy;
+        s.session.last_error = None;
+    })?;
     if !args.no_validate {
         let validated = validate(ctx, &args.name).await?;
         let v_user = validated.get("username").and_then(Value::as_str).map(str::to_owned);
