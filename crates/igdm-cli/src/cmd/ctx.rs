@@ -184,7 +184,16 @@ pub fn session_from(credential: &Credential) -> Session {
             s
         }
         Credential::Token(t) => {
-            Session::new().with_access_token(t.access_token.expose_secret().to_owned())
+            let mut s = Session::new().with_access_token(t.access_token.expose_secret().to_owned());
+            // The Page connector addresses `/{auth.page_id}/…` and recognizes
+            // the account's own messages by `auth.user_id`.
+            if let Some(page) = &t.page_id {
+                s.set_extra("page_id", page.clone());
+            }
+            if let Some(user) = &t.user_id {
+                s.set_extra("user_id", user.clone());
+            }
+            s
         }
         _ => Session::new(),
     }
