@@ -10,7 +10,8 @@
 //!   Chromium (feature `browser`).
 //! - [`import`] reads cookies pasted from a browser (JSON, cookies.txt,
 //!   a `Cookie:` header, a cURL command).
-//! - [`oauth`] implements Instagram Login and the [`oauth::TokenManager`].
+//! - [`oauth`] implements Instagram Login and the [`oauth::TokenManager`];
+//!   [`facebook`] turns a Facebook user token into a Page token (Facebook Login).
 //! - [`session`] keeps cookie sessions alive and records account health.
 
 #![warn(clippy::unwrap_used)]
@@ -19,6 +20,7 @@ pub mod browser;
 pub mod connector;
 pub mod credential;
 pub mod error;
+pub mod facebook;
 pub mod import;
 pub mod oauth;
 pub mod probe;
@@ -32,5 +34,6 @@ pub use credential::{
     TokenKind,
 };
 pub use error::{AuthError, validate_account};
-pub use store::{AccountState, BoxFuture, CredentialStore, MemoryStore};
+pub use igdm_model::SessionState;
+pub use store::{BoxFuture, CredentialStore, MemoryStore, SessionStore, SessionUpdate};
 pub use vault::{Vault, VaultKey};

@@ -93,6 +93,20 @@ pub enum OAuthError {
         /// When the current token expires.
         expires: String,
     },
+    /// A Facebook user token was refused (Graph error 190: invalid or expired).
+    #[error(
+        "the Facebook user token was refused: {message}. Get a fresh user token (Facebook Login for Business or the Graph API Explorer) and run the command again"
+    )]
+    UserTokenRejected {
+        /// The provider's message.
+        message: String,
+    },
+    /// No Page of the user can be connected.
+    #[error("no Page to connect: {detail}")]
+    NoPage {
+        /// Which Pages exist and what is missing.
+        detail: String,
+    },
     /// Any other provider error.
     #[error("{endpoint} failed with HTTP {status}: {message}")]
     Provider {
@@ -292,9 +306,32 @@ fn net(endpoint: &'static str, e: reqwest::Error) -> OAuthError {
     OAuthError::Network { endpoint, message: e.without_url().to_string() }
 }
 
+/// The HTTP client of the token endpoints (30 s timeout).
+pub(crate) fn http_client() -> Result<reqwest::Client, OAuthError> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| net("client", e))
+}
+
+/// Sends `req` and reads the answer: the status and the JSON body (or the
+/// start of a non-JSON body as a string). Errors carry no URL.
+pub(crate) async fn send_json(
+    endpoint: &'static str,
+    req: reqwest::RequestBuilder,
+) -> Result<(u16, Value), OAuthError> {
+    let resp = req.send().await.map_err(|e| net(endpoint, e))?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.map_err(|e| net(endpoint, e))?;
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|_| Value::String(text.chars().take(200).collect()));
+    tracing::debug!(endpoint, status, "oauth response");
+    Ok((status, body))
+}
+
 /// Reads a provider error from either envelope: Graph `{"error":{message,code,error_subcode}}`
 /// or the code endpoint's `{"error_type","code","error_message"}`.
-fn provider_error(body: &Value) -> (Option<i64>, Option<i64>, String) {
+pub(crate) fn provider_error(body: &Value) -> (Option<i64>, Option<i64>, String) {
     if let Some(e) = body.get("error").filter(|e| e.is_object()) {
         let msg = e.get("message").and_then(Value::as_str).unwrap_or("unknown error").to_owned();
         return (
@@ -312,7 +349,8 @@ fn provider_error(body: &Value) -> (Option<i64>, Option<i64>, String) {
     (body.get("code").and_then(Value::as_i64), None, msg)
 }
 
-fn id_string(v: Option<&Value>) -> Option<String> {
+/// An id the wire sends as a string or a number.
+pub(crate) fn id_string(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -331,11 +369,7 @@ impl OAuthClient {
         endpoints: OAuthEndpoints,
         base_url: Option<String>,
     ) -> Result<Self, AuthError> {
-        let http =
-            reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(|e| {
-                OAuthError::Network { endpoint: "client", message: e.without_url().to_string() }
-            })?;
-        Ok(Self { http, endpoints, app, base_url })
+        Ok(Self { http: http_client()?, endpoints, app, base_url })
     }
 
     /// The app settings.
@@ -357,20 +391,6 @@ impl OAuthClient {
         u
     }
 
-    async fn json(
-        &self,
-        endpoint: &'static str,
-        req: reqwest::RequestBuilder,
-    ) -> Result<(u16, Value), OAuthError> {
-        let resp = req.send().await.map_err(|e| net(endpoint, e))?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| net(endpoint, e))?;
-        let body = serde_json::from_str(&text)
-            .unwrap_or_else(|_| Value::String(text.chars().take(200).collect()));
-        tracing::debug!(endpoint, status, "oauth response");
-        Ok((status, body))
-    }
-
     /// Exchanges an authorization code (the `#_` suffix is stripped) for a short-lived token.
     ///
     /// # Errors
@@ -387,9 +407,9 @@ impl OAuthClient {
             ("redirect_uri", self.app.redirect_uri.as_str()),
             ("code", code),
         ];
-        let (status, body) = self
-            .json("code exchange", self.http.post(self.endpoints.token.clone()).form(&form))
-            .await?;
+        let (status, body) =
+            send_json("code exchange", self.http.post(self.endpoints.token.clone()).form(&form))
+                .await?;
         if !(200..300).contains(&status) {
             let (_, _, message) = provider_error(&body);
             return Err(OAuthError::CodeRejected { message });
@@ -471,7 +491,7 @@ impl OAuthClient {
             ("client_secret", self.app.app_secret.expose_secret()),
             ("access_token", short.access_token.expose_secret()),
         ]);
-        let (status, body) = self.json("long-lived exchange", req).await?;
+        let (status, body) = send_json("long-lived exchange", req).await?;
         if !(200..300).contains(&status) {
             return Err(self.classify("long-lived exchange", account, status, &body));
         }
@@ -505,7 +525,7 @@ impl OAuthClient {
             ("grant_type", "ig_refresh_token"),
             ("access_token", token.access_token.expose_secret()),
         ]);
-        let (status, body) = self.json("token refresh", req).await?;
+        let (status, body) = send_json("token refresh", req).await?;
         if !(200..300).contains(&status) {
             return Err(self.classify("token refresh", account, status, &body));
         }

@@ -1,6 +1,10 @@
 //! Session upkeep (seed 001, phase 4): keep-alive, health marking and the
 //! account status data `igdm accounts status` shows.
 //!
+//! The health lives in one record per account, the [`SessionState`] of a
+//! [`SessionStore`] (the CLI backs it with the client's state file), so a
+//! health change made by any call is what the upkeep and the status see.
+//!
 //! Rules:
 //! - a keep-alive runs every `session.keep_alive.interval`, jittered by ±10%,
 //!   and is skipped when a real read happened within the last interval
@@ -14,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use igdm_model::{ApiError, ErrorClass, SessionHealth, Timestamp};
+use igdm_model::{ApiError, CallKind, ErrorClass, SessionHealth, SessionState, Timestamp};
 use rand::Rng as _;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -22,7 +26,7 @@ use serde_json::Value;
 
 use crate::credential::{CookieCredential, Credential, TokenKind};
 use crate::error::AuthError;
-use crate::store::{AccountState, BoxFuture, CredentialStore};
+use crate::store::{BoxFuture, CredentialStore, SessionStore};
 
 /// Parses a duration written as `4h`, `30m`, `90s`, `2d`, `500ms` or plain seconds.
 ///
@@ -156,58 +160,52 @@ pub fn next_step(account: &str, health: &SessionHealth, token: bool) -> Option<S
     }
 }
 
-/// Records a successful call (any call): clears a past failure state.
+/// Records a successful call (a real read when `read`); see
+/// [`SessionState::record_success`] for what it clears.
 ///
 /// # Errors
 /// Store errors.
 pub async fn record_success(
-    store: &dyn CredentialStore,
+    sessions: &dyn SessionStore,
     account: &str,
     read: bool,
-) -> Result<AccountState, AuthError> {
-    let mut st = store.state(account).await?;
+) -> Result<SessionState, AuthError> {
+    let kind = if read { CallKind::Read } else { CallKind::Write };
     let now = Timestamp::now();
-    st.last_success = Some(now);
-    if read {
-        st.last_read = Some(now);
-    }
-    if !st.blocked() {
-        st.health = SessionHealth::Healthy;
-        st.last_error = None;
-        st.next_step = None;
-    }
-    store.set_state(account, st.clone()).await?;
-    Ok(st)
+    sessions.update_session(account, Box::new(move |s| s.record_success(kind, now))).await
 }
 
 /// Records a failed call: when the error says something about the session
-/// (logout, challenge, block, throttle) the health is updated and, when the
-/// user must act, `next_step` says exactly what to run.
+/// (logout, challenge, block, throttle) the health is updated; when the user
+/// must act, [`next_step`] says exactly what to run.
 ///
 /// # Errors
 /// Store errors.
 pub async fn record_failure(
-    store: &dyn CredentialStore,
+    sessions: &dyn SessionStore,
     account: &str,
     err: &ApiError,
-) -> Result<AccountState, AuthError> {
-    let mut st = store.state(account).await?;
-    let token = matches!(store.get(account).await?, Some(Credential::Token(_)));
-    if let Some(h) = SessionHealth::from_error(err, Timestamp::now()) {
-        st.next_step = next_step(account, &h, token);
-        if st.next_step.is_some() {
-            tracing::warn!(account, class = %err.class, "session needs the user; calls stop until they act");
-        }
-        st.health = h;
+) -> Result<SessionState, AuthError> {
+    let now = Timestamp::now();
+    let e = err.clone();
+    let st = sessions
+        .update_session(
+            account,
+            Box::new(move |s| {
+                s.record_failure(&e, now);
+            }),
+        )
+        .await?;
+    if st.blocked() {
+        tracing::warn!(account, class = %err.class, "session needs the user; calls stop until they act");
     }
-    st.last_error = Some(err.message.clone());
-    store.set_state(account, st.clone()).await?;
     Ok(st)
 }
 
 /// Keeps one cookie session alive.
 pub struct KeepAlive {
-    store: Arc<dyn CredentialStore>,
+    credentials: Arc<dyn CredentialStore>,
+    sessions: Arc<dyn SessionStore>,
     probe: Arc<dyn SessionProbe>,
     account: String,
     config: KeepAliveConfig,
@@ -223,15 +221,23 @@ impl std::fmt::Debug for KeepAlive {
 }
 
 impl KeepAlive {
-    /// A keep-alive for `account`.
+    /// A keep-alive for `account`: its cookies come from (and rotations go
+    /// to) `credentials`, its health from and to `sessions`.
     #[must_use]
     pub fn new(
-        store: Arc<dyn CredentialStore>,
+        credentials: Arc<dyn CredentialStore>,
+        sessions: Arc<dyn SessionStore>,
         probe: Arc<dyn SessionProbe>,
         account: impl Into<String>,
         config: KeepAliveConfig,
     ) -> Self {
-        Self { store, probe, account: account.into(), config }
+        Self { credentials, sessions, probe, account: account.into(), config }
+    }
+
+    /// The account.
+    #[must_use]
+    pub fn account(&self) -> &str {
+        &self.account
     }
 
     /// Makes one keep-alive decision now.
@@ -239,18 +245,18 @@ impl KeepAlive {
     /// # Errors
     /// Store errors, or a missing / non-cookie credential.
     pub async fn tick(&self) -> Result<Tick, AuthError> {
-        let mut st = self.store.state(&self.account).await?;
+        let st = self.sessions.session(&self.account).await?;
         if st.blocked() {
             return Ok(Tick::SkippedBlocked(st.health));
         }
         let now = Timestamp::now();
         let window = chrono::Duration::from_std(self.config.skip_if_read_within)
             .unwrap_or(chrono::Duration::MAX);
-        if st.last_read.is_some_and(|r| now.0 - r.0 < window) {
+        if st.last_read_at.is_some_and(|r| now.0 - r.0 < window) {
             tracing::debug!(account = %self.account, "keep-alive skipped: a read happened recently");
             return Ok(Tick::SkippedRecentRead);
         }
-        let mut cred = match self.store.get(&self.account).await? {
+        let mut cred = match self.credentials.get(&self.account).await? {
             Some(Credential::Cookies(c)) => c,
             Some(other) => {
                 return Err(AuthError::WrongKind {
@@ -262,7 +268,6 @@ impl KeepAlive {
             None => return Err(AuthError::NotFound(self.account.clone())),
         };
         let outcome = self.probe.keep_alive(&cred).await;
-        st.last_keep_alive = Some(now);
         match outcome {
             ProbeOutcome::Alive { rotated, www_claim } => {
                 let mut changed = 0;
@@ -276,19 +281,25 @@ impl KeepAlive {
                     changed += 1;
                 }
                 if changed > 0 {
-                    self.store.put(&self.account, Credential::Cookies(cred)).await?;
+                    self.credentials.put(&self.account, Credential::Cookies(cred)).await?;
                     tracing::debug!(account = %self.account, changed, "keep-alive rotated session values");
                 }
-                st.last_success = Some(now);
-                st.health = SessionHealth::Healthy;
-                st.last_error = None;
-                st.next_step = None;
-                self.store.set_state(&self.account, st).await?;
+                self.sessions
+                    .update_session(
+                        &self.account,
+                        Box::new(move |s| s.record_success(CallKind::KeepAlive, now)),
+                    )
+                    .await?;
                 Ok(Tick::Alive { rotated: changed })
             }
             ProbeOutcome::Failed(err) => {
-                self.store.set_state(&self.account, st).await?;
-                let st = record_failure(self.store.as_ref(), &self.account, &err).await?;
+                self.sessions
+                    .update_session(
+                        &self.account,
+                        Box::new(move |s| s.last_keep_alive_at = Some(now)),
+                    )
+                    .await?;
+                let st = record_failure(self.sessions.as_ref(), &self.account, &err).await?;
                 if st.blocked() {
                     Ok(Tick::Marked(st.health))
                 } else if matches!(err.class, ErrorClass::Transient | ErrorClass::RateLimited) {
@@ -300,30 +311,41 @@ impl KeepAlive {
         }
     }
 
-    /// Runs keep-alives until the account needs the user or the task is
-    /// aborted. The first wait is a jittered interval (a login just proved the session).
+    /// Runs keep-alives until the account needs the user, then returns its
+    /// health (give it to [`next_step`]). The first decision is made at once
+    /// when `immediate`, else after a jittered interval (a login or a call
+    /// just proved the session). `report` sees every decision.
+    pub async fn run(
+        &self,
+        immediate: bool,
+        mut report: impl FnMut(&str, &Result<Tick, AuthError>) + Send,
+    ) -> SessionHealth {
+        let mut first = immediate;
+        loop {
+            if !first {
+                tokio::time::sleep(self.config.next_wait()).await;
+            }
+            first = false;
+            let tick = self.tick().await;
+            report(&self.account, &tick);
+            if let Ok(Tick::Marked(h) | Tick::SkippedBlocked(h)) = tick
+                && h.needs_user()
+            {
+                tracing::warn!(account = %self.account, "keep-alive stopped: the account needs the user");
+                return h;
+            }
+        }
+    }
+
+    /// Runs [`Self::run`] in a task that logs each decision; it ends when
+    /// the account needs the user (or when aborted).
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(self.config.next_wait()).await;
-                match self.tick().await {
-                    Ok(Tick::Marked(h) | Tick::SkippedBlocked(h))
-                        if matches!(
-                            h,
-                            SessionHealth::LoggedOut { .. }
-                                | SessionHealth::Challenge { .. }
-                                | SessionHealth::Suspended
-                        ) =>
-                    {
-                        tracing::warn!(account = %self.account, "keep-alive stopped: the account needs the user");
-                        return;
-                    }
-                    Ok(t) => tracing::debug!(account = %self.account, tick = ?t, "keep-alive"),
-                    Err(e) => {
-                        tracing::warn!(account = %self.account, error = %e, "keep-alive could not run")
-                    }
-                }
-            }
+            self.run(false, |account, tick| match tick {
+                Ok(t) => tracing::debug!(account, tick = ?t, "keep-alive"),
+                Err(e) => tracing::warn!(account, error = %e, "keep-alive could not run"),
+            })
+            .await;
         })
     }
 }
@@ -348,10 +370,10 @@ pub struct AccountStatus {
     pub token_expires_at: Option<Timestamp>,
     /// When a call last succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_success: Option<Timestamp>,
+    pub last_success_at: Option<Timestamp>,
     /// When the last keep-alive ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_keep_alive: Option<Timestamp>,
+    pub last_keep_alive_at: Option<Timestamp>,
     /// The last error message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -363,66 +385,84 @@ pub struct AccountStatus {
     pub base_url: Option<String>,
 }
 
+impl AccountStatus {
+    /// The status of `account` with `credential` and its recorded `state`
+    /// at `now`: a token past its expiry shows as logged out, one within the
+    /// refresh window as expiring; `next_step` says what to run when the
+    /// user must act.
+    #[must_use]
+    pub fn derive(
+        account: &str,
+        credential: &Credential,
+        state: &SessionState,
+        now: Timestamp,
+    ) -> Self {
+        let summary = credential.summary(account);
+        let token = matches!(credential, Credential::Token(_));
+        let mut health = state.health.clone();
+        let (expires, base_url) = match credential {
+            Credential::Token(t) => (t.expires_at, t.base_url.clone()),
+            Credential::Cookies(c) => (None, c.base_url.clone()),
+            Credential::App(_) => (None, None),
+        };
+        if let (Some(exp), false) = (expires, state.blocked()) {
+            if now >= exp {
+                health =
+                    SessionHealth::LoggedOut { reason: Some("the access token expired".into()) };
+            } else if matches!(health, SessionHealth::Healthy)
+                && exp.0 - now.0 < crate::oauth::REFRESH_WHEN_REMAINING
+                && matches!(credential, Credential::Token(t) if t.kind == TokenKind::InstagramUser || t.kind == TokenKind::ShortLived)
+            {
+                health = SessionHealth::Expiring { at: exp };
+            }
+        }
+        Self {
+            account: account.to_owned(),
+            kind: summary.kind,
+            label: summary.label,
+            user_id: summary.user_id,
+            next_step: next_step(account, &health, token),
+            health,
+            token_expires_at: expires,
+            last_success_at: state.last_success_at,
+            last_keep_alive_at: state.last_keep_alive_at,
+            last_error: state.last_error.clone(),
+            base_url,
+        }
+    }
+}
+
 /// The status of every account at `now`, sorted by name.
 ///
 /// # Errors
 /// Store errors.
 pub async fn accounts_status(
-    store: &dyn CredentialStore,
+    credentials: &dyn CredentialStore,
+    sessions: &dyn SessionStore,
     now: Timestamp,
 ) -> Result<Vec<AccountStatus>, AuthError> {
     let mut out = Vec::new();
-    for summary in store.list().await? {
-        if let Some(s) = account_status(store, &summary.account, now).await? {
+    for summary in credentials.list().await? {
+        if let Some(s) = account_status(credentials, sessions, &summary.account, now).await? {
             out.push(s);
         }
     }
     Ok(out)
 }
 
-/// The status of one account at `now`; `None` when it does not exist.
+/// The status of one account at `now`; `None` when it has no credential.
 ///
 /// # Errors
 /// Store errors.
 pub async fn account_status(
-    store: &dyn CredentialStore,
+    credentials: &dyn CredentialStore,
+    sessions: &dyn SessionStore,
     account: &str,
     now: Timestamp,
 ) -> Result<Option<AccountStatus>, AuthError> {
-    let Some(cred) = store.get(account).await? else { return Ok(None) };
-    let st = store.state(account).await?;
-    let summary = cred.summary(account);
-    let mut health = st.health.clone();
-    let mut next = st.next_step.clone();
-    let (expires, base_url) = match &cred {
-        Credential::Token(t) => (t.expires_at, t.base_url.clone()),
-        Credential::Cookies(c) => (None, c.base_url.clone()),
-        Credential::App(_) => (None, None),
-    };
-    if let (Some(exp), false) = (expires, st.blocked()) {
-        if now >= exp {
-            health = SessionHealth::LoggedOut { reason: Some("the access token expired".into()) };
-            next = next_step(account, &health, true);
-        } else if matches!(health, SessionHealth::Healthy)
-            && exp.0 - now.0 < crate::oauth::REFRESH_WHEN_REMAINING
-            && matches!(&cred, Credential::Token(t) if t.kind == TokenKind::InstagramUser || t.kind == TokenKind::ShortLived)
-        {
-            health = SessionHealth::Expiring { at: exp };
-        }
-    }
-    Ok(Some(AccountStatus {
-        account: account.to_owned(),
-        kind: summary.kind,
-        label: summary.label,
-        user_id: summary.user_id,
-        health,
-        token_expires_at: expires,
-        last_success: st.last_success,
-        last_keep_alive: st.last_keep_alive,
-        last_error: st.last_error,
-        next_step: next,
-        base_url,
-    }))
+    let Some(cred) = credentials.get(account).await? else { return Ok(None) };
+    let st = sessions.session(account).await?;
+    Ok(Some(AccountStatus::derive(account, &cred, &st, now)))
 }
 
 #[cfg(test)]
@@ -470,7 +510,7 @@ mod tests {
 
     #[tokio::test]
     async fn keep_alive_rotates_skips_and_stops_at_logout() {
-        let store: Arc<dyn CredentialStore> = Arc::new(MemoryStore::new());
+        let store = Arc::new(MemoryStore::new());
         let mut m = BTreeMap::new();
         m.insert("sessionid".to_owned(), SecretString::from("1%3Aa"));
         m.insert("csrftoken".to_owned(), SecretString::from("old"));
@@ -489,7 +529,8 @@ mod tests {
             Mutex::new(0),
         ));
         let ka = KeepAlive::new(
-            Arc::clone(&store),
+            store.clone(),
+            store.clone(),
             probe.clone(),
             "joe",
             KeepAliveConfig::every(Duration::from_secs(3600)),
@@ -502,15 +543,13 @@ mod tests {
         record_success(store.as_ref(), "joe", true).await.unwrap();
         assert_eq!(ka.tick().await.unwrap(), Tick::SkippedRecentRead);
         assert_eq!(*probe.1.lock().unwrap(), 1);
-        let mut st = store.state("joe").await.unwrap();
-        st.last_read = None;
-        store.set_state("joe", st).await.unwrap();
+        store.update_session("joe", Box::new(|s| s.last_read_at = None)).await.unwrap();
         let Tick::Marked(SessionHealth::LoggedOut { .. }) = ka.tick().await.unwrap() else {
             panic!("marked")
         };
-        let st = store.state("joe").await.unwrap();
+        let st = store.session("joe").await.unwrap();
         assert_eq!(
-            st.next_step.as_deref(),
+            next_step("joe", &st.health, false).as_deref(),
             Some("The session has ended: run `igdm login joe` to sign in again.")
         );
         // Blocked: no further calls.
@@ -518,7 +557,7 @@ mod tests {
         assert_eq!(*probe.1.lock().unwrap(), 2);
         // Success does not silently clear a logout.
         record_success(store.as_ref(), "joe", false).await.unwrap();
-        assert!(store.state("joe").await.unwrap().blocked());
+        assert!(store.session("joe").await.unwrap().blocked());
     }
 
     #[tokio::test]
@@ -541,7 +580,7 @@ mod tests {
         store.put("a", tok(30)).await.unwrap();
         store.put("b", tok(3)).await.unwrap();
         store.put("c", tok(-1)).await.unwrap();
-        let all = accounts_status(&store, now).await.unwrap();
+        let all = accounts_status(&store, &store, now).await.unwrap();
         assert_eq!(all.len(), 3);
         assert_eq!(all[0].health, SessionHealth::Healthy);
         assert!(matches!(all[1].health, SessionHealth::Expiring { .. }));
@@ -550,6 +589,6 @@ mod tests {
             all[2].next_step.as_deref(),
             Some("The session has ended: run `igdm oauth c` to sign in again.")
         );
-        assert!(account_status(&store, "zz", now).await.unwrap().is_none());
+        assert!(account_status(&store, &store, "zz", now).await.unwrap().is_none());
     }
 }

@@ -1,13 +1,19 @@
-//! The credential store seam: [`CredentialStore`] is what the client library,
-//! the CLI and the session upkeep use to read and write secrets, with an
-//! in-memory implementation for tests ([`MemoryStore`]) and the encrypted
-//! [`Vault`](crate::Vault) for real use.
+//! The store seams:
+//!
+//! - [`CredentialStore`] is what the client library, the CLI and the session
+//!   upkeep use to read and write secrets: the encrypted
+//!   [`Vault`](crate::Vault) for real use, [`MemoryStore`] for tests;
+//! - [`SessionStore`] holds each account's non-secret [`SessionState`]
+//!   (health, last successful call, last keep-alive). It is not in the
+//!   vault: the CLI backs it with the client's per-account state file, so
+//!   the health a call records is the health the upkeep and
+//!   `igdm accounts status` see. [`MemoryStore`] implements it for tests.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use igdm_model::{SessionHealth, Timestamp};
+use igdm_model::{SessionHealth, SessionState, Timestamp};
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
@@ -16,55 +22,6 @@ use crate::error::{AuthError, validate_account};
 
 /// A boxed, sendable future, so the store trait stays dyn-compatible.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The non-secret state of an account, kept next to its credential: what
-/// `igdm accounts status` shows and what the session upkeep decides on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AccountState {
-    /// The session health derived from the last calls.
-    pub health: SessionHealth,
-    /// When a call with this credential last succeeded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_success: Option<Timestamp>,
-    /// When a real read (not a keep-alive) last happened.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_read: Option<Timestamp>,
-    /// When the last keep-alive ran.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_keep_alive: Option<Timestamp>,
-    /// The last error message, when the account is not healthy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    /// The exact next step for the user, when one is needed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_step: Option<String>,
-}
-
-impl Default for AccountState {
-    fn default() -> Self {
-        Self {
-            health: SessionHealth::Healthy,
-            last_success: None,
-            last_read: None,
-            last_keep_alive: None,
-            last_error: None,
-            next_step: None,
-        }
-    }
-}
-
-impl AccountState {
-    /// Whether calls must stop until the user acts (logged out, challenge, suspended).
-    #[must_use]
-    pub fn blocked(&self) -> bool {
-        matches!(
-            self.health,
-            SessionHealth::LoggedOut { .. }
-                | SessionHealth::Challenge { .. }
-                | SessionHealth::Suspended
-        )
-    }
-}
 
 /// Where credentials live. Implementations must never log secret values.
 ///
@@ -83,18 +40,56 @@ pub trait CredentialStore: Send + Sync {
     fn delete<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<bool, AuthError>>;
     /// Every account, without secrets, sorted by name.
     fn list(&self) -> BoxFuture<'_, Result<Vec<AccountSummary>, AuthError>>;
-    /// The non-secret state of `account` (default state when none was recorded).
-    fn state<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<AccountState, AuthError>>;
-    /// Records the non-secret state of `account`.
-    fn set_state<'a>(
-        &'a self,
-        account: &'a str,
-        state: AccountState,
-    ) -> BoxFuture<'a, Result<(), AuthError>>;
 }
 
-/// The accounts document: credentials and states by account name. This is
-/// what the vault encrypts as one JSON document.
+/// A change to an account's session state, applied under the store's lock.
+pub type SessionUpdate<'a> = Box<dyn FnOnce(&mut SessionState) + Send + 'a>;
+
+/// Where the non-secret session state of each account lives (see the module docs).
+pub trait SessionStore: Send + Sync {
+    /// The session state of `account` (the default, healthy state when none was recorded).
+    fn session<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<SessionState, AuthError>>;
+    /// Applies `update` to the session state of `account` atomically and
+    /// returns the result.
+    fn update_session<'a>(
+        &'a self,
+        account: &'a str,
+        update: SessionUpdate<'a>,
+    ) -> BoxFuture<'a, Result<SessionState, AuthError>>;
+}
+
+/// The account state older vaults kept encrypted next to the credentials,
+/// before the session state moved to the client's state file. Read only to
+/// migrate it ([`Vault::take_legacy_states`](crate::Vault::take_legacy_states)).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct LegacyState {
+    #[serde(default)]
+    health: Option<SessionHealth>,
+    #[serde(default)]
+    last_success: Option<Timestamp>,
+    #[serde(default)]
+    last_read: Option<Timestamp>,
+    #[serde(default)]
+    last_keep_alive: Option<Timestamp>,
+    #[serde(default)]
+    last_error: Option<String>,
+}
+
+impl LegacyState {
+    /// The same facts as a [`SessionState`].
+    pub(crate) fn into_session(self) -> SessionState {
+        SessionState {
+            health: self.health.unwrap_or(SessionHealth::Healthy),
+            last_success_at: self.last_success,
+            last_read_at: self.last_read,
+            last_keep_alive_at: self.last_keep_alive,
+            last_error: self.last_error,
+        }
+    }
+}
+
+/// The accounts document: credentials by account name. This is what the
+/// vault encrypts as one JSON document.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Accounts {
     /// Format version.
@@ -103,9 +98,9 @@ pub(crate) struct Accounts {
     /// Credentials by account.
     #[serde(default)]
     pub(crate) credentials: BTreeMap<String, Credential>,
-    /// States by account.
-    #[serde(default)]
-    pub(crate) states: BTreeMap<String, AccountState>,
+    /// Session states written by older versions, kept until migrated.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) states: BTreeMap<String, LegacyState>,
 }
 
 impl Accounts {
@@ -119,10 +114,11 @@ impl Accounts {
     }
 }
 
-/// An in-memory store for tests and short-lived processes.
+/// An in-memory credential and session store for tests and short-lived processes.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: RwLock<Accounts>,
+    sessions: RwLock<BTreeMap<String, SessionState>>,
 }
 
 impl MemoryStore {
@@ -156,30 +152,35 @@ impl CredentialStore for MemoryStore {
     fn delete<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<bool, AuthError>> {
         Box::pin(async move {
             validate_account(account)?;
-            Ok(self.inner.write().await.remove(account))
+            let had_session = self.sessions.write().await.remove(account).is_some();
+            Ok(self.inner.write().await.remove(account) || had_session)
         })
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<AccountSummary>, AuthError>> {
         Box::pin(async move { Ok(self.inner.read().await.summaries()) })
     }
+}
 
-    fn state<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<AccountState, AuthError>> {
+impl SessionStore for MemoryStore {
+    fn session<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<SessionState, AuthError>> {
         Box::pin(async move {
             validate_account(account)?;
-            Ok(self.inner.read().await.states.get(account).cloned().unwrap_or_default())
+            Ok(self.sessions.read().await.get(account).cloned().unwrap_or_default())
         })
     }
 
-    fn set_state<'a>(
+    fn update_session<'a>(
         &'a self,
         account: &'a str,
-        state: AccountState,
-    ) -> BoxFuture<'a, Result<(), AuthError>> {
+        update: SessionUpdate<'a>,
+    ) -> BoxFuture<'a, Result<SessionState, AuthError>> {
         Box::pin(async move {
             validate_account(account)?;
-            self.inner.write().await.states.insert(account.to_owned(), state);
-            Ok(())
+            let mut all = self.sessions.write().await;
+            let state = all.entry(account.to_owned()).or_default();
+            update(state);
+            Ok(state.clone())
         })
     }
 }
@@ -213,13 +214,6 @@ pub(crate) async fn conformance(store: &dyn CredentialStore) {
     let list = store.list().await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].user_id.as_deref(), Some("77"));
-    assert_eq!(store.state("joe").await.unwrap(), AccountState::default());
-    let st = AccountState {
-        health: SessionHealth::LoggedOut { reason: Some("x".into()) },
-        ..AccountState::default()
-    };
-    store.set_state("joe", st.clone()).await.unwrap();
-    assert_eq!(store.state("joe").await.unwrap(), st);
     assert!(store.delete("joe").await.unwrap());
     assert!(!store.delete("joe").await.unwrap());
     assert!(store.list().await.unwrap().is_empty());
@@ -227,8 +221,34 @@ pub(crate) async fn conformance(store: &dyn CredentialStore) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[tokio::test]
     async fn memory_store_conforms() {
         super::conformance(&super::MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_sessions_update_atomically() {
+        let store = MemoryStore::new();
+        assert_eq!(store.session("joe").await.unwrap(), SessionState::default());
+        let logged_out = SessionHealth::LoggedOut { reason: Some("x".into()) };
+        let h = logged_out.clone();
+        let st = store.update_session("joe", Box::new(move |s| s.health = h)).await.unwrap();
+        assert_eq!(st.health, logged_out);
+        assert_eq!(store.session("joe").await.unwrap(), st);
+        assert!(store.delete("joe").await.unwrap(), "a session alone counts as existing");
+        assert_eq!(store.session("joe").await.unwrap(), SessionState::default());
+    }
+
+    #[test]
+    fn legacy_states_keep_their_facts() {
+        let old: LegacyState = serde_json::from_str(
+            r#"{"health":{"state":"challenge","url":"https://i/challenge/"},"last_success":"2026-01-02T03:04:05Z","next_step":"x"}"#,
+        )
+        .unwrap();
+        let s = old.into_session();
+        assert!(matches!(s.health, SessionHealth::Challenge { .. }));
+        assert!(s.last_success_at.is_some());
     }
 }

@@ -42,7 +42,7 @@ use zeroize::Zeroizing;
 
 use crate::credential::{AccountSummary, Credential};
 use crate::error::{AuthError, validate_account};
-use crate::store::{AccountState, Accounts, BoxFuture, CredentialStore};
+use crate::store::{Accounts, BoxFuture, CredentialStore};
 
 /// How the vault is keyed.
 #[derive(Clone)]
@@ -521,27 +521,24 @@ impl CredentialStore for Vault {
     fn list(&self) -> BoxFuture<'_, Result<Vec<AccountSummary>, AuthError>> {
         Box::pin(async move { Ok(self.read_doc().await?.summaries()) })
     }
+}
 
-    fn state<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<AccountState, AuthError>> {
-        Box::pin(async move {
-            validate_account(account)?;
-            Ok(self.read_doc().await?.states.remove(account).unwrap_or_default())
-        })
-    }
-
-    fn set_state<'a>(
-        &'a self,
-        account: &'a str,
-        state: AccountState,
-    ) -> BoxFuture<'a, Result<(), AuthError>> {
-        Box::pin(async move {
-            validate_account(account)?;
-            let name = account.to_owned();
-            self.modify(move |doc| {
-                doc.states.insert(name, state);
-            })
-            .await
-        })
+impl Vault {
+    /// Removes the session states older versions kept in the vault and
+    /// returns them, so the caller can move them to where session state now
+    /// lives. Returns nothing, and writes nothing, when there are none.
+    ///
+    /// # Errors
+    /// Vault read or write errors.
+    pub async fn take_legacy_states(
+        &self,
+    ) -> Result<Vec<(String, igdm_model::SessionState)>, AuthError> {
+        if self.read_doc().await?.states.is_empty() {
+            return Ok(Vec::new());
+        }
+        let taken = self.modify(|doc| std::mem::take(&mut doc.states)).await?;
+        tracing::info!(accounts = taken.len(), "moved session states out of the vault");
+        Ok(taken.into_iter().map(|(k, v)| (k, v.into_session())).collect())
     }
 }
 
@@ -554,6 +551,33 @@ mod tests {
 
     fn pass(p: &str) -> VaultKey {
         VaultKey::Passphrase { passphrase: SecretString::from(p), work_factor: 10 }
+    }
+
+    fn app_credential(i: usize) -> Credential {
+        Credential::App(crate::credential::AppSecrets {
+            app_id: i.to_string(),
+            app_secret: None,
+            verify_token: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn legacy_session_states_are_taken_out_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = Vault::open(dir.path(), pass("p")).unwrap();
+        v.put("a", app_credential(1)).await.unwrap();
+        assert!(v.take_legacy_states().await.unwrap().is_empty());
+        v.modify(|doc| {
+            let old = r#"{"health":{"state":"logged_out"},"last_success":"2026-01-02T03:04:05Z"}"#;
+            doc.states.insert("a".into(), serde_json::from_str(old).unwrap());
+        })
+        .await
+        .unwrap();
+        let taken = v.take_legacy_states().await.unwrap();
+        assert_eq!(taken.len(), 1);
+        assert!(taken[0].1.blocked());
+        assert!(v.take_legacy_states().await.unwrap().is_empty(), "removed from the vault");
+        assert!(v.get("a").await.unwrap().is_some(), "credentials stay");
     }
 
     fn mode(p: &Path) -> u32 {
@@ -627,7 +651,7 @@ mod tests {
     async fn loosened_modes_are_restored() {
         let dir = tempfile::tempdir().unwrap();
         let v = Vault::open(dir.path(), pass("p")).unwrap();
-        v.set_state("x", AccountState::default()).await.unwrap();
+        v.put("x", app_credential(0)).await.unwrap();
         fs::set_permissions(v.path(), fs::Permissions::from_mode(0o644)).unwrap();
         v.list().await.unwrap();
         assert_eq!(mode(v.path()), 0o600);
@@ -642,7 +666,7 @@ mod tests {
         for i in 0..8 {
             let v = if i % 2 == 0 { a.clone() } else { b.clone() };
             tasks.push(tokio::spawn(async move {
-                v.set_state(&format!("acct{i}"), AccountState::default()).await.unwrap();
+                v.put(&format!("acct{i}"), app_credential(i)).await.unwrap();
             }));
         }
         for t in tasks {
@@ -650,7 +674,7 @@ mod tests {
         }
         let c = Vault::open(dir.path(), pass("p")).unwrap();
         let doc = c.read_doc().await.unwrap();
-        assert_eq!(doc.states.len(), 8, "every writer's update survived");
+        assert_eq!(doc.credentials.len(), 8, "every writer's update survived");
         assert!(!dir.path().join("vault.age.lock").exists());
     }
 

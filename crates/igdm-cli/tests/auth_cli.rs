@@ -394,3 +394,72 @@ async fn login_with_the_seed_connector_file() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(out.trim(), "Connected to Instagram as @seed.user!");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facebook_user_token_becomes_a_page_account() {
+    let env = env().await;
+    let shop = env.account("business", "fb.shop").await;
+    let http = reqwest::Client::new();
+    http.post(format!("{}/_sandbox/apps", env.base))
+        .json(&json!({"app_id": "6161", "app_secret": "fb-cli-secret", "redirect_uris": []}))
+        .send()
+        .await
+        .unwrap();
+    let minted: Value = http
+        .post(format!("{}/_sandbox/fb/user_tokens", env.base))
+        .json(&json!({"account_id": shop["id"], "app_id": "6161"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user_token = minted["access_token"].as_str().unwrap();
+    let page_args = |name: &'static str| {
+        vec![
+            "--json",
+            "oauth",
+            name,
+            "--page",
+            "--user-token-env",
+            "IGDM_TEST_FB_USER",
+            "--app-id",
+            "6161",
+            "--app-secret-env",
+            "IGDM_TEST_FB_SECRET",
+            "--base-url",
+            &env.base,
+        ]
+    };
+    let (code, out, err) = env.run(
+        &page_args("fbpage"),
+        None,
+        &[("IGDM_TEST_FB_USER", user_token), ("IGDM_TEST_FB_SECRET", "fb-cli-secret")],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v = parse(&out, &err);
+    assert_eq!(v["connector"], "instagram-page");
+    assert_eq!(v["page_id"], shop["page_id"]);
+    assert_eq!(v["instagram_id"], shop["id"]);
+    assert!(v["expires_at"].is_null(), "a Page token from a long-lived user token does not expire");
+    assert!(!out.contains(user_token) && !err.contains(user_token));
+    // The stored Page token serves the account.
+    let (code, out, err) = env.run(&["--json", "--account", "fbpage", "conversations"], None, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = env.run(&["--json", "accounts", "status"], None, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let st = parse(&out, &err);
+    assert_eq!(st["items"][0]["health"]["state"], "healthy", "{st}");
+    assert!(st["items"][0]["token_expires_at"].is_null(), "{st}");
+
+    // A refused user token is explained, and nothing is registered.
+    let (code, out, err) = env.run(
+        &page_args("refused"),
+        None,
+        &[("IGDM_TEST_FB_USER", "EAAnotatoken"), ("IGDM_TEST_FB_SECRET", "fb-cli-secret")],
+    );
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("Facebook user token was refused"), "{err}");
+    let (_, out, _) = env.run(&["--json", "accounts", "list"], None, &[]);
+    assert!(!out.contains("refused"), "{out}");
+}

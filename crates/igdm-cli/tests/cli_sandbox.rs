@@ -1,7 +1,11 @@
 //! The `igdm` binary against a running sandbox: accounts, messaging
-//! subcommands, JSON output, exit codes, sync, local search and export.
+//! subcommands, JSON output, exit codes, sync, local search and export; the
+//! session upkeep (`igdm accounts keepalive`, the one session record that
+//! `igdm accounts status` shows).
 
 use assert_cmd::Command;
+use igdm_auth::{CookieCredential, Credential, CredentialStore, Vault, VaultKey};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 struct Env {
@@ -63,6 +67,47 @@ impl Env {
             .and_then(|a| a["id"].as_str())
             .unwrap()
             .to_owned()
+    }
+
+    /// Adds a fresh sandbox web account named `name`; returns its sandbox id.
+    async fn web_account(&self, name: &str) -> String {
+        let (code, out, err) = self.igdm(&["accounts", "add", name, "--sandbox", &self.base]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        self.account_id(name).await
+    }
+
+    async fn fault(&self, id: &str, mode: &str) {
+        self.control("/_sandbox/faults", json!({"account": id, "mode": mode})).await;
+    }
+
+    /// Every request the sandbox counted for account `id`.
+    async fn requests_of(&self, id: &str) -> u64 {
+        let v: Value = reqwest::get(format!("{}/_sandbox/stats", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["accounts"][id]
+            .as_object()
+            .map_or(0, |per| per.values().map(|e| e["requests"].as_u64().unwrap_or(0)).sum())
+    }
+
+    /// The cookie session stored in the vault for `name`.
+    async fn cookies(&self, name: &str) -> CookieCredential {
+        let home = self.home.path();
+        let vault = Vault::open(home, VaultKey::IdentityFile(home.join(Vault::KEY_FILE))).unwrap();
+        let Some(Credential::Cookies(c)) = vault.get(name).await.unwrap() else {
+            panic!("no cookie credential for {name}")
+        };
+        c
+    }
+
+    /// The `igdm accounts status` row of `name`.
+    fn status_of(&self, name: &str) -> Value {
+        let (code, v) = self.json(&["accounts", "status"]);
+        assert_eq!(code, 0, "{v}");
+        v["items"].as_array().unwrap().iter().find(|r| r["name"] == name).cloned().unwrap()
     }
 
     async fn control(&self, path: &str, body: Value) -> Value {
@@ -245,4 +290,87 @@ async fn graph_account_policy_errors_map_to_exit_codes() {
         env.json(&["send", "--user", env.seed.customers[0]["igsid"].as_str().unwrap(), &long]);
     assert_eq!(code, 2, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("text"), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_rotates_into_the_vault_skips_after_reads_and_stops_at_logout() {
+    let env = env().await;
+    let id = env.web_account("keep.me").await;
+    let before = env.cookies("keep.me").await;
+    let old_rur = before.get("rur").unwrap().expose_secret().to_owned();
+    assert_eq!(before.device.www_claim, "0");
+
+    // The sandbox rotates `rur` every third request of an account.
+    for _ in 0..3 {
+        let (code, v) = env.json(&["accounts", "keepalive", "keep.me", "--once"]);
+        assert_eq!(code, 0, "{v}");
+        assert_eq!(v["items"][0]["outcome"], "alive", "{v}");
+    }
+    let after = env.cookies("keep.me").await;
+    assert!(
+        after.device.www_claim.starts_with("hmac."),
+        "claim stored: {}",
+        after.device.www_claim
+    );
+    assert_ne!(
+        after.get("rur").unwrap().expose_secret(),
+        old_rur,
+        "the rotated rur is in the vault"
+    );
+    let st = env.status_of("keep.me");
+    assert_eq!(st["health"]["state"], "healthy", "{st}");
+    assert!(st["last_keep_alive_at"].is_string(), "{st}");
+    assert!(st["last_read_at"].is_null(), "a keep-alive is not a real read: {st}");
+
+    // A real read by the client proves the session: the keep-alive skips.
+    let (code, out, err) = env.igdm(&["--account", "keep.me", "conversations"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let sent = env.requests_of(&id).await;
+    let (code, v) = env.json(&["accounts", "keepalive", "keep.me", "--once"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["items"][0]["outcome"], "skipped_recent_read", "{v}");
+    assert_eq!(env.requests_of(&id).await, sent, "nothing sent");
+
+    // Logged out: the scheduled loop (1 s, jittered) stops at the first
+    // signal with the exact next step, and never logs in by itself.
+    env.fault(&id, "login_required").await;
+    let (code, out, err) = env.igdm(&["accounts", "keepalive", "keep.me", "--interval", "1s"]);
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert!(out.contains("run `igdm login keep.me`"), "{out}\n{err}");
+    let st = env.status_of("keep.me");
+    assert_eq!(st["health"]["state"], "logged_out", "{st}");
+    assert!(st["next_step"].as_str().unwrap().contains("igdm login keep.me"), "{st}");
+
+    // Marked: no further call reaches Instagram.
+    let sent = env.requests_of(&id).await;
+    let (code, v) = env.json(&["accounts", "keepalive", "--once"]);
+    assert_eq!(code, 3, "{v}");
+    assert_eq!(v["items"][0]["outcome"], "stopped", "{v}");
+    assert!(v["items"][0]["next_step"].as_str().unwrap().contains("igdm login keep.me"));
+    assert_eq!(env.requests_of(&id).await, sent, "nothing sent after the logout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_change_made_by_the_client_is_what_status_shows() {
+    let env = env().await;
+    let id = env.web_account("shown").await;
+    let (code, out, err) = env.igdm(&["--account", "shown", "conversations"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let st = env.status_of("shown");
+    assert_eq!(st["health"]["state"], "healthy", "{st}");
+    assert!(st["last_success_at"].is_string() && st["last_read_at"].is_string(), "{st}");
+
+    // The client meets a challenge on a read: the status shows it, with the
+    // challenge URL and what to run.
+    env.fault(&id, "challenge").await;
+    let (code, out, err) = env.igdm(&["--account", "shown", "conversations"]);
+    assert_eq!(code, 3, "{out}\n{err}");
+    let st = env.status_of("shown");
+    assert_eq!(st["health"]["state"], "challenge", "{st}");
+    assert!(st["health"]["url"].as_str().unwrap().contains("/challenge/"), "{st}");
+    assert!(st["last_error"].as_str().unwrap().contains("challenge_required"), "{st}");
+    assert!(st["next_step"].as_str().unwrap().contains("igdm login shown"), "{st}");
+    let (code, text, _) = env.igdm(&["accounts", "status"]);
+    assert_eq!(code, 0);
+    assert!(text.contains("challenge") && text.contains("igdm login shown"), "{text}");
 }

@@ -663,8 +663,8 @@ impl IgdmServer {
             "connector": account.connector,
             "user_id": account.user_id,
             "username": account.username,
-            "health": state.health,
-            "last_success_at": state.last_success_at,
+            "health": state.session.health,
+            "last_success_at": state.session.last_success_at,
             "writes_last_24h": state.writes_within(now, std::time::Duration::from_secs(86_400)),
             "policy": {
                 "read_only": p.read_only,

@@ -322,6 +322,97 @@ impl SessionHealth {
     }
 }
 
+/// The non-secret session record of an account: its health and when calls
+/// last worked. One record per account is shared by the client (every call
+/// updates it) and the session upkeep (keep-alive, `igdm accounts status`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionState {
+    /// The session health derived from the last calls.
+    #[serde(default = "healthy")]
+    pub health: SessionHealth,
+    /// When a call last succeeded (a read, a write or a keep-alive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_at: Option<Timestamp>,
+    /// When a real read (not a keep-alive) last succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_read_at: Option<Timestamp>,
+    /// When the last keep-alive ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_keep_alive_at: Option<Timestamp>,
+    /// The message of the last failed call that said something about the
+    /// session; cleared by the next success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+fn healthy() -> SessionHealth {
+    SessionHealth::Healthy
+}
+
+impl Default for SessionState {
+    fn default() -> Self {
+        Self {
+            health: SessionHealth::Healthy,
+            last_success_at: None,
+            last_read_at: None,
+            last_keep_alive_at: None,
+            last_error: None,
+        }
+    }
+}
+
+/// What kind of call worked, for [`SessionState::record_success`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// A real read.
+    Read,
+    /// A write.
+    Write,
+    /// A keep-alive probe (not a real read).
+    KeepAlive,
+}
+
+impl SessionState {
+    /// Whether calls must stop until the user acts (logged out, challenge, suspended).
+    #[must_use]
+    pub fn blocked(&self) -> bool {
+        self.health.needs_user()
+    }
+
+    /// Records a call of `kind` that worked at `now`. A working call ends a
+    /// rate limit, and an action block when it was a write or the block is
+    /// over; a logout, challenge or suspension stays until the user acts.
+    pub fn record_success(&mut self, kind: CallKind, now: Timestamp) {
+        self.last_success_at = Some(now);
+        match kind {
+            CallKind::Read => self.last_read_at = Some(now),
+            CallKind::KeepAlive => self.last_keep_alive_at = Some(now),
+            CallKind::Write => {}
+        }
+        let clear = match &self.health {
+            SessionHealth::RateLimited { .. } => true,
+            SessionHealth::ActionBlocked { until } => kind == CallKind::Write || *until <= now,
+            _ => false,
+        };
+        if clear {
+            self.health = SessionHealth::Healthy;
+        }
+        if self.health == SessionHealth::Healthy {
+            self.last_error = None;
+        }
+    }
+
+    /// Records a failed call observed at `now`: when the error says
+    /// something about the session, the health changes and the message is
+    /// kept. Returns whether it did.
+    pub fn record_failure(&mut self, err: &ApiError, now: Timestamp) -> bool {
+        let Some(health) = SessionHealth::from_error(err, now) else { return false };
+        self.health = health;
+        self.last_error = Some(err.message.clone());
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ pub mod open_enum;
 pub mod time;
 pub mod types;
 
-pub use error::{ApiError, ErrorClass, ProviderError, SessionHealth};
+pub use error::{ApiError, CallKind, ErrorClass, ProviderError, SessionHealth, SessionState};
 pub use event::{Event, EventKind, EventPostback, EventReaction};
 pub use ids::{AccountId, ConversationId, MessageId, UserId};
 pub use time::Timestamp;

@@ -6,14 +6,26 @@
 //!
 //! The mix per 20 requests: 8 thread pages, 4 inbox pages, 3 text sends,
 //! 2 presence calls, 2 current-user calls, 1 reaction.
+//!
+//! The client shares the machine with the server, so it is kept light:
+//! each worker holds one keep-alive HTTP/1.1 connection (hyper's
+//! connection-level client) and sends requests built from parts prepared
+//! once; only the text sends' bodies differ per request (a fresh
+//! `client_context` each, as real clients send). Every answer is read to the
+//! end and its status checked.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, COOKIE, HOST};
+use http::{HeaderValue, Method, Request, Uri};
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use igdm_sandbox::{NewAccount, NewItem, Sandbox, SandboxConfig};
-use reqwest::header::{HeaderMap, HeaderValue};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -29,13 +41,40 @@ fn main() {
     rt.block_on(run(secs, workers));
 }
 
-struct Setup {
-    base: String,
-    headers: HeaderMap,
-    threads: Vec<(String, String)>,
+/// What one thread's requests need.
+struct ThreadTarget {
+    id: String,
+    page: Uri,
+    reaction: Uri,
 }
 
-async fn setup(sb: &Arc<Sandbox>, base: String) -> Setup {
+/// Everything a worker needs to build requests, prepared once.
+struct Setup {
+    host: HeaderValue,
+    cookie: HeaderValue,
+    csrf: HeaderValue,
+    form: HeaderValue,
+    inbox: Uri,
+    presence: Uri,
+    current_user: Uri,
+    broadcast: Uri,
+    reaction_body: Bytes,
+    threads: Vec<ThreadTarget>,
+}
+
+fn uri(s: &str) -> Uri {
+    s.parse().unwrap()
+}
+
+fn form(pairs: &[(&str, &str)]) -> Bytes {
+    let mut f = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        f.append_pair(k, v);
+    }
+    Bytes::from(f.finish())
+}
+
+async fn setup(sb: &Arc<Sandbox>, addr: std::net::SocketAddr) -> Setup {
     let (account, threads) = sb
         .write(|w| {
             let a = w
@@ -70,69 +109,126 @@ async fn setup(sb: &Arc<Sandbox>, base: String) -> Setup {
         })
         .await;
     let c = &account.cookies;
-    let mut headers = HeaderMap::new();
     let cookie = format!(
         "sessionid={}; csrftoken={}; ds_user_id={}",
         c.sessionid, c.csrftoken, c.ds_user_id
     );
-    headers.insert("cookie", HeaderValue::from_str(&cookie).unwrap());
-    headers.insert("x-csrftoken", HeaderValue::from_str(&c.csrftoken).unwrap());
-    Setup { base, headers, threads }
+    let api = "/api/v1/";
+    Setup {
+        host: HeaderValue::from_str(&addr.to_string()).unwrap(),
+        cookie: HeaderValue::from_str(&cookie).unwrap(),
+        csrf: HeaderValue::from_str(&c.csrftoken).unwrap(),
+        form: HeaderValue::from_static("application/x-www-form-urlencoded"),
+        inbox: uri(&format!("{api}direct_v2/inbox/?limit=10&thread_message_limit=1")),
+        presence: uri(&format!("{api}direct_v2/get_presence/")),
+        current_user: uri(&format!("{api}accounts/current_user/")),
+        broadcast: uri(&format!("{api}direct_v2/threads/broadcast/text/")),
+        reaction_body: form(&[("reaction_status", "created"), ("emoji", "❤️")]),
+        threads: threads
+            .into_iter()
+            .map(|(t, item)| ThreadTarget {
+                page: uri(&format!("{api}direct_v2/threads/{t}/?limit=10&direction=older")),
+                reaction: uri(&format!("{api}direct_v2/threads/{t}/items/{item}/reactions/")),
+                id: t,
+            })
+            .collect(),
+    }
+}
+
+impl Setup {
+    /// Request number `n` of worker `worker`, following the mix.
+    fn request(&self, worker: u64, n: u64) -> Request<Full<Bytes>> {
+        let thread = &self.threads[(n % 10) as usize];
+        let (method, uri, body) = match n % 20 {
+            0..=7 => (Method::GET, &thread.page, None),
+            8..=11 => (Method::GET, &self.inbox, None),
+            12..=14 => {
+                let body = form(&[
+                    ("thread_ids", &format!("[{}]", thread.id)),
+                    ("text", &format!("load {n}")),
+                    ("client_context", &format!("{worker}-{n}")),
+                ]);
+                (Method::POST, &self.broadcast, Some(body))
+            }
+            15..=16 => (Method::GET, &self.presence, None),
+            17..=18 => (Method::GET, &self.current_user, None),
+            _ => (Method::POST, &thread.reaction, Some(self.reaction_body.clone())),
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri.clone())
+            .header(HOST, self.host.clone())
+            .header(COOKIE, self.cookie.clone())
+            .header("x-csrftoken", self.csrf.clone());
+        if body.is_some() {
+            req = req.header(CONTENT_TYPE, self.form.clone());
+        }
+        req.body(Full::new(body.unwrap_or_default())).unwrap()
+    }
+}
+
+/// One keep-alive connection to the sandbox.
+async fn connect(addr: std::net::SocketAddr) -> SendRequest<Full<Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            eprintln!("connection error: {e}");
+        }
+    });
+    sender
 }
 
 async fn run(secs: u64, workers: u64) {
     let sb = Sandbox::new(SandboxConfig::default());
     let running = sb.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let setup = Arc::new(setup(&sb, running.base_url()).await);
-    let client = reqwest::Client::builder().no_gzip().pool_max_idle_per_host(256).build().unwrap();
+    let addr = running.addr();
+    let setup = Arc::new(setup(&sb, addr).await);
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for _ in 0..workers {
+        senders.push(connect(addr).await);
+    }
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for worker in 0..workers {
-        let (client, setup, ok, failed, stop) =
-            (client.clone(), Arc::clone(&setup), ok.clone(), failed.clone(), stop.clone());
+    for (worker, mut sender) in (0..workers).zip(senders) {
+        let (setup, ok, failed, stop) =
+            (Arc::clone(&setup), ok.clone(), failed.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut n: u64 = worker * 7;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let (thread, item) = &setup.threads[(n % 10) as usize];
-                let api = format!("{}/api/v1/", setup.base);
-                let req = match n % 20 {
-                    0..=7 => client
-                        .get(format!("{api}direct_v2/threads/{thread}/"))
-                        .query(&[("limit", "10"), ("direction", "older")]),
-                    8..=11 => client
-                        .get(format!("{api}direct_v2/inbox/"))
-                        .query(&[("limit", "10"), ("thread_message_limit", "1")]),
-                    12..=14 => {
-                        client.post(format!("{api}direct_v2/threads/broadcast/text/")).form(&[
-                            ("thread_ids", format!("[{thread}]")),
-                            ("text", format!("load {n}")),
-                            ("client_context", format!("{worker}-{n}")),
-                        ])
-                    }
-                    15..=16 => client.get(format!("{api}direct_v2/get_presence/")),
-                    17..=18 => client.get(format!("{api}accounts/current_user/")),
-                    _ => client
-                        .post(format!("{api}direct_v2/threads/{thread}/items/{item}/reactions/"))
-                        .form(&[("reaction_status", "created"), ("emoji", "❤️")]),
-                };
-                match req.headers(setup.headers.clone()).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    }
+                let req = setup.request(worker, n);
+                if let Err(e) = sender.ready().await {
+                    eprintln!("transport error: {e}");
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                match sender.send_request(req).await {
                     Ok(r) => {
                         let status = r.status();
-                        let body = r.text().await.unwrap_or_default();
-                        eprintln!("error {status}: {body}");
-                        failed.fetch_add(1, Ordering::Relaxed);
+                        let body = r.into_body().collect().await.map(|b| b.to_bytes());
+                        match body {
+                            Ok(_) if status.is_success() => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(body) => {
+                                eprintln!("error {status}: {}", String::from_utf8_lossy(&body));
+                                failed.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => {
+                                eprintln!("transport error reading the body: {e}");
+                                failed.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
                     }
                     Err(e) => {
                         eprintln!("transport error: {e}");
                         failed.fetch_add(1, Ordering::Relaxed);
+                        return;
                     }
                 }
             }

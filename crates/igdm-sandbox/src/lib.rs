@@ -5,8 +5,9 @@
 //! - the private web API under `/api/v1/` (cookie auth, CSRF, `Set-Cookie`
 //!   rotation, microsecond timestamps, 39-digit thread ids, injectable
 //!   failure modes) — module `private`;
-//! - the official Graph API, OAuth and webhook delivery — modules
-//!   [`graph`], [`oauth`], [`webhooks`];
+//! - the official Graph API, OAuth (Instagram Login, and Facebook Login's
+//!   user-token exchange and Page tokens) and webhook delivery — modules
+//!   [`graph`], [`oauth`], [`fb_login`], [`webhooks`];
 //! - a browser login page at `/accounts/login/` — module `login`;
 //! - a JSON control API under `/_sandbox/` — module `control`.
 //!
@@ -23,6 +24,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod control;
+pub mod fb_login;
 pub mod graph;
 pub mod login;
 pub mod oauth;
@@ -70,6 +72,7 @@ pub fn router(sandbox: Arc<Sandbox>) -> Router {
         .merge(control::routes())
         .merge(graph::routes())
         .merge(oauth::routes())
+        .merge(fb_login::routes())
         .merge(webhooks::routes())
         .layer(CompressionLayer::new().gzip(true).no_br().no_deflate().no_zstd())
         .with_state(sandbox)

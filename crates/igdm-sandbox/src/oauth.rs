@@ -354,6 +354,24 @@ impl OauthStore {
         (token, info)
     }
 
+    /// Mints a Page token that expires at `expires_us` (`None`: never), as
+    /// `/me/accounts` derives one from a Facebook user token
+    /// ([`crate::fb_login`]).
+    #[must_use]
+    pub fn mint_page(
+        &self,
+        account_id: &str,
+        app_id: &str,
+        scopes: Vec<String>,
+        now: Micros,
+        expires_us: Option<Micros>,
+    ) -> (String, TokenInfo) {
+        let (token, mut info) = self.mint(account_id, app_id, TokenKind::Page, scopes, now);
+        info.expires_us = expires_us;
+        self.lock().tokens.insert(token.clone(), info.clone());
+        (token, info)
+    }
+
     /// Looks a token up and checks its expiry.
     ///
     /// # Errors

@@ -243,7 +243,7 @@ pub struct Account {
     pub customer_last_message_at: HashMap<String, Micros>,
     /// client_context → broadcast ack already returned (private-API de-dup).
     #[serde(skip)]
-    pub(crate) acks: HashMap<String, serde_json::Value>,
+    pub(crate) acks: HashMap<String, bytes::Bytes>,
 }
 
 impl fmt::Debug for Account {
@@ -486,19 +486,20 @@ impl Thread {
         self.items.iter().filter(|i| !i.deleted)
     }
 
-    /// Whether the viewer (`viewer_pk`) has something unread.
+    /// Whether the viewer (`viewer_pk`) has something unread: a visible item
+    /// from someone else newer than what the viewer last saw.
     #[must_use]
     pub fn is_unread(&self, viewer_pk: &str) -> bool {
         if self.marked_unread {
             return true;
         }
-        let Some(last_other) = self.visible_items().rev().find(|i| i.sender != viewer_pk) else {
-            return false;
-        };
-        match self.last_seen.get(viewer_pk) {
-            Some((_, ts)) => *ts < last_other.timestamp_us,
-            None => true,
-        }
+        let seen_us = self.last_seen.get(viewer_pk).map(|(_, ts)| *ts);
+        // Item times increase along the thread, so only the items after the
+        // last seen time need a look (none at all for someone who just wrote).
+        self.visible_items()
+            .rev()
+            .take_while(|i| seen_us.is_none_or(|seen| i.timestamp_us > seen))
+            .any(|i| i.sender != viewer_pk)
     }
 
     /// Finds an item by private id or Graph mid.
@@ -778,6 +779,10 @@ pub struct World {
     /// Web sessions: sessionid → account id.
     pub sessions: HashMap<String, String>,
     outbox: Vec<SandboxEvent>,
+    /// Thread id → index in its `items` of the newest item that someone
+    /// other than the owning account sent (kept by [`World::append_item`],
+    /// the only way items enter a thread).
+    newest_incoming: HashMap<String, usize>,
 }
 
 impl fmt::Debug for World {
@@ -805,6 +810,7 @@ impl World {
             threads: HashMap::new(),
             sessions: HashMap::new(),
             outbox: Vec::new(),
+            newest_incoming: HashMap::new(),
         }
     }
 
@@ -1042,6 +1048,23 @@ impl World {
         v
     }
 
+    /// The newest visible item of `t` that someone other than `viewer_pk`
+    /// sent. For the owning account this is found without walking a long
+    /// run of its own messages.
+    #[must_use]
+    pub fn newest_from_others<'t>(&self, t: &'t Thread, viewer_pk: &str) -> Option<&'t Item> {
+        let owner = self.accounts.get(&t.account).map(|a| a.pk.as_str());
+        if owner == Some(viewer_pk) && self.threads.get(&t.id).is_some_and(|w| std::ptr::eq(w, t)) {
+            let Some(&index) = self.newest_incoming.get(&t.id) else {
+                return None; // nobody but the account ever wrote
+            };
+            if let Some(item) = t.items.get(index).filter(|i| !i.deleted) {
+                return Some(item);
+            }
+        }
+        t.visible_items().rev().find(|i| i.sender != viewer_pk)
+    }
+
     /// The account's thread whose participants are exactly `participants`.
     #[must_use]
     pub fn find_thread(&self, account: &str, participants: &[String]) -> Option<&Thread> {
@@ -1164,6 +1187,7 @@ impl World {
         let is_echo = sender == account_pk;
         let thread = self.thread_mut(&thread_key)?;
         thread.items.push(item.clone());
+        let index = thread.items.len() - 1;
         thread.hidden = false;
         if is_echo {
             thread.marked_unread = false;
@@ -1172,8 +1196,11 @@ impl World {
         if let Some(u) = self.users.get_mut(sender) {
             u.last_active_us = u.last_active_us.max(ts);
         }
-        if !is_echo && let Ok(acc) = self.account_mut(&account_id) {
-            acc.customer_last_message_at.insert(sender.to_owned(), ts);
+        if !is_echo {
+            self.newest_incoming.insert(thread_key.clone(), index);
+            if let Ok(acc) = self.account_mut(&account_id) {
+                acc.customer_last_message_at.insert(sender.to_owned(), ts);
+            }
         }
         self.emit(SandboxEvent::MessageCreated {
             account: account_id,
@@ -1370,6 +1397,42 @@ fn uuid_like(rng: &mut StdRng) -> String {
 
 type Stats = HashMap<String, HashMap<String, EndpointStats>>;
 
+/// Module state that long-lived tasks share, and that therefore cannot be
+/// swapped for a fresh value on reset: [`Sandbox::reset`] empties it in
+/// place instead (see [`Sandbox::lasting_extension`]).
+pub trait Extension: Default + Send + Sync + 'static {
+    /// Forgets everything a client could observe, as a new sandbox would
+    /// have it.
+    fn reset(&self);
+}
+
+type AnyExtension = Arc<dyn Any + Send + Sync>;
+
+/// How [`Sandbox::reset`] treats an extension.
+#[derive(Clone, Copy)]
+enum OnReset {
+    /// Swap in this fresh value.
+    Replace(fn() -> AnyExtension),
+    /// Empty it in place.
+    InPlace(fn(&(dyn Any + Send + Sync))),
+}
+
+/// An extension in use, with the way to reset it without knowing its type.
+struct ExtensionSlot {
+    value: AnyExtension,
+    on_reset: OnReset,
+}
+
+fn fresh_extension<T: Default + Send + Sync + 'static>() -> AnyExtension {
+    Arc::new(T::default())
+}
+
+fn reset_in_place<T: Extension>(value: &(dyn Any + Send + Sync)) {
+    if let Some(t) = value.downcast_ref::<T>() {
+        t.reset();
+    }
+}
+
 /// The shared sandbox: world, clock, events, statistics.
 pub struct Sandbox {
     world: RwLock<World>,
@@ -1377,7 +1440,7 @@ pub struct Sandbox {
     events: broadcast::Sender<SandboxEvent>,
     stats: StdMutex<Stats>,
     config: SandboxConfig,
-    extensions: StdMutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    extensions: StdMutex<HashMap<TypeId, ExtensionSlot>>,
     base_url: StdMutex<Option<String>>,
 }
 
@@ -1455,12 +1518,29 @@ impl Sandbox {
     }
 
     /// Empties the world (accounts, customers, threads, sessions), resets
-    /// the clock offset and the statistics. Extensions are kept; their
-    /// owners observe resets through their own state.
+    /// the clock offset and the statistics, and resets every extension in
+    /// use: webhook subscriptions, deliveries and chaos settings; OAuth
+    /// apps, codes and tokens; Graph posts, profiles, receivers, thread
+    /// owners and rate limits; logins in progress.
     pub async fn reset(&self) {
         {
             let mut w = self.world.write().await;
             *w = World::new(Arc::clone(&self.clock), self.config.seed ^ 0x5eed);
+            // Reset the extensions while no request can reach the world,
+            // so none sees new extension state beside the old world.
+            let mut in_place = Vec::new();
+            {
+                let mut map = self.extensions.lock().unwrap_or_else(PoisonError::into_inner);
+                for slot in map.values_mut() {
+                    match slot.on_reset {
+                        OnReset::Replace(fresh) => slot.value = fresh(),
+                        OnReset::InPlace(reset) => in_place.push((Arc::clone(&slot.value), reset)),
+                    }
+                }
+            }
+            for (value, reset) in in_place {
+                reset(value.as_ref());
+            }
         }
         self.clock.offset_us.store(0, Ordering::Relaxed);
         self.stats.lock().unwrap_or_else(PoisonError::into_inner).clear();
@@ -1500,19 +1580,34 @@ impl Sandbox {
     }
 
     /// A per-sandbox singleton of `T`, created on first use. Modules keep
-    /// their own state here (webhook subscriptions, rate-limit buckets).
+    /// their own state here (OAuth tokens, rate-limit buckets, logins in
+    /// progress). [`Sandbox::reset`] swaps in a fresh `T::default()`, so
+    /// hold the `Arc` only for the duration of a request.
     #[must_use]
     pub fn extension<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        self.extension_slot(OnReset::Replace(fresh_extension::<T>))
+    }
+
+    /// Like [`Sandbox::extension`], for state that long-lived tasks hold on
+    /// to (webhook subscriptions and their delivery workers):
+    /// [`Sandbox::reset`] empties it in place with [`Extension::reset`].
+    /// Reach a type through one of the two methods only.
+    #[must_use]
+    pub fn lasting_extension<T: Extension>(&self) -> Arc<T> {
+        self.extension_slot(OnReset::InPlace(reset_in_place::<T>))
+    }
+
+    fn extension_slot<T: Default + Send + Sync + 'static>(&self, on_reset: OnReset) -> Arc<T> {
         let mut map = self.extensions.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = map
+        let slot = map
             .entry(TypeId::of::<T>())
-            .or_insert_with(|| Arc::new(T::default()) as Arc<dyn Any + Send + Sync>);
-        match Arc::clone(entry).downcast::<T>() {
+            .or_insert_with(|| ExtensionSlot { value: Arc::new(T::default()), on_reset });
+        match Arc::clone(&slot.value).downcast::<T>() {
             Ok(t) => t,
             Err(_) => {
                 // Unreachable: the key is T's TypeId. Replace defensively.
                 let t = Arc::new(T::default());
-                *entry = Arc::clone(&t) as Arc<dyn Any + Send + Sync>;
+                slot.value = Arc::clone(&t) as AnyExtension;
                 t
             }
         }
@@ -1526,5 +1621,57 @@ impl Sandbox {
 
     pub(crate) fn set_base_url(&self, url: String) {
         *self.base_url.lock().unwrap_or_else(PoisonError::into_inner) = Some(url);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn text(t: &str) -> NewItem {
+        NewItem { text: Some(t.to_owned()), ..NewItem::default() }
+    }
+
+    #[tokio::test]
+    async fn newest_from_others_and_unread_follow_the_thread() {
+        let sb = Sandbox::new(SandboxConfig::default());
+        sb.write(|w| {
+            let a = w
+                .create_account(NewAccount {
+                    kind: AccountKind::Personal,
+                    username: "owner".into(),
+                    full_name: None,
+                    password: None,
+                    two_factor: false,
+                    challenge: false,
+                })
+                .unwrap();
+            let c = w.create_customer("writer", None).unwrap();
+            let t = w.thread_with(&a.id, std::slice::from_ref(&c.pk), false).unwrap();
+            let newest = |w: &World, pk: &str| {
+                w.newest_from_others(w.thread(&t).unwrap(), pk).map(|i| i.text.clone().unwrap())
+            };
+            w.append_item(&t, &a.pk, text("a1")).unwrap();
+            assert_eq!(newest(w, &a.pk), None, "only the account wrote");
+            assert!(!w.thread(&t).unwrap().is_unread(&a.pk));
+            w.append_item(&t, &c.pk, text("c1")).unwrap();
+            let c2 = w.append_item(&t, &c.pk, text("c2")).unwrap();
+            assert!(w.thread(&t).unwrap().is_unread(&a.pk), "the customer wrote since");
+            for n in 0..50 {
+                w.append_item(&t, &a.pk, text(&format!("a{n}"))).unwrap();
+            }
+            assert!(!w.thread(&t).unwrap().is_unread(&a.pk), "writing marks the thread seen");
+            assert!(w.thread(&t).unwrap().is_unread(&c.pk), "the customer never looked");
+            assert_eq!(newest(w, &a.pk).as_deref(), Some("c2"));
+            assert_eq!(newest(w, &c.pk).as_deref(), Some("a49"));
+            w.unsend(&t, &c2.id, &c.pk).unwrap();
+            assert_eq!(newest(w, &a.pk).as_deref(), Some("c1"), "an unsent item is skipped");
+            // A copy of the thread is walked rather than trusted to the index.
+            let copy = w.thread(&t).unwrap().clone();
+            assert_eq!(w.newest_from_others(&copy, &a.pk).unwrap().text.as_deref(), Some("c1"));
+        })
+        .await;
     }
 }

@@ -876,7 +876,22 @@ pub fn routes() -> Router<Arc<Sandbox>> {
 /// The sandbox's webhook hub.
 #[must_use]
 pub fn hub(sandbox: &Sandbox) -> Arc<WebhookHub> {
-    sandbox.extension::<WebhookHub>()
+    sandbox.lasting_extension::<WebhookHub>()
+}
+
+/// Delivery workers hold the hub, so a reset empties it in place: every
+/// subscription goes (its worker stops and its queue is dropped), and so
+/// do the delivery records and the chaos settings. Ids keep counting up,
+/// so that no stopping worker mistakes a new subscription for its own.
+impl crate::state::Extension for WebhookHub {
+    fn reset(&self) {
+        let mut inner = self.lock();
+        for sub in inner.subs.drain(..) {
+            sub.notify.notify_one();
+        }
+        inner.records.clear();
+        inner.chaos = Chaos::default();
+    }
 }
 
 /// Starts turning the sandbox's domain events into webhook deliveries. Called

@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 use url::Url;
 
-use igdm_model::{ApiError, ErrorClass, SessionHealth, Timestamp};
+use igdm_model::{ApiError, CallKind, ErrorClass, SessionHealth, Timestamp};
 use igdm_spec::{ActionOutput, Connector, ExecError, Executor, HttpRequest, Session, Transport};
 
 use crate::Error;
@@ -486,12 +486,15 @@ impl Client {
     fn gate(&self, write: bool) -> Result<(), CallError> {
         let now = Timestamp::now();
         let state = self.inner.state.read().map_err(CallError::Other)?;
-        let allowed =
-            if write { state.health.writes_allowed(now) } else { state.health.reads_allowed(now) };
+        let allowed = if write {
+            state.session.health.writes_allowed(now)
+        } else {
+            state.session.health.reads_allowed(now)
+        };
         if allowed {
             return Ok(());
         }
-        Err(CallError::Api(health_error(&state.health, &self.inner.account.name, now)))
+        Err(CallError::Api(health_error(&state.session.health, &self.inner.account.name, now)))
     }
 
     async fn pace(&self) -> Result<(), CallError> {
@@ -521,45 +524,95 @@ impl Client {
     }
 
     fn record_success(&self, write: bool) -> Result<(), CallError> {
-        let now = Timestamp::now();
+        let kind = if write { CallKind::Write } else { CallKind::Read };
         self.inner
             .state
-            .update_with(|s| {
-                s.last_success_at = Some(now);
-                if write {
-                    s.writes.push(now);
-                } else {
-                    s.last_read_at = Some(now);
-                }
-                // A call that works ends throttling; blocks and logouts stay until their time.
-                let clear = match &s.health {
-                    SessionHealth::RateLimited { .. } => true,
-                    SessionHealth::ActionBlocked { until } => write || *until <= now,
-                    _ => false,
-                };
-                if clear {
-                    s.health = SessionHealth::Healthy;
-                }
-            })
+            .update_with(|s| note_success(s, kind, Timestamp::now()))
             .map(|_| ())
             .map_err(CallError::Other)
     }
 
     fn record_failure(&self, api: &ApiError) -> Result<(), CallError> {
         let now = Timestamp::now();
-        let Some(health) = SessionHealth::from_error(api, now) else { return Ok(()) };
+        if SessionHealth::from_error(api, now).is_none() {
+            return Ok(());
+        }
+        let (state, _) = self
+            .inner
+            .state
+            .update_with(|s| s.session.record_failure(api, now))
+            .map_err(CallError::Other)?;
+        let health = &state.session.health;
         if health.needs_user() {
             warn!(account = %self.inner.account.name, state = health.name(), "account needs attention: {}", api.remediation);
         }
-        self.inner.state.update_with(|s| s.health = health).map(|_| ()).map_err(CallError::Other)
+        Ok(())
     }
 
-    /// Marks the account healthy again (after a new login).
+    /// Marks the account healthy again (after a new login); the write ledger
+    /// and idempotency records are kept.
     ///
     /// # Errors
     /// When the state cannot be written.
     pub fn reset_health(&self) -> Result<(), Error> {
-        self.inner.state.update_with(|s| s.health = SessionHealth::Healthy).map(|_| ())
+        self.inner
+            .state
+            .update_with(|s| {
+                s.session.health = SessionHealth::Healthy;
+                s.session.last_error = None;
+            })
+            .map(|_| ())
+    }
+
+    /// Whether the connector declares a `session.keep_alive` probe.
+    #[must_use]
+    pub fn has_keep_alive(&self) -> bool {
+        self.inner.connector.session.keep_alive.is_some()
+    }
+
+    /// Runs the connector's `session.keep_alive` probe with the live session
+    /// (rotated cookies reach the session sink like those of any call).
+    ///
+    /// It passes the health gate for reads, and records its outcome in the
+    /// account state: a success sets `last_success_at` and
+    /// `last_keep_alive_at` but not `last_read_at` (a keep-alive is not a real
+    /// read); a failure updates the health. It is never retried here: the
+    /// keep-alive schedule tries again at its next turn.
+    ///
+    /// # Errors
+    /// The gate's refusal for an account that needs the user, the classified
+    /// refusal of the probe, a transport failure, or a connector without a
+    /// keep-alive.
+    pub async fn keep_alive(&self) -> Result<(), Error> {
+        self.gate(false).map_err(Error::from)?;
+        let result = {
+            let mut session = self.inner.session.lock().await;
+            let before = session.revision();
+            let r = self.inner.executor.keep_alive(&mut session).await;
+            if session.revision() != before
+                && let Some(sink) = &self.inner.session_sink
+            {
+                sink(&session);
+            }
+            r
+        };
+        let now = Timestamp::now();
+        match result {
+            Ok(_) => {
+                self.inner.state.update_with(|s| note_success(s, CallKind::KeepAlive, now))?;
+                Ok(())
+            }
+            Err(ExecError::UnknownAction(a)) => Err(Error::Config(format!(
+                "the {} connector declares no {a}",
+                self.inner.connector.id
+            ))),
+            Err(e) => {
+                let api = exec_error(e).to_api_error();
+                self.inner.state.update_with(|s| s.session.last_keep_alive_at = Some(now))?;
+                self.record_failure(&api)?;
+                Err(Error::Api(api))
+            }
+        }
     }
 
     /// Runs the connector's `auth.validate` probe.
@@ -695,6 +748,14 @@ impl From<CallError> for Error {
             }
             CallError::Other(e) => e,
         }
+    }
+}
+
+/// Records a call that worked at `now` (and a write in the ledger).
+fn note_success(s: &mut AccountState, kind: CallKind, now: Timestamp) {
+    s.session.record_success(kind, now);
+    if kind == CallKind::Write {
+        s.writes.push(now);
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::Duration as ChronoDuration;
 use serde::{Deserialize, Serialize};
 
-use igdm_model::{SessionHealth, Timestamp};
+use igdm_model::{SessionState, Timestamp};
 
 use crate::{Error, Home};
 
@@ -37,35 +37,23 @@ pub struct SendRecord {
     pub text: Option<String>,
 }
 
-/// The persisted state of one account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The persisted state of one account: the one record of its session health
+/// (also what the session upkeep and `igdm accounts status` read and write),
+/// the write ledger and the idempotency records.
+///
+/// The session fields sit at the top level of the file (`health`,
+/// `last_success_at`, `last_read_at`, …), as they always have.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AccountState {
-    /// The last known session health.
-    pub health: SessionHealth,
-    /// The last call that succeeded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_success_at: Option<Timestamp>,
-    /// The last read that succeeded (keep-alive skips when recent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_read_at: Option<Timestamp>,
+    /// Health and the times calls last worked.
+    #[serde(flatten)]
+    pub session: SessionState,
     /// Times of writes in the last day, oldest first.
     #[serde(default)]
     pub writes: Vec<Timestamp>,
     /// Idempotency records by key.
     #[serde(default)]
     pub sends: BTreeMap<String, SendRecord>,
-}
-
-impl Default for AccountState {
-    fn default() -> Self {
-        Self {
-            health: SessionHealth::Healthy,
-            last_success_at: None,
-            last_read_at: None,
-            writes: Vec::new(),
-            sends: BTreeMap::new(),
-        }
-    }
 }
 
 impl AccountState {
@@ -187,5 +175,27 @@ mod tests {
         let s = file.read().unwrap();
         assert_eq!(s.writes.len(), 1, "entries older than a day are pruned");
         assert_eq!(s.writes_within(now, Duration::from_secs(3600)), 1);
+    }
+
+    #[test]
+    fn files_written_before_the_session_record_read_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let old = r#"{"health":{"state":"challenge","url":"https://i/challenge/1/"},
+            "last_success_at":"2026-01-02T03:04:05Z","last_read_at":"2026-01-02T03:04:05Z",
+            "writes":[],"sends":{}}"#;
+        std::fs::create_dir_all(home.join("state")).unwrap();
+        std::fs::write(home.join("state").join("old.json"), old).unwrap();
+        let file = StateFile::new(&home, "old");
+        let s = file.read().unwrap();
+        assert!(matches!(s.session.health, igdm_model::SessionHealth::Challenge { .. }));
+        assert!(s.session.last_read_at.is_some() && s.session.last_keep_alive_at.is_none());
+        // Written back, the session fields stay at the top level of the file.
+        file.update(|s| s.session.last_error = Some("checkpoint".into())).unwrap();
+        let raw: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(home.join("state").join("old.json")).unwrap())
+                .unwrap();
+        assert_eq!(raw["health"]["state"], "challenge");
+        assert_eq!(raw["last_error"], "checkpoint");
     }
 }

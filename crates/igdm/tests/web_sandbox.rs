@@ -140,7 +140,7 @@ async fn action_block_pauses_writes_but_not_reads() {
 
     let err = client.send(&thread, "hello").await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::ActionBlocked);
-    assert!(matches!(client.state().unwrap().health, SessionHealth::ActionBlocked { .. }));
+    assert!(matches!(client.state().unwrap().session.health, SessionHealth::ActionBlocked { .. }));
 
     // Reads still work while writes are paused.
     let (page, _) = client.conversations().await.unwrap();

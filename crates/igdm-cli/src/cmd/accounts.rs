@@ -1,4 +1,4 @@
-//! `igdm accounts add|list|remove|status`.
+//! `igdm accounts add|list|remove|status|keepalive`.
 
 use std::process::ExitCode;
 
@@ -7,6 +7,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use igdm::AccountConfig;
+use igdm_auth::session::AccountStatus;
 use igdm_auth::{Credential, CredentialStore, TokenCredential, TokenKind};
 use igdm_model::{Backend, Timestamp};
 
@@ -25,8 +26,14 @@ pub enum AccountsCommand {
         /// The account name.
         name: String,
     },
-    /// Each account's session health, last successful call and write budget.
+    /// Each account's session health, token expiry, last successful call,
+    /// write budget left and, when the user must act, the exact next step.
     Status,
+    /// Keep web sessions alive in the foreground: the connector's
+    /// `session.keep_alive` request, jittered, skipped after a recent real
+    /// read; rotated cookies go to the vault. Stops an account at the first
+    /// logout or challenge and says what to run.
+    Keepalive(super::upkeep::KeepaliveArgs),
 }
 
 /// `igdm accounts add`.
@@ -105,6 +112,7 @@ pub async fn run(cmd: AccountsCommand, global: &Global) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         AccountsCommand::Status => status(&mut ctx, global).await,
+        AccountsCommand::Keepalive(args) => super::upkeep::keepalive(&mut ctx, args, global).await,
     }
 }
 
@@ -292,35 +300,47 @@ pub fn account_from_sandbox(
     Ok((config, credential))
 }
 
+/// `igdm accounts status`: every account's one session record (the state
+/// file the client writes), with the token expiry from the vault and the
+/// write budget left under the account's pacing.
 async fn status(ctx: &mut Ctx, global: &Global) -> anyhow::Result<ExitCode> {
-    let vault = ctx.vault()?;
+    let vault = ctx.vault_migrated().await?;
     let mut rows = Vec::new();
+    let now = Timestamp::now();
     for a in ctx.accounts.accounts.clone() {
         let state = igdm::StateFile::new(&ctx.home, &a.name).read()?;
         let conn = connector(&a.connector)?;
         let client = igdm::Client::builder(a.clone(), conn, igdm_spec::Session::new()).build()?;
         let policy = client.pacing();
-        let now = Timestamp::now();
-        let hour_left = policy.hourly.map(|h| {
-            h as usize
-                - state.writes_within(now, std::time::Duration::from_secs(3600)).min(h as usize)
-        });
-        let day_left = policy.daily.map(|d| {
-            d as usize
-                - state.writes_within(now, std::time::Duration::from_secs(86_400)).min(d as usize)
-        });
-        let token_expires = match vault.get(&a.name).await? {
-            Some(Credential::Token(t)) => t.expires_at.map(|t| t.to_string()),
-            _ => None,
+        let left = |budget: Option<u32>, secs: u64| {
+            budget.map(|b| {
+                let used = state.writes_within(now, std::time::Duration::from_secs(secs));
+                (b as usize).saturating_sub(used)
+            })
+        };
+        let (health, token_expires, next_step) = match vault.get(&a.name).await? {
+            Some(cred) => {
+                let st = AccountStatus::derive(&a.name, &cred, &state.session, now);
+                (st.health, st.token_expires_at, st.next_step)
+            }
+            None => (
+                state.session.health.clone(),
+                None,
+                Some(format!("no credential is stored: run `igdm login {}`", a.name)),
+            ),
         };
         rows.push(json!({
             "name": a.name,
             "connector": a.connector,
-            "health": state.health,
-            "last_success_at": state.last_success_at,
+            "health": health,
+            "last_success_at": state.session.last_success_at,
+            "last_read_at": state.session.last_read_at,
+            "last_keep_alive_at": state.session.last_keep_alive_at,
+            "last_error": state.session.last_error,
+            "next_step": next_step,
             "token_expires_at": token_expires,
-            "writes_left_this_hour": hour_left,
-            "writes_left_today": day_left,
+            "writes_left_this_hour": left(policy.hourly, 3600),
+            "writes_left_today": left(policy.daily, 86_400),
         }));
     }
     if global.json {
@@ -337,6 +357,9 @@ async fn status(ctx: &mut Ctx, global: &Global) -> anyhow::Result<ExitCode> {
                 r["writes_left_this_hour"].as_u64().map_or("∞".to_owned(), |n| n.to_string()),
                 r["writes_left_today"].as_u64().map_or("∞".to_owned(), |n| n.to_string()),
             );
+            if let Some(step) = r["next_step"].as_str() {
+                println!("{:<16} → {step}", "");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -5,8 +5,10 @@
 //!   imports cookies with `--cookies`), stores the session in the vault,
 //!   registers the account, and validates it with the connector's
 //!   `auth.validate` probe.
-//! - `igdm oauth NAME` runs Instagram Login (or stores a Page token with
-//!   `--page`).
+//! - `igdm oauth NAME` runs Instagram Login; with `--page` it connects a
+//!   Facebook Page for the instagram-page connector, from a Facebook user
+//!   token (exchanged for a long-lived one, then `/me/accounts`) or from a
+//!   Page token given directly.
 //! - `igdm browser-run` executes browser steps from stdin and prints the
 //!   result, for host applications.
 
@@ -88,13 +90,20 @@ pub struct OauthArgs {
     /// (for redirect URIs that are not on this machine).
     #[arg(long)]
     pub paste: bool,
-    /// Store a Facebook Login Page token for the instagram-page connector instead.
-    #[arg(long, requires = "page_token_env")]
+    /// Connect a Facebook Page for the instagram-page connector instead:
+    /// from a Facebook user token (`--user-token-env`, with `--app-id` and
+    /// `--app-secret-env`), or a Page token you already have (`--page-token-env`).
+    #[arg(long)]
     pub page: bool,
+    /// The environment variable holding a short-lived Facebook user token
+    /// (with `--page`): igdm exchanges it for a long-lived one and stores the
+    /// Page token, which then does not expire.
+    #[arg(long, value_name = "VAR", requires = "page", conflicts_with = "page_token_env")]
+    pub user_token_env: Option<String>,
     /// The environment variable holding the Page token (with `--page`).
-    #[arg(long, value_name = "VAR")]
+    #[arg(long, value_name = "VAR", requires = "page")]
     pub page_token_env: Option<String>,
-    /// The Page id (with `--page`).
+    /// The Page id (with `--page`; needed when several Pages qualify).
     #[arg(long)]
     pub page_id: Option<String>,
 }
@@ -281,8 +290,11 @@ async fn store_cookie_login(
     let username = credential.label.clone();
     vault.put(&args.name, Credential::Cookies(credential)).await?;
     register(ctx, &args.name, connector_id, base_url, user_id.clone(), username.clone())?;
-    // A fresh login clears a past logout or challenge mark.
-    vault.set_state(&args.name, igdm_auth::AccountState::default()).await?;
+    // A fresh login clears a past logout or challenge mark (the write ledger stays).
+    igdm::StateFile::new(&ctx.home, &args.name).update(|s| {
+        s.session.health = igdm_model::SessionHealth::Healthy;
+        s.session.last_error = None;
+    })?;
     if !args.no_validate {
         let validated = validate(ctx, &args.name).await?;
         let v_user = validated.get("username").and_then(Value::as_str).map(str::to_owned);
@@ -326,11 +338,15 @@ pub async fn oauth(args: OauthArgs, global: &Global) -> anyhow::Result<ExitCode>
     igdm_auth::validate_account(&args.name)?;
     let mut ctx = Ctx::open()?;
     let vault = ctx.vault()?;
+    if args.page && args.user_token_env.is_some() {
+        return facebook_page(&mut ctx, &args, global).await;
+    }
     if args.page {
-        let var = args
-            .page_token_env
-            .as_deref()
-            .ok_or_else(|| anyhow!("--page needs --page-token-env VAR"))?;
+        let var = args.page_token_env.as_deref().ok_or_else(|| {
+            anyhow!(
+                "--page needs --user-token-env VAR (with --app-id and --app-secret-env) or --page-token-env VAR"
+            )
+        })?;
         let token = TokenCredential {
             access_token: secret_env(var)?,
             expires_at: None,
@@ -418,6 +434,67 @@ pub async fn oauth(args: OauthArgs, global: &Global) -> anyhow::Result<ExitCode>
         None,
     )?;
     report_token(&args.name, "instagram-graph", token.expires_at, global);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `igdm oauth NAME --page --user-token-env VAR`: Facebook Login. The user
+/// token is exchanged for a long-lived one, the user's Pages are read from
+/// `/me/accounts`, the Page token is stored and checked with the
+/// connector's `auth.validate` probe.
+async fn facebook_page(
+    ctx: &mut Ctx,
+    args: &OauthArgs,
+    global: &Global,
+) -> anyhow::Result<ExitCode> {
+    let (Some(app_id), Some(secret_var), Some(user_var)) =
+        (&args.app_id, &args.app_secret_env, &args.user_token_env)
+    else {
+        bail!(
+            "--user-token-env needs --app-id and --app-secret-env (the token exchange uses the app secret)"
+        );
+    };
+    let endpoints = match &args.base_url {
+        Some(b) => igdm_auth::facebook::FacebookEndpoints::with_base_url(b)?,
+        None => igdm_auth::facebook::FacebookEndpoints::facebook()?,
+    };
+    let fb = igdm_auth::facebook::FacebookLogin::new(
+        app_id.clone(),
+        secret_env(secret_var)?,
+        endpoints,
+        args.base_url.clone(),
+    )?;
+    let store: Arc<dyn CredentialStore> = ctx.vault()?;
+    let token = igdm_auth::facebook::connect_page(
+        &fb,
+        &args.name,
+        store.as_ref(),
+        &SystemClock,
+        &secret_env(user_var)?,
+        args.page_id.as_deref(),
+    )
+    .await?;
+    register(
+        ctx,
+        &args.name,
+        "instagram-page",
+        args.base_url.as_deref(),
+        token.user_id.clone(),
+        None,
+    )?;
+    validate(ctx, &args.name).await?;
+    if global.json {
+        println!(
+            "{}",
+            json!({"account": args.name, "connector": "instagram-page", "page_id": token.page_id,
+                   "instagram_id": token.user_id, "expires_at": token.expires_at})
+        );
+    } else {
+        println!(
+            "Stored the Page token of {} (Page {}); derived from a long-lived user token, it does not expire.",
+            args.name,
+            token.page_id.as_deref().unwrap_or("?")
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

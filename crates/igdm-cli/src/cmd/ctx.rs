@@ -26,6 +26,7 @@ pub struct Ctx {
     /// The accounts file.
     pub accounts: Accounts,
     vault: Option<Arc<Vault>>,
+    migrated: bool,
 }
 
 impl Ctx {
@@ -33,7 +34,7 @@ impl Ctx {
     pub fn open() -> anyhow::Result<Self> {
         let home = Home::from_env()?;
         let accounts = Accounts::load(&home)?;
-        Ok(Self { home, accounts, vault: None })
+        Ok(Self { home, accounts, vault: None, migrated: false })
     }
 
     /// The credential vault (opened on first use).
@@ -46,6 +47,17 @@ impl Ctx {
             Arc::new(Vault::from_env(self.home.root()).context("opening the credential vault")?);
         self.vault = Some(v.clone());
         Ok(v)
+    }
+
+    /// The vault, after moving the session states an older igdm kept in it
+    /// to the state files (once per process).
+    pub async fn vault_migrated(&mut self) -> anyhow::Result<Arc<Vault>> {
+        let vault = self.vault()?;
+        if !self.migrated {
+            super::upkeep::migrate_legacy_states(&vault, &self.home).await?;
+            self.migrated = true;
+        }
+        Ok(vault)
     }
 
     /// The local store: `IGDM_DATABASE_URL`, or SQLite at `$IGDM_HOME/igdm.db`.
@@ -70,7 +82,7 @@ impl Ctx {
     pub async fn client(&mut self, name: Option<&str>) -> anyhow::Result<Opened> {
         let account = self.account(name)?;
         let connector = connector(&account.connector)?;
-        let vault = self.vault()?;
+        let vault = self.vault_migrated().await?;
         let mut credential = vault.get(&account.name).await?.ok_or_else(|| {
             anyhow!(
                 "no credentials stored for {:?}: run `igdm login {}`",
@@ -121,6 +133,21 @@ pub struct Opened {
 }
 
 impl Opened {
+    /// The latest session, once a call changed it (the keep-alive reads it).
+    pub fn session_slot(&self) -> Arc<Mutex<Option<Session>>> {
+        self.latest.clone()
+    }
+
+    /// Whether the account's credential is a cookie session.
+    pub fn holds_cookies(&self) -> bool {
+        matches!(self.credential, Credential::Cookies(_))
+    }
+
+    /// The vault the credential came from.
+    pub fn vault(&self) -> Arc<Vault> {
+        self.vault.clone()
+    }
+
     /// Writes rotated cookies back to the vault.
     pub async fn finish(self) -> anyhow::Result<()> {
         let changed = self.latest.lock().ok().and_then(|mut s| s.take());
@@ -157,7 +184,16 @@ pub fn session_from(credential: &Credential) -> Session {
             s
         }
         Credential::Token(t) => {
-            Session::new().with_access_token(t.access_token.expose_secret().to_owned())
+            let mut s = Session::new().with_access_token(t.access_token.expose_secret().to_owned());
+            // The Page connector addresses `/{auth.page_id}/…` and recognizes
+            // the account's own messages by `auth.user_id`.
+            if let Some(page) = &t.page_id {
+                s.set_extra("page_id", page.clone());
+            }
+            if let Some(user) = &t.user_id {
+                s.set_extra("user_id", user.clone());
+            }
+            s
         }
         _ => Session::new(),
     }

@@ -91,6 +91,9 @@ pub async fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
     policy.validate()?;
     let mut ctx = Ctx::open()?;
     let opened = ctx.client(global.account.as_deref()).await?;
+    // A web session is kept alive while the server runs (the connector's
+    // `session.keep_alive`, skipped while the agent's reads keep it alive).
+    let upkeep = super::upkeep::schedule(&opened, &ctx.home);
     let store = match &args.database {
         Some(url) => {
             Some(Arc::new(igdm_store::Store::open(url).await.context("opening the local store")?))
@@ -128,6 +131,9 @@ pub async fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
             running.shutdown();
             running.wait().await?;
         }
+    }
+    if let Some(task) = upkeep {
+        task.abort();
     }
     opened.finish().await?;
     Ok(ExitCode::SUCCESS)

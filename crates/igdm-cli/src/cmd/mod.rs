@@ -12,3 +12,4 @@ pub mod sandbox;
 pub mod serve;
 pub mod spec;
 pub mod store;
+pub mod upkeep;

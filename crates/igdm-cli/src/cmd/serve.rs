@@ -41,6 +41,33 @@ pub struct ServeArgs {
     /// Answer customers with the DM bot described in FILE (see docs/bot.md).
     #[arg(long, value_name = "FILE")]
     pub bot: Option<PathBuf>,
+    /// Keep the web session of account NAME alive while serving (repeatable;
+    /// the connector's `session.keep_alive`, jittered). Stops at the first
+    /// logout or challenge and says on stderr what to run.
+    #[arg(long = "keep-alive", value_name = "NAME", value_delimiter = ',')]
+    pub keep_alive: Vec<String>,
+}
+
+/// Opens each named account and schedules its keep-alive.
+async fn keep_alive(
+    names: &[String],
+) -> anyhow::Result<Vec<(super::ctx::Opened, tokio::task::JoinHandle<()>)>> {
+    let mut out = Vec::new();
+    if names.is_empty() {
+        return Ok(out);
+    }
+    let mut ctx = super::ctx::Ctx::open()?;
+    for name in names {
+        let opened = ctx.client(Some(name)).await?;
+        let Some(task) = super::upkeep::schedule(&opened, &ctx.home) else {
+            bail!(
+                "{name} holds no web session with a keep-alive (only instagram-web cookie sessions need one)"
+            );
+        };
+        eprintln!("igdm serve: keeping the web session of {name} alive");
+        out.push((opened, task));
+    }
+    Ok(out)
 }
 
 /// Where secrets come from. Today the environment; the encrypted vault fills
@@ -126,8 +153,13 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
         Some(file) => Some(super::bot::start(file, &database, &server, _global).await?),
         None => None,
     };
+    let upkeep = keep_alive(&args.keep_alive).await?;
     eprintln!("igdm serve: listening on http://{local}{WEBHOOK_PATH}");
     server.serve_with_shutdown(listener, igdm_webhook::shutdown_signal()).await?;
+    for (opened, task) in upkeep {
+        task.abort();
+        opened.finish().await?;
+    }
     eprintln!("igdm serve: stopped");
     Ok(ExitCode::SUCCESS)
 }

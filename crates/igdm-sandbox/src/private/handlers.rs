@@ -3,15 +3,16 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::render::{self, ItemsPage};
-use super::{ApiError, Ctx, Endpoint, Params, Viewer};
+use super::render::{self, Id, ItemsPage, ThreadJson, UserJson};
+use super::{ApiError, Ctx, Endpoint, JsonBody, Params, Viewer};
 use crate::state::{
     AccountKind, ItemKind, Micros, NewItem, Sandbox, SandboxEvent, SentRecord, Thread, World,
 };
 
-type Res = Result<Value, ApiError>;
+type Res = Result<JsonBody, ApiError>;
 
 /// Longest text a message may carry.
 const MAX_TEXT: usize = 20_000;
@@ -94,91 +95,115 @@ async fn inbox(sb: &Sandbox, ctx: &Ctx, folder: Folder) -> Res {
     let acc = &ctx.account;
     let flap = ctx.flapping && ctx.request_no.is_multiple_of(2);
     let now = sb.now_us();
-    let v = sb
-        .read(|w| {
-            let all: Vec<&Thread> = w
-                .threads_of(&acc.id)
-                .into_iter()
-                .filter(|t| match folder {
-                    Folder::Inbox => !t.pending && !t.spam && !t.hidden,
-                    Folder::Pending => t.pending && !t.spam,
-                    Folder::Spam => t.spam,
-                })
-                .collect();
-            let unseen = all.iter().filter(|t| t.is_unread(&acc.pk)).count();
-            let pending_total = w
-                .threads_of(&acc.id)
-                .iter()
-                .filter(|t| t.pending && !t.spam)
-                .count();
-            let filtered: Vec<&Thread> = all
-                .into_iter()
-                .filter(|t| match filter {
-                    "unread" => t.is_unread(&acc.pk),
-                    "flagged" => t.flagged,
-                    _ => true,
-                })
-                .filter(|t| match &cursor {
-                    None => true,
-                    Some((ts, id)) => {
-                        let la = t.last_activity_us();
-                        la < *ts || (la == *ts && t.id < *id)
-                    }
-                })
-                .collect();
-            let page: Vec<&Thread> = filtered.iter().take(limit).copied().collect();
-            let has_older = filtered.len() > page.len();
-            let threads: Vec<Value> = page
-                .iter()
-                .map(|t| {
-                    let items: Vec<_> = t.visible_items().rev().take(msg_limit).collect();
-                    let has_older_items = t.visible_items().count() > items.len();
-                    render::thread(
-                        w,
-                        t,
-                        &acc.pk,
-                        &ItemsPage {
-                            items,
-                            has_older: has_older_items,
-                            has_newer: false,
-                        },
-                    )
-                })
-                .collect();
-            let cursor_obj = |t: Option<&&Thread>| {
-                t.map_or(Value::Null, |t| {
-                    json!({
-                        "cursor_timestamp_seconds": t.last_activity_us() / 1_000_000,
-                        "cursor_thread_v2_id": t.v2_id.parse::<u64>().map_or_else(|_| json!(t.v2_id), |n| json!(n)),
-                    })
-                })
-            };
-            let oldest_cursor = page
-                .last()
-                .map(|t| render::encode_cursor("thread", t.last_activity_us(), &t.id));
-            let viewer = w.users.get(&acc.pk).map(render::user);
-            json!({
-                "viewer": viewer,
-                "inbox": {
-                    "threads": threads,
-                    "has_older": has_older ^ flap,
-                    "unseen_count": unseen,
-                    "unseen_count_ts": now,
-                    "oldest_cursor": oldest_cursor,
-                    "prev_cursor": cursor_obj(page.first()),
-                    "next_cursor": cursor_obj(page.last()),
-                    "blended_inbox_enabled": true,
-                },
-                "seq_id": w.threads.values().map(|t| t.items.len()).sum::<usize>() + 40_000,
-                "snapshot_at_ms": now / 1000,
-                "pending_requests_total": pending_total,
-                "has_pending_top_requests": pending_total > 0,
-                "most_recent_inviter": Value::Null,
-                "status": "ok",
+    sb.read(|w| {
+        let all: Vec<&Thread> = w
+            .threads_of(&acc.id)
+            .into_iter()
+            .filter(|t| match folder {
+                Folder::Inbox => !t.pending && !t.spam && !t.hidden,
+                Folder::Pending => t.pending && !t.spam,
+                Folder::Spam => t.spam,
             })
+            .collect();
+        let unseen = all.iter().filter(|t| t.is_unread(&acc.pk)).count();
+        let pending_total = w.threads_of(&acc.id).iter().filter(|t| t.pending && !t.spam).count();
+        let filtered: Vec<&Thread> = all
+            .into_iter()
+            .filter(|t| match filter {
+                "unread" => t.is_unread(&acc.pk),
+                "flagged" => t.flagged,
+                _ => true,
+            })
+            .filter(|t| match &cursor {
+                None => true,
+                Some((ts, id)) => {
+                    let la = t.last_activity_us();
+                    la < *ts || (la == *ts && t.id < *id)
+                }
+            })
+            .collect();
+        let page: Vec<&Thread> = filtered.iter().take(limit).copied().collect();
+        let has_older = filtered.len() > page.len();
+        let threads: Vec<ThreadJson<'_>> = page
+            .iter()
+            .map(|t| {
+                let items: Vec<_> = t.visible_items().rev().take(msg_limit).collect();
+                let has_older_items = t.visible_items().nth(items.len()).is_some();
+                render::thread(
+                    w,
+                    t,
+                    &acc.pk,
+                    &ItemsPage { items, has_older: has_older_items, has_newer: false },
+                )
+            })
+            .collect();
+        fn cursor_obj<'t>(t: Option<&&'t Thread>) -> Option<InboxCursor<'t>> {
+            t.map(|t| InboxCursor {
+                cursor_timestamp_seconds: t.last_activity_us() / 1_000_000,
+                cursor_thread_v2_id: t.v2_id.parse::<u64>().map_or(Id::Text(&t.v2_id), Id::Number),
+            })
+        }
+        let oldest_cursor =
+            page.last().map(|t| render::encode_cursor("thread", t.last_activity_us(), &t.id));
+        JsonBody::of(&InboxJson {
+            viewer: w.users.get(&acc.pk).map(render::user),
+            inbox: InboxBody {
+                threads,
+                has_older: has_older ^ flap,
+                unseen_count: unseen,
+                unseen_count_ts: now,
+                oldest_cursor,
+                prev_cursor: cursor_obj(page.first()),
+                next_cursor: cursor_obj(page.last()),
+                blended_inbox_enabled: true,
+            },
+            seq_id: w.threads.values().map(|t| t.items.len()).sum::<usize>() + 40_000,
+            snapshot_at_ms: now / 1000,
+            pending_requests_total: pending_total,
+            has_pending_top_requests: pending_total > 0,
+            most_recent_inviter: None,
+            status: "ok",
         })
-        .await;
-    Ok(v)
+    })
+    .await
+}
+
+/// The inbox answer.
+#[derive(Serialize)]
+struct InboxJson<'a> {
+    viewer: Option<UserJson<'a>>,
+    inbox: InboxBody<'a>,
+    seq_id: usize,
+    snapshot_at_ms: Micros,
+    pending_requests_total: usize,
+    has_pending_top_requests: bool,
+    most_recent_inviter: Option<()>,
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct InboxBody<'a> {
+    threads: Vec<ThreadJson<'a>>,
+    has_older: bool,
+    unseen_count: usize,
+    unseen_count_ts: Micros,
+    oldest_cursor: Option<String>,
+    prev_cursor: Option<InboxCursor<'a>>,
+    next_cursor: Option<InboxCursor<'a>>,
+    blended_inbox_enabled: bool,
+}
+
+#[derive(Serialize)]
+struct InboxCursor<'a> {
+    cursor_timestamp_seconds: Micros,
+    cursor_thread_v2_id: Id<'a>,
+}
+
+/// `{"thread": …, "status": "ok"}`.
+#[derive(Serialize)]
+struct ThreadAnswer<'a> {
+    thread: ThreadJson<'a>,
+    status: &'static str,
 }
 
 async fn thread(sb: &Sandbox, ctx: &Ctx, id: &str) -> Res {
@@ -198,25 +223,26 @@ async fn thread(sb: &Sandbox, ctx: &Ctx, id: &str) -> Res {
     let flap = ctx.flapping && ctx.request_no.is_multiple_of(2);
     sb.read(|w| {
         let t = owned_thread(w, acc, id)?;
-        let visible: Vec<_> = t.visible_items().collect(); // oldest first
-        let key = |i: &&crate::state::Item| (i.timestamp_us, i.id.clone());
+        fn key(i: &crate::state::Item) -> (Micros, &str) {
+            (i.timestamp_us, i.id.as_str())
+        }
         let (items, has_older, has_newer) = match (&cursor, direction) {
             (Some((ts, cid)), "newer") => {
                 let newer: Vec<_> =
-                    visible.iter().filter(|i| key(i) > (*ts, cid.clone())).copied().collect();
+                    t.visible_items().filter(|i| key(i) > (*ts, cid.as_str())).collect();
                 let page: Vec<_> = newer.iter().take(limit).rev().copied().collect();
                 let more = newer.len() > page.len();
                 (page, true, more)
             }
             (Some((ts, cid)), _) => {
-                let older: Vec<_> =
-                    visible.iter().rev().filter(|i| key(i) < (*ts, cid.clone())).copied().collect();
-                let page: Vec<_> = older.iter().take(limit).copied().collect();
-                (page.clone(), older.len() > page.len(), true)
+                let mut older = t.visible_items().rev().filter(|i| key(i) < (*ts, cid.as_str()));
+                let page: Vec<_> = older.by_ref().take(limit).collect();
+                (page, older.next().is_some(), true)
             }
             (None, _) => {
-                let page: Vec<_> = visible.iter().rev().take(limit).copied().collect();
-                (page.clone(), visible.len() > page.len(), false)
+                let mut newest_first = t.visible_items().rev();
+                let page: Vec<_> = newest_first.by_ref().take(limit).collect();
+                (page, newest_first.next().is_some(), false)
             }
         };
         let body = render::thread(
@@ -225,7 +251,7 @@ async fn thread(sb: &Sandbox, ctx: &Ctx, id: &str) -> Res {
             &acc.pk,
             &ItemsPage { items, has_older: has_older ^ flap, has_newer },
         );
-        Ok(json!({"thread": body, "status": "ok"}))
+        JsonBody::of(&ThreadAnswer { thread: body, status: "ok" })
     })
     .await
 }
@@ -261,9 +287,9 @@ async fn get_by_participants(sb: &Sandbox, ctx: &Ctx) -> Res {
             .find_thread(&acc.id, &users)
             .ok_or_else(|| ApiError::fail(StatusCode::NOT_FOUND, "Thread not found"))?;
         let items: Vec<_> = t.visible_items().rev().take(20).collect();
-        let has_older = t.visible_items().count() > items.len();
+        let has_older = t.visible_items().nth(items.len()).is_some();
         let body = render::thread(w, t, &acc.pk, &ItemsPage { items, has_older, has_newer: false });
-        Ok(json!({"thread": body, "status": "ok"}))
+        JsonBody::of(&ThreadAnswer { thread: body, status: "ok" })
     })
     .await
 }
@@ -389,7 +415,7 @@ async fn broadcast(sb: &Sandbox, ctx: &Ctx, kind: &str) -> Res {
         if let Some(cc) = &client_context
             && let Some(ack) = w.accounts.get(&acc.id).and_then(|a| a.acks.get(cc))
         {
-            return Ok(ack.clone());
+            return Ok(JsonBody(ack.clone()));
         }
         let mut record = SentRecord {
             at_us: now,
@@ -438,32 +464,33 @@ async fn broadcast(sb: &Sandbox, ctx: &Ctx, kind: &str) -> Res {
             Ok((thread_id, item_id, ts)) => {
                 record.accepted = true;
                 record.item_id = Some(item_id.clone());
-                let participants: Vec<Value> = w
+                let participants: Vec<Id<'_>> = w
                     .thread(&thread_id)
                     .map(|t| t.participants.iter().map(|p| render::pk_number(p)).collect())
                     .unwrap_or_default();
-                let ack = json!({
-                    "action": "item_ack",
-                    "status_code": "200",
-                    "payload": {
-                        "client_context": client_context,
-                        "item_id": item_id,
-                        "timestamp": ts.to_string(),
-                        "thread_id": thread_id,
+                let timestamp = ts.to_string();
+                let ack = JsonBody::of(&BroadcastAck {
+                    action: "item_ack",
+                    status_code: "200",
+                    payload: AckPayload {
+                        client_context: client_context.as_deref(),
+                        item_id: &item_id,
+                        timestamp: &timestamp,
+                        thread_id: &thread_id,
                     },
-                    "message_metadata": [{
-                        "client_context": client_context,
-                        "item_id": item_id,
-                        "timestamp": ts.to_string(),
-                        "thread_id": thread_id,
-                        "participant_ids": participants,
+                    message_metadata: [AckMetadata {
+                        client_context: client_context.as_deref(),
+                        item_id: &item_id,
+                        timestamp: &timestamp,
+                        thread_id: &thread_id,
+                        participant_ids: participants,
                     }],
-                    "status": "ok",
-                });
+                    status: "ok",
+                })?;
                 if let Some(cc) = &client_context
                     && let Some(a) = w.accounts.get_mut(&acc.id)
                 {
-                    a.acks.insert(cc.clone(), ack.clone());
+                    a.acks.insert(cc.clone(), ack.0.clone());
                 }
                 w.record_sent(&acc.id, record);
                 Ok(ack)
@@ -476,6 +503,33 @@ async fn broadcast(sb: &Sandbox, ctx: &Ctx, kind: &str) -> Res {
         }
     })
     .await
+}
+
+/// The acknowledgement of a broadcast.
+#[derive(Serialize)]
+struct BroadcastAck<'a> {
+    action: &'static str,
+    status_code: &'static str,
+    payload: AckPayload<'a>,
+    message_metadata: [AckMetadata<'a>; 1],
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct AckPayload<'a> {
+    client_context: Option<&'a str>,
+    item_id: &'a str,
+    timestamp: &'a str,
+    thread_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct AckMetadata<'a> {
+    client_context: Option<&'a str>,
+    item_id: &'a str,
+    timestamp: &'a str,
+    thread_id: &'a str,
+    participant_ids: Vec<Id<'a>>,
 }
 
 async fn flag(sb: &Sandbox, ctx: &Ctx, id: &str, change: &str) -> Res {
@@ -512,7 +566,7 @@ async fn flag(sb: &Sandbox, ctx: &Ctx, id: &str, change: &str) -> Res {
             thread: key,
             change: change.to_owned(),
         });
-        Ok(json!({"status": "ok"}))
+        Ok(JsonBody::ok())
     })
     .await
 }
@@ -533,7 +587,7 @@ async fn activity(sb: &Sandbox, ctx: &Ctx, id: &str) -> Res {
             actor: acc.pk.clone(),
             active,
         });
-        Ok(json!({"status": "ok"}))
+        Ok(JsonBody::ok())
     })
     .await
 }
@@ -550,14 +604,23 @@ async fn item_reaction(sb: &Sandbox, ctx: &Ctx, t: &str, i: &str) -> Res {
     sb.write(|w| {
         let key = owned_thread(w, acc, t)?.id.clone();
         let item = w.set_reaction(&key, i, &acc.pk, emoji.as_deref())?;
-        Ok(json!({
-            "thread_id": key,
-            "item_id": item.id,
-            "reaction_status": status,
-            "status": "ok",
-        }))
+        JsonBody::of(&ReactionAnswer {
+            thread_id: &key,
+            item_id: &item.id,
+            reaction_status: status,
+            status: "ok",
+        })
     })
     .await
+}
+
+/// The answer to a reaction change.
+#[derive(Serialize)]
+struct ReactionAnswer<'a> {
+    thread_id: &'a str,
+    item_id: &'a str,
+    reaction_status: &'a str,
+    status: &'static str,
 }
 
 async fn seen(sb: &Sandbox, ctx: &Ctx, t: &str, i: &str) -> Res {
@@ -571,7 +634,7 @@ async fn seen(sb: &Sandbox, ctx: &Ctx, t: &str, i: &str) -> Res {
     sb.write(|w| {
         let key = owned_thread(w, acc, t)?.id.clone();
         let item = w.mark_seen(&key, i, &acc.pk)?;
-        Ok(json!({
+        JsonBody::of(&json!({
             "action": "item_ack",
             "status_code": "200",
             "payload": {
@@ -591,7 +654,7 @@ async fn delete(sb: &Sandbox, ctx: &Ctx, t: &str, i: &str) -> Res {
     sb.write(|w| {
         let key = owned_thread(w, acc, t)?.id.clone();
         w.unsend(&key, i, &acc.pk)?;
-        Ok(json!({"status": "ok"}))
+        Ok(JsonBody::ok())
     })
     .await
 }
@@ -599,9 +662,15 @@ async fn delete(sb: &Sandbox, ctx: &Ctx, t: &str, i: &str) -> Res {
 async fn presence(sb: &Sandbox, ctx: &Ctx, ids: Option<Vec<String>>) -> Res {
     let acc = &ctx.account;
     let now = sb.now_us();
-    let v = sb
-        .read(|w| {
-            let ids: Vec<String> = ids.unwrap_or_else(|| {
+    sb.read(|w| {
+        let ids: Vec<String> = match ids {
+            // An id asked for twice is answered once, where first asked.
+            Some(mut ids) => {
+                let mut seen = std::collections::HashSet::new();
+                ids.retain(|id| seen.insert(id.clone()));
+                ids
+            }
+            None => {
                 let mut v: Vec<String> = w
                     .threads_of(&acc.id)
                     .iter()
@@ -610,24 +679,48 @@ async fn presence(sb: &Sandbox, ctx: &Ctx, ids: Option<Vec<String>>) -> Res {
                 v.sort();
                 v.dedup();
                 v
-            });
-            let mut map = serde_json::Map::new();
-            for id in ids {
-                if let Some(u) = w.users.get(&id) {
-                    map.insert(
-                        u.pk.clone(),
-                        json!({
-                            "is_active": now - u.last_active_us < ACTIVE_WINDOW_US,
-                            "last_activity_at_ms": (u.last_active_us / 1000).to_string(),
-                            "in_threads": [],
-                        }),
-                    );
-                }
             }
-            json!({"user_presence": map, "status": "ok"})
+        };
+        let users: Vec<&crate::state::User> = ids.iter().filter_map(|id| w.users.get(id)).collect();
+        JsonBody::of(&PresenceAnswer {
+            user_presence: PresenceMap { users: &users, now },
+            status: "ok",
         })
-        .await;
-    Ok(v)
+    })
+    .await
+}
+
+/// The answer of the presence endpoints.
+#[derive(Serialize)]
+struct PresenceAnswer<'a> {
+    user_presence: PresenceMap<'a>,
+    status: &'static str,
+}
+
+/// pk → presence of each user asked about.
+struct PresenceMap<'a> {
+    users: &'a [&'a crate::state::User],
+    now: Micros,
+}
+
+#[derive(Serialize)]
+struct Presence {
+    is_active: bool,
+    last_activity_at_ms: String,
+    in_threads: [(); 0],
+}
+
+impl Serialize for PresenceMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.users.iter().map(|u| {
+            let presence = Presence {
+                is_active: self.now - u.last_active_us < ACTIVE_WINDOW_US,
+                last_activity_at_ms: (u.last_active_us / 1000).to_string(),
+                in_threads: [],
+            };
+            (&u.pk, presence)
+        }))
+    }
 }
 
 async fn search(sb: &Sandbox, ctx: &Ctx) -> Res {
@@ -667,7 +760,8 @@ async fn search(sb: &Sandbox, ctx: &Ctx) -> Res {
                 .take(PAGE)
                 .map(|(t, i)| {
                     let page = ItemsPage::default();
-                    let mut thread = render::thread(w, t, &acc.pk, &page);
+                    let mut thread = serde_json::to_value(render::thread(w, t, &acc.pk, &page))
+                        .unwrap_or_default();
                     if let Some(o) = thread.as_object_mut() {
                         o.remove("items");
                     }
@@ -694,7 +788,7 @@ async fn search(sb: &Sandbox, ctx: &Ctx) -> Res {
             })
         })
         .await;
-    Ok(v)
+    JsonBody::of(&v)
 }
 
 async fn current_user(sb: &Sandbox, ctx: &Ctx) -> Res {
@@ -704,15 +798,37 @@ async fn current_user(sb: &Sandbox, ctx: &Ctx) -> Res {
             .users
             .get(&acc.pk)
             .ok_or_else(|| ApiError::fail(StatusCode::NOT_FOUND, "User not found"))?;
-        let mut user = render::user(u);
-        user["pk"] = render::pk_number(&u.pk);
-        user["is_business"] = json!(acc.kind == AccountKind::Business);
-        user["account_type"] = json!(if acc.kind == AccountKind::Business { 2 } else { 1 });
-        user["biography"] = json!("");
-        user["external_url"] = json!("");
-        user["email"] = json!(format!("{}@example.invalid", u.username));
-        user["phone_number"] = json!("");
-        Ok(json!({"user": user, "status": "ok"}))
+        let business = acc.kind == AccountKind::Business;
+        let user = CurrentUser {
+            user: render::user(u).with_numeric_pk(),
+            is_business: business,
+            account_type: if business { 2 } else { 1 },
+            biography: "",
+            external_url: "",
+            email: format!("{}@example.invalid", u.username),
+            phone_number: "",
+        };
+        JsonBody::of(&CurrentUserAnswer { user, status: "ok" })
     })
     .await
+}
+
+/// The answer of `accounts/current_user/`.
+#[derive(Serialize)]
+struct CurrentUserAnswer<'a> {
+    user: CurrentUser<'a>,
+    status: &'static str,
+}
+
+/// The logged-in user: the public shape plus the private fields.
+#[derive(Serialize)]
+struct CurrentUser<'a> {
+    #[serde(flatten)]
+    user: UserJson<'a>,
+    is_business: bool,
+    account_type: u8,
+    biography: &'static str,
+    external_url: &'static str,
+    email: String,
+    phone_number: &'static str,
 }

@@ -22,6 +22,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::state::{
@@ -173,8 +174,39 @@ impl From<SandboxError> for ApiError {
     }
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Response {
-    let mut r = Response::new(Body::from(v.to_string()));
+/// A successful answer's body, serialized once, straight from the typed
+/// shapes of [`render`].
+#[derive(Debug, Clone)]
+pub(crate) struct JsonBody(Bytes);
+
+impl JsonBody {
+    /// Serializes a small answer.
+    pub(crate) fn of<T: Serialize + ?Sized>(v: &T) -> Result<Self, ApiError> {
+        Self::sized(256, v)
+    }
+
+    /// Serializes `v` into a buffer of `capacity` bytes to start with, so
+    /// that large answers (inbox, thread pages) are not copied while the
+    /// buffer grows.
+    pub(crate) fn sized<T: Serialize + ?Sized>(capacity: usize, v: &T) -> Result<Self, ApiError> {
+        let mut buf = Vec::with_capacity(capacity);
+        match serde_json::to_writer(&mut buf, v) {
+            Ok(()) => Ok(Self(Bytes::from(buf))),
+            Err(err) => {
+                tracing::error!(%err, "response not serializable");
+                Err(ApiError::fail(StatusCode::INTERNAL_SERVER_ERROR, "Oops, an error occurred."))
+            }
+        }
+    }
+
+    /// `{"status": "ok"}`.
+    pub(crate) fn ok() -> Self {
+        Self(Bytes::from_static(br#"{"status":"ok"}"#))
+    }
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response {
+    let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
@@ -184,7 +216,7 @@ fn json_response(status: StatusCode, v: &Value) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            Self::Json(s, v) => json_response(s, &v),
+            Self::Json(s, v) => json_response(s, Bytes::from(v.to_string())),
             Self::Text(s, t) => {
                 let mut r = (s, t).into_response();
                 r.headers_mut().insert(
@@ -381,11 +413,11 @@ async fn dispatch(
             let request_no = ctx.request_no;
             let drifting = ctx.drift;
             let mut result = handlers::handle(&sb, &endpoint, ctx).await;
-            if drifting && let Ok(v) = &mut result {
-                drift(v);
+            if drifting && let Ok(body) = &mut result {
+                *body = drifted(body);
             }
             let (mut response, outcome) = match result {
-                Ok(v) => (json_response(StatusCode::OK, &v), RequestOutcome::Ok),
+                Ok(JsonBody(bytes)) => (json_response(StatusCode::OK, bytes), RequestOutcome::Ok),
                 Err(e) => (e.into_response(), RequestOutcome::Error),
             };
             sb.record_request(Some(&account_id), class, outcome);
@@ -482,6 +514,18 @@ const DRIFT_DROPPED: &[&str] = &[
     "unseen_count_ts",
 ];
 
+/// `body` reshaped by [`drift`] (the `drift` fault; a rare path, so it
+/// may go through a `Value`).
+fn drifted(body: &JsonBody) -> JsonBody {
+    match serde_json::from_slice::<Value>(&body.0) {
+        Ok(mut v) => {
+            drift(&mut v);
+            JsonBody(Bytes::from(v.to_string()))
+        }
+        Err(_) => body.clone(),
+    }
+}
+
 /// Reshapes a successful body the way Instagram's silent API changes do:
 /// optional fields vanish and unknown ones appear (`drift` fault).
 fn drift(v: &mut Value) {
@@ -503,11 +547,30 @@ fn drift(v: &mut Value) {
     }
 }
 
+/// The `x-ig-set-www-claim` value of each account for its current epoch
+/// of ten requests: derived from the pk and the epoch alone, so it is
+/// hashed once per epoch rather than on every request.
+#[derive(Debug, Default)]
+struct ClaimCache(std::sync::Mutex<HashMap<String, (u64, HeaderValue)>>);
+
+impl ClaimCache {
+    fn claim(&self, pk: &str, epoch: u64) -> Option<HeaderValue> {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((e, v)) = map.get(pk)
+            && *e == epoch
+        {
+            return Some(v.clone());
+        }
+        let v = HeaderValue::from_str(&format!("hmac.AR{}", pk_hash(pk, epoch))).ok()?;
+        map.insert(pk.to_owned(), (epoch, v.clone()));
+        Some(v)
+    }
+}
+
 /// Adds the claim headers and the periodic cookie rotations.
 fn decorate(sb: &Sandbox, response: &mut Response, pk: &str, request_no: u64) {
-    let claim = format!("hmac.AR{}", &pk_hash(pk, request_no / 10));
     let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&claim) {
+    if let Some(v) = sb.extension::<ClaimCache>().claim(pk, request_no / 10) {
         h.insert("x-ig-set-www-claim", v);
     }
     let cfg = sb.config();

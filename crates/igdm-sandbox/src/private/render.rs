@@ -4,57 +4,145 @@
 //! item's `user_id` are JSON numbers for some users/items and strings for
 //! others (decided by the id's last digit, so it is stable); item
 //! timestamps are sometimes strings; unknown extra fields appear.
+//!
+//! The shapes are typed views that borrow from the [`World`] and serialize
+//! straight into the response body, field by field in Instagram's order:
+//! no intermediate `serde_json::Value` tree is built on the hot paths.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use base64::Engine as _;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::{Value, json};
 
-use crate::state::{Item, ItemKind, Micros, Thread, User, World};
+use crate::state::{Item, ItemKind, ItemReaction, Micros, Thread, User, World};
+
+/// An id that Instagram writes as a JSON number or as a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Id<'a> {
+    /// Written as a number.
+    Number(u64),
+    /// Written as a string.
+    Text(&'a str),
+}
+
+impl Serialize for Id<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Number(n) => s.serialize_u64(*n),
+            Self::Text(t) => s.serialize_str(t),
+        }
+    }
+}
 
 /// A pk as Instagram varies it: a number for even last digits, else a string.
 #[must_use]
-pub fn pk_value(pk: &str) -> Value {
+pub fn pk_value(pk: &str) -> Id<'_> {
     let even =
         pk.bytes().last().is_some_and(|b| b.is_ascii_digit() && (b - b'0').is_multiple_of(2));
     match pk.parse::<u64>() {
-        Ok(n) if even => json!(n),
-        _ => json!(pk),
+        Ok(n) if even => Id::Number(n),
+        _ => Id::Text(pk),
     }
 }
 
 /// A pk as a JSON number when it parses (for `viewer_id` and friends).
 #[must_use]
-pub fn pk_number(pk: &str) -> Value {
-    pk.parse::<u64>().map_or_else(|_| json!(pk), |n| json!(n))
+pub fn pk_number(pk: &str) -> Id<'_> {
+    pk.parse::<u64>().map_or(Id::Text(pk), Id::Number)
+}
+
+/// A microsecond timestamp written as a number or, as Instagram sometimes
+/// does, as a string of digits.
+#[derive(Debug, Clone, Copy)]
+enum Stamp {
+    Number(Micros),
+    Text(Micros),
+}
+
+impl Serialize for Stamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Number(n) => s.serialize_i64(*n),
+            Self::Text(n) => s.collect_str(n),
+        }
+    }
+}
+
+/// `friendship_status` of a user.
+#[derive(Debug, Serialize)]
+struct FriendshipStatus {
+    following: bool,
+    blocking: bool,
+    is_messaging_pseudo_blocking: bool,
+    is_private: bool,
+    incoming_request: bool,
+    outgoing_request: bool,
+    is_bestie: bool,
+    is_restricted: bool,
+    is_feed_favorite: bool,
+}
+
+/// A user in `users[]`, `viewer`, `inviter`.
+#[derive(Debug, Serialize)]
+pub struct UserJson<'a> {
+    pk: Id<'a>,
+    pk_id: &'a str,
+    id: &'a str,
+    username: &'a str,
+    full_name: &'a str,
+    profile_pic_url: &'a str,
+    profile_pic_id: String,
+    is_private: bool,
+    is_verified: bool,
+    has_anonymous_profile_picture: bool,
+    friendship_status: FriendshipStatus,
+    interop_messaging_user_fbid: String,
+    is_creator_agent_enabled: bool,
+}
+
+impl UserJson<'_> {
+    /// The same user with `pk` always a number (the logged-in user's own
+    /// profile has it so).
+    #[must_use]
+    pub fn with_numeric_pk(mut self) -> Self {
+        if let Id::Text(pk) = self.pk {
+            self.pk = pk_number(pk);
+        }
+        self
+    }
 }
 
 /// A user in `users[]`, `viewer`, `inviter`.
 #[must_use]
-pub fn user(u: &User) -> Value {
-    json!({
-        "pk": pk_value(&u.pk),
-        "pk_id": u.pk,
-        "id": u.pk,
-        "username": u.username,
-        "full_name": u.full_name,
-        "profile_pic_url": u.profile_pic_url,
-        "profile_pic_id": format!("{}_{}", u.pk.chars().rev().collect::<String>(), u.pk),
-        "is_private": u.is_private,
-        "is_verified": u.is_verified,
-        "has_anonymous_profile_picture": false,
-        "friendship_status": {
-            "following": u.is_business_follow_user,
-            "blocking": false,
-            "is_messaging_pseudo_blocking": false,
-            "is_private": u.is_private,
-            "incoming_request": false,
-            "outgoing_request": false,
-            "is_bestie": false,
-            "is_restricted": false,
-            "is_feed_favorite": false,
+pub fn user(u: &User) -> UserJson<'_> {
+    UserJson {
+        pk: pk_value(&u.pk),
+        pk_id: &u.pk,
+        id: &u.pk,
+        username: &u.username,
+        full_name: &u.full_name,
+        profile_pic_url: &u.profile_pic_url,
+        profile_pic_id: format!("{}_{}", u.pk.chars().rev().collect::<String>(), u.pk),
+        is_private: u.is_private,
+        is_verified: u.is_verified,
+        has_anonymous_profile_picture: false,
+        friendship_status: FriendshipStatus {
+            following: u.is_business_follow_user,
+            blocking: false,
+            is_messaging_pseudo_blocking: false,
+            is_private: u.is_private,
+            incoming_request: false,
+            outgoing_request: false,
+            is_bestie: false,
+            is_restricted: false,
+            is_feed_favorite: false,
         },
-        "interop_messaging_user_fbid": format!("1{}", &u.igsid[..u.igsid.len().min(15)]),
-        "is_creator_agent_enabled": false,
-    })
+        interop_messaging_user_fbid: format!("1{}", &u.igsid[..u.igsid.len().min(15)]),
+        is_creator_agent_enabled: false,
+    }
 }
 
 fn media_pk(item: &Item) -> String {
@@ -110,120 +198,191 @@ fn xma(item: &Item, title: &str) -> Value {
     }])
 }
 
+/// The heart, which also counts as a like.
+const HEART: &str = "\u{2764}\u{fe0f}";
+
+/// One entry of `reactions.emojis`.
+#[derive(Serialize)]
+struct EmojiReaction<'a> {
+    sender_id: Id<'a>,
+    timestamp: Micros,
+    client_context: &'static str,
+    emoji: &'a str,
+    super_react_type: &'static str,
+}
+
+/// One entry of `reactions.likes`.
+#[derive(Serialize)]
+struct LikeReaction<'a> {
+    sender_id: Id<'a>,
+    timestamp: Micros,
+}
+
+/// An item's `reactions` object.
+struct Reactions<'a>(&'a [ItemReaction]);
+
+impl Serialize for Reactions<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let likes = || self.0.iter().filter(|r| r.emoji == HEART);
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("likes_count", &likes().count())?;
+        m.serialize_entry(
+            "likes",
+            &likes()
+                .map(|r| LikeReaction {
+                    sender_id: pk_number(&r.sender),
+                    timestamp: r.timestamp_us,
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        m.serialize_entry(
+            "emojis",
+            &self
+                .0
+                .iter()
+                .map(|r| EmojiReaction {
+                    sender_id: pk_number(&r.sender),
+                    timestamp: r.timestamp_us,
+                    client_context: "",
+                    emoji: &r.emoji,
+                    super_react_type: "none",
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        m.end()
+    }
+}
+
+/// `replied_to_message` of an item that answers another.
+#[derive(Serialize)]
+struct RepliedTo<'a> {
+    item_id: &'a str,
+    user_id: Id<'a>,
+    timestamp: Micros,
+    item_type: &'static str,
+    is_sent_by_viewer: bool,
+    /// Absent without text; `null` once the target was unsent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<Option<&'a str>>,
+}
+
+/// `link` of a link item.
+#[derive(Serialize)]
+struct LinkJson<'a> {
+    text: &'a str,
+    link_context: LinkContext<'a>,
+    client_context: Option<&'a str>,
+    mutation_token: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct LinkContext<'a> {
+    link_url: &'a str,
+    link_title: &'a str,
+    link_summary: &'static str,
+    link_image_url: &'static str,
+}
+
+/// An item, as in `items[]`; build it with [`item`].
+#[derive(Debug, Clone, Copy)]
+pub struct ItemJson<'a> {
+    thread: &'a Thread,
+    it: &'a Item,
+    viewer_pk: &'a str,
+}
+
 /// An item, as in `items[]`. `viewer_pk` decides `is_sent_by_viewer`.
 #[must_use]
-pub fn item(thread: &Thread, it: &Item, viewer_pk: &str) -> Value {
-    let last = it.id.bytes().last().unwrap_or(b'0');
-    let user_id = if last.is_multiple_of(2) { pk_number(&it.sender) } else { json!(it.sender) };
-    let timestamp = if last.is_multiple_of(3) {
-        json!(it.timestamp_us.to_string())
-    } else {
-        json!(it.timestamp_us)
-    };
-    let mut m = Map::new();
-    m.insert("item_id".into(), json!(it.id));
-    m.insert("message_id".into(), json!(it.mid));
-    m.insert("user_id".into(), user_id);
-    m.insert("timestamp".into(), timestamp);
-    m.insert("item_type".into(), json!(it.kind.as_str()));
-    m.insert(
-        "client_context".into(),
-        json!(
-            it.client_context
-                .clone()
-                .unwrap_or_else(|| it.id[it.id.len().saturating_sub(19)..].to_owned())
-        ),
-    );
-    m.insert("is_sent_by_viewer".into(), json!(it.sender == viewer_pk));
-    m.insert("show_forward_attribution".into(), json!(false));
-    m.insert("is_shh_mode".into(), json!(false));
-    m.insert("hide_in_thread".into(), json!(0));
-    if !it.edits.is_empty() {
-        m.insert("is_edited".into(), json!(true));
-        m.insert("edit_count".into(), json!(it.edits.len()));
-    }
-    if !it.reactions.is_empty() {
-        let emojis: Vec<Value> = it
-            .reactions
-            .iter()
-            .map(|r| {
-                json!({
-                    "sender_id": pk_number(&r.sender),
-                    "timestamp": r.timestamp_us,
-                    "client_context": "",
-                    "emoji": r.emoji,
-                    "super_react_type": "none",
-                })
-            })
-            .collect();
-        let likes: Vec<Value> = it
-            .reactions
-            .iter()
-            .filter(|r| r.emoji == "\u{2764}\u{fe0f}")
-            .map(|r| json!({"sender_id": pk_number(&r.sender), "timestamp": r.timestamp_us}))
-            .collect();
-        m.insert(
-            "reactions".into(),
-            json!({"likes_count": likes.len(), "likes": likes, "emojis": emojis}),
-        );
-    }
-    if let Some(target) = it.reply_to.as_ref().and_then(|r| thread.item(r)) {
-        let mut replied = json!({
-            "item_id": target.id,
-            "user_id": pk_number(&target.sender),
-            "timestamp": target.timestamp_us,
-            "item_type": target.kind.as_str(),
-            "is_sent_by_viewer": target.sender == viewer_pk,
-        });
-        if target.deleted {
-            replied["text"] = Value::Null;
-        } else if let Some(t) = &target.text {
-            replied["text"] = json!(t);
+pub fn item<'a>(thread: &'a Thread, it: &'a Item, viewer_pk: &'a str) -> ItemJson<'a> {
+    ItemJson { thread, it, viewer_pk }
+}
+
+impl Serialize for ItemJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Self { thread, it, viewer_pk } = *self;
+        let last = it.id.bytes().last().unwrap_or(b'0');
+        let user_id =
+            if last.is_multiple_of(2) { pk_number(&it.sender) } else { Id::Text(&it.sender) };
+        let timestamp = if last.is_multiple_of(3) {
+            Stamp::Text(it.timestamp_us)
+        } else {
+            Stamp::Number(it.timestamp_us)
+        };
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("item_id", &it.id)?;
+        m.serialize_entry("message_id", &it.mid)?;
+        m.serialize_entry("user_id", &user_id)?;
+        m.serialize_entry("timestamp", &timestamp)?;
+        m.serialize_entry("item_type", it.kind.as_str())?;
+        let client_context = it
+            .client_context
+            .as_deref()
+            .unwrap_or_else(|| &it.id[it.id.len().saturating_sub(19)..]);
+        m.serialize_entry("client_context", client_context)?;
+        m.serialize_entry("is_sent_by_viewer", &(it.sender == viewer_pk))?;
+        m.serialize_entry("show_forward_attribution", &false)?;
+        m.serialize_entry("is_shh_mode", &false)?;
+        m.serialize_entry("hide_in_thread", &0)?;
+        if !it.edits.is_empty() {
+            m.serialize_entry("is_edited", &true)?;
+            m.serialize_entry("edit_count", &it.edits.len())?;
         }
-        m.insert("replied_to_message".into(), replied);
-    }
-    let text = it.text.clone().unwrap_or_default();
-    match it.kind {
-        ItemKind::Text | ItemKind::Postback => {
-            m.insert("text".into(), json!(text));
+        if !it.reactions.is_empty() {
+            m.serialize_entry("reactions", &Reactions(&it.reactions))?;
         }
-        ItemKind::Link => {
-            let url = it.link_url.clone().unwrap_or_default();
-            m.insert(
-                "link".into(),
-                json!({
-                    "text": text,
-                    "link_context": {
-                        "link_url": url,
-                        "link_title": url.trim_start_matches("https://").trim_start_matches("http://").split('/').next().unwrap_or_default(),
-                        "link_summary": "",
-                        "link_image_url": "",
+        if let Some(target) = it.reply_to.as_ref().and_then(|r| thread.item(r)) {
+            let text = if target.deleted { Some(None) } else { target.text.as_deref().map(Some) };
+            let replied = RepliedTo {
+                item_id: &target.id,
+                user_id: pk_number(&target.sender),
+                timestamp: target.timestamp_us,
+                item_type: target.kind.as_str(),
+                is_sent_by_viewer: target.sender == viewer_pk,
+                text,
+            };
+            m.serialize_entry("replied_to_message", &replied)?;
+        }
+        let text = it.text.as_deref().unwrap_or_default();
+        match it.kind {
+            ItemKind::Text | ItemKind::Postback => m.serialize_entry("text", text)?,
+            ItemKind::Link => {
+                let url = it.link_url.as_deref().unwrap_or_default();
+                let title = url
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://")
+                    .split('/')
+                    .next()
+                    .unwrap_or_default();
+                let link = LinkJson {
+                    text,
+                    link_context: LinkContext {
+                        link_url: url,
+                        link_title: title,
+                        link_summary: "",
+                        link_image_url: "",
                     },
-                    "client_context": it.client_context,
-                    "mutation_token": it.client_context,
-                }),
-            );
-        }
-        ItemKind::Like => {
-            m.insert("like".into(), json!("\u{2764}\u{fe0f}"));
-        }
-        ItemKind::Media => {
-            let video = it.attachments.first().is_some_and(|a| a.kind == "video");
-            m.insert("media".into(), media_object(it, &it.sender, &first_url(it), video));
-        }
-        ItemKind::MediaShare => {
-            let mut media = media_object(it, &it.sender, &first_url(it), false);
-            media["code"] = json!(format!("C{}", &media_pk(it)[..10]));
-            media["caption"] = json!({"text": text});
-            if let Some(id) = &it.media_id {
-                media["id"] = json!(id);
+                    client_context: it.client_context.as_deref(),
+                    mutation_token: it.client_context.as_deref(),
+                };
+                m.serialize_entry("link", &link)?;
             }
-            m.insert("media_share".into(), media);
-        }
-        ItemKind::ReelShare => {
-            m.insert(
-                "reel_share".into(),
-                json!({
+            ItemKind::Like => m.serialize_entry("like", HEART)?,
+            ItemKind::Media => {
+                let video = it.attachments.first().is_some_and(|a| a.kind == "video");
+                m.serialize_entry("media", &media_object(it, &it.sender, &first_url(it), video))?;
+            }
+            ItemKind::MediaShare => {
+                let mut media = media_object(it, &it.sender, &first_url(it), false);
+                media["code"] = json!(format!("C{}", &media_pk(it)[..10]));
+                media["caption"] = json!({"text": text});
+                if let Some(id) = &it.media_id {
+                    media["id"] = json!(id);
+                }
+                m.serialize_entry("media_share", &media)?;
+            }
+            ItemKind::ReelShare => m.serialize_entry(
+                "reel_share",
+                &json!({
                     "text": text,
                     "type": "reply",
                     "reel_owner_id": pk_number(viewer_pk),
@@ -231,18 +390,14 @@ pub fn item(thread: &Thread, it: &Item, viewer_pk: &str) -> Value {
                     "reel_type": "user_reel",
                     "media": media_object(it, viewer_pk, &first_url(it), false),
                 }),
-            );
-        }
-        ItemKind::Clip => {
-            m.insert(
-                "clip".into(),
-                json!({"clip": media_object(it, &it.sender, &first_url(it), true)}),
-            );
-        }
-        ItemKind::VoiceMedia => {
-            m.insert(
-                "voice_media".into(),
-                json!({"media": {
+            )?,
+            ItemKind::Clip => m.serialize_entry(
+                "clip",
+                &json!({"clip": media_object(it, &it.sender, &first_url(it), true)}),
+            )?,
+            ItemKind::VoiceMedia => m.serialize_entry(
+                "voice_media",
+                &json!({"media": {
                     "id": format!("{}_{}", media_pk(it), it.sender),
                     "media_type": 11,
                     "audio": {
@@ -252,37 +407,33 @@ pub fn item(thread: &Thread, it: &Item, viewer_pk: &str) -> Value {
                         "waveform_sampling_frequency_hz": 10,
                     },
                 }}),
-            );
+            )?,
+            ItemKind::ActionLog => m.serialize_entry(
+                "action_log",
+                &json!({"description": text, "bold": [], "text_attributes": []}),
+            )?,
+            ItemKind::XmaMediaShare => m.serialize_entry("xma_media_share", &xma(it, "Post"))?,
+            ItemKind::XmaStoryShare => m.serialize_entry("xma_story_share", &xma(it, "Story"))?,
+            ItemKind::XmaReelMention => {
+                m.serialize_entry("xma_reel_mention", &xma(it, "Mentioned you in their story"))?
+            }
+            ItemKind::XmaClip => m.serialize_entry("xma_clip", &xma(it, "Reel"))?,
+            ItemKind::GenericXma => m.serialize_entry("generic_xma", &xma(it, text))?,
         }
-        ItemKind::ActionLog => {
-            m.insert(
-                "action_log".into(),
-                json!({"description": text, "bold": [], "text_attributes": []}),
-            );
-        }
-        ItemKind::XmaMediaShare => {
-            m.insert("xma_media_share".into(), xma(it, "Post"));
-        }
-        ItemKind::XmaStoryShare => {
-            m.insert("xma_story_share".into(), xma(it, "Story"));
-        }
-        ItemKind::XmaReelMention => {
-            m.insert("xma_reel_mention".into(), xma(it, "Mentioned you in their story"));
-        }
-        ItemKind::XmaClip => {
-            m.insert("xma_clip".into(), xma(it, "Reel"));
-        }
-        ItemKind::GenericXma => {
-            m.insert("generic_xma".into(), xma(it, &text));
-        }
+        m.end()
     }
-    Value::Object(m)
 }
 
 /// Encodes an opaque cursor.
 #[must_use]
 pub fn encode_cursor(kind: &str, ts: Micros, id: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}:{ts}:{id}"))
+    let mut raw = String::with_capacity(kind.len() + id.len() + 22);
+    raw.push_str(kind);
+    raw.push(':');
+    let _ = write!(raw, "{ts}");
+    raw.push(':');
+    raw.push_str(id);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
 /// Decodes a cursor made by [`encode_cursor`] of the same `kind`.
@@ -309,78 +460,139 @@ pub struct ItemsPage<'a> {
     pub has_newer: bool,
 }
 
+/// `theme` of a thread.
+#[derive(Debug, Serialize)]
+struct Theme {
+    id: &'static str,
+}
+
+/// One entry of `last_seen_at`.
+#[derive(Debug, Serialize)]
+struct LastSeen<'a> {
+    item_id: &'a str,
+    #[serde(serialize_with = "serialize_display")]
+    timestamp: Micros,
+    #[serde(serialize_with = "serialize_display")]
+    created_at: Micros,
+}
+
+fn serialize_display<S: Serializer>(n: &Micros, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(n)
+}
+
+/// `last_seen_at`: pk → where that user stopped reading.
+#[derive(Debug)]
+struct LastSeenMap<'a>(&'a HashMap<String, (String, Micros)>);
+
+impl Serialize for LastSeenMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(
+            self.0.iter().map(|(pk, (item_id, ts))| {
+                (pk, LastSeen { item_id, timestamp: *ts, created_at: *ts })
+            }),
+        )
+    }
+}
+
+/// The thread object; build it with [`thread`].
+#[derive(Debug, Serialize)]
+pub struct ThreadJson<'a> {
+    thread_id: &'a str,
+    thread_v2_id: &'a str,
+    thread_igid: &'a str,
+    viewer_id: Id<'a>,
+    users: Vec<UserJson<'a>>,
+    left_users: [(); 0],
+    admin_user_ids: Vec<Id<'a>>,
+    items: Vec<ItemJson<'a>>,
+    last_activity_at: Micros,
+    last_non_sender_item_at: Micros,
+    muted: bool,
+    vc_muted: bool,
+    is_pin: bool,
+    named: bool,
+    canonical: bool,
+    pending: bool,
+    archived: bool,
+    is_spam: bool,
+    thread_type: &'static str,
+    is_group: bool,
+    thread_title: String,
+    folder: u8,
+    read_state: i32,
+    marked_as_unread: bool,
+    input_mode: u8,
+    shh_mode_enabled: bool,
+    theme: Theme,
+    last_seen_at: LastSeenMap<'a>,
+    has_older: bool,
+    has_newer: bool,
+    oldest_cursor: Option<String>,
+    newest_cursor: Option<String>,
+    prev_cursor: Option<String>,
+    next_cursor: Option<String>,
+    is_close_friend_thread: bool,
+    relevancy_score: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inviter: Option<UserJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_permanent_item: Option<ItemJson<'a>>,
+}
+
 /// The thread object. `items` is the page to embed (newest first).
 #[must_use]
-pub fn thread(w: &World, t: &Thread, viewer_pk: &str, page: &ItemsPage<'_>) -> Value {
-    let users: Vec<Value> =
-        t.participants.iter().filter_map(|p| w.users.get(p)).map(user).collect();
-    let items: Vec<Value> = page.items.iter().map(|i| item(t, i, viewer_pk)).collect();
-    let last_activity = t.last_activity_us();
-    let last_non_sender =
-        t.visible_items().rev().find(|i| i.sender != viewer_pk).map_or(0, |i| i.timestamp_us);
-    let mut last_seen = Map::new();
-    for (pk, (item_id, ts)) in &t.last_seen {
-        last_seen.insert(
-            pk.clone(),
-            json!({"item_id": item_id, "timestamp": ts.to_string(), "created_at": ts.to_string()}),
-        );
+pub fn thread<'a>(
+    w: &'a World,
+    t: &'a Thread,
+    viewer_pk: &'a str,
+    page: &ItemsPage<'a>,
+) -> ThreadJson<'a> {
+    let members = || t.participants.iter().filter_map(|p| w.users.get(p));
+    let oldest_cursor = page.items.last().map(|i| encode_cursor("item", i.timestamp_us, &i.id));
+    let newest_cursor = page.items.first().map(|i| encode_cursor("item", i.timestamp_us, &i.id));
+    let title = t
+        .title
+        .clone()
+        .unwrap_or_else(|| members().map(|u| u.username.as_str()).collect::<Vec<_>>().join(", "));
+    let viewer_id = pk_number(viewer_pk);
+    ThreadJson {
+        thread_id: &t.id,
+        thread_v2_id: &t.v2_id,
+        thread_igid: &t.id,
+        viewer_id,
+        users: members().map(user).collect(),
+        left_users: [],
+        admin_user_ids: if t.is_group { vec![viewer_id] } else { Vec::new() },
+        items: page.items.iter().map(|i| item(t, i, viewer_pk)).collect(),
+        last_activity_at: t.last_activity_us(),
+        last_non_sender_item_at: w.newest_from_others(t, viewer_pk).map_or(0, |i| i.timestamp_us),
+        muted: t.muted,
+        vc_muted: false,
+        is_pin: false,
+        named: t.title.is_some(),
+        canonical: !t.is_group,
+        pending: t.pending,
+        archived: t.hidden,
+        is_spam: t.spam,
+        thread_type: "private",
+        is_group: t.is_group,
+        thread_title: title,
+        folder: 0,
+        read_state: i32::from(t.is_unread(viewer_pk)),
+        marked_as_unread: t.marked_unread,
+        input_mode: 0,
+        shh_mode_enabled: false,
+        theme: Theme { id: "418793046769837" },
+        last_seen_at: LastSeenMap(&t.last_seen),
+        has_older: page.has_older,
+        has_newer: page.has_newer,
+        prev_cursor: newest_cursor.clone(),
+        next_cursor: oldest_cursor.clone(),
+        oldest_cursor,
+        newest_cursor,
+        is_close_friend_thread: false,
+        relevancy_score: 0,
+        inviter: w.accounts.get(&t.account).and_then(|a| w.users.get(&a.pk)).map(user),
+        last_permanent_item: t.visible_items().next_back().map(|lp| item(t, lp, viewer_pk)),
     }
-    let oldest = page.items.last();
-    let newest = page.items.first();
-    let oldest_cursor = oldest.map(|i| encode_cursor("item", i.timestamp_us, &i.id));
-    let newest_cursor = newest.map(|i| encode_cursor("item", i.timestamp_us, &i.id));
-    let title = t.title.clone().unwrap_or_else(|| {
-        t.participants
-            .iter()
-            .filter_map(|p| w.users.get(p))
-            .map(|u| u.username.clone())
-            .collect::<Vec<_>>()
-            .join(", ")
-    });
-    let inviter = w.accounts.get(&t.account).and_then(|a| w.users.get(&a.pk)).map(user);
-    let mut v = json!({
-        "thread_id": t.id,
-        "thread_v2_id": t.v2_id,
-        "thread_igid": t.id,
-        "viewer_id": pk_number(viewer_pk),
-        "users": users,
-        "left_users": [],
-        "admin_user_ids": if t.is_group { json!([pk_number(viewer_pk)]) } else { json!([]) },
-        "items": items,
-        "last_activity_at": last_activity,
-        "last_non_sender_item_at": last_non_sender,
-        "muted": t.muted,
-        "vc_muted": false,
-        "is_pin": false,
-        "named": t.title.is_some(),
-        "canonical": !t.is_group,
-        "pending": t.pending,
-        "archived": t.hidden,
-        "is_spam": t.spam,
-        "thread_type": "private",
-        "is_group": t.is_group,
-        "thread_title": title,
-        "folder": 0,
-        "read_state": i32::from(t.is_unread(viewer_pk)),
-        "marked_as_unread": t.marked_unread,
-        "input_mode": 0,
-        "shh_mode_enabled": false,
-        "theme": {"id": "418793046769837"},
-        "last_seen_at": last_seen,
-        "has_older": page.has_older,
-        "has_newer": page.has_newer,
-        "oldest_cursor": oldest_cursor,
-        "newest_cursor": newest_cursor,
-        "prev_cursor": newest_cursor,
-        "next_cursor": oldest_cursor,
-        "is_close_friend_thread": false,
-        "relevancy_score": 0,
-    });
-    if let Some(inv) = inviter {
-        v["inviter"] = inv;
-    }
-    if let Some(lp) = t.visible_items().next_back() {
-        v["last_permanent_item"] = item(t, lp, viewer_pk);
-    }
-    v
 }
