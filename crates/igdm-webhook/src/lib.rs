@@ -9,12 +9,18 @@
 //! store, and publish them to the in-process broadcast channel, the JSON-lines
 //! event stream and the outgoing hook.
 //!
+//! Only the delivery commit waits for the disk (SQLite `synchronous = FULL`,
+//! PostgreSQL's default commit). Processing writes through a relaxed handle
+//! on the same database ([`StoreLog::from_store`]): what it writes can be
+//! rebuilt from the durable log, because an undone claim or completion is
+//! claimed again and applying an event is idempotent.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use igdm_webhook::{Config, Secrets, Server, StoreLog};
 //! let store = igdm_store::Store::open("sqlite:///var/lib/igdm/igdm.db?mode=rwc").await?;
 //! let config = Config::new(Secrets::new("app-secret", "verify-token"));
-//! let server = Server::new(config, StoreLog::from_store(store));
+//! let server = Server::new(config, StoreLog::from_store(store).await?);
 //! let mut events = server.subscribe();
 //! tokio::spawn(async move { while let Ok(ev) = events.recv().await { println!("{}", ev.kind) } });
 //! server.serve("127.0.0.1:8080".parse()?).await?;
