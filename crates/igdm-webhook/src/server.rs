@@ -537,7 +537,7 @@ impl Worker {
             }
             let mut decoded = Vec::with_capacity(claimed.len());
             for c in claimed {
-                match serde_json::from_value::<Event>(c.payload.clone()) {
+                match <Event as serde::Deserialize>::deserialize(&c.payload) {
                     Ok(e) => decoded.push((c, e)),
                     Err(e) => {
                         Metrics::inc(&self.metrics.processing_errors);
