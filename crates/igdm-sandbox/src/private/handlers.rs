@@ -145,25 +145,29 @@ async fn inbox(sb: &Sandbox, ctx: &Ctx, folder: Folder) -> Res {
         }
         let oldest_cursor =
             page.last().map(|t| render::encode_cursor("thread", t.last_activity_us(), &t.id));
-        JsonBody::of(&InboxJson {
-            viewer: w.users.get(&acc.pk).map(render::user),
-            inbox: InboxBody {
-                threads,
-                has_older: has_older ^ flap,
-                unseen_count: unseen,
-                unseen_count_ts: now,
-                oldest_cursor,
-                prev_cursor: cursor_obj(page.first()),
-                next_cursor: cursor_obj(page.last()),
-                blended_inbox_enabled: true,
+        let size = 1_024 + threads.iter().map(ThreadJson::size_hint).sum::<usize>();
+        JsonBody::sized(
+            size,
+            &InboxJson {
+                viewer: w.users.get(&acc.pk).map(render::user),
+                inbox: InboxBody {
+                    threads,
+                    has_older: has_older ^ flap,
+                    unseen_count: unseen,
+                    unseen_count_ts: now,
+                    oldest_cursor,
+                    prev_cursor: cursor_obj(page.first()),
+                    next_cursor: cursor_obj(page.last()),
+                    blended_inbox_enabled: true,
+                },
+                seq_id: w.threads.values().map(|t| t.items.len()).sum::<usize>() + 40_000,
+                snapshot_at_ms: now / 1000,
+                pending_requests_total: pending_total,
+                has_pending_top_requests: pending_total > 0,
+                most_recent_inviter: None,
+                status: "ok",
             },
-            seq_id: w.threads.values().map(|t| t.items.len()).sum::<usize>() + 40_000,
-            snapshot_at_ms: now / 1000,
-            pending_requests_total: pending_total,
-            has_pending_top_requests: pending_total > 0,
-            most_recent_inviter: None,
-            status: "ok",
-        })
+        )
     })
     .await
 }
@@ -251,7 +255,7 @@ async fn thread(sb: &Sandbox, ctx: &Ctx, id: &str) -> Res {
             &acc.pk,
             &ItemsPage { items, has_older: has_older ^ flap, has_newer },
         );
-        JsonBody::of(&ThreadAnswer { thread: body, status: "ok" })
+        JsonBody::sized(64 + body.size_hint(), &ThreadAnswer { thread: body, status: "ok" })
     })
     .await
 }
@@ -289,7 +293,7 @@ async fn get_by_participants(sb: &Sandbox, ctx: &Ctx) -> Res {
         let items: Vec<_> = t.visible_items().rev().take(20).collect();
         let has_older = t.visible_items().nth(items.len()).is_some();
         let body = render::thread(w, t, &acc.pk, &ItemsPage { items, has_older, has_newer: false });
-        JsonBody::of(&ThreadAnswer { thread: body, status: "ok" })
+        JsonBody::sized(64 + body.size_hint(), &ThreadAnswer { thread: body, status: "ok" })
     })
     .await
 }

@@ -539,6 +539,20 @@ pub struct ThreadJson<'a> {
     last_permanent_item: Option<ItemJson<'a>>,
 }
 
+impl ThreadJson<'_> {
+    /// About how many bytes the serialized thread takes, to size the
+    /// answer's buffer once.
+    #[must_use]
+    pub fn size_hint(&self) -> usize {
+        const THREAD: usize = 1_600;
+        const USER: usize = 700;
+        const ITEM: usize = 450;
+        THREAD
+            + USER * (self.users.len() + usize::from(self.inviter.is_some()))
+            + ITEM * (self.items.len() + usize::from(self.last_permanent_item.is_some()))
+    }
+}
+
 /// The thread object. `items` is the page to embed (newest first).
 #[must_use]
 pub fn thread<'a>(
