@@ -76,6 +76,7 @@ fn owned_thread<'w>(w: &'w World, account: &Viewer, id: &str) -> Result<&'w Thre
 }
 
 async fn inbox(sb: &Sandbox, ctx: &Ctx, folder: Folder) -> Res {
+    let user_json = sb.extension::<render::UserJsonCache>();
     let p = &ctx.params;
     let limit = param_usize(p, "limit", 20, 50)?;
     let msg_limit = param_usize(p, "thread_message_limit", 10, 50)?;
@@ -131,6 +132,7 @@ async fn inbox(sb: &Sandbox, ctx: &Ctx, folder: Folder) -> Res {
                 let has_older_items = t.visible_items().nth(items.len()).is_some();
                 render::thread(
                     w,
+                    &user_json,
                     t,
                     &acc.pk,
                     &ItemsPage { items, has_older: has_older_items, has_newer: false },
@@ -211,6 +213,7 @@ struct ThreadAnswer<'a> {
 }
 
 async fn thread(sb: &Sandbox, ctx: &Ctx, id: &str) -> Res {
+    let user_json = sb.extension::<render::UserJsonCache>();
     let p = &ctx.params;
     let limit = param_usize(p, "limit", 20, 100)?;
     let direction = p.get("direction").map_or("older", String::as_str);
@@ -251,6 +254,7 @@ async fn thread(sb: &Sandbox, ctx: &Ctx, id: &str) -> Res {
         };
         let body = render::thread(
             w,
+            &user_json,
             t,
             &acc.pk,
             &ItemsPage { items, has_older: has_older ^ flap, has_newer },
@@ -277,6 +281,7 @@ fn parse_id_list(raw: &str) -> Option<Vec<String>> {
 }
 
 async fn get_by_participants(sb: &Sandbox, ctx: &Ctx) -> Res {
+    let user_json = sb.extension::<render::UserJsonCache>();
     let raw = ctx
         .params
         .get("recipient_users")
@@ -292,7 +297,13 @@ async fn get_by_participants(sb: &Sandbox, ctx: &Ctx) -> Res {
             .ok_or_else(|| ApiError::fail(StatusCode::NOT_FOUND, "Thread not found"))?;
         let items: Vec<_> = t.visible_items().rev().take(20).collect();
         let has_older = t.visible_items().nth(items.len()).is_some();
-        let body = render::thread(w, t, &acc.pk, &ItemsPage { items, has_older, has_newer: false });
+        let body = render::thread(
+            w,
+            &user_json,
+            t,
+            &acc.pk,
+            &ItemsPage { items, has_older, has_newer: false },
+        );
         JsonBody::sized(64 + body.size_hint(), &ThreadAnswer { thread: body, status: "ok" })
     })
     .await
@@ -728,6 +739,7 @@ impl Serialize for PresenceMap<'_> {
 }
 
 async fn search(sb: &Sandbox, ctx: &Ctx) -> Res {
+    let user_json = sb.extension::<render::UserJsonCache>();
     let query = required(&ctx.params, "query")?.to_lowercase();
     let offset: usize = ctx
         .params
@@ -764,7 +776,7 @@ async fn search(sb: &Sandbox, ctx: &Ctx) -> Res {
                 .take(PAGE)
                 .map(|(t, i)| {
                     let page = ItemsPage::default();
-                    let mut thread = serde_json::to_value(render::thread(w, t, &acc.pk, &page))
+                    let mut thread = serde_json::to_value(render::thread(w, &user_json, t, &acc.pk, &page))
                         .unwrap_or_default();
                     if let Some(o) = thread.as_object_mut() {
                         o.remove("items");
