@@ -12,7 +12,9 @@
 //!   a `Cookie:` header, a cURL command).
 //! - [`oauth`] implements Instagram Login and the [`oauth::TokenManager`];
 //!   [`facebook`] turns a Facebook user token into a Page token (Facebook Login).
-//! - [`session`] keeps cookie sessions alive and records account health.
+//! - [`session`] keeps cookie sessions alive and records account health in
+//!   a [`SessionStore`]: the non-secret [`SessionState`] of each account,
+//!   kept outside the vault (the CLI backs it with the client's state file).
 
 #![warn(clippy::unwrap_used)]
 

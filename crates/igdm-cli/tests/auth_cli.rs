@@ -463,3 +463,88 @@ async fn facebook_user_token_becomes_a_page_account() {
     let (_, out, _) = env.run(&["--json", "accounts", "list"], None, &[]);
     assert!(!out.contains("refused"), "{out}");
 }
+
+/// An X virtual framebuffer display for headed browser runs, stopped on drop.
+struct Xvfb {
+    child: std::process::Child,
+    display: String,
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts Xvfb on a free display (it picks the number itself); `None`, with
+/// a loud SKIPPED line, only when Xvfb is not installed.
+fn xvfb() -> Option<Xvfb> {
+    let installed = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("Xvfb").is_file()));
+    if !installed {
+        eprintln!(
+            "\n!!!!!!!! SKIPPED headed login: Xvfb is not installed (apt-get install xvfb) !!!!!!!!\n"
+        );
+        return None;
+    }
+    let mut child = std::process::Command::new("Xvfb")
+        .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let n = line.trim();
+    assert!(
+        !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()),
+        "Xvfb gave no display: {line:?}"
+    );
+    Some(Xvfb { child, display: format!(":{n}") })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_runs_headed_under_an_xvfb_display() {
+    let env = env().await;
+    if !has_chromium() {
+        return;
+    }
+    let Some(x) = xvfb() else { return };
+    env.account("personal", "headed.user").await;
+    // No --headless: with a display, the login opens a browser window.
+    let (code, out, err) = env.run(
+        &[
+            "--json",
+            "login",
+            "headed",
+            "--base-url",
+            &env.base,
+            "--username",
+            "headed.user",
+            "--password-env",
+            "IGDM_TEST_PW",
+        ],
+        None,
+        &[("IGDM_TEST_PW", "pw-cli-123"), ("DISPLAY", &x.display), ("IGDM_LOG", "igdm_auth=debug")],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("A browser window opens"), "{err}");
+    // The log may be coloured: compare without the escape sequences.
+    let mut plain = String::new();
+    let mut in_escape = false;
+    for c in err.chars() {
+        match (in_escape, c) {
+            (false, '\u{1b}') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (false, c) => plain.push(c),
+            (true, _) => {}
+        }
+    }
+    assert!(plain.contains("launching Chromium"), "{plain}");
+    assert!(plain.contains("headless=false"), "Chromium ran headed: {plain}");
+    let v = parse(&out, &err);
+    assert_eq!(v["username"], "headed.user");
+    assert_eq!(v["validated"], true);
+    assert!(!out.contains("pw-cli-123") && !err.contains("pw-cli-123"));
+}

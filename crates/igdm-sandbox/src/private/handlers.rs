@@ -76,6 +76,7 @@ fn owned_thread<'w>(w: &'w World, account: &Viewer, id: &str) -> Result<&'w Thre
 }
 
 async fn inbox(sb: &Sandbox, ctx: &Ctx, folder: Folder) -> Res {
+    let user_json = sb.extension::<render::UserJsonCache>();
     let p = &ctx.params;
     let limit = param_usize(p, "limit", 20, 50)?;
     let msg_limit = param_usize(p, "thread_message_limit", 10, 50)?;
@@ -131,6 +132,7 @@ async fn inbox(sb: &Sandbox, ctx: &Ctx, folder: Folder) -> Res {
                 let has_older_items = t.visible_items().nth(items.len()).is_some();
                 render::thread(
                     w,
+                    &user_json,
                     t,
                     &acc.pk,
                     &ItemsPage { items, has_older: has_older_items, has_newer: false },
@@ -145,25 +147,29 @@ async fn inbox(sb: &Sandbox, ctx: &Ctx, folder: Folder) -> Res {
         }
         let oldest_cursor =
             page.last().map(|t| render::encode_cursor("thread", t.last_activity_us(), &t.id));
-        JsonBody::of(&InboxJson {
-            viewer: w.users.get(&acc.pk).map(render::user),
-            inbox: InboxBody {
-                threads,
-                has_older: has_older ^ flap,
-                unseen_count: unseen,
-                unseen_count_ts: now,
-                oldest_cursor,
-                prev_cursor: cursor_obj(page.first()),
-                next_cursor: cursor_obj(page.last()),
-                blended_inbox_enabled: true,
+        let size = 1_024 + threads.iter().map(ThreadJson::size_hint).sum::<usize>();
+        JsonBody::sized(
+            size,
+            &InboxJson {
+                viewer: w.users.get(&acc.pk).map(render::user),
+                inbox: InboxBody {
+                    threads,
+                    has_older: has_older ^ flap,
+                    unseen_count: unseen,
+                    unseen_count_ts: now,
+                    oldest_cursor,
+                    prev_cursor: cursor_obj(page.first()),
+                    next_cursor: cursor_obj(page.last()),
+                    blended_inbox_enabled: true,
+                },
+                seq_id: w.threads.values().map(|t| t.items.len()).sum::<usize>() + 40_000,
+                snapshot_at_ms: now / 1000,
+                pending_requests_total: pending_total,
+                has_pending_top_requests: pending_total > 0,
+                most_recent_inviter: None,
+                status: "ok",
             },
-            seq_id: w.threads.values().map(|t| t.items.len()).sum::<usize>() + 40_000,
-            snapshot_at_ms: now / 1000,
-            pending_requests_total: pending_total,
-            has_pending_top_requests: pending_total > 0,
-            most_recent_inviter: None,
-            status: "ok",
-        })
+        )
     })
     .await
 }
@@ -207,6 +213,7 @@ struct ThreadAnswer<'a> {
 }
 
 async fn thread(sb: &Sandbox, ctx: &Ctx, id: &str) -> Res {
+    let user_json = sb.extension::<render::UserJsonCache>();
     let p = &ctx.params;
     let limit = param_usize(p, "limit", 20, 100)?;
     let direction = p.get("direction").map_or("older", String::as_str);
@@ -247,11 +254,12 @@ async fn thread(sb: &Sandbox, ctx: &Ctx, id: &str) -> Res {
         };
         let body = render::thread(
             w,
+            &user_json,
             t,
             &acc.pk,
             &ItemsPage { items, has_older: has_older ^ flap, has_newer },
         );
-        JsonBody::of(&ThreadAnswer { thread: body, status: "ok" })
+        JsonBody::sized(64 + body.size_hint(), &ThreadAnswer { thread: body, status: "ok" })
     })
     .await
 }
@@ -273,6 +281,7 @@ fn parse_id_list(raw: &str) -> Option<Vec<String>> {
 }
 
 async fn get_by_participants(sb: &Sandbox, ctx: &Ctx) -> Res {
+    let user_json = sb.extension::<render::UserJsonCache>();
     let raw = ctx
         .params
         .get("recipient_users")
@@ -288,8 +297,14 @@ async fn get_by_participants(sb: &Sandbox, ctx: &Ctx) -> Res {
             .ok_or_else(|| ApiError::fail(StatusCode::NOT_FOUND, "Thread not found"))?;
         let items: Vec<_> = t.visible_items().rev().take(20).collect();
         let has_older = t.visible_items().nth(items.len()).is_some();
-        let body = render::thread(w, t, &acc.pk, &ItemsPage { items, has_older, has_newer: false });
-        JsonBody::of(&ThreadAnswer { thread: body, status: "ok" })
+        let body = render::thread(
+            w,
+            &user_json,
+            t,
+            &acc.pk,
+            &ItemsPage { items, has_older, has_newer: false },
+        );
+        JsonBody::sized(64 + body.size_hint(), &ThreadAnswer { thread: body, status: "ok" })
     })
     .await
 }
@@ -724,6 +739,7 @@ impl Serialize for PresenceMap<'_> {
 }
 
 async fn search(sb: &Sandbox, ctx: &Ctx) -> Res {
+    let user_json = sb.extension::<render::UserJsonCache>();
     let query = required(&ctx.params, "query")?.to_lowercase();
     let offset: usize = ctx
         .params
@@ -760,7 +776,7 @@ async fn search(sb: &Sandbox, ctx: &Ctx) -> Res {
                 .take(PAGE)
                 .map(|(t, i)| {
                     let page = ItemsPage::default();
-                    let mut thread = serde_json::to_value(render::thread(w, t, &acc.pk, &page))
+                    let mut thread = serde_json::to_value(render::thread(w, &user_json, t, &acc.pk, &page))
                         .unwrap_or_default();
                     if let Some(o) = thread.as_object_mut() {
                         o.remove("items");

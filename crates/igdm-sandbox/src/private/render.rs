@@ -11,10 +11,12 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::state::{Item, ItemKind, ItemReaction, Micros, Thread, User, World};
@@ -142,6 +144,51 @@ pub fn user(u: &User) -> UserJson<'_> {
         },
         interop_messaging_user_fbid: format!("1{}", &u.igsid[..u.igsid.len().min(15)]),
         is_creator_agent_enabled: false,
+    }
+}
+
+/// Users' `users[]` entries, serialized once per version of each user:
+/// every thread shows its participants and its inviter, and they rarely
+/// change. An entry is reused only while the user is equal, field for
+/// field, to the one it was made from.
+#[derive(Debug, Default)]
+pub struct UserJsonCache(Mutex<HashMap<String, (User, Arc<RawValue>)>>);
+
+impl UserJsonCache {
+    /// `u` as in `users[]`.
+    pub fn user<'a>(&self, u: &'a User) -> UserEntry<'a> {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((seen, json)) = map.get(&u.pk)
+            && seen == u
+        {
+            return UserEntry::Serialized(Arc::clone(json));
+        }
+        match serde_json::value::to_raw_value(&user(u)) {
+            Ok(raw) => {
+                let json: Arc<RawValue> = Arc::from(raw);
+                map.insert(u.pk.clone(), (u.clone(), Arc::clone(&json)));
+                UserEntry::Serialized(json)
+            }
+            Err(_) => UserEntry::Fresh(user(u)),
+        }
+    }
+}
+
+/// A user in `users[]`, `inviter`: already serialized, or to serialize.
+#[derive(Debug)]
+pub enum UserEntry<'a> {
+    /// From the [`UserJsonCache`].
+    Serialized(Arc<RawValue>),
+    /// Rendered for this answer.
+    Fresh(UserJson<'a>),
+}
+
+impl Serialize for UserEntry<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Serialized(raw) => raw.serialize(s),
+            Self::Fresh(u) => u.serialize(s),
+        }
     }
 }
 
@@ -501,7 +548,7 @@ pub struct ThreadJson<'a> {
     thread_v2_id: &'a str,
     thread_igid: &'a str,
     viewer_id: Id<'a>,
-    users: Vec<UserJson<'a>>,
+    users: Vec<UserEntry<'a>>,
     left_users: [(); 0],
     admin_user_ids: Vec<Id<'a>>,
     items: Vec<ItemJson<'a>>,
@@ -534,15 +581,31 @@ pub struct ThreadJson<'a> {
     is_close_friend_thread: bool,
     relevancy_score: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
-    inviter: Option<UserJson<'a>>,
+    inviter: Option<UserEntry<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_permanent_item: Option<ItemJson<'a>>,
 }
 
-/// The thread object. `items` is the page to embed (newest first).
+impl ThreadJson<'_> {
+    /// About how many bytes the serialized thread takes, to size the
+    /// answer's buffer once.
+    #[must_use]
+    pub fn size_hint(&self) -> usize {
+        const THREAD: usize = 1_600;
+        const USER: usize = 700;
+        const ITEM: usize = 450;
+        THREAD
+            + USER * (self.users.len() + usize::from(self.inviter.is_some()))
+            + ITEM * (self.items.len() + usize::from(self.last_permanent_item.is_some()))
+    }
+}
+
+/// The thread object. `items` is the page to embed (newest first); users
+/// come from `users` (see [`UserJsonCache`]).
 #[must_use]
 pub fn thread<'a>(
     w: &'a World,
+    users: &UserJsonCache,
     t: &'a Thread,
     viewer_pk: &'a str,
     page: &ItemsPage<'a>,
@@ -560,7 +623,7 @@ pub fn thread<'a>(
         thread_v2_id: &t.v2_id,
         thread_igid: &t.id,
         viewer_id,
-        users: members().map(user).collect(),
+        users: members().map(|u| users.user(u)).collect(),
         left_users: [],
         admin_user_ids: if t.is_group { vec![viewer_id] } else { Vec::new() },
         items: page.items.iter().map(|i| item(t, i, viewer_pk)).collect(),
@@ -592,7 +655,7 @@ pub fn thread<'a>(
         newest_cursor,
         is_close_friend_thread: false,
         relevancy_score: 0,
-        inviter: w.accounts.get(&t.account).and_then(|a| w.users.get(&a.pk)).map(user),
+        inviter: w.accounts.get(&t.account).and_then(|a| w.users.get(&a.pk)).map(|u| users.user(u)),
         last_permanent_item: t.visible_items().next_back().map(|lp| item(t, lp, viewer_pk)),
     }
 }
