@@ -72,10 +72,19 @@ pub(crate) const CLEAR_REACTIONS_SQL: &str =
 
 pub(crate) const DELETE_SQL: &str = "UPDATE messages SET is_deleted = TRUE WHERE account_id = $1 AND conversation_id = $2 AND message_id = $3";
 
-pub(crate) const CLAIM_SQL_HEAD: &str = "UPDATE webhook_events SET state = 'processing', lease_owner = $1, \
+/// Claims events whose lease ran out (their worker died). Each claim query
+/// reads one partial index in its own order and stops at the limit: a single
+/// query with `state = 'pending' OR lease expired ORDER BY id` made SQLite
+/// walk the whole table from the oldest (done) event, so every claim cost
+/// time in proportion to the events ever received.
+pub(crate) const CLAIM_EXPIRED_SQL: &str = "UPDATE webhook_events SET state = 'processing', lease_owner = $1, \
      lease_until = $2, attempts = attempts + 1 WHERE id IN (SELECT id FROM webhook_events \
-     WHERE (state = 'pending' AND available_at <= $3) OR (state = 'processing' AND lease_until <= $3) \
-     ORDER BY id LIMIT $4";
+     WHERE state = 'processing' AND lease_until <= $3 ORDER BY lease_until LIMIT $4";
+
+/// Claims pending events that are due, oldest due first.
+pub(crate) const CLAIM_PENDING_SQL: &str = "UPDATE webhook_events SET state = 'processing', lease_owner = $1, \
+     lease_until = $2, attempts = attempts + 1 WHERE id IN (SELECT id FROM webhook_events \
+     WHERE state = 'pending' AND available_at <= $3 ORDER BY available_at LIMIT $4";
 
 /// Converts stored microseconds to a timestamp.
 pub(crate) fn ts(column: &'static str, micros: i64) -> StoreResult<Timestamp> {
@@ -1590,15 +1599,26 @@ macro_rules! shared_store {
                     let now = Timestamp::now().unix_micros();
                     let lease = i64::try_from(lease.as_micros())
                         .map_err(|_| StoreError::InvalidInput("lease too long".into()))?;
-                    let sql = format!("{CLAIM_SQL_HEAD}{}) RETURNING {EVENT_COLUMNS}", Self::CLAIM_LOCK);
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(worker)
-                        .bind(now.saturating_add(lease))
-                        .bind(now)
-                        .bind(page_size(limit))
-                        .fetch_all(&self.pool)
-                        .await?;
-                    let mut events = rows.iter().map(Self::row_to_event).collect::<StoreResult<Vec<_>>>()?;
+                    // Expired leases first: they are rare, and under a steady
+                    // backlog of pending events they would otherwise wait.
+                    let mut events = Vec::new();
+                    for head in [CLAIM_EXPIRED_SQL, CLAIM_PENDING_SQL] {
+                        let left = page_size(limit) - i64::try_from(events.len()).unwrap_or(i64::MAX);
+                        if left <= 0 {
+                            break;
+                        }
+                        let sql = format!("{head}{}) RETURNING {EVENT_COLUMNS}", Self::CLAIM_LOCK);
+                        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .bind(worker)
+                            .bind(now.saturating_add(lease))
+                            .bind(now)
+                            .bind(left)
+                            .fetch_all(&self.pool)
+                            .await?;
+                        for row in &rows {
+                            events.push(Self::row_to_event(row)?);
+                        }
+                    }
                     events.sort_by_key(|e| e.id);
                     Ok(events)
                 }

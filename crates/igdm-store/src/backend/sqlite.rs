@@ -24,6 +24,12 @@ pub struct SqliteStore {
 /// Connections in the pool: readers run in parallel under WAL, writers queue.
 const POOL_SIZE: u32 = 4;
 
+/// Bytes of the database file each connection maps into memory. Every commit
+/// on one connection empties the page caches of the others; with the file
+/// mapped, they re-read pages from the OS cache without a `pread` and a copy
+/// each (about a sixth of the webhook pipeline's CPU time before).
+const MMAP_SIZE: u64 = 256 * 1024 * 1024;
+
 impl SqliteStore {
     const NAME: &'static str = "sqlite";
     const FOLD_TEXT: bool = false;
@@ -60,7 +66,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("mmap_size", MMAP_SIZE.to_string());
         let pool =
             SqlitePoolOptions::new().max_connections(POOL_SIZE).connect_with(options).await?;
         Self::from_pool(pool).await
@@ -188,3 +195,39 @@ fn fts_phrase(tokens: &[String]) -> String {
 }
 
 crate::backend::shared_store!(SqliteStore, sqlx::Sqlite);
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row as _;
+
+    use super::SqliteStore;
+    use crate::backend::{CLAIM_EXPIRED_SQL, CLAIM_PENDING_SQL};
+
+    /// Claims must read a partial index and stop at the limit: a plan that
+    /// scans `webhook_events` costs time in proportion to every event ever
+    /// received, done ones included.
+    #[tokio::test]
+    async fn claims_read_their_partial_index_instead_of_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("plan.db").to_str().unwrap()).await.unwrap();
+        for (head, index) in [
+            (CLAIM_EXPIRED_SQL, "webhook_events_leased"),
+            (CLAIM_PENDING_SQL, "webhook_events_ready"),
+        ] {
+            let sql = format!("EXPLAIN QUERY PLAN {head}) RETURNING id");
+            let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind("w")
+                .bind(1_i64)
+                .bind(1_i64)
+                .bind(10_i64)
+                .fetch_all(store.pool())
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>("detail"))
+                .collect();
+            assert!(plan.iter().any(|d| d.contains(index)), "{head}: {plan:?}");
+            assert!(!plan.iter().any(|d| d.starts_with("SCAN webhook_events")), "{head}: {plan:?}");
+        }
+    }
+}
