@@ -11,7 +11,10 @@
 //! `cargo bench -p igdm-webhook --bench ingest` runs about a minute per
 //! backend; under `cargo test` (no `--bench` argument) it runs a few
 //! requests as a smoke test. `IGDM_BENCH_SECS` sets the length of each
-//! phase (default 4), `IGDM_BENCH_CONCURRENCY` the connections (default 64).
+//! phase (default 4), `IGDM_BENCH_CONCURRENCY` the connections (default 64),
+//! `IGDM_BENCH_ONLY=sqlite|postgres` one backend; `IGDM_BENCH_WORKERS`,
+//! `IGDM_BENCH_CLAIM_BATCH` and `IGDM_BENCH_WINDOW_MS` override the
+//! receiver's [`Config`] fields of those names.
 
 #![allow(clippy::unwrap_used, clippy::cast_precision_loss)]
 
@@ -72,6 +75,10 @@ async fn start(
     let mut config = Config::new(Secrets::new(SECRET, "t"));
     config.workers = env_or("IGDM_BENCH_WORKERS", config.workers);
     config.claim_batch = env_or("IGDM_BENCH_CLAIM_BATCH", config.claim_batch);
+    config.batch_window = Duration::from_millis(env_or(
+        "IGDM_BENCH_WINDOW_MS",
+        u64::try_from(config.batch_window.as_millis()).unwrap_or(u64::MAX),
+    ));
     let server = Server::new(config, log);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

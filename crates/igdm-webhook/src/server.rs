@@ -80,6 +80,12 @@ pub struct Config {
     pub poll_interval: Duration,
     /// Most deliveries committed in one transaction. Default 512.
     pub max_group: usize,
+    /// How long a worker lets new events gather before claiming them, once
+    /// it has caught up. Every claim, apply and completion is a write that
+    /// an acknowledgement may have to wait behind (SQLite has one writer),
+    /// so fewer, larger batches keep acknowledgements fast; the cost is this
+    /// much processing lag. Default 20 ms; zero claims at once.
+    pub batch_window: Duration,
     /// Processing attempts before an event fails for good. Default 5.
     pub max_attempts: u32,
     /// Capacity of the in-process broadcast channel. Default 4096.
@@ -104,6 +110,7 @@ impl Config {
             lease: Duration::from_secs(60),
             poll_interval: Duration::from_millis(250),
             max_group: 512,
+            batch_window: Duration::from_millis(20),
             max_attempts: 5,
             broadcast_capacity: 4096,
             events: None,
@@ -533,8 +540,15 @@ impl Worker {
                     () = tokio::time::sleep(self.config.poll_interval) => {},
                     _ = self.stop.changed() => {},
                 }
+                if !*self.stop.borrow() && !self.config.batch_window.is_zero() {
+                    tokio::select! {
+                        () = tokio::time::sleep(self.config.batch_window) => {},
+                        _ = self.stop.changed() => {},
+                    }
+                }
                 continue;
             }
+            let caught_up = claimed.len() < self.config.claim_batch;
             let mut decoded = Vec::with_capacity(claimed.len());
             for c in claimed {
                 match <Event as serde::Deserialize>::deserialize(&c.payload) {
@@ -601,6 +615,12 @@ impl Worker {
                     let _ = sink.send(event.clone()).await;
                 }
                 let _ = self.events.send(Arc::unwrap_or_clone(event));
+            }
+            if caught_up && !stopping && !self.config.batch_window.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(self.config.batch_window) => {},
+                    _ = self.stop.changed() => {},
+                }
             }
         }
     }
