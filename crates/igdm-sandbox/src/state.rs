@@ -1520,8 +1520,9 @@ impl Sandbox {
     /// Empties the world (accounts, customers, threads, sessions), resets
     /// the clock offset and the statistics, and resets every extension in
     /// use: webhook subscriptions, deliveries and chaos settings; OAuth
-    /// apps, codes and tokens; Graph posts, profiles, receivers, thread
-    /// owners and rate limits; logins in progress.
+    /// apps, codes and tokens (Facebook Login user tokens too); Graph
+    /// posts, profiles, receivers, thread owners and rate limits; logins in
+    /// progress.
     pub async fn reset(&self) {
         {
             let mut w = self.world.write().await;

@@ -1,13 +1,14 @@
 //! `POST /_sandbox/reset` over real HTTP: besides the world, it empties the
-//! Graph, OAuth and webhook state, so a reset sandbox is a new sandbox.
+//! Graph, OAuth (Instagram and Facebook Login) and webhook state, so a reset
+//! sandbox is a new sandbox.
 #![allow(clippy::unwrap_used)]
 
 mod graph_support;
 
 use std::time::Duration;
 
-use graph_support::Env;
 use graph_support::receiver::Receiver;
+use graph_support::{Env, assert_graph_error};
 use serde_json::{Value, json};
 
 const SECRET: &str = "reset-test-secret";
@@ -30,6 +31,14 @@ async fn reset_empties_graph_oauth_and_webhook_state() {
     assert_eq!(s, 201, "{v}");
     let (_, apps) = env.control("GET", "/_sandbox/apps", Value::Null).await;
     assert_eq!(apps["data"].as_array().unwrap().len(), 1, "{apps}");
+
+    // Facebook Login: a user token that lists the account's Page.
+    let (s, v) =
+        env.control("POST", "/_sandbox/fb/user_tokens", json!({"account_id": env.id()})).await;
+    assert_eq!(s, 201, "{v}");
+    let fb_token = v["access_token"].as_str().unwrap().to_owned();
+    let pages = env.graph_as(&fb_token, "GET", "/me/accounts", None).await;
+    assert_eq!(pages.status, 200, "{}", pages.body);
 
     // Webhooks: a subscription, chaos settings and a delivery.
     let rx = Receiver::start("let-me-in").await;
@@ -57,6 +66,8 @@ async fn reset_empties_graph_oauth_and_webhook_state() {
     assert_eq!(limits["conversations_per_sec"], 2.0, "{limits}");
     let (_, apps) = env.control("GET", "/_sandbox/apps", Value::Null).await;
     assert_eq!(apps["data"], json!([]), "no apps after a reset");
+    let pages = env.graph_as(&fb_token, "GET", "/me/accounts", None).await;
+    assert_graph_error(&pages, 190, Some(467));
     let (_, subs) = env.control("GET", "/_sandbox/webhooks", Value::Null).await;
     assert_eq!(subs["data"], json!([]), "no subscriptions after a reset");
     let (_, deliveries) = env.control("GET", "/_sandbox/webhooks/deliveries", Value::Null).await;
