@@ -144,11 +144,48 @@ pub enum Tick {
     Marked(SessionHealth),
 }
 
+/// How an account signs in again, which decides the next step shown to the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reauth {
+    /// A cookie session: log in through the browser.
+    Browser,
+    /// An Instagram Login token: authorize the app again.
+    InstagramLogin,
+    /// A Facebook Page token: exchange a Facebook user token for Page tokens again.
+    FacebookPage,
+}
+
+impl Reauth {
+    /// How the account holding `credential` signs in again.
+    #[must_use]
+    pub fn for_credential(credential: &Credential) -> Self {
+        match credential {
+            Credential::Token(t) if t.kind == TokenKind::Page => Self::FacebookPage,
+            Credential::Token(_) | Credential::App(_) => Self::InstagramLogin,
+            Credential::Cookies(_) => Self::Browser,
+        }
+    }
+
+    /// The command that signs `account` in again.
+    #[must_use]
+    pub fn command(self, account: &str) -> String {
+        match self {
+            Self::Browser => format!("igdm login {account}"),
+            Self::InstagramLogin => {
+                format!("igdm oauth {account} --app-id ID --app-secret-env VAR --redirect-uri URL")
+            }
+            Self::FacebookPage => format!(
+                "igdm oauth {account} --page --user-token-env VAR --app-id ID --app-secret-env VAR"
+            ),
+        }
+    }
+}
+
 /// The exact next step for a health that needs the user.
 #[must_use]
-pub fn next_step(account: &str, health: &SessionHealth, token: bool) -> Option<String> {
-    let relogin =
-        if token { format!("igdm oauth {account}") } else { format!("igdm login {account}") };
+pub fn next_step(account: &str, health: &SessionHealth, reauth: Reauth) -> Option<String> {
+    let relogin = reauth.command(account);
     match health {
         SessionHealth::LoggedOut { .. } => Some(format!("The session has ended: run `{relogin}` to sign in again.")),
         SessionHealth::Challenge { url } => Some(match url {
@@ -398,7 +435,6 @@ impl AccountStatus {
         now: Timestamp,
     ) -> Self {
         let summary = credential.summary(account);
-        let token = matches!(credential, Credential::Token(_));
         let mut health = state.health.clone();
         let (expires, base_url) = match credential {
             Credential::Token(t) => (t.expires_at, t.base_url.clone()),
@@ -421,7 +457,7 @@ impl AccountStatus {
             kind: summary.kind,
             label: summary.label,
             user_id: summary.user_id,
-            next_step: next_step(account, &health, token),
+            next_step: next_step(account, &health, Reauth::for_credential(credential)),
             health,
             token_expires_at: expires,
             last_success_at: state.last_success_at,
@@ -475,6 +511,33 @@ mod tests {
     use super::*;
     use crate::credential::TokenCredential;
     use crate::store::MemoryStore;
+
+    #[test]
+    fn next_step_names_the_way_each_credential_signs_in_again() {
+        let token = |kind| {
+            Credential::Token(TokenCredential {
+                access_token: "t".into(),
+                expires_at: None,
+                issued_at: Timestamp::now(),
+                scopes: vec![],
+                kind,
+                user_id: None,
+                page_id: None,
+                app_id: None,
+                base_url: None,
+            })
+        };
+        let out = SessionHealth::LoggedOut { reason: None };
+        let step = |c: &Credential| next_step("shop", &out, Reauth::for_credential(c)).unwrap();
+        let page = step(&token(TokenKind::Page));
+        assert!(page.contains("igdm oauth shop --page --user-token-env"), "{page}");
+        let ig = step(&token(TokenKind::InstagramUser));
+        assert!(ig.contains("igdm oauth shop --app-id") && !ig.contains("--page"), "{ig}");
+        let cookies =
+            Credential::Cookies(CookieCredential::new(BTreeMap::new(), "instagram.com", None));
+        assert!(step(&cookies).contains("`igdm login shop`"));
+        assert_eq!(next_step("shop", &SessionHealth::Healthy, Reauth::Browser), None);
+    }
 
     #[test]
     fn durations() {
@@ -549,7 +612,7 @@ mod tests {
         };
         let st = store.session("joe").await.unwrap();
         assert_eq!(
-            next_step("joe", &st.health, false).as_deref(),
+            next_step("joe", &st.health, Reauth::Browser).as_deref(),
             Some("The session has ended: run `igdm login joe` to sign in again.")
         );
         // Blocked: no further calls.
@@ -587,7 +650,10 @@ mod tests {
         assert!(matches!(all[2].health, SessionHealth::LoggedOut { .. }));
         assert_eq!(
             all[2].next_step.as_deref(),
-            Some("The session has ended: run `igdm oauth c` to sign in again.")
+            Some(
+                "The session has ended: run \
+                 `igdm oauth c --app-id ID --app-secret-env VAR --redirect-uri URL` to sign in again."
+            )
         );
         assert!(account_status(&store, &store, "zz", now).await.unwrap().is_none());
     }

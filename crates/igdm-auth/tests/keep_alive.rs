@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::Sb;
 use igdm_auth::probe::HttpProbe;
-use igdm_auth::session::{KeepAlive, KeepAliveConfig, Tick, next_step};
+use igdm_auth::session::{KeepAlive, KeepAliveConfig, Reauth, Tick, next_step};
 use igdm_auth::{CookieCredential, Credential, CredentialStore, MemoryStore, SessionStore};
 use igdm_model::SessionHealth;
 use secrecy::{ExposeSecret, SecretString};
@@ -57,7 +57,7 @@ async fn keep_alive_rotates_then_stops_at_logout_and_challenge() {
         panic!("logged out")
     };
     let st = store.session("alive").await.unwrap();
-    assert!(next_step("alive", &st.health, false).unwrap().contains("igdm login alive"));
+    assert!(next_step("alive", &st.health, Reauth::Browser).unwrap().contains("igdm login alive"));
     assert!(matches!(ka.tick().await.unwrap(), Tick::SkippedBlocked(_)), "no call after a logout");
 
     let b = sb.account("personal", "checked.user", false, false).await;
@@ -69,5 +69,7 @@ async fn keep_alive_rotates_then_stops_at_logout_and_challenge() {
     };
     assert!(url.unwrap().contains("/challenge/"));
     let st = store.session("checked").await.unwrap();
-    assert!(next_step("checked", &st.health, false).unwrap().contains("igdm login checked"));
+    assert!(
+        next_step("checked", &st.health, Reauth::Browser).unwrap().contains("igdm login checked")
+    );
 }

@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use igdm::{Home, StateFile};
-use igdm_auth::session::{KeepAlive, KeepAliveConfig, ProbeOutcome, SessionProbe, Tick, next_step};
+use igdm_auth::session::{
+    KeepAlive, KeepAliveConfig, ProbeOutcome, Reauth, SessionProbe, Tick, next_step,
+};
 use igdm_auth::{
     AuthError, BoxFuture, CookieCredential, CredentialStore, SessionState, SessionStore,
     SessionUpdate, Vault,
@@ -186,7 +188,7 @@ pub fn schedule(opened: &Opened, home: &Home) -> Option<tokio::task::JoinHandle<
                 Err(e) => tracing::warn!(account, error = %e, "keep-alive could not run"),
             })
             .await;
-        if let Some(step) = igdm_auth::session::next_step(ka.account(), &health, false) {
+        if let Some(step) = next_step(ka.account(), &health, Reauth::Browser) {
             eprintln!("igdm: keep-alive of {} stopped. {step}", ka.account());
         }
     }))
@@ -214,7 +216,7 @@ fn parse_interval(raw: &str) -> Result<Duration, String> {
 /// text and the exit code it implies (3 when the user must act).
 fn describe(account: &str, tick: &Result<Tick, AuthError>) -> (Value, String, u8) {
     let needs_user = |h: &SessionHealth| {
-        let step = next_step(account, h, false).unwrap_or_default();
+        let step = next_step(account, h, Reauth::Browser).unwrap_or_default();
         (
             json!({"account": account, "outcome": "stopped", "health": h, "next_step": step}),
             format!("{account}: {} — keep-alive stopped. {step}", h.name()),
