@@ -5,6 +5,7 @@ use igdm_model::{Account, Conversation, Message, Page, Timestamp, User};
 
 use crate::StoreResult;
 use crate::query::Query;
+use crate::types::Lease;
 use crate::types::{
     ConversationActivity, ConversationFilter, DeadLetterSource, Delivery, DeliveryId, EventId,
     EventLogCounts, InsertedEvents, MutationOutcome, NewDelivery, NewEvent, NewOutbox, OutboxBegin,
@@ -225,20 +226,35 @@ pub trait MessageStore: Send + Sync {
             let mut out = Vec::with_capacity(batch.len());
             for d in batch {
                 let id = self.append_delivery(d.raw_body, d.received_at).await?;
-                let mut rec =
-                    RecordedDelivery { id, events: InsertedEvents::default(), dead_letter: None };
+                let mut rec = RecordedDelivery {
+                    id,
+                    events: InsertedEvents::default(),
+                    event_ids: Vec::new(),
+                    dead_letter: None,
+                };
                 if let Some(reason) = d.dead_letter {
                     rec.dead_letter =
                         Some(self.dead_letter(DeadLetterSource::Delivery(id), reason).await?);
                 }
                 if !d.events.is_empty() {
                     rec.events = self.insert_events(id, d.events).await?;
+                    rec.event_ids = align_event_ids(d.events, &rec.events);
                 }
                 out.push(rec);
             }
             Ok(out)
         })
     }
+    /// [`MessageStore::record_deliveries`] with every newly stored event
+    /// already claimed under `lease`, as [`MessageStore::claim_events`]
+    /// would claim it (one attempt counted): the process that received the
+    /// events processes them without claiming them back, and another claimer
+    /// takes them only after the lease runs out. Duplicates are not claimed.
+    fn record_deliveries_leased<'a>(
+        &'a self,
+        batch: &'a [NewDelivery<'a>],
+        lease: Lease<'a>,
+    ) -> StoreFuture<'a, Vec<RecordedDelivery>>;
     /// Claims up to `limit` events for `worker` for `lease`: pending events
     /// whose retry time has come, and processing events whose lease ran out.
     /// Each claim counts an attempt. Concurrent claimers never get the same
@@ -305,4 +321,28 @@ pub trait MessageStore: Send + Sync {
             self.search(account, &query, limit, cursor).await
         })
     }
+}
+
+/// Lines up what `insert_events` returned with the events given to it: an
+/// event's key is a duplicate of an earlier one in the same call, or of one
+/// stored before (then every occurrence is a duplicate).
+fn align_event_ids(events: &[NewEvent], got: &InsertedEvents) -> Vec<Option<EventId>> {
+    let mut dups: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for k in &got.duplicates {
+        *dups.entry(k.as_str()).or_default() += 1;
+    }
+    let mut occurrences: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for e in events {
+        *occurrences.entry(e.dedup_key.as_str()).or_default() += 1;
+    }
+    let mut ids = got.inserted.iter().copied();
+    let mut seen = std::collections::HashSet::new();
+    events
+        .iter()
+        .map(|e| {
+            let key = e.dedup_key.as_str();
+            let stored_before = dups.get(key) == occurrences.get(key);
+            (seen.insert(key) && !stored_before).then(|| ids.next()).flatten()
+        })
+        .collect()
 }

@@ -219,13 +219,27 @@ pub struct NewDelivery<'a> {
     pub dead_letter: Option<&'a str>,
 }
 
+/// A claim taken on events as they are stored
+/// ([`crate::MessageStore::record_deliveries_leased`]), the same claim
+/// [`crate::MessageStore::claim_events`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease<'a> {
+    /// Who holds the claim.
+    pub owner: &'a str,
+    /// When the claim runs out and another claimer may take the events.
+    pub until: Timestamp,
+}
+
 /// What [`crate::MessageStore::record_deliveries`] stored for one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedDelivery {
     /// The delivery's id.
     pub id: DeliveryId,
-    /// Its events: stored, or already stored (in dedup-key order).
+    /// Its events: stored (in input order), or already stored (in dedup-key order).
     pub events: InsertedEvents,
+    /// For each of the delivery's events, in input order: its id when this
+    /// call stored it, `None` when it was a duplicate.
+    pub event_ids: Vec<Option<EventId>>,
     /// The dead letter's id, when it was dead-lettered.
     pub dead_letter: Option<i64>,
 }

@@ -12,6 +12,7 @@ conformance!(
     group_commit_records_deliveries_events_and_dead_letters,
     complete_events_in_bulk,
     large_group_maps_every_event_to_its_delivery,
+    leased_group_commit_holds_new_events_for_their_owner,
 );
 
 mod cases {
@@ -19,7 +20,7 @@ mod cases {
     use std::time::Duration;
 
     use igdm_model::{EventKind, Timestamp};
-    use igdm_store::{DeadLetterSource, EventState, NewDelivery, NewEvent};
+    use igdm_store::{DeadLetterSource, EventId, EventState, Lease, NewDelivery, NewEvent};
     use serde_json::json;
 
     use crate::common::Harness;
@@ -285,5 +286,68 @@ mod cases {
         }
         let counts = s.event_log_counts().await.unwrap();
         assert_eq!((counts.deliveries, counts.pending, counts.dedup_hits), (1_204, 1_200, 4));
+    }
+
+    pub async fn leased_group_commit_holds_new_events_for_their_owner(h: &Harness) {
+        let s = &h.store;
+        let now = Timestamp::now();
+        let pre = s.append_delivery(b"earlier", now).await.unwrap();
+        s.insert_events(pre, &[event("old")]).await.unwrap();
+        // Keys out of order inside a delivery, one repeated inside it, one
+        // stored before, and one repeated by a later delivery of the group.
+        let first = [event("z"), event("old"), event("m"), event("z"), event("a")];
+        let second = [event("m"), event("n")];
+        let batch = [
+            NewDelivery { raw_body: b"one", received_at: now, events: &first, dead_letter: None },
+            NewDelivery { raw_body: b"two", received_at: now, events: &second, dead_letter: None },
+        ];
+        let until = Timestamp(now.0 + chrono::TimeDelta::seconds(60));
+        let recorded =
+            s.record_deliveries_leased(&batch, Lease { owner: "receiver-1", until }).await.unwrap();
+        let shape = |ids: &[Option<EventId>]| ids.iter().map(Option::is_some).collect::<Vec<_>>();
+        assert_eq!(shape(&recorded[0].event_ids), [true, false, true, false, true]);
+        assert_eq!(shape(&recorded[1].event_ids), [false, true]);
+        // Ids line up with the input: each names the event of that key.
+        for (d, rec) in batch.iter().zip(&recorded) {
+            let flat: Vec<EventId> = rec.event_ids.iter().flatten().copied().collect();
+            assert_eq!(flat, rec.events.inserted, "inserted ids are in input order");
+            for (e, id) in d.events.iter().zip(&rec.event_ids) {
+                if let Some(id) = id {
+                    let stored = s.get_event(*id).await.unwrap().unwrap();
+                    assert_eq!(stored.dedup_key, e.dedup_key);
+                    assert_eq!(stored.delivery_id, rec.id);
+                    assert_eq!(stored.state, EventState::Processing);
+                    assert_eq!(stored.lease_owner.as_deref(), Some("receiver-1"));
+                    assert_eq!(stored.attempts, 1, "the lease counts as a claim");
+                }
+            }
+        }
+        assert_eq!(recorded[0].events.duplicates, ["old", "z"]);
+        assert_eq!(recorded[1].events.duplicates, ["m"]);
+        // Another claimer gets only the unleased event stored before.
+        let other = s.claim_events("w2", 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(other.iter().map(|e| e.dedup_key.as_str()).collect::<Vec<_>>(), ["old"]);
+        let counts = s.event_log_counts().await.unwrap();
+        assert_eq!((counts.processing, counts.pending), (5, 0));
+        // A lease that has run out is claimable like any other.
+        let past = Timestamp(now.0 - chrono::TimeDelta::seconds(1));
+        let late = [event("late")];
+        let expired = s
+            .record_deliveries_leased(
+                &[NewDelivery {
+                    raw_body: b"3",
+                    received_at: now,
+                    events: &late,
+                    dead_letter: None,
+                }],
+                Lease { owner: "receiver-dead", until: past },
+            )
+            .await
+            .unwrap();
+        let taken = s.claim_events("w3", 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(Some(taken[0].id), expired[0].event_ids[0]);
+        assert_eq!(taken[0].attempts, 2);
+        assert_eq!(taken[0].lease_owner.as_deref(), Some("w3"));
     }
 }
