@@ -14,25 +14,38 @@ use igdm_model::{
 use igdm_store::{EventId, MessageStore, ReactionChange};
 
 use crate::store::{
-    BoxError, ClaimedEvent, DeliveryContent, DeliveryReceipt, LogCounts, NewDelivery, StoreFuture,
-    WebhookStore,
+    BoxError, ClaimedEvent, DeliveryContent, DeliveryReceipt, Lease, LogCounts, NewDelivery,
+    StoreFuture, WebhookStore,
 };
 
 /// How long the official API's standard reply window stays open after the
 /// customer's last message, postback or ice-breaker / menu tap.
 pub const REPLY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
-/// The webhook pipeline on top of an `igdm_store` store.
+/// The webhook pipeline on top of `igdm_store` stores.
+///
+/// Three handles, which may all be one: deliveries are appended on `log`
+/// (durable); claims, completions and failures go through `queue`, a handle
+/// on the log's database; events are applied through `store`, the message
+/// store. On SQLite the log can live in a database file of its own
+/// ([`StoreLog::with_message_store`]) so that applying events, the heavy
+/// writes, never holds the write lock an acknowledgement waits for.
 pub struct StoreLog {
-    /// Where processing writes: claims, completions and the message store.
+    /// Where events are applied: conversations, users, messages.
     store: Arc<dyn MessageStore>,
-    /// Where deliveries are appended before they are acknowledged; the same
-    /// database as `store`, possibly a handle with stricter durability.
+    /// Where processing claims, completes and fails events: the log's
+    /// database, possibly through a handle with relaxed durability.
+    queue: Arc<dyn MessageStore>,
+    /// Where deliveries are appended before they are acknowledged.
     log: Arc<dyn MessageStore>,
     accounts: HashMap<String, String>,
-    /// SQLite has one writer: this process's writes queue here instead of
-    /// meeting in SQLite's busy handler (which sleeps).
-    gate: Option<Gate>,
+    /// SQLite has one writer per database: this process's writes to the
+    /// log's database queue here instead of meeting in SQLite's busy handler
+    /// (which sleeps), and appends go first.
+    log_gate: Option<Arc<Gate>>,
+    /// The same for the message store's database; the same gate as
+    /// `log_gate` while both are one database.
+    store_gate: Option<Arc<Gate>>,
 }
 
 /// A write gate where deliveries waiting to be acknowledged go before
@@ -71,6 +84,13 @@ impl Gate {
     }
 }
 
+fn shared(store: igdm_store::Store) -> Arc<dyn MessageStore> {
+    match store {
+        igdm_store::Store::Sqlite(s) => Arc::new(s),
+        igdm_store::Store::Postgres(p) => Arc::new(p),
+    }
+}
+
 impl std::fmt::Debug for StoreLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreLog")
@@ -84,12 +104,24 @@ impl StoreLog {
     /// their `entry.id` unless [`StoreLog::with_account_names`] maps it.
     #[must_use]
     pub fn new(store: Arc<dyn MessageStore>) -> Self {
-        let gate = (store.backend_name() == "sqlite").then(Gate::default);
-        Self { log: store.clone(), store, accounts: HashMap::new(), gate }
+        let gate = Self::gate_for(&*store);
+        Self {
+            log: store.clone(),
+            queue: store.clone(),
+            store,
+            accounts: HashMap::new(),
+            store_gate: gate.clone(),
+            log_gate: gate,
+        }
     }
 
-    /// Processing (claims, completions, applying events) goes through
-    /// `store` instead, a handle on the same database, typically one whose
+    fn gate_for(store: &dyn MessageStore) -> Option<Arc<Gate>> {
+        (store.backend_name() == "sqlite").then(|| Arc::new(Gate::default()))
+    }
+
+    /// Processing (claims, completions, and applying events unless
+    /// [`StoreLog::with_message_store`] names another database) goes through
+    /// `store` instead, a handle on the log's database, typically one whose
     /// commits do not wait for the disk (`igdm_store::Store::relaxed`).
     /// Deliveries are still appended on the durable handle before they are
     /// acknowledged; everything processing writes can be rebuilt from them,
@@ -97,13 +129,35 @@ impl StoreLog {
     /// is idempotent.
     #[must_use]
     pub fn with_processing_store(mut self, store: Arc<dyn MessageStore>) -> Self {
+        if Arc::ptr_eq(&self.store, &self.queue) {
+            self.store = store.clone();
+        }
+        self.queue = store;
+        self
+    }
+
+    /// Applies events to `store`, a database other than the log's (the log
+    /// keeps deliveries and the work queue). On SQLite this takes the
+    /// message writes, full-text index included, off the database whose
+    /// single write lock every acknowledgement needs.
+    #[must_use]
+    pub fn with_message_store(mut self, store: Arc<dyn MessageStore>) -> Self {
+        self.store_gate = Self::gate_for(&*store);
         self.store = store;
         self
     }
 
-    /// The gate for processing writes (none on PostgreSQL).
+    /// The gate for processing writes to the log's database (none on PostgreSQL).
+    async fn lock_log(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.log_gate {
+            Some(g) => Some(g.background().await),
+            None => None,
+        }
+    }
+
+    /// The gate for applying events (none on PostgreSQL).
     async fn lock(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.gate {
+        match &self.store_gate {
             Some(g) => Some(g.background().await),
             None => None,
         }
@@ -116,14 +170,24 @@ impl StoreLog {
     /// # Errors
     /// When the relaxed handle cannot be set up.
     pub async fn from_store(store: igdm_store::Store) -> Result<Self, igdm_store::StoreError> {
-        fn shared(store: igdm_store::Store) -> Arc<dyn MessageStore> {
-            match store {
-                igdm_store::Store::Sqlite(s) => Arc::new(s),
-                igdm_store::Store::Postgres(p) => Arc::new(p),
-            }
-        }
         let relaxed = shared(store.relaxed().await?);
         Ok(Self::new(shared(store)).with_processing_store(relaxed))
+    }
+
+    /// [`StoreLog::from_store`] with the log in a database of its own:
+    /// deliveries are committed durably on `log`, claims and completions go
+    /// through its relaxed handle, and events are applied through the
+    /// relaxed handle of `messages` (see [`StoreLog::with_message_store`]).
+    ///
+    /// # Errors
+    /// When a relaxed handle cannot be set up.
+    pub async fn from_stores(
+        log: igdm_store::Store,
+        messages: igdm_store::Store,
+    ) -> Result<Self, igdm_store::StoreError> {
+        let queue = shared(log.relaxed().await?);
+        let store = shared(messages.relaxed().await?);
+        Ok(Self::new(shared(log)).with_processing_store(queue).with_message_store(store))
     }
 
     /// Maps provider account ids (`entry.id`) to igdm account names.
@@ -133,10 +197,16 @@ impl StoreLog {
         self
     }
 
-    /// The wrapped store.
+    /// The message store events are applied to.
     #[must_use]
     pub fn inner(&self) -> &Arc<dyn MessageStore> {
         &self.store
+    }
+
+    /// The store holding the event log (deliveries, events, dead letters).
+    #[must_use]
+    pub fn log(&self) -> &Arc<dyn MessageStore> {
+        &self.log
     }
 
     fn account<'a>(&'a self, provider_id: &'a str) -> &'a str {
@@ -443,6 +513,7 @@ impl WebhookStore for StoreLog {
     fn record_deliveries<'a>(
         &'a self,
         batch: &'a [NewDelivery],
+        lease: Option<Lease<'a>>,
     ) -> StoreFuture<'a, Vec<DeliveryReceipt>> {
         Box::pin(async move {
             let new: Vec<igdm_store::NewDelivery<'_>> = batch
@@ -461,11 +532,14 @@ impl WebhookStore for StoreLog {
                 })
                 .collect();
             let recorded = {
-                let _g = match &self.gate {
+                let _g = match &self.log_gate {
                     Some(g) => Some(g.urgent().await),
                     None => None,
                 };
-                self.log.record_deliveries(&new).await?
+                match lease {
+                    Some(lease) => self.log.record_deliveries_leased(&new, lease).await?,
+                    None => self.log.record_deliveries(&new).await?,
+                }
             };
             Ok(recorded
                 .into_iter()
@@ -474,6 +548,7 @@ impl WebhookStore for StoreLog {
                     inserted: r.events.inserted.len(),
                     duplicates: r.events.duplicates.len(),
                     dead_lettered: r.dead_letter.is_some(),
+                    event_ids: r.event_ids.iter().map(|id| id.map(|id| id.0)).collect(),
                 })
                 .collect())
         })
@@ -488,8 +563,8 @@ impl WebhookStore for StoreLog {
         Box::pin(async move {
             let limit = u32::try_from(limit).unwrap_or(u32::MAX);
             let claimed = {
-                let _g = self.lock().await;
-                self.store.claim_events(worker_id, limit, lease).await?
+                let _g = self.lock_log().await;
+                self.queue.claim_events(worker_id, limit, lease).await?
             };
             Ok(claimed
                 .into_iter()
@@ -508,8 +583,8 @@ impl WebhookStore for StoreLog {
     fn complete_events<'a>(&'a self, ids: &'a [i64]) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let ids: Vec<EventId> = ids.iter().copied().map(EventId).collect();
-            let _g = self.lock().await;
-            self.store.complete_events(&ids).await?;
+            let _g = self.lock_log().await;
+            self.queue.complete_events(&ids).await?;
             Ok(())
         })
     }
@@ -525,8 +600,8 @@ impl WebhookStore for StoreLog {
                 let d = chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::hours(1));
                 Timestamp(Timestamp::now().0 + d)
             });
-            let _g = self.lock().await;
-            self.store.fail_event(EventId(id), error, retry_at).await?;
+            let _g = self.lock_log().await;
+            self.queue.fail_event(EventId(id), error, retry_at).await?;
             Ok(())
         })
     }
@@ -545,12 +620,12 @@ impl WebhookStore for StoreLog {
     fn commit_concurrency(&self) -> usize {
         // PostgreSQL commits from several connections in parallel; SQLite
         // has one writer at a time.
-        if self.store.backend_name() == "postgres" { 4 } else { 1 }
+        if self.log.backend_name() == "postgres" { 4 } else { 1 }
     }
 
     fn counts(&self) -> StoreFuture<'_, LogCounts> {
         Box::pin(async move {
-            let c = self.store.event_log_counts().await?;
+            let c = self.queue.event_log_counts().await?;
             Ok(LogCounts {
                 pending: c.pending + c.processing,
                 failed: c.failed,

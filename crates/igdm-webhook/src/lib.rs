@@ -10,17 +10,23 @@
 //! event stream and the outgoing hook.
 //!
 //! Only the delivery commit waits for the disk (SQLite `synchronous = FULL`,
-//! PostgreSQL's default commit). Processing writes through a relaxed handle
-//! on the same database ([`StoreLog::from_store`]): what it writes can be
-//! rebuilt from the durable log, because an undone claim or completion is
-//! claimed again and applying an event is idempotent.
+//! PostgreSQL's default commit). New events are stored already leased to
+//! this process and handed to its workers in memory, so processing does not
+//! claim them back; claims from the log pick up what other processes stored,
+//! retries and expired leases. Processing writes through relaxed handles
+//! ([`StoreLog::from_store`], [`StoreLog::from_stores`]): what it writes can
+//! be rebuilt from the durable log, because an undone claim or completion is
+//! claimed again and applying an event is idempotent. On SQLite the log is
+//! best kept in a database file of its own ([`StoreLog::from_stores`]), so
+//! that applying events never holds the write lock acknowledgements need.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use igdm_webhook::{Config, Secrets, Server, StoreLog};
 //! let store = igdm_store::Store::open("sqlite:///var/lib/igdm/igdm.db?mode=rwc").await?;
+//! let log = igdm_store::Store::open("sqlite:///var/lib/igdm/igdm.webhooks.db?mode=rwc").await?;
 //! let config = Config::new(Secrets::new("app-secret", "verify-token"));
-//! let server = Server::new(config, StoreLog::from_store(store).await?);
+//! let server = Server::new(config, StoreLog::from_stores(log, store).await?);
 //! let mut events = server.subscribe();
 //! tokio::spawn(async move { while let Ok(ev) = events.recv().await { println!("{}", ev.kind) } });
 //! server.serve("127.0.0.1:8080".parse()?).await?;
@@ -44,6 +50,6 @@ pub use server::{Config, Secrets, ServeError, Server, WEBHOOK_PATH, shutdown_sig
 pub use signature::{SIGNATURE_HEADER, sign, verify};
 pub use sinks::{EventOutput, ForwardConfig};
 pub use store::{
-    BoxError, ClaimedEvent, DeliveryContent, DeliveryReceipt, LogCounts, NewDelivery, NewEvent,
-    StoreFuture, WebhookStore,
+    BoxError, ClaimedEvent, DeliveryContent, DeliveryReceipt, Lease, LogCounts, NewDelivery,
+    NewEvent, StoreFuture, WebhookStore,
 };

@@ -22,7 +22,9 @@ use crate::metrics::Metrics;
 use crate::parse::parse_delivery;
 use crate::signature::{SIGNATURE_HEADER, verify};
 use crate::sinks::{EventOutput, ForwardConfig, run_event_writer, run_forwarder};
-use crate::store::{DeliveryContent, DeliveryReceipt, NewDelivery, NewEvent, WebhookStore};
+use crate::store::{
+    ClaimedEvent, DeliveryContent, DeliveryReceipt, Lease, NewDelivery, NewEvent, WebhookStore,
+};
 
 /// The webhook path Meta (and the sandbox) POSTs to.
 pub const WEBHOOK_PATH: &str = "/webhook";
@@ -86,6 +88,12 @@ pub struct Config {
     /// so fewer, larger batches keep acknowledgements fast; the cost is this
     /// much processing lag. Default 20 ms; zero claims at once.
     pub batch_window: Duration,
+    /// Most events held in memory for this process's workers. New events
+    /// are stored already claimed by this process and handed straight to
+    /// its workers while fewer than this many wait; beyond it they are
+    /// stored unclaimed and claimed from the log. Default 65,536; zero
+    /// always claims from the log.
+    pub local_queue: usize,
     /// Processing attempts before an event fails for good. Default 5.
     pub max_attempts: u32,
     /// Capacity of the in-process broadcast channel. Default 4096.
@@ -111,6 +119,7 @@ impl Config {
             poll_interval: Duration::from_millis(250),
             max_group: 512,
             batch_window: Duration::from_millis(20),
+            local_queue: 65_536,
             max_attempts: 5,
             broadcast_capacity: 4096,
             events: None,
@@ -128,6 +137,13 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// The writer's settings: the largest group, and the lease new events are
+/// stored under for this process's workers.
+struct WriterConfig {
+    max_group: usize,
+    lease: Duration,
+}
+
 struct WriteJob {
     delivery: NewDelivery,
     ack: oneshot::Sender<Result<DeliveryReceipt, String>>,
@@ -139,6 +155,49 @@ struct Shared {
     metrics: Arc<Metrics>,
     writer: mpsc::Sender<WriteJob>,
     work: Arc<Notify>,
+}
+
+/// Events this process stored already claimed, waiting for its workers.
+///
+/// The writer stores new events leased to this process and hands them over
+/// here, so processing does not claim them back from the log: on SQLite
+/// every claim is a write that acknowledgements would queue behind. When
+/// the queue is full, events are stored unclaimed and workers claim them
+/// from the log as before; events whose lease is running out are left to
+/// the log too, where any worker may claim them once it expires.
+struct LocalQueue {
+    owner: String,
+    items: std::sync::Mutex<std::collections::VecDeque<(ClaimedEvent, tokio::time::Instant)>>,
+    capacity: usize,
+    /// Set when events went to the log unclaimed, so that workers look there
+    /// without waiting for the poll interval.
+    spilled: std::sync::atomic::AtomicBool,
+}
+
+impl LocalQueue {
+    fn len(&self) -> usize {
+        self.items.lock().map_or(usize::MAX, |q| q.len())
+    }
+
+    fn push(&self, events: Vec<(ClaimedEvent, tokio::time::Instant)>) {
+        if let Ok(mut q) = self.items.lock() {
+            q.extend(events);
+        }
+    }
+
+    /// Up to `limit` events whose lease has at least `margin` left.
+    fn take(&self, limit: usize, margin: Duration) -> Vec<ClaimedEvent> {
+        let now = tokio::time::Instant::now();
+        let Ok(mut q) = self.items.lock() else { return Vec::new() };
+        let mut out = Vec::with_capacity(limit.min(q.len()));
+        while out.len() < limit {
+            let Some((event, until)) = q.pop_front() else { break };
+            if until.saturating_duration_since(now) >= margin {
+                out.push(event);
+            }
+        }
+        out
+    }
 }
 
 /// A running webhook pipeline: the receiver's router, the writer that makes
@@ -188,15 +247,22 @@ impl Server {
             sink_tasks.push(tokio::spawn(run_forwarder(fwd, metrics.clone(), rx)));
         }
 
+        let base = format!("{}-{}", std::process::id(), Timestamp::now().unix_micros());
+        let local = Arc::new(LocalQueue {
+            owner: format!("{base}-local"),
+            items: std::sync::Mutex::default(),
+            capacity: config.local_queue,
+            spilled: std::sync::atomic::AtomicBool::new(false),
+        });
         let mut tasks = vec![tokio::spawn(run_writer(
             store.clone(),
             metrics.clone(),
             writer_rx,
-            config.max_group.max(1),
+            WriterConfig { max_group: config.max_group.max(1), lease: config.lease },
+            local.clone(),
             work.clone(),
             stop_rx.clone(),
         ))];
-        let base = format!("{}-{}", std::process::id(), Timestamp::now().unix_micros());
         for _ in 0..config.workers.max(1) {
             let n = WORKER_SEQ.fetch_add(1, Ordering::Relaxed);
             let w = Worker {
@@ -208,6 +274,7 @@ impl Server {
                 events: events.clone(),
                 sinks: sinks.clone(),
                 config: config.clone(),
+                local: local.clone(),
             };
             tasks.push(tokio::spawn(w.run()));
         }
@@ -415,7 +482,8 @@ async fn run_writer(
     store: Arc<dyn WebhookStore>,
     metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<WriteJob>,
-    max_group: usize,
+    WriterConfig { max_group, lease }: WriterConfig,
+    local: Arc<LocalQueue>,
     work: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -445,9 +513,10 @@ async fn run_writer(
                 Err(_) => break,
             }
         }
-        let (store, metrics, work) = (store.clone(), metrics.clone(), work.clone());
+        let (store, metrics, work, local) =
+            (store.clone(), metrics.clone(), work.clone(), local.clone());
         inflight.spawn(async move {
-            commit_group(&*store, &metrics, jobs).await;
+            commit_group(&*store, &metrics, jobs, &local, lease).await;
             work.notify_waiters();
             drop(permit);
         });
@@ -456,21 +525,60 @@ async fn run_writer(
     while inflight.join_next().await.is_some() {}
 }
 
-async fn commit_group(store: &dyn WebhookStore, metrics: &Metrics, jobs: Vec<WriteJob>) {
+async fn commit_group(
+    store: &dyn WebhookStore,
+    metrics: &Metrics,
+    jobs: Vec<WriteJob>,
+    local: &LocalQueue,
+    lease: Duration,
+) {
     let (deliveries, acks): (Vec<_>, Vec<_>) =
         jobs.into_iter().map(|j| (j.delivery, j.ack)).unzip();
-    let mut result = store.record_deliveries(&deliveries).await;
+    // Lease the new events to this process while its workers keep up.
+    let leased = local.len() < local.capacity;
+    let lease_at = |now: Timestamp| {
+        let lease = chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::minutes(1));
+        Lease { owner: &local.owner, until: Timestamp(now.0 + lease) }
+    };
+    let mut started = tokio::time::Instant::now();
+    let mut result =
+        store.record_deliveries(&deliveries, leased.then(|| lease_at(Timestamp::now()))).await;
     if let Err(e) = &result {
         // A transaction can fail for a passing reason (a deadlock with another
         // process, a dropped connection): try the group once more before
         // answering 500.
         tracing::warn!(error = %e, deliveries = deliveries.len(), "group commit failed; retrying once");
         tokio::time::sleep(Duration::from_millis(20)).await;
-        result = store.record_deliveries(&deliveries).await;
+        started = tokio::time::Instant::now();
+        result =
+            store.record_deliveries(&deliveries, leased.then(|| lease_at(Timestamp::now()))).await;
     }
     match result {
         Ok(receipts) => {
             Metrics::inc(&metrics.commits);
+            if leased {
+                let until = started + lease;
+                let mut handed = Vec::new();
+                for (d, r) in deliveries.iter().zip(&receipts) {
+                    let DeliveryContent::Events(events) = &d.content else { continue };
+                    for (e, id) in events.iter().zip(&r.event_ids) {
+                        if let Some(id) = id {
+                            let claimed = ClaimedEvent {
+                                id: *id,
+                                kind: e.kind.as_str().to_owned(),
+                                account_id: e.account_id.clone(),
+                                payload: e.payload.clone(),
+                                received_at: d.received_at,
+                                attempts: 0,
+                            };
+                            handed.push((claimed, until));
+                        }
+                    }
+                }
+                local.push(handed);
+            } else {
+                local.spilled.store(true, Ordering::Relaxed);
+            }
             for (ack, r) in acks.into_iter().zip(receipts) {
                 metrics.events_inserted.fetch_add(r.inserted as u64, Ordering::Relaxed);
                 metrics.dedup_hits.fetch_add(r.duplicates as u64, Ordering::Relaxed);
@@ -499,11 +607,41 @@ struct Worker {
     events: broadcast::Sender<Event>,
     sinks: Vec<mpsc::Sender<Arc<Event>>>,
     config: Config,
+    local: Arc<LocalQueue>,
 }
 
 impl Worker {
+    /// Events to process: this process's own first, then the log's.
+    ///
+    /// The log is asked at most once per poll interval while it keeps coming
+    /// back short: what this process receives reaches it through the local
+    /// queue, so the log holds only other processes' events, retries, expired
+    /// leases and what spilled over the local queue.
+    async fn next_batch(
+        &self,
+        last_log_claim: &mut Option<tokio::time::Instant>,
+        stopping: bool,
+    ) -> Result<Vec<ClaimedEvent>, crate::store::BoxError> {
+        let limit = self.config.claim_batch.max(1);
+        let local = self.local.take(limit, self.config.lease / 2);
+        if !local.is_empty() {
+            return Ok(local);
+        }
+        let due = stopping
+            || self.local.spilled.swap(false, Ordering::Relaxed)
+            || last_log_claim.is_none_or(|t| t.elapsed() >= self.config.poll_interval);
+        if !due {
+            return Ok(Vec::new());
+        }
+        let claimed = self.store.claim_events(&self.id, limit, self.config.lease).await?;
+        // A full batch means more may be waiting: ask again right away.
+        *last_log_claim = (claimed.len() < limit).then(tokio::time::Instant::now);
+        Ok(claimed)
+    }
+
     async fn run(mut self) {
         let mut drain_deadline: Option<tokio::time::Instant> = None;
+        let mut last_log_claim = None;
         loop {
             let stopping = *self.stop.borrow();
             if stopping && drain_deadline.is_none() {
@@ -515,11 +653,7 @@ impl Worker {
             let notified = self.work.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let claimed = match self
-                .store
-                .claim_events(&self.id, self.config.claim_batch, self.config.lease)
-                .await
-            {
+            let claimed = match self.next_batch(&mut last_log_claim, stopping).await {
                 Ok(c) => c,
                 Err(e) => {
                     Metrics::inc(&self.metrics.processing_errors);

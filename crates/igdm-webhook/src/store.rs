@@ -41,10 +41,10 @@ pub enum DeliveryContent {
     },
 }
 
-pub use igdm_store::NewEvent;
+pub use igdm_store::{Lease, NewEvent};
 
 /// What appending one delivery did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeliveryReceipt {
     /// The delivery's id in the log.
     pub delivery_id: i64,
@@ -54,6 +54,9 @@ pub struct DeliveryReceipt {
     pub duplicates: usize,
     /// Whether the delivery went to the dead-letter table.
     pub dead_lettered: bool,
+    /// For each of the delivery's events, in order: its id in the log when
+    /// it was newly inserted, `None` when it was a duplicate.
+    pub event_ids: Vec<Option<i64>>,
 }
 
 /// An event claimed by a worker.
@@ -87,10 +90,13 @@ pub struct LogCounts {
 /// The storage the webhook pipeline runs on.
 pub trait WebhookStore: Send + Sync + 'static {
     /// Appends deliveries and inserts their events, all in one transaction.
-    /// When this returns `Ok`, every delivery is durable.
+    /// When this returns `Ok`, every delivery is durable. With `lease`, the
+    /// new events are stored already claimed under it, for this process to
+    /// process without claiming them back.
     fn record_deliveries<'a>(
         &'a self,
         batch: &'a [NewDelivery],
+        lease: Option<Lease<'a>>,
     ) -> StoreFuture<'a, Vec<DeliveryReceipt>>;
 
     /// Claims up to `limit` unprocessed events whose lease is free, holding

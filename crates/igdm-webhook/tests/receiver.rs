@@ -464,3 +464,68 @@ async fn two_servers_share_one_postgres_schema() {
     b.stop().await;
     drop_pg_schema(&url, &schema).await;
 }
+
+/// Every event passes through the log's claims when the local queue is off
+/// or full: nothing is lost or processed twice on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_past_the_local_queue_are_claimed_from_the_log() {
+    for capacity in [0, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        let mut cfg = config();
+        cfg.local_queue = capacity;
+        cfg.batch_window = Duration::from_millis(50);
+        let mut srv = start(store.clone(), cfg).await;
+        let t0: i64 = 1_790_000_600_000;
+        let posts = (0..40).map(|i| {
+            let body = envelope(vec![customer_msg(
+                "555",
+                &format!("q{capacity}-{i}"),
+                t0 + i,
+                json!({"text": format!("n{i}")}),
+            )]);
+            post_signed(&srv.client, srv.url(), body.to_string().into_bytes())
+        });
+        assert!(futures::future::join_all(posts).await.iter().all(|s| *s == 200));
+        let events = srv.next_events(40).await;
+        let ids: HashSet<_> = events.iter().map(|e| e.message_id.clone()).collect();
+        assert_eq!(ids.len(), 40, "capacity {capacity}: each event once");
+        srv.stop().await;
+        let counts = store.event_log_counts().await.unwrap();
+        assert_eq!((counts.done, counts.pending, counts.processing), (40, 0, 0));
+        let page = store.list_messages(ACCOUNT, "555", 100, None).await.unwrap();
+        assert_eq!(page.items.len(), 40, "capacity {capacity}");
+    }
+}
+
+/// With the log in a database file of its own, deliveries and events stay
+/// there and the messages land in the message store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_can_live_in_a_database_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = |f: &str| format!("sqlite://{}?mode=rwc", dir.path().join(f).display());
+    let log = igdm_store::Store::open(&url("igdm.webhooks.db")).await.unwrap();
+    let messages = igdm_store::Store::open(&url("igdm.db")).await.unwrap();
+    let pipeline =
+        igdm_webhook::StoreLog::from_stores(log.clone(), messages.clone()).await.unwrap();
+    let mut srv = start_log(pipeline, config()).await;
+    let t0: i64 = 1_790_000_700_000;
+    for i in 0..5 {
+        let body = envelope(vec![customer_msg(
+            "666",
+            &format!("s{i}"),
+            t0 + i,
+            json!({"text": format!("own file {i}")}),
+        )]);
+        assert_eq!(srv.post_json(&body).await, 200);
+    }
+    assert_eq!(srv.next_events(5).await.len(), 5);
+    srv.stop().await;
+    let in_log = log.event_log_counts().await.unwrap();
+    assert_eq!((in_log.deliveries, in_log.done), (5, 5));
+    assert_eq!(messages.event_log_counts().await.unwrap().deliveries, 0);
+    assert_eq!(messages.list_messages(ACCOUNT, "666", 10, None).await.unwrap().items.len(), 5);
+    assert!(log.list_messages(ACCOUNT, "666", 10, None).await.unwrap().items.is_empty());
+    let conv = messages.get_conversation(ACCOUNT, "666").await.unwrap().unwrap();
+    assert!(conv.reply_window_ends_at.is_some());
+}

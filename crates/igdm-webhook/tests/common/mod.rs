@@ -86,7 +86,12 @@ pub fn config() -> Config {
 }
 
 pub async fn start(store: Arc<dyn MessageStore>, config: Config) -> Running {
-    let server = Server::new(config, StoreLog::new(store));
+    start_log(StoreLog::new(store), config).await
+}
+
+/// [`start`] over a pipeline set up by the caller.
+pub async fn start_log(log: StoreLog, config: Config) -> Running {
+    let server = Server::new(config, log);
     let events = server.subscribe();
     let metrics = server.metrics();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
