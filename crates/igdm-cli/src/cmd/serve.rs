@@ -19,6 +19,12 @@ pub struct ServeArgs {
     /// Store URL (`sqlite://PATH`, a path, or `postgres://…`). Default: `$IGDM_HOME/igdm.db`.
     #[arg(long, env = "IGDM_DATABASE_URL")]
     pub database: Option<String>,
+    /// Where the webhook event log (deliveries, events, dead letters) lives.
+    /// Default: beside a SQLite store, a file of its own (`NAME.webhooks.db`
+    /// next to `NAME.db`), so that applying events never holds the write
+    /// lock acknowledgements wait for; with PostgreSQL, the store's database.
+    #[arg(long, env = "IGDM_LOG_DATABASE_URL", value_name = "URL")]
+    pub log_database: Option<String>,
     /// Write every processed event as one JSON line to PATH (`-` for stdout).
     #[arg(long, value_name = "PATH")]
     pub events: Option<String>,
@@ -96,6 +102,32 @@ fn default_database() -> anyhow::Result<String> {
     Ok(format!("sqlite://{}", home.join("igdm.db").display()))
 }
 
+/// The default event log beside a SQLite store: `DIR/NAME.webhooks.db` for
+/// `DIR/NAME.db`, with the same URL options. `None` for PostgreSQL and
+/// in-memory databases, whose log shares the store's database.
+fn sibling_log(database: &str) -> Option<String> {
+    if database.starts_with("postgres:") || database.starts_with("postgresql:") {
+        return None;
+    }
+    let (scheme, rest) = if let Some(r) = database.strip_prefix("sqlite://") {
+        ("sqlite://", r)
+    } else if let Some(r) = database.strip_prefix("sqlite:") {
+        ("sqlite:", r)
+    } else {
+        ("", database)
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    if path.is_empty() || path == ":memory:" || query.is_some_and(|q| q.contains("mode=memory")) {
+        return None;
+    }
+    let stem = path.strip_suffix(".db").unwrap_or(path);
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    Some(format!("{scheme}{stem}.webhooks.db{query}"))
+}
+
 fn parse_account_map(raw: &[String]) -> anyhow::Result<HashMap<String, String>> {
     raw.iter()
         .map(|pair| match pair.split_once('=') {
@@ -132,10 +164,15 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
         None => default_database()?,
     };
     let store = igdm_store::Store::open(&database).await.context("opening the store")?;
-    let log = StoreLog::from_store(store)
-        .await
-        .context("opening the store for processing")?
-        .with_account_names(accounts);
+    let log = match args.log_database.clone().or_else(|| sibling_log(&database)) {
+        Some(url) if url != database => {
+            let log = igdm_store::Store::open(&url).await.context("opening the webhook log")?;
+            StoreLog::from_stores(log, store).await
+        }
+        _ => StoreLog::from_store(store).await,
+    }
+    .context("opening the store for processing")?
+    .with_account_names(accounts);
 
     let mut config = Config::new(secrets);
     config.body_limit = args.body_limit;
@@ -162,4 +199,22 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
     }
     eprintln!("igdm serve: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sibling_log;
+
+    #[test]
+    fn the_log_goes_beside_a_sqlite_store_and_inside_postgres() {
+        assert_eq!(
+            sibling_log("sqlite:///var/lib/igdm/igdm.db?mode=rwc").as_deref(),
+            Some("sqlite:///var/lib/igdm/igdm.webhooks.db?mode=rwc")
+        );
+        assert_eq!(sibling_log("sqlite:data/x.db").as_deref(), Some("sqlite:data/x.webhooks.db"));
+        assert_eq!(sibling_log("/tmp/store").as_deref(), Some("/tmp/store.webhooks.db"));
+        assert_eq!(sibling_log("postgres://u@h/db"), None);
+        assert_eq!(sibling_log("sqlite::memory:"), None);
+        assert_eq!(sibling_log("sqlite://shared?mode=memory&cache=shared"), None);
+    }
 }
