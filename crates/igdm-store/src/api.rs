@@ -290,6 +290,21 @@ pub trait MessageStore: Send + Sync {
     fn get_event(&self, id: EventId) -> StoreFuture<'_, Option<StoredEvent>>;
     /// Counters for metrics.
     fn event_log_counts(&self) -> StoreFuture<'_, EventLogCounts>;
+    /// The pending, claimed and failed events and the dead letters: what a
+    /// metrics scrape needs, without counting every event ever stored as
+    /// [`MessageStore::event_log_counts`] does. The default derives it from
+    /// that.
+    fn event_backlog(&self) -> StoreFuture<'_, crate::types::EventBacklog> {
+        Box::pin(async move {
+            let c = self.event_log_counts().await?;
+            Ok(crate::types::EventBacklog {
+                pending: c.pending,
+                processing: c.processing,
+                failed: c.failed,
+                dead_letters: c.dead_letters,
+            })
+        })
+    }
 
     /// Refreshes planner statistics and compacts search indexes; run it after
     /// a bulk import (SQLite: `PRAGMA optimize` and FTS5 `optimize`;

@@ -341,6 +341,21 @@ pub struct EventLogCounts {
     pub dedup_hits: u64,
 }
 
+/// The part of the event log still to be dealt with, for metrics: what
+/// [`crate::MessageStore::event_backlog`] counts from partial indexes, so its
+/// cost follows the backlog, not the history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventBacklog {
+    /// Events waiting to be claimed (including those waiting for a retry time).
+    pub pending: u64,
+    /// Events claimed (including those whose lease ran out).
+    pub processing: u64,
+    /// Events failed for good.
+    pub failed: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+}
+
 /// One search result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchHit {

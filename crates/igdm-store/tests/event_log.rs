@@ -118,6 +118,8 @@ mod cases {
         assert_eq!(failed.lease_owner, None);
         let counts = s.event_log_counts().await.unwrap();
         assert_eq!((counts.pending, counts.processing, counts.done, counts.failed), (1, 0, 1, 1));
+        let backlog = s.event_backlog().await.unwrap();
+        assert_eq!((backlog.pending, backlog.processing, backlog.failed), (1, 0, 1));
         assert!(s.claim_events("w1", 10, lease).await.unwrap().is_empty());
         assert!(matches!(
             s.complete_event(igdm_store::EventId(ids[2].0 + 1000)).await,
@@ -150,6 +152,7 @@ mod cases {
         assert_ne!(a, b);
         let counts = s.event_log_counts().await.unwrap();
         assert_eq!(counts.dead_letters, 2);
+        assert_eq!(s.event_backlog().await.unwrap().dead_letters, 2);
         assert_eq!(counts.deliveries, 1);
     }
 
@@ -329,6 +332,8 @@ mod cases {
         assert_eq!(other.iter().map(|e| e.dedup_key.as_str()).collect::<Vec<_>>(), ["old"]);
         let counts = s.event_log_counts().await.unwrap();
         assert_eq!((counts.processing, counts.pending), (5, 0));
+        let backlog = s.event_backlog().await.unwrap();
+        assert_eq!((backlog.processing, backlog.pending, backlog.failed), (5, 0, 0));
         // A lease that has run out is claimable like any other.
         let past = Timestamp(now.0 - chrono::TimeDelta::seconds(1));
         let late = [event("late")];

@@ -625,7 +625,7 @@ impl WebhookStore for StoreLog {
 
     fn counts(&self) -> StoreFuture<'_, LogCounts> {
         Box::pin(async move {
-            let c = self.queue.event_log_counts().await?;
+            let c = self.queue.event_backlog().await?;
             Ok(LogCounts {
                 pending: c.pending + c.processing,
                 failed: c.failed,

@@ -81,6 +81,13 @@ pub(crate) const CLAIM_EXPIRED_SQL: &str = "UPDATE webhook_events SET state = 'p
      lease_until = $2, attempts = attempts + 1 WHERE id IN (SELECT id FROM webhook_events \
      WHERE state = 'processing' AND lease_until <= $3 ORDER BY lease_until LIMIT $4";
 
+/// Counts the backlog; each event count reads the partial index of its state.
+pub(crate) const EVENT_BACKLOG_SQL: &str = "SELECT \
+     (SELECT COUNT(*) FROM webhook_events WHERE state = 'pending') AS pending, \
+     (SELECT COUNT(*) FROM webhook_events WHERE state = 'processing') AS processing, \
+     (SELECT COUNT(*) FROM webhook_events WHERE state = 'failed') AS failed, \
+     (SELECT COUNT(*) FROM webhook_dead_letters) AS dead_letters";
+
 /// Claims pending events that are due, oldest due first.
 pub(crate) const CLAIM_PENDING_SQL: &str = "UPDATE webhook_events SET state = 'processing', lease_owner = $1, \
      lease_until = $2, attempts = attempts + 1 WHERE id IN (SELECT id FROM webhook_events \
@@ -1728,6 +1735,19 @@ macro_rules! shared_store {
                     let sql = format!("SELECT {EVENT_COLUMNS} FROM webhook_events WHERE id = $1");
                     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.0).fetch_optional(&self.pool).await?;
                     row.as_ref().map(Self::row_to_event).transpose()
+                }
+                .boxed()
+            }
+
+            fn event_backlog(&self) -> StoreFuture<'_, EventBacklog> {
+                async move {
+                    let row = sqlx::query(EVENT_BACKLOG_SQL).fetch_one(&self.pool).await?;
+                    Ok(EventBacklog {
+                        pending: to_u64("count", row.try_get("pending")?)?,
+                        processing: to_u64("count", row.try_get("processing")?)?,
+                        failed: to_u64("count", row.try_get("failed")?)?,
+                        dead_letters: to_u64("count", row.try_get("dead_letters")?)?,
+                    })
                 }
                 .boxed()
             }

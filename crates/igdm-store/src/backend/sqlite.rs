@@ -201,7 +201,7 @@ mod tests {
     use sqlx::Row as _;
 
     use super::SqliteStore;
-    use crate::backend::{CLAIM_EXPIRED_SQL, CLAIM_PENDING_SQL};
+    use crate::backend::{CLAIM_EXPIRED_SQL, CLAIM_PENDING_SQL, EVENT_BACKLOG_SQL};
 
     /// Claims must read a partial index and stop at the limit: a plan that
     /// scans `webhook_events` costs time in proportion to every event ever
@@ -229,5 +229,28 @@ mod tests {
             assert!(plan.iter().any(|d| d.contains(index)), "{head}: {plan:?}");
             assert!(!plan.iter().any(|d| d.starts_with("SCAN webhook_events")), "{head}: {plan:?}");
         }
+    }
+
+    /// A metrics scrape counts the backlog from partial indexes: its cost
+    /// must not grow with every event ever received.
+    #[tokio::test]
+    async fn the_backlog_is_counted_from_partial_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("plan.db").to_str().unwrap()).await.unwrap();
+        let sql = format!("EXPLAIN QUERY PLAN {EVENT_BACKLOG_SQL}");
+        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("detail"))
+            .collect();
+        for index in ["webhook_events_ready", "webhook_events_leased", "webhook_events_failed"] {
+            assert!(plan.iter().any(|d| d.contains(index)), "{index}: {plan:?}");
+        }
+        assert!(
+            !plan.iter().any(|d| d.starts_with("SCAN webhook_events") && !d.contains("INDEX")),
+            "{plan:?}"
+        );
     }
 }
