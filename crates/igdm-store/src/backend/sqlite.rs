@@ -203,6 +203,15 @@ mod tests {
     use super::SqliteStore;
     use crate::backend::{CLAIM_EXPIRED_SQL, CLAIM_PENDING_SQL, EVENT_BACKLOG_SQL};
 
+    /// The `detail` lines of an `EXPLAIN QUERY PLAN` query.
+    async fn plan(
+        store: &SqliteStore,
+        query: sqlx::query::Query<'_, sqlx::Sqlite, <sqlx::Sqlite as sqlx::Database>::Arguments>,
+    ) -> Vec<String> {
+        let rows = query.fetch_all(store.pool()).await.unwrap();
+        rows.iter().map(|r| r.get::<String, _>("detail")).collect()
+    }
+
     /// Claims must read a partial index and stop at the limit: a plan that
     /// scans `webhook_events` costs time in proportion to every event ever
     /// received, done ones included.
@@ -215,17 +224,8 @@ mod tests {
             (CLAIM_PENDING_SQL, "webhook_events_ready"),
         ] {
             let sql = format!("EXPLAIN QUERY PLAN {head}) RETURNING id");
-            let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind("w")
-                .bind(1_i64)
-                .bind(1_i64)
-                .bind(10_i64)
-                .fetch_all(store.pool())
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get::<String, _>("detail"))
-                .collect();
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let plan = plan(&store, query.bind("w").bind(1_i64).bind(1_i64).bind(10_i64)).await;
             assert!(plan.iter().any(|d| d.contains(index)), "{head}: {plan:?}");
             assert!(!plan.iter().any(|d| d.starts_with("SCAN webhook_events")), "{head}: {plan:?}");
         }
@@ -238,13 +238,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("plan.db").to_str().unwrap()).await.unwrap();
         let sql = format!("EXPLAIN QUERY PLAN {EVENT_BACKLOG_SQL}");
-        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(store.pool())
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<String, _>("detail"))
-            .collect();
+        let plan = plan(&store, sqlx::query(sqlx::AssertSqlSafe(sql))).await;
         for index in ["webhook_events_ready", "webhook_events_leased", "webhook_events_failed"] {
             assert!(plan.iter().any(|d| d.contains(index)), "{index}: {plan:?}");
         }
