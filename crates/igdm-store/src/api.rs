@@ -268,6 +268,15 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreFuture<'a, Vec<StoredEvent>>;
     /// Marks an event handled.
     fn complete_event(&self, id: EventId) -> StoreFuture<'_, ()>;
+    /// Gives claimed events back unprocessed: those of `ids` still leased to
+    /// `owner` become pending again at once, and the claim is not counted
+    /// as an attempt. For a process that stops with claimed work left, so
+    /// that others need not wait for its leases to run out. The default
+    /// does nothing: the leases run out on their own.
+    fn release_events<'a>(&'a self, owner: &'a str, ids: &'a [EventId]) -> StoreFuture<'a, ()> {
+        let _ = (owner, ids);
+        Box::pin(async { Ok(()) })
+    }
     /// Marks several events handled in one statement (ids that do not exist
     /// are ignored). The default calls [`MessageStore::complete_event`] for each.
     fn complete_events<'a>(&'a self, ids: &'a [EventId]) -> StoreFuture<'a, ()> {

@@ -13,6 +13,7 @@ conformance!(
     complete_events_in_bulk,
     large_group_maps_every_event_to_its_delivery,
     leased_group_commit_holds_new_events_for_their_owner,
+    released_events_are_pending_again,
 );
 
 mod cases {
@@ -354,5 +355,25 @@ mod cases {
         assert_eq!(Some(taken[0].id), expired[0].event_ids[0]);
         assert_eq!(taken[0].attempts, 2);
         assert_eq!(taken[0].lease_owner.as_deref(), Some("w3"));
+    }
+
+    pub async fn released_events_are_pending_again(h: &Harness) {
+        let s = &h.store;
+        let d = s.append_delivery(b"{}", Timestamp::now()).await.unwrap();
+        let events: Vec<NewEvent> = (0..3).map(|i| event(&format!("rel{i}"))).collect();
+        let ids = s.insert_events(d, &events).await.unwrap().inserted;
+        assert_eq!(s.claim_events("a", 10, Duration::from_secs(60)).await.unwrap().len(), 3);
+        // Only the holder of the lease can give it back.
+        s.release_events("b", &ids).await.unwrap();
+        assert_eq!(s.event_log_counts().await.unwrap().processing, 3);
+        s.release_events("a", &ids[..2]).await.unwrap();
+        s.release_events("a", &[]).await.unwrap();
+        for id in &ids[..2] {
+            let e = s.get_event(*id).await.unwrap().unwrap();
+            assert_eq!((e.state, e.attempts, e.lease_owner), (EventState::Pending, 0, None));
+        }
+        let again = s.claim_events("c", 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(again.iter().map(|e| e.id).collect::<Vec<_>>(), ids[..2]);
+        assert!(again.iter().all(|e| e.attempts == 1));
     }
 }

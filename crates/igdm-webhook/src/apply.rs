@@ -589,6 +589,15 @@ impl WebhookStore for StoreLog {
         })
     }
 
+    fn release_events<'a>(&'a self, owner: &'a str, ids: &'a [i64]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let ids: Vec<EventId> = ids.iter().copied().map(EventId).collect();
+            let _g = self.lock_log().await;
+            self.queue.release_events(owner, &ids).await?;
+            Ok(())
+        })
+    }
+
     fn fail_event<'a>(
         &'a self,
         id: i64,

@@ -185,6 +185,11 @@ impl LocalQueue {
         }
     }
 
+    /// The ids of every event still waiting, emptying the queue.
+    fn drain_ids(&self) -> Vec<i64> {
+        self.items.lock().map(|mut q| q.drain(..).map(|(e, _)| e.id).collect()).unwrap_or_default()
+    }
+
     /// Up to `limit` events whose lease has at least `margin` left.
     fn take(&self, limit: usize, margin: Duration) -> Vec<ClaimedEvent> {
         let now = tokio::time::Instant::now();
@@ -209,6 +214,7 @@ pub struct Server {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     sink_tasks: Vec<JoinHandle<()>>,
+    local: Arc<LocalQueue>,
 }
 
 static WORKER_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -279,7 +285,7 @@ impl Server {
             tasks.push(tokio::spawn(w.run()));
         }
         let shared = Arc::new(Shared { config, store, metrics, writer: writer_tx, work });
-        Self { shared, events, stop, tasks, sink_tasks }
+        Self { shared, events, stop, tasks, sink_tasks, local }
     }
 
     /// The HTTP routes: `GET/POST /webhook`, `GET /healthz`, `GET /metrics`.
@@ -335,11 +341,22 @@ impl Server {
     /// (after they process what is pending, up to the drain timeout), then
     /// flushes the event stream and the forward hook.
     pub async fn shutdown(self) {
-        let Self { shared, events, stop, tasks, sink_tasks } = self;
+        let Self { shared, events, stop, tasks, sink_tasks, local } = self;
         let _ = stop.send(true);
         shared.work.notify_waiters();
         for t in tasks {
             let _ = t.await;
+        }
+        // What the drain did not reach goes back to the log, for the next
+        // process to claim at once instead of after the lease.
+        let left = local.drain_ids();
+        if !left.is_empty() {
+            match shared.store.release_events(&local.owner, &left).await {
+                Ok(()) => tracing::info!(events = left.len(), "unprocessed events released"),
+                Err(e) => {
+                    tracing::warn!(error = %e, events = left.len(), "releasing unprocessed events failed; their leases will run out")
+                }
+            }
         }
         drop(events);
         drop(shared);

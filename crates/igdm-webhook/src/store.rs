@@ -108,6 +108,14 @@ pub trait WebhookStore: Send + Sync + 'static {
         lease: Duration,
     ) -> StoreFuture<'a, Vec<ClaimedEvent>>;
 
+    /// Gives events leased to `owner` back unprocessed, so that any worker
+    /// may claim them at once. The default leaves them until their lease
+    /// runs out.
+    fn release_events<'a>(&'a self, owner: &'a str, ids: &'a [i64]) -> StoreFuture<'a, ()> {
+        let _ = (owner, ids);
+        Box::pin(async { Ok(()) })
+    }
+
     /// Marks events processed.
     fn complete_events<'a>(&'a self, ids: &'a [i64]) -> StoreFuture<'a, ()>;
 

@@ -529,3 +529,39 @@ async fn the_log_can_live_in_a_database_of_its_own() {
     let conv = messages.get_conversation(ACCOUNT, "666").await.unwrap().unwrap();
     assert!(conv.reply_window_ends_at.is_some());
 }
+
+/// Events the drain does not reach are given back at shutdown: the next
+/// server processes them at once, not after the 60-second lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_gives_back_what_it_did_not_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let mut cfg = config();
+    cfg.batch_window = Duration::from_secs(30);
+    cfg.poll_interval = Duration::from_secs(30);
+    cfg.drain_timeout = Duration::ZERO;
+    let srv = start(store.clone(), cfg).await;
+    let t0: i64 = 1_790_000_800_000;
+    for i in 0..20 {
+        let body =
+            envelope(vec![customer_msg("777", &format!("r{i}"), t0 + i, json!({"text": "x"}))]);
+        assert_eq!(srv.post_json(&body).await, 200);
+    }
+    srv.stop().await;
+    let c = store.event_log_counts().await.unwrap();
+    assert_eq!(c.processing, 0, "nothing stays leased to a stopped server: {c:?}");
+    assert_eq!(c.pending + c.done, 20);
+    assert!(c.pending > 0, "the drain was cut short, so some events were left: {c:?}");
+    let released = store.claim_events("peek", 100, Duration::from_millis(1)).await.unwrap();
+    assert!(released.iter().all(|e| e.attempts == 1), "a release is not an attempt");
+    // Give the peeked claims back by letting their 1 ms lease run out.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut next = start(store.clone(), config()).await;
+    next.next_events(usize::try_from(c.pending).unwrap()).await;
+    wait_until("the restarted server to process the released events", || {
+        let s = store.clone();
+        async move { s.event_log_counts().await.unwrap().done == 20 }
+    })
+    .await;
+    next.stop().await;
+}

@@ -1703,6 +1703,27 @@ macro_rules! shared_store {
                 .boxed()
             }
 
+            fn release_events<'a>(&'a self, owner: &'a str, ids: &'a [EventId]) -> StoreFuture<'a, ()> {
+                async move {
+                    for chunk in ids.chunks(IMPORT_CHUNK) {
+                        let mut b = QueryBuilder::<$db>::new(
+                            "UPDATE webhook_events SET state = 'pending', lease_owner = NULL, lease_until = NULL, \
+                             attempts = attempts - 1 WHERE state = 'processing' AND lease_owner = ",
+                        );
+                        b.push_bind(owner);
+                        b.push(" AND id IN (");
+                        let mut sep = b.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(id.0);
+                        }
+                        b.push(")");
+                        b.build().execute(&self.pool).await?;
+                    }
+                    Ok(())
+                }
+                .boxed()
+            }
+
             fn fail_event<'a>(
                 &'a self,
                 id: EventId,
