@@ -58,7 +58,10 @@ impl Env {
         if let Some(s) = stdin {
             c.write_stdin(s.to_owned());
         }
-        let out = c.output().unwrap();
+        // The sandbox answers from this runtime: waiting for the child on a
+        // worker thread without handing its tasks on can leave the one the
+        // child is waiting for stuck behind it (it hung a login for 90 s).
+        let out = tokio::task::block_in_place(|| c.output()).unwrap();
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -24,17 +24,17 @@ async fn env() -> Env {
 
 impl Env {
     fn igdm(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::cargo_bin("igdm")
-            .unwrap()
-            .args(args)
+        let mut cmd = Command::cargo_bin("igdm").unwrap();
+        cmd.args(args)
             .env("IGDM_HOME", self.home.path())
             .env_remove("IGDM_VAULT_PASSPHRASE")
             .env_remove("IGDM_ACCOUNT")
             .env_remove("IGDM_DATABASE_URL")
             .env_remove("IGDM_TOKEN")
-            .timeout(std::time::Duration::from_secs(60))
-            .output()
-            .unwrap();
+            .timeout(std::time::Duration::from_secs(60));
+        // The sandbox runs on this runtime: hand this worker's tasks on
+        // while the child runs, or a task it needs may wait behind us.
+        let out = tokio::task::block_in_place(|| cmd.output()).unwrap();
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
