@@ -251,6 +251,16 @@ macro_rules! shared_store {
                 Ok(())
             }
 
+            /// Appends `(id, id, …)` with every id bound.
+            fn push_ids(b: &mut QueryBuilder<$db>, ids: &[EventId]) {
+                b.push("(");
+                let mut sep = b.separated(", ");
+                for id in ids {
+                    sep.push_bind(id.0);
+                }
+                sep.push_unseparated(")");
+            }
+
             /// The group commit behind `record_deliveries` and
             /// `record_deliveries_leased`.
             async fn record_deliveries_in(
@@ -1690,12 +1700,8 @@ macro_rules! shared_store {
                             "UPDATE webhook_events SET state = 'done', completed_at = ",
                         );
                         b.push_bind(Timestamp::now().unix_micros());
-                        b.push(", lease_owner = NULL, lease_until = NULL WHERE id IN (");
-                        let mut sep = b.separated(", ");
-                        for id in chunk {
-                            sep.push_bind(id.0);
-                        }
-                        b.push(")");
+                        b.push(", lease_owner = NULL, lease_until = NULL WHERE id IN ");
+                        Self::push_ids(&mut b, chunk);
                         b.build().execute(&self.pool).await?;
                     }
                     Ok(())
@@ -1711,12 +1717,8 @@ macro_rules! shared_store {
                              attempts = attempts - 1 WHERE state = 'processing' AND lease_owner = ",
                         );
                         b.push_bind(owner);
-                        b.push(" AND id IN (");
-                        let mut sep = b.separated(", ");
-                        for id in chunk {
-                            sep.push_bind(id.0);
-                        }
-                        b.push(")");
+                        b.push(" AND id IN ");
+                        Self::push_ids(&mut b, chunk);
                         b.build().execute(&self.pool).await?;
                     }
                     Ok(())
