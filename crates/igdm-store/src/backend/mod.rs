@@ -268,124 +268,122 @@ macro_rules! shared_store {
                 batch: &[NewDelivery<'_>],
                 lease: Option<Lease<'_>>,
             ) -> StoreResult<Vec<RecordedDelivery>> {
-                {
-                    let now = Timestamp::now().unix_micros();
-                    let mut out = Vec::with_capacity(batch.len());
-                    let mut tx = self.pool.begin().await?;
-                    // One multi-row INSERT per chunk instead of a statement per
-                    // row: on PostgreSQL every statement is a round trip, and
-                    // the group commit's cost is what acknowledgements wait for.
-                    // Ids come from the sequence (PostgreSQL) or as max + 1
-                    // (SQLite) row by row in VALUES order, so the returned ids,
-                    // sorted, line up with the chunk.
-                    for chunk in batch.chunks(IMPORT_CHUNK) {
-                        let mut b = QueryBuilder::<$db>::new(
-                            "INSERT INTO webhook_deliveries (received_at, raw_body) ",
-                        );
-                        b.push_values(chunk, |mut row, d| {
-                            row.push_bind(d.received_at.unix_micros()).push_bind(d.raw_body);
-                        });
-                        b.push(" RETURNING id");
-                        let mut ids: Vec<i64> = b.build_query_scalar().fetch_all(&mut *tx).await?;
-                        if ids.len() != chunk.len() {
-                            return Err(StoreError::corrupt(
-                                "webhook_deliveries.id",
-                                format!("inserting {} deliveries returned {} ids", chunk.len(), ids.len()),
-                            ));
-                        }
-                        ids.sort_unstable();
-                        out.extend(ids.into_iter().map(|id| RecordedDelivery {
-                            id: DeliveryId(id),
-                            events: InsertedEvents::default(),
-                            event_ids: Vec::new(),
-                            dead_letter: None,
-                        }));
+                let now = Timestamp::now().unix_micros();
+                let mut out = Vec::with_capacity(batch.len());
+                let mut tx = self.pool.begin().await?;
+                // One multi-row INSERT per chunk instead of a statement per
+                // row: on PostgreSQL every statement is a round trip, and
+                // the group commit's cost is what acknowledgements wait for.
+                // Ids come from the sequence (PostgreSQL) or as max + 1
+                // (SQLite) row by row in VALUES order, so the returned ids,
+                // sorted, line up with the chunk.
+                for chunk in batch.chunks(IMPORT_CHUNK) {
+                    let mut b = QueryBuilder::<$db>::new(
+                        "INSERT INTO webhook_deliveries (received_at, raw_body) ",
+                    );
+                    b.push_values(chunk, |mut row, d| {
+                        row.push_bind(d.received_at.unix_micros()).push_bind(d.raw_body);
+                    });
+                    b.push(" RETURNING id");
+                    let mut ids: Vec<i64> = b.build_query_scalar().fetch_all(&mut *tx).await?;
+                    if ids.len() != chunk.len() {
+                        return Err(StoreError::corrupt(
+                            "webhook_deliveries.id",
+                            format!("inserting {} deliveries returned {} ids", chunk.len(), ids.len()),
+                        ));
                     }
-                    for (d, rec) in batch.iter().zip(out.iter_mut()) {
-                        if let Some(reason) = d.dead_letter {
-                            let dl: i64 = sqlx::query_scalar(
-                                "INSERT INTO webhook_dead_letters (delivery_id, raw_body, reason, created_at) \
-                                 VALUES ($1, NULL, $2, $3) RETURNING id",
-                            )
-                            .bind(rec.id.0)
-                            .bind(reason)
-                            .bind(now)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                            tracing::warn!(dead_letter = dl, delivery = rec.id.0, %reason, "webhook dead letter");
-                            rec.dead_letter = Some(dl);
-                        }
-                    }
-                    // Events go in dedup-key order across the whole group, so
-                    // concurrent groups that share keys wait on each other
-                    // instead of deadlocking. A key seen twice in the group
-                    // (a delivery retried while the first was queued) is
-                    // inserted once, for its first delivery.
-                    let mut order: Vec<(usize, &NewEvent)> = batch
-                        .iter()
-                        .enumerate()
-                        .flat_map(|(i, d)| d.events.iter().map(move |e| (i, e)))
-                        .collect();
-                    order.sort_by(|a, b| a.1.dedup_key.cmp(&b.1.dedup_key).then(a.0.cmp(&b.0)));
-                    let mut first: Vec<(usize, &NewEvent)> = Vec::with_capacity(order.len());
-                    for (i, e) in order {
-                        if first.last().is_some_and(|(_, p)| p.dedup_key == e.dedup_key) {
-                            out[i].events.duplicates.push(e.dedup_key.clone());
-                        } else {
-                            first.push((i, e));
-                        }
-                    }
-                    // A leased event is stored as `claim_events` leaves it.
-                    let (state, attempts) = if lease.is_some() { ("processing", 1_i64) } else { ("pending", 0) };
-                    let owner = lease.map(|l| l.owner);
-                    let until = lease.map(|l| l.until.unix_micros());
-                    let mut stored: HashMap<String, i64> = HashMap::with_capacity(first.len());
-                    for chunk in first.chunks(IMPORT_CHUNK) {
-                        let mut b = QueryBuilder::<$db>::new(
-                            "INSERT INTO webhook_events (delivery_id, dedup_key, kind, account_id, payload, \
-                             state, attempts, available_at, created_at, lease_owner, lease_until) ",
-                        );
-                        b.push_values(chunk, |mut row, (i, e)| {
-                            row.push_bind(out[*i].id.0)
-                                .push_bind(e.dedup_key.as_str())
-                                .push_bind(e.kind.as_str())
-                                .push_bind(e.account_id.as_str())
-                                .push_bind(Json(&e.payload))
-                                .push_bind(state)
-                                .push_bind(attempts)
-                                .push_bind(now)
-                                .push_bind(now)
-                                .push_bind(owner)
-                                .push_bind(until);
-                        });
-                        b.push(" ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key");
-                        let rows = b.build().fetch_all(&mut *tx).await?;
-                        for row in &rows {
-                            stored.insert(row.try_get("dedup_key")?, row.try_get("id")?);
-                        }
-                        for (i, e) in chunk {
-                            if !stored.contains_key(e.dedup_key.as_str()) {
-                                out[*i].events.duplicates.push(e.dedup_key.clone());
-                            }
-                        }
-                    }
-                    // Ids in each delivery's input order; a key repeated in the
-                    // group belongs to its first delivery and first occurrence.
-                    for (d, rec) in batch.iter().zip(out.iter_mut()) {
-                        rec.event_ids = d
-                            .events
-                            .iter()
-                            .map(|e| stored.remove(e.dedup_key.as_str()).map(EventId))
-                            .collect();
-                        rec.events.inserted = rec.event_ids.iter().flatten().copied().collect();
-                    }
-                    for rec in &mut out {
-                        rec.events.duplicates.sort_unstable();
-                        Self::add_duplicates_in(&mut tx, rec.id, rec.events.duplicates.len()).await?;
-                    }
-                    tx.commit().await?;
-                    Ok(out)
+                    ids.sort_unstable();
+                    out.extend(ids.into_iter().map(|id| RecordedDelivery {
+                        id: DeliveryId(id),
+                        events: InsertedEvents::default(),
+                        event_ids: Vec::new(),
+                        dead_letter: None,
+                    }));
                 }
+                for (d, rec) in batch.iter().zip(out.iter_mut()) {
+                    if let Some(reason) = d.dead_letter {
+                        let dl: i64 = sqlx::query_scalar(
+                            "INSERT INTO webhook_dead_letters (delivery_id, raw_body, reason, created_at) \
+                             VALUES ($1, NULL, $2, $3) RETURNING id",
+                        )
+                        .bind(rec.id.0)
+                        .bind(reason)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        tracing::warn!(dead_letter = dl, delivery = rec.id.0, %reason, "webhook dead letter");
+                        rec.dead_letter = Some(dl);
+                    }
+                }
+                // Events go in dedup-key order across the whole group, so
+                // concurrent groups that share keys wait on each other
+                // instead of deadlocking. A key seen twice in the group
+                // (a delivery retried while the first was queued) is
+                // inserted once, for its first delivery.
+                let mut order: Vec<(usize, &NewEvent)> = batch
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, d)| d.events.iter().map(move |e| (i, e)))
+                    .collect();
+                order.sort_by(|a, b| a.1.dedup_key.cmp(&b.1.dedup_key).then(a.0.cmp(&b.0)));
+                let mut first: Vec<(usize, &NewEvent)> = Vec::with_capacity(order.len());
+                for (i, e) in order {
+                    if first.last().is_some_and(|(_, p)| p.dedup_key == e.dedup_key) {
+                        out[i].events.duplicates.push(e.dedup_key.clone());
+                    } else {
+                        first.push((i, e));
+                    }
+                }
+                // A leased event is stored as `claim_events` leaves it.
+                let (state, attempts) = if lease.is_some() { ("processing", 1_i64) } else { ("pending", 0) };
+                let owner = lease.map(|l| l.owner);
+                let until = lease.map(|l| l.until.unix_micros());
+                let mut stored: HashMap<String, i64> = HashMap::with_capacity(first.len());
+                for chunk in first.chunks(IMPORT_CHUNK) {
+                    let mut b = QueryBuilder::<$db>::new(
+                        "INSERT INTO webhook_events (delivery_id, dedup_key, kind, account_id, payload, \
+                         state, attempts, available_at, created_at, lease_owner, lease_until) ",
+                    );
+                    b.push_values(chunk, |mut row, (i, e)| {
+                        row.push_bind(out[*i].id.0)
+                            .push_bind(e.dedup_key.as_str())
+                            .push_bind(e.kind.as_str())
+                            .push_bind(e.account_id.as_str())
+                            .push_bind(Json(&e.payload))
+                            .push_bind(state)
+                            .push_bind(attempts)
+                            .push_bind(now)
+                            .push_bind(now)
+                            .push_bind(owner)
+                            .push_bind(until);
+                    });
+                    b.push(" ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key");
+                    let rows = b.build().fetch_all(&mut *tx).await?;
+                    for row in &rows {
+                        stored.insert(row.try_get("dedup_key")?, row.try_get("id")?);
+                    }
+                    for (i, e) in chunk {
+                        if !stored.contains_key(e.dedup_key.as_str()) {
+                            out[*i].events.duplicates.push(e.dedup_key.clone());
+                        }
+                    }
+                }
+                // Ids in each delivery's input order; a key repeated in the
+                // group belongs to its first delivery and first occurrence.
+                for (d, rec) in batch.iter().zip(out.iter_mut()) {
+                    rec.event_ids = d
+                        .events
+                        .iter()
+                        .map(|e| stored.remove(e.dedup_key.as_str()).map(EventId))
+                        .collect();
+                    rec.events.inserted = rec.event_ids.iter().flatten().copied().collect();
+                }
+                for rec in &mut out {
+                    rec.events.duplicates.sort_unstable();
+                    Self::add_duplicates_in(&mut tx, rec.id, rec.events.duplicates.len()).await?;
+                }
+                tx.commit().await?;
+                Ok(out)
             }
 
             fn row_to_message(row: &DbRow) -> StoreResult<Message> {
