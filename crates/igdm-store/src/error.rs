@@ -16,6 +16,10 @@ pub enum StoreError {
     /// The database driver failed (connection, constraint, SQL).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The SQLite connection that appends webhook deliveries failed, or its
+    /// thread has stopped.
+    #[error("database error (webhook log): {0}")]
+    LogAppender(String),
     /// Applying the schema migrations failed.
     #[error("schema migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

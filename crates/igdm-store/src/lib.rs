@@ -3,7 +3,9 @@
 //! One [`MessageStore`] trait, two backends sharing their SQL:
 //! - SQLite ([`SqliteStore`]): a file in WAL mode with `synchronous = FULL`,
 //!   foreign keys and a busy timeout; FTS5 (`unicode61 remove_diacritics 2`,
-//!   external content kept in sync by triggers, BM25 ranking, `snippet()`);
+//!   external content kept in sync by triggers, BM25 ranking, `snippet()`;
+//!   webhook deliveries are appended through a synchronous connection on a
+//!   thread of its own, and that file's checkpoints run on another);
 //! - PostgreSQL ([`PgStore`]): a `tsvector` generated from text folded in Rust
 //!   ([`fold`]), a GIN index, `ts_rank` and `ts_headline`; webhook events are
 //!   claimed with `FOR UPDATE SKIP LOCKED`.

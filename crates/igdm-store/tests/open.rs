@@ -88,3 +88,77 @@ async fn postgres_url_opens_postgres() {
     assert!(h.store.get_delivery(id).await.unwrap().is_some());
     store.close().await;
 }
+
+/// Deliveries of `size`-byte bodies, one event each, numbered from `from`.
+fn deliveries(from: usize, count: usize) -> Vec<Vec<igdm_store::NewEvent>> {
+    (from..from + count)
+        .map(|n| {
+            vec![igdm_store::NewEvent {
+                dedup_key: format!("acct:m{n}:message"),
+                kind: igdm_model::EventKind::Message,
+                account_id: "acct".into(),
+                payload: serde_json::json!({"n": n}),
+            }]
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_webhook_log_is_checkpointed_off_the_commit_path() {
+    // Group commits run with automatic checkpoints off; a background thread
+    // copies the WAL into the database file. Without it, 8 MiB of deliveries
+    // would stay in the WAL and the database file would stay small.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    let store = Store::open(path.to_str().unwrap()).await.unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    let body = vec![b'x'; 4096];
+    for g in 0..40 {
+        let events = deliveries(g * 50, 50);
+        let batch: Vec<igdm_store::NewDelivery<'_>> = events
+            .iter()
+            .map(|e| igdm_store::NewDelivery {
+                raw_body: &body,
+                received_at: igdm_model::Timestamp::now(),
+                events: e,
+                dead_letter: None,
+            })
+            .collect();
+        let recorded = store.record_deliveries(&batch).await.unwrap();
+        assert_eq!(recorded.len(), 50);
+        assert!(recorded.iter().all(|r| r.event_ids.len() == 1 && r.event_ids[0].is_some()));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let size = std::fs::metadata(&path).unwrap().len();
+        if size >= before + 8 * 1024 * 1024 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "database file is {size} bytes 20 s after 8 MiB of deliveries: nothing checkpointed it"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.event_log_counts().await.unwrap().deliveries, 2000);
+}
+
+#[tokio::test]
+async fn in_memory_databases_record_deliveries_without_a_log_thread() {
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let events = deliveries(0, 3);
+    let batch: Vec<igdm_store::NewDelivery<'_>> = events
+        .iter()
+        .map(|e| igdm_store::NewDelivery {
+            raw_body: b"{}",
+            received_at: igdm_model::Timestamp::now(),
+            events: e,
+            dead_letter: None,
+        })
+        .collect();
+    let first = store.record_deliveries(&batch).await.unwrap();
+    let again = store.record_deliveries(&batch).await.unwrap();
+    assert!(first.iter().all(|r| r.events.inserted.len() == 1));
+    assert!(again.iter().all(|r| r.events.inserted.is_empty() && r.events.duplicates.len() == 1));
+    assert_eq!(store.event_log_counts().await.unwrap().deliveries, 6);
+}

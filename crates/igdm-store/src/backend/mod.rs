@@ -5,6 +5,7 @@
 //! migrations, the claim lock clause, whether Rust folds the search text, and
 //! full-text search.
 
+mod appender;
 pub mod postgres;
 pub mod sqlite;
 
@@ -1626,7 +1627,13 @@ macro_rules! shared_store {
                 &'a self,
                 batch: &'a [NewDelivery<'a>],
             ) -> StoreFuture<'a, Vec<RecordedDelivery>> {
-                self.record_deliveries_in(batch, None).boxed()
+                async move {
+                    match self.appender() {
+                        Some(a) => a.record(batch, None).await,
+                        None => self.record_deliveries_in(batch, None).await,
+                    }
+                }
+                .boxed()
             }
 
             fn record_deliveries_leased<'a>(
@@ -1634,7 +1641,13 @@ macro_rules! shared_store {
                 batch: &'a [NewDelivery<'a>],
                 lease: Lease<'a>,
             ) -> StoreFuture<'a, Vec<RecordedDelivery>> {
-                self.record_deliveries_in(batch, Some(lease)).boxed()
+                async move {
+                    match self.appender() {
+                        Some(a) => a.record(batch, Some(lease)).await,
+                        None => self.record_deliveries_in(batch, Some(lease)).await,
+                    }
+                }
+                .boxed()
             }
 
             fn claim_events<'a>(

@@ -16,6 +16,13 @@ pub struct PgStore {
 const POOL_SIZE: u32 = 8;
 
 impl PgStore {
+    /// PostgreSQL has no separate append connection: its group commits are
+    /// the shared code's.
+    #[allow(clippy::unused_self)]
+    fn appender(&self) -> Option<&crate::backend::appender::Appender> {
+        None
+    }
+
     const NAME: &'static str = "postgres";
     const FOLD_TEXT: bool = true;
     const CLAIM_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";

@@ -4,7 +4,8 @@
 //! returns (a webhook delivery survives a power cut once stored). Writers are
 //! serialized by SQLite; `busy_timeout` makes a second writer wait instead of
 //! failing. Claiming webhook events is one `UPDATE … RETURNING` statement,
-//! atomic under SQLite's single writer.
+//! atomic under SQLite's single writer. Webhook deliveries are appended by
+//! the `appender` module: a synchronous connection on a thread of its own.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -13,13 +14,20 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::backend::appender::Appender;
 use crate::types::{SNIPPET_END, SNIPPET_START};
 
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The webhook log's group commits, on a connection of their own; absent
+    /// for in-memory databases and relaxed handles.
+    appender: Option<std::sync::Arc<Appender>>,
 }
+
+/// How long a writer waits for SQLite's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections in the pool: readers run in parallel under WAL, writers queue.
 const POOL_SIZE: u32 = 4;
@@ -66,7 +74,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .pragma("mmap_size", MMAP_SIZE.to_string());
         let pool =
             SqlitePoolOptions::new().max_connections(POOL_SIZE).connect_with(options).await?;
@@ -79,7 +87,14 @@ impl SqliteStore {
     /// When a migration fails.
     pub async fn from_pool(pool: SqlitePool) -> StoreResult<Self> {
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        // In-memory databases have no file a second connection could open.
+        let path = pool.connect_options().get_filename().to_owned();
+        let appender = if path.is_file() {
+            Some(std::sync::Arc::new(Appender::open(&path, BUSY_TIMEOUT, MMAP_SIZE)?))
+        } else {
+            None
+        };
+        Ok(Self { pool, appender })
     }
 
     /// A second handle on the same database whose commits do not wait for
@@ -97,7 +112,12 @@ impl SqliteStore {
     pub fn relaxed(&self) -> Self {
         let options = (*self.pool.connect_options()).clone().synchronous(SqliteSynchronous::Normal);
         let pool = SqlitePoolOptions::new().max_connections(POOL_SIZE).connect_lazy_with(options);
-        Self { pool }
+        Self { pool, appender: None }
+    }
+
+    /// The connection that appends webhook deliveries, when there is one.
+    fn appender(&self) -> Option<&Appender> {
+        self.appender.as_deref()
     }
 
     /// The connection pool, for maintenance and benchmarks.
