@@ -627,9 +627,11 @@ impl WebhookStore for StoreLog {
     }
 
     fn commit_concurrency(&self) -> usize {
-        // PostgreSQL commits from several connections in parallel; SQLite
-        // has one writer at a time.
-        if self.log.backend_name() == "postgres" { 4 } else { 1 }
+        // PostgreSQL commits from several connections in parallel (as many
+        // as the durable pool holds; processing has a pool of its own);
+        // SQLite has one writer at a time. On the 2-core reference machine
+        // 8 acknowledged about 1.35 times as many deliveries per second as 4.
+        if self.log.backend_name() == "postgres" { 8 } else { 1 }
     }
 
     fn counts(&self) -> StoreFuture<'_, LogCounts> {
