@@ -1628,7 +1628,7 @@ macro_rules! shared_store {
                 batch: &'a [NewDelivery<'a>],
             ) -> StoreFuture<'a, Vec<RecordedDelivery>> {
                 async move {
-                    match self.appender() {
+                    match self.appender()? {
                         Some(a) => a.record(batch, None).await,
                         None => self.record_deliveries_in(batch, None).await,
                     }
@@ -1642,7 +1642,7 @@ macro_rules! shared_store {
                 lease: Lease<'a>,
             ) -> StoreFuture<'a, Vec<RecordedDelivery>> {
                 async move {
-                    match self.appender() {
+                    match self.appender()? {
                         Some(a) => a.record(batch, Some(lease)).await,
                         None => self.record_deliveries_in(batch, Some(lease)).await,
                     }

@@ -19,8 +19,8 @@ impl PgStore {
     /// PostgreSQL has no separate append connection: its group commits are
     /// the shared code's.
     #[allow(clippy::unused_self)]
-    fn appender(&self) -> Option<&crate::backend::appender::Appender> {
-        None
+    fn appender(&self) -> StoreResult<Option<std::sync::Arc<crate::backend::appender::Appender>>> {
+        Ok(None)
     }
 
     const NAME: &'static str = "postgres";

@@ -21,9 +21,17 @@ use crate::types::{SNIPPET_END, SNIPPET_START};
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// The webhook log's group commits, on a connection of their own; absent
-    /// for in-memory databases and relaxed handles.
-    appender: Option<std::sync::Arc<Appender>>,
+    /// The webhook log's group commits, on a connection of their own,
+    /// started by the first one and shared by clones.
+    appender: std::sync::Arc<LazyAppender>,
+}
+
+/// The database file an appender would write (none for in-memory databases
+/// and relaxed handles), and the appender once started.
+#[derive(Debug, Default)]
+struct LazyAppender {
+    path: Option<std::path::PathBuf>,
+    started: std::sync::Mutex<Option<std::sync::Arc<Appender>>>,
 }
 
 /// How long a writer waits for SQLite's write lock before failing.
@@ -89,12 +97,8 @@ impl SqliteStore {
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         // In-memory databases have no file a second connection could open.
         let path = pool.connect_options().get_filename().to_owned();
-        let appender = if path.is_file() {
-            Some(std::sync::Arc::new(Appender::open(&path, BUSY_TIMEOUT, MMAP_SIZE)?))
-        } else {
-            None
-        };
-        Ok(Self { pool, appender })
+        let appender = LazyAppender { path: path.is_file().then_some(path), ..Default::default() };
+        Ok(Self { pool, appender: std::sync::Arc::new(appender) })
     }
 
     /// A second handle on the same database whose commits do not wait for
@@ -112,12 +116,25 @@ impl SqliteStore {
     pub fn relaxed(&self) -> Self {
         let options = (*self.pool.connect_options()).clone().synchronous(SqliteSynchronous::Normal);
         let pool = SqlitePoolOptions::new().max_connections(POOL_SIZE).connect_lazy_with(options);
-        Self { pool, appender: None }
+        Self { pool, appender: std::sync::Arc::default() }
     }
 
-    /// The connection that appends webhook deliveries, when there is one.
-    fn appender(&self) -> Option<&Appender> {
-        self.appender.as_deref()
+    /// The connection that appends webhook deliveries, started on first
+    /// use so that stores which never record a delivery run no extra
+    /// threads; `None` where there is no file to open it on.
+    fn appender(&self) -> StoreResult<Option<std::sync::Arc<Appender>>> {
+        let Some(path) = &self.appender.path else { return Ok(None) };
+        let mut started = self
+            .appender
+            .started
+            .lock()
+            .map_err(|_| StoreError::LogAppender("its start-up panicked".into()))?;
+        if let Some(a) = &*started {
+            return Ok(Some(a.clone()));
+        }
+        let a = std::sync::Arc::new(Appender::open(path, BUSY_TIMEOUT, MMAP_SIZE)?);
+        *started = Some(a.clone());
+        Ok(Some(a))
     }
 
     /// The connection pool, for maintenance and benchmarks.
