@@ -89,7 +89,7 @@ async fn postgres_url_opens_postgres() {
     store.close().await;
 }
 
-/// Deliveries of `size`-byte bodies, one event each, numbered from `from`.
+/// The events of `count` deliveries, one each, numbered from `from`.
 fn deliveries(from: usize, count: usize) -> Vec<Vec<igdm_store::NewEvent>> {
     (from..from + count)
         .map(|n| {
@@ -144,7 +144,7 @@ async fn the_webhook_log_is_checkpointed_off_the_commit_path() {
 }
 
 #[tokio::test]
-async fn in_memory_databases_record_deliveries_without_a_log_thread() {
+async fn in_memory_databases_record_deliveries_through_the_pool() {
     let store = Store::open("sqlite::memory:").await.unwrap();
     let events = deliveries(0, 3);
     let batch: Vec<igdm_store::NewDelivery<'_>> = events

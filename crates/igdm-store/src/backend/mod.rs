@@ -191,6 +191,47 @@ pub(crate) fn day_start_micros(day: chrono::NaiveDate) -> i64 {
     day.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp_micros())
 }
 
+/// The events of a group commit in the order they are inserted: by dedup
+/// key across the whole group, so that concurrent groups sharing keys wait
+/// on each other instead of deadlocking. A key repeated in the group (a
+/// delivery retried while the first was queued) is inserted once, for its
+/// first delivery; later occurrences are recorded as duplicates in `out`.
+pub(crate) fn insertion_order<'e, E>(
+    events: impl Iterator<Item = (usize, &'e E)>,
+    key: impl Fn(&E) -> &str,
+    out: &mut [crate::types::RecordedDelivery],
+) -> Vec<(usize, &'e E)> {
+    let mut order: Vec<(usize, &E)> = events.collect();
+    order.sort_by(|a, b| key(a.1).cmp(key(b.1)).then(a.0.cmp(&b.0)));
+    let mut first: Vec<(usize, &E)> = Vec::with_capacity(order.len());
+    for (i, e) in order {
+        if first.last().is_some_and(|(_, p)| key(p) == key(e)) {
+            out[i].events.duplicates.push(key(e).to_owned());
+        } else {
+            first.push((i, e));
+        }
+    }
+    first
+}
+
+/// Fills in each delivery's event ids in its input order from the ids the
+/// group stored by key (a key repeated in the group belongs to its first
+/// delivery and first occurrence), and sorts its duplicates.
+pub(crate) fn fill_event_ids<'k, S, K>(
+    keys: impl Iterator<Item = K>,
+    stored: &mut std::collections::HashMap<S, i64>,
+    out: &mut [crate::types::RecordedDelivery],
+) where
+    S: std::borrow::Borrow<str> + std::hash::Hash + Eq,
+    K: Iterator<Item = &'k str>,
+{
+    for (keys, rec) in keys.zip(out.iter_mut()) {
+        rec.event_ids = keys.map(|k| stored.remove(k).map(crate::types::EventId)).collect();
+        rec.events.inserted = rec.event_ids.iter().flatten().copied().collect();
+        rec.events.duplicates.sort_unstable();
+    }
+}
+
 /// Generates `impl MessageStore` for a backend struct with a `pool` field of
 /// `sqlx::Pool<$db>` and the dialect hooks `FOLD_TEXT`, `CLAIM_LOCK`, `OPTIMIZE`, `NAME`
 /// and `search_impl`.
@@ -316,25 +357,11 @@ macro_rules! shared_store {
                         rec.dead_letter = Some(dl);
                     }
                 }
-                // Events go in dedup-key order across the whole group, so
-                // concurrent groups that share keys wait on each other
-                // instead of deadlocking. A key seen twice in the group
-                // (a delivery retried while the first was queued) is
-                // inserted once, for its first delivery.
-                let mut order: Vec<(usize, &NewEvent)> = batch
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(i, d)| d.events.iter().map(move |e| (i, e)))
-                    .collect();
-                order.sort_by(|a, b| a.1.dedup_key.cmp(&b.1.dedup_key).then(a.0.cmp(&b.0)));
-                let mut first: Vec<(usize, &NewEvent)> = Vec::with_capacity(order.len());
-                for (i, e) in order {
-                    if first.last().is_some_and(|(_, p)| p.dedup_key == e.dedup_key) {
-                        out[i].events.duplicates.push(e.dedup_key.clone());
-                    } else {
-                        first.push((i, e));
-                    }
-                }
+                let first = insertion_order(
+                    batch.iter().enumerate().flat_map(|(i, d)| d.events.iter().map(move |e| (i, e))),
+                    |e: &NewEvent| e.dedup_key.as_str(),
+                    &mut out,
+                );
                 // A leased event is stored as `claim_events` leaves it.
                 let (state, attempts) = if lease.is_some() { ("processing", 1_i64) } else { ("pending", 0) };
                 let owner = lease.map(|l| l.owner);
@@ -369,18 +396,12 @@ macro_rules! shared_store {
                         }
                     }
                 }
-                // Ids in each delivery's input order; a key repeated in the
-                // group belongs to its first delivery and first occurrence.
-                for (d, rec) in batch.iter().zip(out.iter_mut()) {
-                    rec.event_ids = d
-                        .events
-                        .iter()
-                        .map(|e| stored.remove(e.dedup_key.as_str()).map(EventId))
-                        .collect();
-                    rec.events.inserted = rec.event_ids.iter().flatten().copied().collect();
-                }
-                for rec in &mut out {
-                    rec.events.duplicates.sort_unstable();
+                fill_event_ids(
+                    batch.iter().map(|d| d.events.iter().map(|e| e.dedup_key.as_str())),
+                    &mut stored,
+                    &mut out,
+                );
+                for rec in &out {
                     Self::add_duplicates_in(&mut tx, rec.id, rec.events.duplicates.len()).await?;
                 }
                 tx.commit().await?;
