@@ -659,8 +659,9 @@ macro_rules! shared_store {
                 account: &str,
                 chunk: &[&Message],
             ) -> StoreResult<()> {
-                // Conversations first (foreign key), moving their activity time forward.
-                let mut latest: HashMap<&str, i64> = HashMap::new();
+                // Conversations first (foreign key), moving their activity
+                // time forward; in key order, like every batch that locks them.
+                let mut latest: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
                 for m in chunk {
                     let t = m.timestamp.unix_micros();
                     let e = latest.entry(m.conversation_id.as_str()).or_insert(t);
@@ -1201,6 +1202,12 @@ macro_rules! shared_store {
                             }
                         }
                     }
+                    // Conversation rows are locked in key order, across
+                    // chunks too, so that concurrent batches over the same
+                    // conversations queue behind each other instead of
+                    // deadlocking (PostgreSQL aborts one of them). The sort is
+                    // stable: a conversation's messages keep their order.
+                    distinct.sort_by(|a, b| a.conversation_id.as_str().cmp(b.conversation_id.as_str()));
                     let mut tx = self.pool.begin().await?;
                     for chunk in distinct.chunks(IMPORT_CHUNK) {
                         Self::write_message_chunk(&mut tx, account, chunk).await?;
