@@ -5,7 +5,8 @@
 //!   foreign keys and a busy timeout; FTS5 (`unicode61 remove_diacritics 2`,
 //!   external content kept in sync by triggers, BM25 ranking, `snippet()`;
 //!   webhook deliveries are appended through a synchronous connection on a
-//!   thread of its own, and that file's checkpoints run on another);
+//!   thread of its own; that connection and relaxed handles leave their
+//!   file's checkpoints to another thread);
 //! - PostgreSQL ([`PgStore`]): a `tsvector` generated from text folded in Rust
 //!   ([`fold`]), a GIN index, `ts_rank` and `ts_headline`; webhook events are
 //!   claimed with `FOR UPDATE SKIP LOCKED`.

@@ -22,7 +22,7 @@ mod cases {
 
     use igdm_model::{
         Account, Attachment, AttachmentType, Backend, ContentType, Conversation, ConversationKind,
-        Folder, Message, Participant, Reaction, ReplyTo, SendStatus, Sender, Timestamp, User,
+        Folder, Message, Participant, Reaction, ReplyTo, SendStatus, Timestamp, User,
     };
     use igdm_store::{
         ConversationActivity, ConversationFilter, MutationOutcome, NewOutbox, OutboxState,
@@ -39,25 +39,11 @@ mod cases {
     }
 
     pub fn msg(conv: &str, id: &str, secs: i64, text: Option<&str>) -> Message {
-        Message {
-            id: id.into(),
-            conversation_id: conv.into(),
-            sender: Sender {
-                id: "42".into(),
-                username: Some("alice".into()),
-                display_name: None,
-                is_self: false,
-            },
-            timestamp: t(secs),
-            content_type: ContentType::Text,
-            text: text.map(str::to_owned),
-            attachments: vec![],
-            reactions: vec![],
-            reply_to: None,
-            is_deleted: false,
-            edited_at: None,
-            send_status: None,
-        }
+        let mut m = crate::common::text_message(conv, id, text.unwrap_or_default());
+        m.text = text.map(str::to_owned);
+        m.sender.username = Some("alice".into());
+        m.timestamp = t(secs);
+        m
     }
 
     fn conv(id: &str, secs: Option<i64>, unread: bool, folder: Folder) -> Conversation {

@@ -103,6 +103,23 @@ fn deliveries(from: usize, count: usize) -> Vec<Vec<igdm_store::NewEvent>> {
         .collect()
 }
 
+/// Waits up to 20 s for the database file at `path` to grow 8 MiB past
+/// `before`: only a checkpoint copies committed pages into it.
+async fn grows_by_8_mib(path: &std::path::Path, before: u64, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let size = std::fs::metadata(path).unwrap().len();
+        if size >= before + 8 * 1024 * 1024 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "database file is {size} bytes 20 s after 8 MiB of {what}: nothing checkpointed it"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn the_webhook_log_is_checkpointed_off_the_commit_path() {
     // Group commits run with automatic checkpoints off; a background thread
@@ -128,19 +145,45 @@ async fn the_webhook_log_is_checkpointed_off_the_commit_path() {
         assert_eq!(recorded.len(), 50);
         assert!(recorded.iter().all(|r| r.event_ids.len() == 1 && r.event_ids[0].is_some()));
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let size = std::fs::metadata(&path).unwrap().len();
-        if size >= before + 8 * 1024 * 1024 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "database file is {size} bytes 20 s after 8 MiB of deliveries: nothing checkpointed it"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    grows_by_8_mib(&path, before, "deliveries").await;
     assert_eq!(store.event_log_counts().await.unwrap().deliveries, 2000);
+}
+
+#[tokio::test]
+async fn relaxed_handles_leave_checkpoints_to_a_thread_and_temporaries_in_memory() {
+    // A relaxed handle's connections never checkpoint; a background thread
+    // copies their commits into the database file. Without it, 8 MiB of
+    // messages would stay in the WAL and the database file would stay small.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("messages.db");
+    let store = Store::open(path.to_str().unwrap()).await.unwrap();
+    let relaxed = store.relaxed().await.unwrap();
+    let Store::Sqlite(r) = &relaxed else { panic!("expected SQLite") };
+    let auto: i64 =
+        sqlx::query("PRAGMA wal_autocheckpoint").fetch_one(r.pool()).await.unwrap().get(0);
+    assert_eq!(auto, 0, "automatic checkpoints off on the relaxed handle");
+    let temp: i64 = sqlx::query("PRAGMA temp_store").fetch_one(r.pool()).await.unwrap().get(0);
+    assert_eq!(temp, 2, "temp_store = MEMORY on the relaxed handle");
+    let Store::Sqlite(d) = &store else { panic!("expected SQLite") };
+    let auto: i64 =
+        sqlx::query("PRAGMA wal_autocheckpoint").fetch_one(d.pool()).await.unwrap().get(0);
+    assert_eq!(auto, 1000, "the durable handle keeps SQLite's default");
+
+    let before = std::fs::metadata(&path).unwrap().len();
+    let text = "x".repeat(4000);
+    for g in 0..40 {
+        let batch: Vec<igdm_model::Message> = (0..50)
+            .map(|i| {
+                let mut m = common::text_message(&format!("c{i}"), &format!("m{g}-{i}"), &text);
+                m.timestamp = igdm_model::Timestamp::now();
+                m
+            })
+            .collect();
+        assert_eq!(relaxed.upsert_messages("me", &batch).await.unwrap(), 50);
+    }
+    grows_by_8_mib(&path, before, "messages").await;
+    let page = store.list_messages("me", "c7", 100, None).await.unwrap();
+    assert_eq!(page.items.len(), 40, "the durable handle reads what the relaxed one wrote");
 }
 
 #[tokio::test]

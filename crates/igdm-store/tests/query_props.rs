@@ -3,7 +3,7 @@
 
 mod common;
 
-use igdm_model::{ContentType, Message, Sender, Timestamp};
+use igdm_model::{Message, Timestamp};
 use igdm_store::query::parse;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -77,25 +77,14 @@ async fn seed(store: &igdm_store::Store) {
         ["café au lait", "NEAR the \"station\" OR not", "日本 text: 42", "a-b c:d"]
             .iter()
             .enumerate()
-            .map(|(i, text)| Message {
-                id: format!("m{i}").into(),
-                conversation_id: "c".into(),
-                sender: Sender {
-                    id: "1".into(),
-                    username: Some("from".into()),
-                    display_name: None,
-                    is_self: false,
-                },
-                timestamp: Timestamp::from_unix_seconds(1_700_000_000 + i64::try_from(i).unwrap())
-                    .unwrap(),
-                content_type: ContentType::Text,
-                text: Some((*text).to_owned()),
-                attachments: vec![],
-                reactions: vec![],
-                reply_to: None,
-                is_deleted: false,
-                edited_at: None,
-                send_status: None,
+            .map(|(i, text)| {
+                let mut m = common::text_message("c", &format!("m{i}"), text);
+                m.sender.id = "1".into();
+                m.sender.username = Some("from".into());
+                m.timestamp =
+                    Timestamp::from_unix_seconds(1_700_000_000 + i64::try_from(i).unwrap())
+                        .unwrap();
+                m
             })
             .collect();
     store.upsert_messages("me", &messages).await.unwrap();

@@ -16,7 +16,7 @@ conformance!(
 mod cases {
     use igdm_model::{
         Attachment, AttachmentType, ContentType, Conversation, ConversationKind, Folder, Message,
-        Sender, Timestamp,
+        Timestamp,
     };
     use igdm_store::{Page, SearchHit, Store, parse_query};
 
@@ -34,25 +34,11 @@ mod cases {
     }
 
     fn msg(conv: &str, id: &str, from: (&str, &str), at: Timestamp, text: &str) -> Message {
-        Message {
-            id: id.into(),
-            conversation_id: conv.into(),
-            sender: Sender {
-                id: from.0.into(),
-                username: Some(from.1.into()),
-                display_name: None,
-                is_self: false,
-            },
-            timestamp: at,
-            content_type: ContentType::Text,
-            text: Some(text.to_owned()),
-            attachments: vec![],
-            reactions: vec![],
-            reply_to: None,
-            is_deleted: false,
-            edited_at: None,
-            send_status: None,
-        }
+        let mut m = crate::common::text_message(conv, id, text);
+        m.sender.id = from.0.into();
+        m.sender.username = Some(from.1.into());
+        m.timestamp = at;
+        m
     }
 
     const ALICE: (&str, &str) = ("101", "Alice");

@@ -13,13 +13,14 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use igdm_model::Timestamp;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use tokio::sync::oneshot;
 
+use crate::backend::checkpoint::Checkpointer;
 use crate::backend::{fill_event_ids, insertion_order};
 use crate::types::{DeliveryId, InsertedEvents, Lease, NewDelivery, RecordedDelivery};
 use crate::{StoreError, StoreResult};
@@ -46,23 +47,8 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 #[derive(Debug)]
 pub(crate) struct Appender {
     jobs: mpsc::Sender<Job>,
-    /// Dropped with the appender, which ends the checkpoint thread.
-    _stop: mpsc::Sender<()>,
-}
-
-/// How often the checkpoint thread copies committed pages into the
-/// database file. A checkpoint of an empty WAL costs next to nothing.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
-
-/// Runs passive checkpoints (which never block writers) until `stopped`
-/// disconnects. A checkpoint that has reached the end of the WAL lets the
-/// next commit start the WAL over, so the file stops growing.
-fn run_checkpoints(conn: &Connection, stopped: &mpsc::Receiver<()>) {
-    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "webhook log checkpoint failed; retrying");
-        }
-    }
+    /// Checkpoints this connection's WAL, which it never does itself.
+    _checkpoints: Arc<Checkpointer>,
 }
 
 impl Appender {
@@ -81,17 +67,10 @@ impl Appender {
         conn.set_prepared_statement_cache_capacity(16);
         // Checkpoints copy the WAL into the database file and sync it; run
         // by whichever commit crosses the threshold, they would land on an
-        // acknowledgement. Here a thread of their own runs them instead.
+        // acknowledgement. A thread of their own runs them instead.
+        let checkpoints = Checkpointer::for_file(path, busy_timeout)
+            .map_err(|e| StoreError::LogAppender(format!("checkpoints: {e}")))?;
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0;").map_err(driver)?;
-        let checkpointer = Connection::open(path).map_err(driver)?;
-        checkpointer.busy_timeout(busy_timeout).map_err(driver)?;
-        let (stop, stopped) = mpsc::channel::<()>();
-        std::thread::Builder::new()
-            .name("igdm-sqlite-ckpt".into())
-            .spawn(move || run_checkpoints(&checkpointer, &stopped))
-            .map_err(|e| {
-                StoreError::LogAppender(format!("cannot start its checkpoint thread: {e}"))
-            })?;
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("igdm-sqlite-log".into())
@@ -104,7 +83,7 @@ impl Appender {
                 }
             })
             .map_err(|e| StoreError::LogAppender(format!("cannot start its thread: {e}")))?;
-        Ok(Self { jobs, _stop: stop })
+        Ok(Self { jobs, _checkpoints: checkpoints })
     }
 
     /// [`crate::MessageStore::record_deliveries`] (and its leased form) as

@@ -6,6 +6,7 @@
 //! full-text search.
 
 mod appender;
+mod checkpoint;
 pub mod postgres;
 pub mod sqlite;
 

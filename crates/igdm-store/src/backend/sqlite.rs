@@ -15,6 +15,7 @@ use sqlx::sqlite::{
 };
 
 use crate::backend::appender::Appender;
+use crate::backend::checkpoint::Checkpointer;
 use crate::types::{SNIPPET_END, SNIPPET_START};
 
 /// The SQLite store.
@@ -24,6 +25,9 @@ pub struct SqliteStore {
     /// The webhook log's group commits, on a connection of their own,
     /// started by the first one and shared by clones.
     appender: std::sync::Arc<LazyAppender>,
+    /// On relaxed handles on a file: the thread that checkpoints the WAL,
+    /// which their connections never do themselves.
+    _checkpoints: Option<std::sync::Arc<Checkpointer>>,
 }
 
 /// The database file an appender would write (none for in-memory databases
@@ -98,7 +102,7 @@ impl SqliteStore {
         // In-memory databases have no file a second connection could open.
         let path = pool.connect_options().get_filename().to_owned();
         let appender = LazyAppender { path: path.is_file().then_some(path), ..Default::default() };
-        Ok(Self { pool, appender: std::sync::Arc::new(appender) })
+        Ok(Self { pool, appender: std::sync::Arc::new(appender), _checkpoints: None })
     }
 
     /// A second handle on the same database whose commits do not wait for
@@ -112,11 +116,35 @@ impl SqliteStore {
     /// applying webhook events whose deliveries were committed on the
     /// durable handle: an undone claim or completion is claimed again, and
     /// applying is idempotent.
+    ///
+    /// Such handles write a lot (the webhook pipeline applies every event
+    /// through one), so on a database file their connections leave
+    /// checkpoints to a thread of their own (see `checkpoint`), and keep
+    /// temporary data (statement journals, sorts) in memory instead of in
+    /// short-lived files.
     #[must_use]
     pub fn relaxed(&self) -> Self {
-        let options = (*self.pool.connect_options()).clone().synchronous(SqliteSynchronous::Normal);
+        let mut options = (*self.pool.connect_options())
+            .clone()
+            .synchronous(SqliteSynchronous::Normal)
+            .pragma("temp_store", "memory");
+        let path = options.get_filename().to_owned();
+        let checkpoints = if path.is_file() {
+            match Checkpointer::for_file(&path, BUSY_TIMEOUT) {
+                Ok(c) => {
+                    options = options.pragma("wal_autocheckpoint", "0");
+                    Some(c)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "no checkpoint thread; commits checkpoint the WAL themselves");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let pool = SqlitePoolOptions::new().max_connections(POOL_SIZE).connect_lazy_with(options);
-        Self { pool, appender: std::sync::Arc::default() }
+        Self { pool, appender: std::sync::Arc::default(), _checkpoints: checkpoints }
     }
 
     /// The connection that appends webhook deliveries, started on first

@@ -144,3 +144,26 @@ macro_rules! conformance {
         }
     };
 }
+
+/// A text message from customer 42 in `conv`, at a fixed time.
+pub fn text_message(conv: &str, id: &str, text: &str) -> igdm_model::Message {
+    igdm_model::Message {
+        id: id.into(),
+        conversation_id: conv.into(),
+        sender: igdm_model::Sender {
+            id: "42".into(),
+            username: None,
+            display_name: None,
+            is_self: false,
+        },
+        timestamp: igdm_model::Timestamp::from_unix_seconds(1_700_000_000).unwrap(),
+        content_type: igdm_model::ContentType::Text,
+        text: Some(text.to_owned()),
+        attachments: vec![],
+        reactions: vec![],
+        reply_to: None,
+        is_deleted: false,
+        edited_at: None,
+        send_status: None,
+    }
+}
