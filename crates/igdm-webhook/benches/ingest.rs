@@ -68,7 +68,7 @@ async fn start(
     log: StoreLog,
 ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let mut config = Config::new(Secrets::new(SECRET, "t"));
-    config.workers = env_or("IGDM_BENCH_WORKERS", config.workers);
+    config.workers = std::env::var("IGDM_BENCH_WORKERS").ok().and_then(|v| v.parse().ok());
     config.claim_batch = env_or("IGDM_BENCH_CLAIM_BATCH", config.claim_batch);
     config.batch_window = Duration::from_millis(env_or(
         "IGDM_BENCH_WINDOW_MS",

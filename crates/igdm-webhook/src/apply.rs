@@ -626,6 +626,16 @@ impl WebhookStore for StoreLog {
         Box::pin(self.apply_batch(events))
     }
 
+    fn processing_workers(&self) -> usize {
+        // SQLite takes one write at a time per file, so a second worker
+        // mostly competes with the receiver for CPU. On the 2-core reference
+        // machine, one worker instead of two acknowledged about 1.1-1.3
+        // times as many deliveries per second in a burst (processing caught
+        // up afterwards) with the same p99 at 2,000/s. PostgreSQL applies
+        // batches in parallel.
+        if self.store.backend_name() == "sqlite" { 1 } else { 2 }
+    }
+
     fn commit_concurrency(&self) -> usize {
         // PostgreSQL commits from several connections in parallel (as many
         // as the durable pool holds; processing has a pool of its own);

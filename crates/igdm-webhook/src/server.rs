@@ -72,8 +72,9 @@ pub struct Config {
     pub secrets: Secrets,
     /// Largest accepted body in bytes (413 beyond). Default 4 MiB.
     pub body_limit: usize,
-    /// Processing workers in this process. Default 2.
-    pub workers: usize,
+    /// Processing workers in this process. Default `None`: as many as the
+    /// store suggests ([`WebhookStore::processing_workers`]).
+    pub workers: Option<usize>,
     /// Events a worker claims at once. Default 128.
     pub claim_batch: usize,
     /// How long a claim is held before another worker may take the event. Default 60 s.
@@ -113,7 +114,7 @@ impl Config {
         Self {
             secrets,
             body_limit: 4 * 1024 * 1024,
-            workers: 2,
+            workers: None,
             claim_batch: 128,
             lease: Duration::from_secs(60),
             poll_interval: Duration::from_millis(250),
@@ -269,7 +270,8 @@ impl Server {
             work.clone(),
             stop_rx.clone(),
         ))];
-        for _ in 0..config.workers.max(1) {
+        let workers = config.workers.unwrap_or_else(|| store.processing_workers()).max(1);
+        for _ in 0..workers {
             let n = WORKER_SEQ.fetch_add(1, Ordering::Relaxed);
             let w = Worker {
                 id: format!("{base}-{n}"),

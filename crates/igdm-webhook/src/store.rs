@@ -146,6 +146,12 @@ pub trait WebhookStore: Send + Sync + 'static {
     /// Counts for `/metrics`.
     fn counts(&self) -> StoreFuture<'_, LogCounts>;
 
+    /// How many processing workers a process should run when its
+    /// configuration does not say. The default is 2.
+    fn processing_workers(&self) -> usize {
+        2
+    }
+
     /// How many group commits may run at once (1 where the database
     /// serializes writers anyway).
     fn commit_concurrency(&self) -> usize {

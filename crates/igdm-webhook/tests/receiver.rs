@@ -389,7 +389,7 @@ async fn graceful_shutdown_drains_pending_events() {
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite_store(&dir).await;
     let mut cfg = config();
-    cfg.workers = 1;
+    cfg.workers = Some(1);
     cfg.claim_batch = 8;
     let srv = start(store.clone(), cfg).await;
     let t0: i64 = 1_790_000_400_000;
@@ -564,4 +564,18 @@ async fn shutdown_gives_back_what_it_did_not_process() {
     })
     .await;
     next.stop().await;
+}
+
+#[tokio::test]
+async fn processing_workers_default_to_what_the_backend_can_use() {
+    use igdm_webhook::{StoreLog, WebhookStore as _};
+    // SQLite writes one transaction at a time per file: one worker, so that
+    // a burst leaves the CPU to the receiver. PostgreSQL applies in parallel.
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = StoreLog::new(sqlite_store(&dir).await);
+    assert_eq!(sqlite.processing_workers(), 1);
+    let Some((url, schema)) = pg_schema("workers").await else { return };
+    let pg = StoreLog::new(Arc::new(pg_store(&url, &schema).await));
+    assert_eq!(pg.processing_workers(), 2);
+    drop_pg_schema(&url, &schema).await;
 }

@@ -34,9 +34,9 @@ pub struct ServeArgs {
     /// Largest accepted webhook body, in bytes.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub body_limit: usize,
-    /// Processing workers.
-    #[arg(long, default_value_t = 2)]
-    pub workers: usize,
+    /// Processing workers [default: 1 on SQLite, 2 on PostgreSQL].
+    #[arg(long)]
+    pub workers: Option<usize>,
     /// Seconds a worker holds claimed events; after a crash, its events are
     /// processed again once this passes.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
@@ -176,7 +176,7 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
 
     let mut config = Config::new(secrets);
     config.body_limit = args.body_limit;
-    config.workers = args.workers.max(1);
+    config.workers = args.workers.map(|w| w.max(1));
     config.lease = std::time::Duration::from_secs(args.lease_secs.max(1));
     config.events = args.events.as_deref().map(EventOutput::parse);
     config.forward = forward;
