@@ -233,6 +233,27 @@ pub(crate) fn fill_event_ids<'k, S, K>(
     }
 }
 
+/// Ends a sqlx group commit's bookkeeping: each first occurrence of a key
+/// the group did not store (`stored`: key → new id) was a duplicate, and
+/// every delivery gets its event ids in input order.
+pub(crate) fn settle_events(
+    batch: &[crate::types::NewDelivery<'_>],
+    first: &[(usize, &crate::types::NewEvent)],
+    stored: &mut std::collections::HashMap<String, i64>,
+    out: &mut [crate::types::RecordedDelivery],
+) {
+    for (i, e) in first {
+        if !stored.contains_key(e.dedup_key.as_str()) {
+            out[*i].events.duplicates.push(e.dedup_key.clone());
+        }
+    }
+    fill_event_ids(
+        batch.iter().map(|d| d.events.iter().map(|e| e.dedup_key.as_str())),
+        stored,
+        out,
+    );
+}
+
 /// Generates `impl MessageStore` for a backend struct with a `pool` field of
 /// `sqlx::Pool<$db>` and the dialect hooks `FOLD_TEXT`, `CLAIM_LOCK`, `OPTIMIZE`, `NAME`
 /// and `search_impl`.
@@ -391,17 +412,8 @@ macro_rules! shared_store {
                     for row in &rows {
                         stored.insert(row.try_get("dedup_key")?, row.try_get("id")?);
                     }
-                    for (i, e) in chunk {
-                        if !stored.contains_key(e.dedup_key.as_str()) {
-                            out[*i].events.duplicates.push(e.dedup_key.clone());
-                        }
-                    }
                 }
-                fill_event_ids(
-                    batch.iter().map(|d| d.events.iter().map(|e| e.dedup_key.as_str())),
-                    &mut stored,
-                    &mut out,
-                );
+                settle_events(batch, &first, &mut stored, &mut out);
                 for rec in &out {
                     Self::add_duplicates_in(&mut tx, rec.id, rec.events.duplicates.len()).await?;
                 }
@@ -1659,7 +1671,10 @@ macro_rules! shared_store {
                 async move {
                     match self.appender()? {
                         Some(a) => a.record(batch, None).await,
-                        None => self.record_deliveries_in(batch, None).await,
+                        None => match self.record_in_one_statement(batch, None).await? {
+                            Some(recorded) => Ok(recorded),
+                            None => self.record_deliveries_in(batch, None).await,
+                        },
                     }
                 }
                 .boxed()
@@ -1673,7 +1688,10 @@ macro_rules! shared_store {
                 async move {
                     match self.appender()? {
                         Some(a) => a.record(batch, Some(lease)).await,
-                        None => self.record_deliveries_in(batch, Some(lease)).await,
+                        None => match self.record_in_one_statement(batch, Some(lease)).await? {
+                            Some(recorded) => Ok(recorded),
+                            None => self.record_deliveries_in(batch, Some(lease)).await,
+                        },
                     }
                 }
                 .boxed()

@@ -51,6 +51,17 @@ const POOL_SIZE: u32 = 4;
 const MMAP_SIZE: u64 = 256 * 1024 * 1024;
 
 impl SqliteStore {
+    /// PostgreSQL's one-statement group commit; SQLite's goes through the
+    /// appender, or (in memory) the shared code.
+    #[allow(clippy::unused_async, clippy::unused_self)]
+    async fn record_in_one_statement(
+        &self,
+        _batch: &[crate::types::NewDelivery<'_>],
+        _lease: Option<crate::types::Lease<'_>>,
+    ) -> crate::StoreResult<Option<Vec<crate::types::RecordedDelivery>>> {
+        Ok(None)
+    }
+
     const NAME: &'static str = "sqlite";
     const FOLD_TEXT: bool = false;
     const CLAIM_LOCK: &'static str = "";
