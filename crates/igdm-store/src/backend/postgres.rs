@@ -48,7 +48,7 @@ UNION ALL SELECT NULL, ev.id, ev.dedup_key FROM ev";
 
 impl PgStore {
     /// PostgreSQL has no separate append connection: its group commits are
-    /// the shared code's.
+    /// one statement ([`PgStore::record_in_one_statement`]) on the pool.
     #[allow(clippy::unused_self)]
     fn appender(&self) -> StoreResult<Option<std::sync::Arc<crate::backend::appender::Appender>>> {
         Ok(None)
