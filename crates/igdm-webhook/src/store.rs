@@ -152,8 +152,8 @@ pub trait WebhookStore: Send + Sync + 'static {
         2
     }
 
-    /// How many group commits may run at once (1 where the database
-    /// serializes writers anyway).
+    /// How many group commits may be in flight at once. The default, 1,
+    /// commits one group after another.
     fn commit_concurrency(&self) -> usize {
         1
     }
