@@ -255,8 +255,8 @@ pub(crate) fn settle_events(
 }
 
 /// Generates `impl MessageStore` for a backend struct with a `pool` field of
-/// `sqlx::Pool<$db>` and the dialect hooks `FOLD_TEXT`, `CLAIM_LOCK`, `OPTIMIZE`, `NAME`
-/// and `search_impl`.
+/// `sqlx::Pool<$db>` and the dialect hooks `FOLD_TEXT`, `CLAIM_LOCK`, `OPTIMIZE`, `NAME`,
+/// `search_impl` and `record_deliveries_native`.
 macro_rules! shared_store {
     ($store:ty, $db:ty) => {
         use std::collections::HashMap;
@@ -326,7 +326,21 @@ macro_rules! shared_store {
             }
 
             /// The group commit behind `record_deliveries` and
-            /// `record_deliveries_leased`.
+            /// `record_deliveries_leased`: the dialect's own
+            /// (`record_deliveries_native`) where it has one for this group,
+            /// otherwise the shared sqlx code.
+            async fn record_group(
+                &self,
+                batch: &[NewDelivery<'_>],
+                lease: Option<Lease<'_>>,
+            ) -> StoreResult<Vec<RecordedDelivery>> {
+                match self.record_deliveries_native(batch, lease).await? {
+                    Some(recorded) => Ok(recorded),
+                    None => self.record_deliveries_in(batch, lease).await,
+                }
+            }
+
+            /// The shared sqlx group commit.
             async fn record_deliveries_in(
                 &self,
                 batch: &[NewDelivery<'_>],
@@ -1668,16 +1682,7 @@ macro_rules! shared_store {
                 &'a self,
                 batch: &'a [NewDelivery<'a>],
             ) -> StoreFuture<'a, Vec<RecordedDelivery>> {
-                async move {
-                    match self.appender()? {
-                        Some(a) => a.record(batch, None).await,
-                        None => match self.record_in_one_statement(batch, None).await? {
-                            Some(recorded) => Ok(recorded),
-                            None => self.record_deliveries_in(batch, None).await,
-                        },
-                    }
-                }
-                .boxed()
+                self.record_group(batch, None).boxed()
             }
 
             fn record_deliveries_leased<'a>(
@@ -1685,16 +1690,7 @@ macro_rules! shared_store {
                 batch: &'a [NewDelivery<'a>],
                 lease: Lease<'a>,
             ) -> StoreFuture<'a, Vec<RecordedDelivery>> {
-                async move {
-                    match self.appender()? {
-                        Some(a) => a.record(batch, Some(lease)).await,
-                        None => match self.record_in_one_statement(batch, Some(lease)).await? {
-                            Some(recorded) => Ok(recorded),
-                            None => self.record_deliveries_in(batch, Some(lease)).await,
-                        },
-                    }
-                }
-                .boxed()
+                self.record_group(batch, Some(lease)).boxed()
             }
 
             fn claim_events<'a>(

@@ -15,7 +15,7 @@ pub struct PgStore {
 
 const POOL_SIZE: u32 = 8;
 
-/// [`PgStore::record_in_one_statement`]'s statement. `$1`..`$3`: each
+/// [`PgStore::record_deliveries_native`]'s statement. `$1`..`$3`: each
 /// delivery's receive time, body and event count; `$4`..`$8`: the events to
 /// insert (the first occurrence of each key, in key order so that
 /// concurrent groups wait on each other instead of deadlocking) with the
@@ -47,16 +47,10 @@ SELECT src.n, src.id, NULL::text AS dedup_key FROM src \
 UNION ALL SELECT NULL, ev.id, ev.dedup_key FROM ev";
 
 impl PgStore {
-    /// PostgreSQL has no separate append connection: its group commits are
-    /// one statement ([`PgStore::record_in_one_statement`]) on the pool.
-    #[allow(clippy::unused_self)]
-    fn appender(&self) -> StoreResult<Option<std::sync::Arc<crate::backend::appender::Appender>>> {
-        Ok(None)
-    }
-
-    /// The group commit as one statement in its own implicit transaction:
-    /// one round trip instead of five (begin, deliveries, events, commit),
-    /// and one statement text for every group size, so the connection's
+    /// The dialect's group commit (see the shared `record_group`): one
+    /// statement in its own implicit transaction, so one round trip instead
+    /// of five (begin, deliveries, events, commit), and one statement text
+    /// for every group size, so the connection's
     /// prepared statement is reused instead of parsed and planned anew for
     /// each size. `None` when the group has a dead letter, which the shared
     /// code stores.
@@ -66,7 +60,7 @@ impl PgStore {
     /// key is checked at the end of the statement. Each delivery's
     /// `duplicates` is its event count less the events this statement
     /// inserted for it.
-    async fn record_in_one_statement(
+    async fn record_deliveries_native(
         &self,
         batch: &[NewDelivery<'_>],
         lease: Option<Lease<'_>>,

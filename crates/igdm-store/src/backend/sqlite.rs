@@ -51,15 +51,18 @@ const POOL_SIZE: u32 = 4;
 const MMAP_SIZE: u64 = 256 * 1024 * 1024;
 
 impl SqliteStore {
-    /// PostgreSQL's one-statement group commit; SQLite's goes through the
-    /// appender, or (in memory) the shared code.
-    #[allow(clippy::unused_async, clippy::unused_self)]
-    async fn record_in_one_statement(
+    /// The dialect's group commit (see the shared `record_group`): one job
+    /// on the appender's connection; `None` (the shared sqlx code) for
+    /// in-memory databases and relaxed handles, which have no appender.
+    async fn record_deliveries_native(
         &self,
-        _batch: &[crate::types::NewDelivery<'_>],
-        _lease: Option<crate::types::Lease<'_>>,
-    ) -> crate::StoreResult<Option<Vec<crate::types::RecordedDelivery>>> {
-        Ok(None)
+        batch: &[crate::types::NewDelivery<'_>],
+        lease: Option<crate::types::Lease<'_>>,
+    ) -> StoreResult<Option<Vec<crate::types::RecordedDelivery>>> {
+        match self.appender()? {
+            Some(a) => Ok(Some(a.record(batch, lease).await?)),
+            None => Ok(None),
+        }
     }
 
     const NAME: &'static str = "sqlite";
