@@ -8,6 +8,11 @@
 //! connection is a bare HTTP/1.1 keep-alive connection (hyper's client
 //! connection, no pool). Every response is checked for 200.
 //!
+//! Each phase also reports how many deliveries shared a group commit and
+//! how much this process wrote to storage per acknowledged delivery
+//! (processing included): on a disk whose flushes are full cache flushes,
+//! the second figure is what the p99 depends on.
+//!
 //! `cargo bench -p igdm-webhook --bench ingest` runs about a minute per
 //! backend; under `cargo test` (no `--bench` argument) it runs a few
 //! requests as a smoke test. `IGDM_BENCH_SECS` sets the length of each
@@ -28,7 +33,7 @@ use common::SECRET;
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::SendRequest;
 use igdm_store::Store;
-use igdm_webhook::{Config, Secrets, Server, StoreLog, sign};
+use igdm_webhook::{Config, Metrics, Secrets, Server, StoreLog, sign};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -66,7 +71,7 @@ fn prepare(from: usize, count: usize) -> Vec<Prepared> {
 
 async fn start(
     log: StoreLog,
-) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+) -> (SocketAddr, Arc<Metrics>, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let mut config = Config::new(Secrets::new(SECRET, "t"));
     config.workers = std::env::var("IGDM_BENCH_WORKERS").ok().and_then(|v| v.parse().ok());
     config.claim_batch = env_or("IGDM_BENCH_CLAIM_BATCH", config.claim_batch);
@@ -75,6 +80,7 @@ async fn start(
         u64::try_from(config.batch_window.as_millis()).unwrap_or(u64::MAX),
     ));
     let server = Server::new(config, log);
+    let metrics = server.metrics();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -86,7 +92,7 @@ async fn start(
             .await
             .unwrap();
     });
-    (addr, stop, task)
+    (addr, metrics, stop, task)
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -134,6 +140,42 @@ fn cpu_time() -> Duration {
     }
 }
 
+/// Bytes this process has caused to be written to storage, from
+/// `/proc/self/io`; zero where that file does not exist.
+fn written_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("write_bytes:").and_then(|v| v.trim().parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Group commits and bytes written since `from`, per acknowledged delivery:
+/// what each acknowledgement cost the disk.
+struct DiskUse {
+    commits: u64,
+    written: u64,
+}
+
+impl DiskUse {
+    fn now(metrics: &Metrics) -> Self {
+        Self { commits: metrics.commits.load(Ordering::Relaxed), written: written_bytes() }
+    }
+
+    fn since(&self, metrics: &Metrics, deliveries: usize) -> String {
+        let now = Self::now(metrics);
+        let n = deliveries.max(1) as f64;
+        let commits = now.commits.saturating_sub(self.commits);
+        format!(
+            "{:.1} deliveries per group commit, {:.1} KiB written by this process per delivery",
+            n / commits.max(1) as f64,
+            now.written.saturating_sub(self.written) as f64 / 1024.0 / n,
+        )
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -146,7 +188,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// `log`, set up the way `igdm serve` sets it up.
 async fn run(name: &str, log: StoreLog, s: &Settings) {
     let store = log.log().clone();
-    let (addr, stop, task) = start(log).await;
+    let (addr, metrics, stop, task) = start(log).await;
 
     // Throughput: `concurrency` keep-alive connections sending back to back,
     // each delivery distinct. Bodies are prepared for a rate well above the goal.
@@ -159,6 +201,7 @@ async fn run(name: &str, log: StoreLog, s: &Settings) {
         conns.push(connect(addr).await);
     }
     let cpu0 = cpu_time();
+    let disk0 = DiskUse::now(&metrics);
     let t0 = Instant::now();
     let until = t0 + Duration::from_secs_f64(s.throughput_secs);
     let workers: Vec<_> = conns
@@ -190,6 +233,7 @@ async fn run(name: &str, log: StoreLog, s: &Settings) {
         cpu * 1e6 / acked.max(1) as f64,
         cpu / elapsed,
     );
+    println!("{name}: throughput phase: {}", disk0.since(&metrics, acked));
     let sent = next.load(Ordering::Relaxed).min(burst.len());
     drop(burst);
 
@@ -214,6 +258,7 @@ async fn run(name: &str, log: StoreLog, s: &Settings) {
     // against every request queued behind it.
     let total = (s.rate as f64 * s.paced_secs) as usize;
     let paced = Arc::new(prepare(sent, total));
+    let disk1 = DiskUse::now(&metrics);
     let start = tokio::time::Instant::now() + Duration::from_millis(50);
     let mut handles = Vec::with_capacity(s.concurrency);
     for c in 0..s.concurrency {
@@ -256,6 +301,7 @@ async fn run(name: &str, log: StoreLog, s: &Settings) {
         percentile(&lat, 0.99).as_secs_f64() * 1e3,
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
     );
+    println!("{name}: paced phase: {}", disk1.since(&metrics, lat.len()));
     let _ = stop.send(());
     task.await.unwrap();
 }
