@@ -11,7 +11,8 @@
 //! Each phase also reports how many deliveries shared a group commit and
 //! how much this process wrote to storage per acknowledged delivery
 //! (processing included): on a disk whose flushes are full cache flushes,
-//! the second figure is what the p99 depends on.
+//! the second figure is what the p99 depends on. On PostgreSQL the server
+//! does the writing, so that figure is about zero there.
 //!
 //! `cargo bench -p igdm-webhook --bench ingest` runs about a minute per
 //! backend; under `cargo test` (no `--bench` argument) it runs a few
@@ -152,8 +153,9 @@ fn written_bytes() -> u64 {
         .unwrap_or(0)
 }
 
-/// Group commits and bytes written since `from`, per acknowledged delivery:
-/// what each acknowledgement cost the disk.
+/// A reading of the writer's commit counter and of this process's bytes
+/// written; [`DiskUse::since`] turns two readings into figures per
+/// acknowledged delivery.
 struct DiskUse {
     commits: u64,
     written: u64,
