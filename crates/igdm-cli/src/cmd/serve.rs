@@ -176,7 +176,7 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
 
     let mut config = Config::new(secrets);
     config.body_limit = args.body_limit;
-    config.workers = args.workers.map(|w| w.max(1));
+    config.workers = args.workers;
     config.lease = std::time::Duration::from_secs(args.lease_secs.max(1));
     config.events = args.events.as_deref().map(EventOutput::parse);
     config.forward = forward;
