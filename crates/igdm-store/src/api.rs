@@ -8,8 +8,9 @@ use crate::query::Query;
 use crate::types::Lease;
 use crate::types::{
     ConversationActivity, ConversationFilter, DeadLetterSource, Delivery, DeliveryId, EventId,
-    EventLogCounts, InsertedEvents, MutationOutcome, NewDelivery, NewEvent, NewOutbox, OutboxBegin,
-    OutboxEntry, OutboxState, ReactionChange, RecordedDelivery, SearchHit, StoredEvent, SyncCursor,
+    EventLogCounts, Expansion, InsertedEvents, MutationOutcome, NewDelivery, NewEvent, NewOutbox,
+    OutboxBegin, OutboxEntry, OutboxState, RawDelivery, ReactionChange, RecordedDelivery,
+    SearchHit, StoredEvent, SyncCursor,
 };
 
 /// A boxed future returned by every [`MessageStore`] method.
@@ -255,6 +256,46 @@ pub trait MessageStore: Send + Sync {
         batch: &'a [NewDelivery<'a>],
         lease: Lease<'a>,
     ) -> StoreFuture<'a, Vec<RecordedDelivery>>;
+    /// Appends raw deliveries in one group commit, before anything is known
+    /// of their contents: the smallest write that makes a webhook delivery
+    /// durable. They are stored unexpanded until
+    /// [`MessageStore::expand_deliveries`] stores their events; with
+    /// `lease` they are held for its owner, and other claimers take them
+    /// ([`MessageStore::claim_unexpanded`]) only after it runs out. Ids are
+    /// in input order; everything is committed when this resolves.
+    fn append_unexpanded<'a>(
+        &'a self,
+        batch: &'a [RawDelivery<'a>],
+        lease: Option<Lease<'a>>,
+    ) -> StoreFuture<'a, Vec<DeliveryId>>;
+    /// Claims up to `limit` unexpanded deliveries for `owner` for `lease`,
+    /// oldest first: those never leased and those whose lease ran out.
+    /// Concurrent claimers never get the same delivery while its lease runs.
+    fn claim_unexpanded<'a>(
+        &'a self,
+        owner: &'a str,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> StoreFuture<'a, Vec<Delivery>>;
+    /// Gives unexpanded deliveries leased to `owner` back, so that any
+    /// claimer may take them at once.
+    fn release_unexpanded<'a>(
+        &'a self,
+        owner: &'a str,
+        ids: &'a [DeliveryId],
+    ) -> StoreFuture<'a, ()>;
+    /// Stores what unexpanded deliveries contain, in one transaction: their
+    /// events (de-duplicated as [`MessageStore::record_deliveries`] does,
+    /// new ones claimed under `lease` when given) or their dead letters,
+    /// and marks them expanded. A delivery that is not unexpanded (already
+    /// expanded by another claimer, or never appended that way) is left
+    /// alone and answered `None`; the others get what
+    /// `record_deliveries` would report. Results are in input order.
+    fn expand_deliveries<'a>(
+        &'a self,
+        batch: &'a [Expansion<'a>],
+        lease: Option<Lease<'a>>,
+    ) -> StoreFuture<'a, Vec<Option<RecordedDelivery>>>;
     /// Claims up to `limit` events for `worker` for `lease`: pending events
     /// whose retry time has come, and processing events whose lease ran out.
     /// Each claim counts an attempt. Concurrent claimers never get the same
@@ -311,6 +352,7 @@ pub trait MessageStore: Send + Sync {
                 processing: c.processing,
                 failed: c.failed,
                 dead_letters: c.dead_letters,
+                unexpanded: c.unexpanded,
             })
         })
     }

@@ -219,6 +219,28 @@ pub struct NewDelivery<'a> {
     pub dead_letter: Option<&'a str>,
 }
 
+/// A delivery stored before it is parsed, for
+/// [`crate::MessageStore::append_unexpanded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawDelivery<'a> {
+    /// The body as received.
+    pub raw_body: &'a [u8],
+    /// When it was received.
+    pub received_at: Timestamp,
+}
+
+/// What an unexpanded delivery turned out to contain, for
+/// [`crate::MessageStore::expand_deliveries`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Expansion<'a> {
+    /// The delivery, as [`crate::MessageStore::append_unexpanded`] stored it.
+    pub delivery: DeliveryId,
+    /// Its normalized events.
+    pub events: &'a [NewEvent],
+    /// Why it cannot be processed, when it goes to the dead-letter table instead.
+    pub dead_letter: Option<&'a str>,
+}
+
 /// A claim taken on events as they are stored
 /// ([`crate::MessageStore::record_deliveries_leased`]), the same claim
 /// [`crate::MessageStore::claim_events`] takes.
@@ -339,6 +361,8 @@ pub struct EventLogCounts {
     pub dead_letters: u64,
     /// Events dropped because their dedup key was already stored.
     pub dedup_hits: u64,
+    /// Deliveries stored but not yet expanded into events.
+    pub unexpanded: u64,
 }
 
 /// The part of the event log still to be dealt with, for metrics: what
@@ -354,6 +378,8 @@ pub struct EventBacklog {
     pub failed: u64,
     /// Dead letters.
     pub dead_letters: u64,
+    /// Deliveries stored but not yet expanded into events.
+    pub unexpanded: u64,
 }
 
 /// One search result.

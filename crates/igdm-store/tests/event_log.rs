@@ -14,6 +14,8 @@ conformance!(
     large_group_maps_every_event_to_its_delivery,
     leased_group_commit_holds_new_events_for_their_owner,
     released_events_are_pending_again,
+    unexpanded_deliveries_are_expanded_once,
+    unexpanded_deliveries_are_claimed_after_their_lease,
 );
 
 mod cases {
@@ -21,7 +23,10 @@ mod cases {
     use std::time::Duration;
 
     use igdm_model::{EventKind, Timestamp};
-    use igdm_store::{DeadLetterSource, EventId, EventState, Lease, NewDelivery, NewEvent};
+    use igdm_store::{
+        DeadLetterSource, DeliveryId, EventId, EventState, Expansion, Lease, NewDelivery, NewEvent,
+        RawDelivery,
+    };
     use serde_json::json;
 
     use crate::common::Harness;
@@ -375,5 +380,132 @@ mod cases {
         let again = s.claim_events("c", 10, Duration::from_secs(60)).await.unwrap();
         assert_eq!(again.iter().map(|e| e.id).collect::<Vec<_>>(), ids[..2]);
         assert!(again.iter().all(|e| e.attempts == 1));
+    }
+
+    pub async fn unexpanded_deliveries_are_expanded_once(h: &Harness) {
+        let s = &h.store;
+        let now = Timestamp::now();
+        let pre = s.append_delivery(b"earlier", now).await.unwrap();
+        s.insert_events(pre, &[event("u-old")]).await.unwrap();
+        let until = Timestamp(now.0 + chrono::TimeDelta::seconds(60));
+        let lease = Lease { owner: "receiver-1", until };
+        let raw = [
+            RawDelivery { raw_body: b"one", received_at: now },
+            RawDelivery { raw_body: b"two", received_at: now },
+            RawDelivery { raw_body: b"{bad", received_at: now },
+        ];
+        let ids = s.append_unexpanded(&raw, Some(lease)).await.unwrap();
+        assert_eq!(ids.len(), 3);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in input order: {ids:?}");
+        assert!(s.append_unexpanded(&[], None).await.unwrap().is_empty());
+        // Durable and readable at once, from another pool too; nothing expanded yet.
+        let other = h.reopen().await;
+        for (id, d) in ids.iter().zip(&raw) {
+            assert_eq!(other.get_delivery(*id).await.unwrap().unwrap().raw_body, d.raw_body);
+        }
+        let counts = other.event_log_counts().await.unwrap();
+        assert_eq!((counts.deliveries, counts.unexpanded, counts.pending), (4, 3, 1));
+        assert_eq!(other.event_backlog().await.unwrap().unexpanded, 3);
+        // Leased deliveries are not claimable by others.
+        assert!(s.claim_unexpanded("w2", 10, Duration::from_secs(60)).await.unwrap().is_empty());
+
+        let first = [event("u-z"), event("u-old"), event("u-m"), event("u-z")];
+        let second = [event("u-m"), event("u-n")];
+        let batch = [
+            Expansion { delivery: ids[0], events: &first, dead_letter: None },
+            Expansion { delivery: ids[1], events: &second, dead_letter: None },
+            Expansion { delivery: ids[2], events: &[], dead_letter: Some("not JSON") },
+            // Never appended unexpanded: left alone.
+            Expansion { delivery: pre, events: &[event("u-x")], dead_letter: None },
+        ];
+        let got = s.expand_deliveries(&batch, Some(lease)).await.unwrap();
+        assert!(got[3].is_none(), "an expanded delivery is not expanded again");
+        let (a, b, c) =
+            (got[0].as_ref().unwrap(), got[1].as_ref().unwrap(), got[2].as_ref().unwrap());
+        let shape = |ids: &[Option<EventId>]| ids.iter().map(Option::is_some).collect::<Vec<_>>();
+        assert_eq!(shape(&a.event_ids), [true, false, true, false]);
+        assert_eq!(shape(&b.event_ids), [false, true]);
+        assert_eq!(a.events.duplicates, ["u-old", "u-z"]);
+        assert_eq!(b.events.duplicates, ["u-m"]);
+        assert!(c.dead_letter.is_some() && c.event_ids.is_empty());
+        for (e, id) in first.iter().zip(&a.event_ids) {
+            if let Some(id) = id {
+                let stored = s.get_event(*id).await.unwrap().unwrap();
+                assert_eq!(
+                    (stored.dedup_key.as_str(), stored.delivery_id),
+                    (e.dedup_key.as_str(), ids[0])
+                );
+                assert_eq!(stored.state, EventState::Processing);
+                assert_eq!(stored.lease_owner.as_deref(), Some("receiver-1"));
+            }
+        }
+        assert_eq!(s.get_delivery(ids[0]).await.unwrap().unwrap().duplicates, 2);
+        assert!(s.get_event(EventId(0)).await.unwrap().is_none());
+        let counts = s.event_log_counts().await.unwrap();
+        assert_eq!(
+            (counts.unexpanded, counts.processing, counts.dead_letters, counts.dedup_hits),
+            (0, 3, 1, 3)
+        );
+        // Expanding again (a second claimer after the lease ran out) stores nothing.
+        let again = s.expand_deliveries(&batch, None).await.unwrap();
+        assert!(again.iter().all(Option::is_none));
+        let after = s.event_log_counts().await.unwrap();
+        assert_eq!(after, counts);
+        assert!(s.expand_deliveries(&[], None).await.unwrap().is_empty());
+    }
+
+    pub async fn unexpanded_deliveries_are_claimed_after_their_lease(h: &Harness) {
+        let s = &h.store;
+        let now = Timestamp::now();
+        let past = Timestamp(now.0 - chrono::TimeDelta::seconds(1));
+        let future = Timestamp(now.0 + chrono::TimeDelta::seconds(60));
+        let raw = |b: &'static [u8]| RawDelivery { raw_body: b, received_at: now };
+        let dead = s
+            .append_unexpanded(
+                &[raw(b"d1"), raw(b"d2")],
+                Some(Lease { owner: "dead", until: past }),
+            )
+            .await
+            .unwrap();
+        let live = s
+            .append_unexpanded(&[raw(b"l1")], Some(Lease { owner: "live", until: future }))
+            .await
+            .unwrap();
+        let free = s.append_unexpanded(&[raw(b"f1")], None).await.unwrap();
+        // Expired and unleased ones, oldest first, up to the limit.
+        let taken = s.claim_unexpanded("w1", 2, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(taken.iter().map(|d| d.id).collect::<Vec<_>>(), dead);
+        assert_eq!(taken[0].raw_body, b"d1");
+        let rest = s.claim_unexpanded("w2", 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(rest.iter().map(|d| d.id).collect::<Vec<_>>(), free);
+        assert!(s.claim_unexpanded("w3", 10, Duration::from_secs(60)).await.unwrap().is_empty());
+        // Only the holder can give a delivery back; then anyone may take it.
+        s.release_unexpanded("w1", &live).await.unwrap();
+        s.release_unexpanded("live", &live).await.unwrap();
+        s.release_unexpanded("live", &[]).await.unwrap();
+        let released = s.claim_unexpanded("w3", 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(released.iter().map(|d| d.id).collect::<Vec<_>>(), live);
+        // Concurrent claimers never share one.
+        let many: Vec<RawDelivery<'_>> = (0..40).map(|_| raw(b"c")).collect();
+        s.append_unexpanded(&many, None).await.unwrap();
+        let other = h.reopen().await;
+        let (x, y) = tokio::join!(
+            s.claim_unexpanded("x", 25, Duration::from_secs(60)),
+            other.claim_unexpanded("y", 25, Duration::from_secs(60))
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        let ids: std::collections::HashSet<DeliveryId> = x.iter().chain(&y).map(|d| d.id).collect();
+        assert_eq!(ids.len(), x.len() + y.len(), "a delivery claimed twice");
+        assert_eq!(ids.len(), 40);
+        // Expanded deliveries are no longer claimable.
+        let exp: Vec<Expansion<'_>> = x
+            .iter()
+            .map(|d| Expansion { delivery: d.id, events: &[], dead_letter: None })
+            .collect();
+        assert!(s.expand_deliveries(&exp, None).await.unwrap().iter().all(Option::is_some));
+        assert_eq!(
+            s.event_log_counts().await.unwrap().unexpanded,
+            u64::try_from(y.len() + 4).unwrap()
+        );
     }
 }

@@ -14,8 +14,8 @@ use igdm_model::{
 use igdm_store::{EventId, MessageStore, ReactionChange};
 
 use crate::store::{
-    BoxError, ClaimedEvent, DeliveryContent, DeliveryReceipt, Lease, LogCounts, NewDelivery,
-    StoreFuture, WebhookStore,
+    BoxError, ClaimedDelivery, ClaimedEvent, DeliveryContent, DeliveryReceipt, Expansion,
+    ExpansionReceipt, Lease, LogCounts, NewDelivery, StoreFuture, WebhookStore,
 };
 
 /// How long the official API's standard reply window stays open after the
@@ -513,47 +513,139 @@ fn to_message(e: &Event, conv: &str) -> Option<Message> {
 }
 
 impl WebhookStore for StoreLog {
-    fn record_deliveries<'a>(
+    fn append_deliveries<'a>(
         &'a self,
         batch: &'a [NewDelivery],
         lease: Option<Lease<'a>>,
     ) -> StoreFuture<'a, Vec<DeliveryReceipt>> {
         Box::pin(async move {
-            let new: Vec<igdm_store::NewDelivery<'_>> = batch
+            // Deliveries with events are stored raw; the rare dead letters
+            // go with their dead-letter row, in a second transaction when a
+            // group holds both.
+            let raw: Vec<igdm_store::RawDelivery<'_>> = batch
                 .iter()
-                .map(|d| igdm_store::NewDelivery {
+                .filter(|d| matches!(d.content, DeliveryContent::Events(_)))
+                .map(|d| igdm_store::RawDelivery {
                     raw_body: &d.raw_body,
                     received_at: d.received_at,
-                    events: match &d.content {
+                })
+                .collect();
+            let dead: Vec<igdm_store::NewDelivery<'_>> = batch
+                .iter()
+                .filter_map(|d| match &d.content {
+                    DeliveryContent::DeadLetter { reason } => Some(igdm_store::NewDelivery {
+                        raw_body: &d.raw_body,
+                        received_at: d.received_at,
+                        events: &[],
+                        dead_letter: Some(reason.as_str()),
+                    }),
+                    DeliveryContent::Events(_) => None,
+                })
+                .collect();
+            let (raw_ids, dead_ids) = {
+                let _g = match &self.log_gate {
+                    Some(g) => Some(g.urgent().await),
+                    None => None,
+                };
+                let raw_ids = self.log.append_unexpanded(&raw, lease).await?;
+                let dead_ids = if dead.is_empty() {
+                    Vec::new()
+                } else {
+                    self.log.record_deliveries(&dead).await?
+                };
+                (raw_ids, dead_ids)
+            };
+            let (mut raw_ids, mut dead_ids) = (raw_ids.into_iter(), dead_ids.into_iter());
+            batch
+                .iter()
+                .map(|d| {
+                    let receipt = match &d.content {
+                        DeliveryContent::Events(_) => raw_ids
+                            .next()
+                            .map(|id| DeliveryReceipt { delivery_id: id.0, dead_lettered: false }),
+                        DeliveryContent::DeadLetter { .. } => {
+                            dead_ids.next().map(|r| DeliveryReceipt {
+                                delivery_id: r.id.0,
+                                dead_lettered: r.dead_letter.is_some(),
+                            })
+                        }
+                    };
+                    receipt.ok_or_else(|| {
+                        BoxError::from("the log answered fewer deliveries than it was given")
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn expand_deliveries<'a>(
+        &'a self,
+        batch: &'a [Expansion<'a>],
+        lease: Option<Lease<'a>>,
+    ) -> StoreFuture<'a, Vec<Option<ExpansionReceipt>>> {
+        Box::pin(async move {
+            let expansions: Vec<igdm_store::Expansion<'_>> = batch
+                .iter()
+                .map(|e| igdm_store::Expansion {
+                    delivery: igdm_store::DeliveryId(e.delivery_id),
+                    events: match e.content {
                         DeliveryContent::Events(events) => events,
                         DeliveryContent::DeadLetter { .. } => &[],
                     },
-                    dead_letter: match &d.content {
+                    dead_letter: match e.content {
                         DeliveryContent::DeadLetter { reason } => Some(reason.as_str()),
                         DeliveryContent::Events(_) => None,
                     },
                 })
                 .collect();
-            let recorded = {
-                let _g = match &self.log_gate {
-                    Some(g) => Some(g.urgent().await),
-                    None => None,
-                };
-                match lease {
-                    Some(lease) => self.log.record_deliveries_leased(&new, lease).await?,
-                    None => self.log.record_deliveries(&new).await?,
-                }
+            let expanded = {
+                let _g = self.lock_log().await;
+                self.queue.expand_deliveries(&expansions, lease).await?
             };
-            Ok(recorded
+            Ok(expanded
                 .into_iter()
-                .map(|r| DeliveryReceipt {
-                    delivery_id: r.id.0,
-                    inserted: r.events.inserted.len(),
-                    duplicates: r.events.duplicates.len(),
-                    dead_lettered: r.dead_letter.is_some(),
-                    event_ids: r.event_ids.iter().map(|id| id.map(|id| id.0)).collect(),
+                .map(|r| {
+                    r.map(|r| ExpansionReceipt {
+                        inserted: r.events.inserted.len(),
+                        duplicates: r.events.duplicates.len(),
+                        dead_lettered: r.dead_letter.is_some(),
+                        event_ids: r.event_ids.iter().map(|id| id.map(|id| id.0)).collect(),
+                    })
                 })
                 .collect())
+        })
+    }
+
+    fn claim_deliveries<'a>(
+        &'a self,
+        owner: &'a str,
+        limit: usize,
+        lease: Duration,
+    ) -> StoreFuture<'a, Vec<ClaimedDelivery>> {
+        Box::pin(async move {
+            let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+            let claimed = {
+                let _g = self.lock_log().await;
+                self.queue.claim_unexpanded(owner, limit, lease).await?
+            };
+            Ok(claimed
+                .into_iter()
+                .map(|d| ClaimedDelivery {
+                    id: d.id.0,
+                    raw_body: bytes::Bytes::from(d.raw_body),
+                    received_at: d.received_at,
+                })
+                .collect())
+        })
+    }
+
+    fn release_deliveries<'a>(&'a self, owner: &'a str, ids: &'a [i64]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let ids: Vec<igdm_store::DeliveryId> =
+                ids.iter().copied().map(igdm_store::DeliveryId).collect();
+            let _g = self.lock_log().await;
+            self.queue.release_unexpanded(owner, &ids).await?;
+            Ok(())
         })
     }
 
@@ -660,6 +752,7 @@ impl WebhookStore for StoreLog {
                 pending: c.pending + c.processing,
                 failed: c.failed,
                 dead_letters: c.dead_letters,
+                unexpanded: c.unexpanded,
             })
         })
     }

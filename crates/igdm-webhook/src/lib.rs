@@ -5,20 +5,22 @@
 //! body, parses it into normalized [`igdm_model::Event`]s with de-duplication
 //! keys, and hands the delivery to a writer that commits many deliveries per
 //! transaction; the request is answered 200 only after its delivery is
-//! durable. Workers then claim events from the log, apply them to the message
-//! store, and publish them to the in-process broadcast channel, the JSON-lines
-//! event stream and the outgoing hook.
+//! durable. Only the raw body is stored before the answer, unexpanded. Workers
+//! then store the delivery's events (de-duplicated), apply them to the
+//! message store, and publish them to the in-process broadcast channel, the
+//! JSON-lines event stream and the outgoing hook.
 //!
 //! Only the delivery commit waits for the disk (SQLite `synchronous = FULL`,
-//! PostgreSQL's default commit). New events are stored already leased to
-//! this process and handed to its workers in memory, so processing does not
-//! claim them back; claims from the log pick up what other processes stored,
-//! retries and expired leases. Processing writes through relaxed handles
-//! ([`StoreLog::from_store`], [`StoreLog::from_stores`]): what it writes can
-//! be rebuilt from the durable log, because an undone claim or completion is
-//! claimed again and applying an event is idempotent. On SQLite the log is
-//! best kept in a database file of its own ([`StoreLog::from_stores`]), so
-//! that applying events never holds the write lock acknowledgements need.
+//! PostgreSQL's default commit). New deliveries are stored leased to this
+//! process and handed to its workers in memory with their parsed events, so
+//! processing neither claims them back nor parses them again; claims from
+//! the log pick up what other processes stored, retries and expired leases.
+//! Processing writes through relaxed handles ([`StoreLog::from_store`],
+//! [`StoreLog::from_stores`]): what it writes can be rebuilt from the
+//! durable bodies, because an undone expansion, claim or completion is done
+//! again and applying an event is idempotent. On SQLite the log is best kept
+//! in a database file of its own ([`StoreLog::from_stores`]), so that
+//! applying events never holds the write lock acknowledgements need.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -50,6 +52,6 @@ pub use server::{Config, Secrets, ServeError, Server, WEBHOOK_PATH, shutdown_sig
 pub use signature::{SIGNATURE_HEADER, sign, verify};
 pub use sinks::{EventOutput, ForwardConfig};
 pub use store::{
-    BoxError, ClaimedEvent, DeliveryContent, DeliveryReceipt, Lease, LogCounts, NewDelivery,
-    NewEvent, StoreFuture, WebhookStore,
+    BoxError, ClaimedDelivery, ClaimedEvent, DeliveryContent, DeliveryReceipt, Expansion,
+    ExpansionReceipt, Lease, LogCounts, NewDelivery, NewEvent, StoreFuture, WebhookStore,
 };

@@ -182,6 +182,13 @@ impl Metrics {
                 "Deliveries in the dead-letter table.",
                 c.dead_letters,
             );
+            line(
+                &mut out,
+                "igdm_webhook_deliveries_unexpanded",
+                "gauge",
+                "Deliveries stored but not yet expanded into events.",
+                c.unexpanded,
+            );
         }
         out
     }

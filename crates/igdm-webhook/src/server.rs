@@ -23,7 +23,8 @@ use crate::parse::parse_delivery;
 use crate::signature::{SIGNATURE_HEADER, verify};
 use crate::sinks::{EventOutput, ForwardConfig, run_event_writer, run_forwarder};
 use crate::store::{
-    ClaimedEvent, DeliveryContent, DeliveryReceipt, Lease, NewDelivery, NewEvent, WebhookStore,
+    ClaimedEvent, DeliveryContent, DeliveryReceipt, Expansion, Lease, NewDelivery, NewEvent,
+    WebhookStore,
 };
 
 /// The webhook path Meta (and the sandbox) POSTs to.
@@ -89,11 +90,12 @@ pub struct Config {
     /// so fewer, larger batches keep acknowledgements fast; the cost is this
     /// much processing lag. Default 20 ms; zero claims at once.
     pub batch_window: Duration,
-    /// Most events held in memory for this process's workers. New events
-    /// are stored already claimed by this process and handed straight to
-    /// its workers while fewer than this many wait; beyond it they are
-    /// stored unclaimed and claimed from the log. Default 65,536; zero
-    /// always claims from the log.
+    /// Most deliveries held in memory for this process's workers. New
+    /// deliveries are stored leased to this process and handed straight to
+    /// its workers, with the events the receiver parsed, while fewer than
+    /// this many wait; beyond it they are stored unleased and claimed from
+    /// the log (and parsed again). Default 65,536; zero always claims from
+    /// the log.
     pub local_queue: usize,
     /// Processing attempts before an event fails for good. Default 5.
     pub max_attempts: u32,
@@ -158,21 +160,39 @@ struct Shared {
     work: Arc<Notify>,
 }
 
-/// Events this process stored already claimed, waiting for its workers.
+/// Deliveries this process appended unexpanded and leased to itself,
+/// waiting for its workers, with the events the receiver parsed from them.
 ///
-/// The writer stores new events leased to this process and hands them over
-/// here, so processing does not claim them back from the log: on SQLite
-/// every claim is a write that acknowledgements would queue behind. When
-/// the queue is full, events are stored unclaimed and workers claim them
-/// from the log as before; events whose lease is running out are left to
-/// the log too, where any worker may claim them once it expires.
+/// The writer stores a delivery's raw body alone before acknowledging it and
+/// hands the parsed events over here, so processing neither parses the body
+/// again nor claims the delivery back from the log (on SQLite every claim is
+/// a write that acknowledgements would queue behind). When the queue is
+/// full, deliveries are stored unleased and workers claim them from the log;
+/// deliveries whose lease is running out are left to the log too, where any
+/// worker may claim them once it expires.
 struct LocalQueue {
     owner: String,
-    items: std::sync::Mutex<std::collections::VecDeque<(ClaimedEvent, tokio::time::Instant)>>,
+    items: std::sync::Mutex<std::collections::VecDeque<(LocalDelivery, tokio::time::Instant)>>,
     capacity: usize,
-    /// Set when events went to the log unclaimed, so that workers look there
-    /// without waiting for the poll interval.
+    /// Set when deliveries went to the log unleased, so that workers look
+    /// there without waiting for the poll interval.
     spilled: std::sync::atomic::AtomicBool,
+}
+
+/// A delivery waiting in the [`LocalQueue`].
+struct LocalDelivery {
+    id: i64,
+    received_at: Timestamp,
+    content: DeliveryContent,
+}
+
+impl LocalDelivery {
+    fn events(&self) -> usize {
+        match &self.content {
+            DeliveryContent::Events(e) => e.len(),
+            DeliveryContent::DeadLetter { .. } => 0,
+        }
+    }
 }
 
 impl LocalQueue {
@@ -180,26 +200,43 @@ impl LocalQueue {
         self.items.lock().map_or(usize::MAX, |q| q.len())
     }
 
-    fn push(&self, events: Vec<(ClaimedEvent, tokio::time::Instant)>) {
+    fn push(&self, deliveries: Vec<(LocalDelivery, tokio::time::Instant)>) {
         if let Ok(mut q) = self.items.lock() {
-            q.extend(events);
+            q.extend(deliveries);
         }
     }
 
-    /// The ids of every event still waiting, emptying the queue.
-    fn drain_ids(&self) -> Vec<i64> {
-        self.items.lock().map(|mut q| q.drain(..).map(|(e, _)| e.id).collect()).unwrap_or_default()
+    /// Puts deliveries back at the head of the queue, in their order.
+    fn push_front(&self, deliveries: Vec<(LocalDelivery, tokio::time::Instant)>) {
+        if let Ok(mut q) = self.items.lock() {
+            for d in deliveries.into_iter().rev() {
+                q.push_front(d);
+            }
+        }
     }
 
-    /// Up to `limit` events whose lease has at least `margin` left.
-    fn take(&self, limit: usize, margin: Duration) -> Vec<ClaimedEvent> {
+    /// The ids of every delivery still waiting, emptying the queue.
+    fn drain_ids(&self) -> Vec<i64> {
+        self.items.lock().map(|mut q| q.drain(..).map(|(d, _)| d.id).collect()).unwrap_or_default()
+    }
+
+    /// Deliveries holding up to `limit` events (at least one delivery)
+    /// whose lease has at least `margin` left.
+    fn take(&self, limit: usize, margin: Duration) -> Vec<(LocalDelivery, tokio::time::Instant)> {
         let now = tokio::time::Instant::now();
         let Ok(mut q) = self.items.lock() else { return Vec::new() };
-        let mut out = Vec::with_capacity(limit.min(q.len()));
-        while out.len() < limit {
-            let Some((event, until)) = q.pop_front() else { break };
+        let mut out = Vec::new();
+        let mut events = 0;
+        while events < limit {
+            let fits =
+                q.front().is_some_and(|(d, _)| out.is_empty() || events + d.events() <= limit);
+            if !fits {
+                break;
+            }
+            let Some((d, until)) = q.pop_front() else { break };
             if until.saturating_duration_since(now) >= margin {
-                out.push(event);
+                events += d.events().max(1);
+                out.push((d, until));
             }
         }
         out
@@ -353,10 +390,12 @@ impl Server {
         // process to claim at once instead of after the lease.
         let left = local.drain_ids();
         if !left.is_empty() {
-            match shared.store.release_events(&local.owner, &left).await {
-                Ok(()) => tracing::info!(events = left.len(), "unprocessed events released"),
+            match shared.store.release_deliveries(&local.owner, &left).await {
+                Ok(()) => {
+                    tracing::info!(deliveries = left.len(), "unprocessed deliveries released")
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, events = left.len(), "releasing unprocessed events failed; their leases will run out")
+                    tracing::warn!(error = %e, deliveries = left.len(), "releasing unprocessed deliveries failed; their leases will run out")
                 }
             }
         }
@@ -439,32 +478,7 @@ async fn receive(
     }
     Metrics::inc(&s.metrics.verified);
     let received_at = Timestamp::now();
-    let content = match parse_delivery(&body, received_at) {
-        Ok(parsed) => {
-            let mut events = Vec::with_capacity(parsed.events.len());
-            for p in parsed.events {
-                if !p.is_known() {
-                    Metrics::inc(&s.metrics.unknown_kinds);
-                    tracing::info!(kind = %p.event.kind, "webhook event of an unknown kind stored raw");
-                }
-                match serde_json::to_value(&p.event) {
-                    Ok(payload) => events.push(NewEvent {
-                        dedup_key: p.dedup_key,
-                        kind: p.event.kind,
-                        account_id: p.event.account_id,
-                        payload,
-                    }),
-                    Err(e) => tracing::error!(error = %e, "a parsed event could not be serialized"),
-                }
-            }
-            DeliveryContent::Events(events)
-        }
-        Err(e) => {
-            Metrics::inc(&s.metrics.dead_letters);
-            tracing::warn!(error = %e, "signed delivery could not be parsed; dead-lettered");
-            DeliveryContent::DeadLetter { reason: e.to_string() }
-        }
-    };
+    let content = delivery_content(&body, received_at);
     let (ack, done) = oneshot::channel();
     let job = WriteJob { delivery: NewDelivery { raw_body: body, received_at, content }, ack };
     if s.writer.send(job).await.is_err() {
@@ -478,6 +492,32 @@ async fn receive(
             (StatusCode::INTERNAL_SERVER_ERROR, "not recorded").into_response()
         }
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response(),
+    }
+}
+
+/// What a signed body holds: its events with their dedup keys, or why it
+/// cannot be parsed.
+fn delivery_content(body: &[u8], received_at: Timestamp) -> DeliveryContent {
+    match parse_delivery(body, received_at) {
+        Ok(parsed) => {
+            let mut events = Vec::with_capacity(parsed.events.len());
+            for p in parsed.events {
+                match serde_json::to_value(&p.event) {
+                    Ok(payload) => events.push(NewEvent {
+                        dedup_key: p.dedup_key,
+                        kind: p.event.kind,
+                        account_id: p.event.account_id,
+                        payload,
+                    }),
+                    Err(e) => tracing::error!(error = %e, "a parsed event could not be serialized"),
+                }
+            }
+            DeliveryContent::Events(events)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "signed delivery could not be parsed; dead-lettered");
+            DeliveryContent::DeadLetter { reason: e.to_string() }
+        }
     }
 }
 
@@ -553,7 +593,7 @@ async fn commit_group(
 ) {
     let (deliveries, acks): (Vec<_>, Vec<_>) =
         jobs.into_iter().map(|j| (j.delivery, j.ack)).unzip();
-    // Lease the new events to this process while its workers keep up.
+    // Lease the new deliveries to this process while its workers keep up.
     let leased = local.len() < local.capacity;
     let lease_at = |now: Timestamp| {
         let lease = chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::minutes(1));
@@ -561,7 +601,7 @@ async fn commit_group(
     };
     let mut started = tokio::time::Instant::now();
     let mut result =
-        store.record_deliveries(&deliveries, leased.then(|| lease_at(Timestamp::now()))).await;
+        store.append_deliveries(&deliveries, leased.then(|| lease_at(Timestamp::now()))).await;
     if let Err(e) = &result {
         // A transaction can fail for a passing reason (a deadlock with another
         // process, a dropped connection): try the group once more before
@@ -570,37 +610,30 @@ async fn commit_group(
         tokio::time::sleep(Duration::from_millis(20)).await;
         started = tokio::time::Instant::now();
         result =
-            store.record_deliveries(&deliveries, leased.then(|| lease_at(Timestamp::now()))).await;
+            store.append_deliveries(&deliveries, leased.then(|| lease_at(Timestamp::now()))).await;
     }
     match result {
         Ok(receipts) => {
             Metrics::inc(&metrics.commits);
-            if leased {
-                let until = started + lease;
-                let mut handed = Vec::new();
-                for (d, r) in deliveries.iter().zip(&receipts) {
-                    let DeliveryContent::Events(events) = &d.content else { continue };
-                    for (e, id) in events.iter().zip(&r.event_ids) {
-                        if let Some(id) = id {
-                            let claimed = ClaimedEvent {
-                                id: *id,
-                                kind: e.kind.as_str().to_owned(),
-                                account_id: e.account_id.clone(),
-                                payload: e.payload.clone(),
-                                received_at: d.received_at,
-                                attempts: 0,
-                            };
-                            handed.push((claimed, until));
-                        }
-                    }
+            let mut handed = Vec::new();
+            for (d, r) in deliveries.into_iter().zip(&receipts) {
+                if r.dead_lettered {
+                    Metrics::inc(&metrics.dead_letters);
+                } else if leased {
+                    let delivery = LocalDelivery {
+                        id: r.delivery_id,
+                        received_at: d.received_at,
+                        content: d.content,
+                    };
+                    handed.push((delivery, started + lease));
                 }
+            }
+            if leased {
                 local.push(handed);
             } else {
                 local.spilled.store(true, Ordering::Relaxed);
             }
             for (ack, r) in acks.into_iter().zip(receipts) {
-                metrics.events_inserted.fetch_add(r.inserted as u64, Ordering::Relaxed);
-                metrics.dedup_hits.fetch_add(r.duplicates as u64, Ordering::Relaxed);
                 let _ = ack.send(Ok(r));
             }
         }
@@ -630,11 +663,12 @@ struct Worker {
 }
 
 impl Worker {
-    /// Events to process: this process's own first, then the log's.
+    /// Events to process: this process's own deliveries first, then the
+    /// log's unexpanded deliveries, then the log's events.
     ///
     /// The log is asked at most once per poll interval while it keeps coming
     /// back short: what this process receives reaches it through the local
-    /// queue, so the log holds only other processes' events, retries, expired
+    /// queue, so the log holds only other processes' work, retries, expired
     /// leases and what spilled over the local queue.
     async fn next_batch(
         &self,
@@ -642,9 +676,21 @@ impl Worker {
         stopping: bool,
     ) -> Result<Vec<ClaimedEvent>, crate::store::BoxError> {
         let limit = self.config.claim_batch.max(1);
-        let local = self.local.take(limit, self.config.lease / 2);
-        if !local.is_empty() {
-            return Ok(local);
+        loop {
+            let local = self.local.take(limit, self.config.lease / 2);
+            if local.is_empty() {
+                break;
+            }
+            let (deliveries, untils): (Vec<_>, Vec<_>) = local.into_iter().unzip();
+            match self.expand(deliveries).await {
+                Ok(events) if events.is_empty() => {}
+                Ok(events) => return Ok(events),
+                Err((e, deliveries)) => {
+                    // Still leased to this process: keep them for the next try.
+                    self.local.push_front(deliveries.into_iter().zip(untils).collect());
+                    return Err(e);
+                }
+            }
         }
         let due = stopping
             || self.local.spilled.swap(false, Ordering::Relaxed)
@@ -652,10 +698,82 @@ impl Worker {
         if !due {
             return Ok(Vec::new());
         }
+        let raw = self.store.claim_deliveries(&self.id, limit, self.config.lease).await?;
+        let more_raw = raw.len() >= limit;
+        if !raw.is_empty() {
+            let deliveries = raw
+                .into_iter()
+                .map(|d| LocalDelivery {
+                    id: d.id,
+                    received_at: d.received_at,
+                    content: delivery_content(&d.raw_body, d.received_at),
+                })
+                .collect();
+            let events = self.expand(deliveries).await.map_err(|(e, _)| e)?;
+            if !events.is_empty() {
+                *last_log_claim = None;
+                return Ok(events);
+            }
+        }
         let claimed = self.store.claim_events(&self.id, limit, self.config.lease).await?;
         // A full batch means more may be waiting: ask again right away.
-        *last_log_claim = (claimed.len() < limit).then(tokio::time::Instant::now);
+        *last_log_claim = (claimed.len() < limit && !more_raw).then(tokio::time::Instant::now);
         Ok(claimed)
+    }
+
+    /// Stores the events of `deliveries`, claimed by this worker, and
+    /// answers the new ones (duplicates are dropped). On failure the
+    /// deliveries come back with the error.
+    async fn expand(
+        &self,
+        deliveries: Vec<LocalDelivery>,
+    ) -> Result<Vec<ClaimedEvent>, (crate::store::BoxError, Vec<LocalDelivery>)> {
+        let batch: Vec<Expansion<'_>> = deliveries
+            .iter()
+            .map(|d| Expansion { delivery_id: d.id, content: &d.content })
+            .collect();
+        let lease =
+            chrono::TimeDelta::from_std(self.config.lease).unwrap_or(chrono::TimeDelta::minutes(1));
+        let until = Timestamp(Timestamp::now().0 + lease);
+        let receipts = match self
+            .store
+            .expand_deliveries(&batch, Some(Lease { owner: &self.id, until }))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                drop(batch);
+                return Err((e, deliveries));
+            }
+        };
+        drop(batch);
+        let mut out = Vec::new();
+        for (d, r) in deliveries.into_iter().zip(receipts) {
+            // Another worker expanded it after this one's lease ran out.
+            let Some(r) = r else { continue };
+            self.metrics.events_inserted.fetch_add(r.inserted as u64, Ordering::Relaxed);
+            self.metrics.dedup_hits.fetch_add(r.duplicates as u64, Ordering::Relaxed);
+            if r.dead_lettered {
+                Metrics::inc(&self.metrics.dead_letters);
+            }
+            let DeliveryContent::Events(events) = d.content else { continue };
+            for (e, id) in events.into_iter().zip(r.event_ids) {
+                let Some(id) = id else { continue };
+                if !e.kind.is_known() {
+                    Metrics::inc(&self.metrics.unknown_kinds);
+                    tracing::info!(kind = %e.kind, "webhook event of an unknown kind stored raw");
+                }
+                out.push(ClaimedEvent {
+                    id,
+                    kind: e.kind.as_str().to_owned(),
+                    account_id: e.account_id,
+                    payload: e.payload,
+                    received_at: d.received_at,
+                    attempts: 0,
+                });
+            }
+        }
+        Ok(out)
     }
 
     async fn run(mut self) {

@@ -48,6 +48,25 @@ pub use igdm_store::{Lease, NewEvent};
 pub struct DeliveryReceipt {
     /// The delivery's id in the log.
     pub delivery_id: i64,
+    /// Whether the delivery went to the dead-letter table. A delivery with
+    /// events is stored unexpanded; [`WebhookStore::expand_deliveries`]
+    /// stores its events after the acknowledgement.
+    pub dead_lettered: bool,
+}
+
+/// A delivery stored unexpanded and what it turned out to contain, for
+/// [`WebhookStore::expand_deliveries`].
+#[derive(Debug, Clone, Copy)]
+pub struct Expansion<'a> {
+    /// The delivery's id in the log.
+    pub delivery_id: i64,
+    /// Its events, or why it could not be parsed.
+    pub content: &'a DeliveryContent,
+}
+
+/// What expanding one delivery did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExpansionReceipt {
     /// Events newly inserted.
     pub inserted: usize,
     /// Events already present (de-duplicated).
@@ -57,6 +76,19 @@ pub struct DeliveryReceipt {
     /// For each of the delivery's events, in order: its id in the log when
     /// it was newly inserted, `None` when it was a duplicate.
     pub event_ids: Vec<Option<i64>>,
+}
+
+/// A delivery stored unexpanded, claimed from the log by a worker (one whose
+/// receiver stopped before expanding it, or one that did not fit in the
+/// receiver's local queue).
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    /// The delivery's id in the log.
+    pub id: i64,
+    /// The body exactly as received.
+    pub raw_body: Bytes,
+    /// When it was received.
+    pub received_at: Timestamp,
 }
 
 /// An event claimed by a worker.
@@ -85,19 +117,49 @@ pub struct LogCounts {
     pub failed: u64,
     /// Deliveries in the dead-letter table.
     pub dead_letters: u64,
+    /// Deliveries stored but not yet expanded into events.
+    pub unexpanded: u64,
 }
 
 /// The storage the webhook pipeline runs on.
 pub trait WebhookStore: Send + Sync + 'static {
-    /// Appends deliveries and inserts their events, all in one transaction.
-    /// When this returns `Ok`, every delivery is durable. With `lease`, the
-    /// new events are stored already claimed under it, for this process to
-    /// process without claiming them back.
-    fn record_deliveries<'a>(
+    /// Makes deliveries durable, in one transaction, before they are
+    /// acknowledged. A delivery with events is stored raw and unexpanded
+    /// (the smallest write that keeps it), held under `lease` when given;
+    /// a dead letter is stored with its dead-letter row. When this returns
+    /// `Ok`, every delivery is durable. Receipts are in input order.
+    fn append_deliveries<'a>(
         &'a self,
         batch: &'a [NewDelivery],
         lease: Option<Lease<'a>>,
     ) -> StoreFuture<'a, Vec<DeliveryReceipt>>;
+
+    /// Stores the events of deliveries appended unexpanded, de-duplicated
+    /// against every event stored before; new events are stored claimed
+    /// under `lease` when given. `None` for a delivery some other claimer
+    /// already expanded. Results are in input order.
+    fn expand_deliveries<'a>(
+        &'a self,
+        batch: &'a [Expansion<'a>],
+        lease: Option<Lease<'a>>,
+    ) -> StoreFuture<'a, Vec<Option<ExpansionReceipt>>>;
+
+    /// Claims up to `limit` unexpanded deliveries whose lease is free or ran
+    /// out, holding them for `lease`.
+    fn claim_deliveries<'a>(
+        &'a self,
+        owner: &'a str,
+        limit: usize,
+        lease: Duration,
+    ) -> StoreFuture<'a, Vec<ClaimedDelivery>>;
+
+    /// Gives unexpanded deliveries leased to `owner` back, so that any
+    /// worker may claim them at once. The default leaves them until their
+    /// lease runs out.
+    fn release_deliveries<'a>(&'a self, owner: &'a str, ids: &'a [i64]) -> StoreFuture<'a, ()> {
+        let _ = (owner, ids);
+        Box::pin(async { Ok(()) })
+    }
 
     /// Claims up to `limit` unprocessed events whose lease is free, holding
     /// them for `lease`. Concurrent claimers never get the same event.

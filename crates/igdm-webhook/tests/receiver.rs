@@ -498,6 +498,47 @@ async fn events_past_the_local_queue_are_claimed_from_the_log() {
     }
 }
 
+/// A receiver that stopped between acknowledging deliveries and expanding
+/// them leaves them unexpanded in the log, leased to it. Once the lease runs
+/// out another server claims them, parses the stored bodies, and stores
+/// their events (or dead letters) once, even when a retry of the same
+/// delivery came through that server first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_left_unexpanded_are_expanded_by_another_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let t0: i64 = 1_790_000_900_000;
+    let body = |i: i64| {
+        envelope(vec![customer_msg("444", &format!("u{i}"), t0 + i, json!({"text": "left"}))])
+            .to_string()
+    };
+    let bodies: Vec<String> = (0..5).map(body).collect();
+    let now = Timestamp::now();
+    let mut raw: Vec<igdm_store::RawDelivery<'_>> = bodies
+        .iter()
+        .map(|b| igdm_store::RawDelivery { raw_body: b.as_bytes(), received_at: now })
+        .collect();
+    raw.push(igdm_store::RawDelivery { raw_body: b"{not json", received_at: now });
+    let expired = Timestamp(now.0 - chrono::TimeDelta::seconds(1));
+    let dead = igdm_store::Lease { owner: "stopped-receiver", until: expired };
+    store.append_unexpanded(&raw, Some(dead)).await.unwrap();
+    let mut srv = start(store.clone(), config()).await;
+    // Meta retries one of them at the new server.
+    assert_eq!(srv.post_signed(bodies[2].as_bytes()).await, 200);
+    let events = srv.next_events(5).await;
+    let ids: HashSet<_> = events.iter().map(|e| e.message_id.clone().unwrap()).collect();
+    assert_eq!(ids, (0..5).map(|i| format!("u{i}")).collect::<HashSet<_>>());
+    srv.assert_no_more_events(Duration::from_millis(300)).await;
+    let c = store.event_log_counts().await.unwrap();
+    assert_eq!((c.deliveries, c.unexpanded, c.done, c.dead_letters), (7, 0, 5, 1), "{c:?}");
+    assert_eq!(c.dedup_hits, 1, "the retry's event was stored once");
+    let m = srv.metrics_text().await;
+    assert!(m.contains("igdm_webhook_dead_letters_total 1"), "{m}");
+    assert!(m.contains("igdm_webhook_dedup_hits_total 1"), "{m}");
+    assert!(m.contains("igdm_webhook_deliveries_unexpanded 0"), "{m}");
+    srv.stop().await;
+}
+
 /// With the log in a database file of its own, deliveries and events stay
 /// there and the messages land in the message store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -550,14 +591,19 @@ async fn shutdown_gives_back_what_it_did_not_process() {
     srv.stop().await;
     let c = store.event_log_counts().await.unwrap();
     assert_eq!(c.processing, 0, "nothing stays leased to a stopped server: {c:?}");
-    assert_eq!(c.pending + c.done, 20);
-    assert!(c.pending > 0, "the drain was cut short, so some events were left: {c:?}");
+    // One event per delivery: what was not processed is either a pending
+    // event or a delivery not yet expanded into its event.
+    assert_eq!(c.pending + c.done + c.unexpanded, 20, "{c:?}");
+    let left = c.pending + c.unexpanded;
+    assert!(left > 0, "the drain was cut short, so some work was left: {c:?}");
     let released = store.claim_events("peek", 100, Duration::from_millis(1)).await.unwrap();
     assert!(released.iter().all(|e| e.attempts == 1), "a release is not an attempt");
+    let unleased = store.claim_unexpanded("peek", 100, Duration::from_millis(1)).await.unwrap();
+    assert_eq!(unleased.len() as u64, c.unexpanded, "no delivery stays leased to a stopped server");
     // Give the peeked claims back by letting their 1 ms lease run out.
     tokio::time::sleep(Duration::from_millis(5)).await;
     let mut next = start(store.clone(), config()).await;
-    next.next_events(usize::try_from(c.pending).unwrap()).await;
+    next.next_events(usize::try_from(left).unwrap()).await;
     wait_until("the restarted server to process the released events", || {
         let s = store.clone();
         async move { s.event_log_counts().await.unwrap().done == 20 }

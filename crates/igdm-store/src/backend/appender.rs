@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::backend::checkpoint::Checkpointer;
 use crate::backend::{fill_event_ids, insertion_order};
-use crate::types::{DeliveryId, InsertedEvents, Lease, NewDelivery, RecordedDelivery};
+use crate::types::{DeliveryId, InsertedEvents, Lease, NewDelivery, RawDelivery, RecordedDelivery};
 use crate::{StoreError, StoreResult};
 
 /// A delivery copied out of the caller's borrow, ready for the thread.
@@ -124,6 +124,53 @@ impl Appender {
             .map_err(|_| StoreError::LogAppender("its thread has stopped".into()))?;
         rx.await.map_err(|_| StoreError::LogAppender("its thread has stopped".into()))?
     }
+}
+
+impl Appender {
+    /// [`crate::MessageStore::append_unexpanded`] as one job on the
+    /// appender's thread.
+    pub(crate) async fn append(
+        &self,
+        batch: &[RawDelivery<'_>],
+        lease: Option<Lease<'_>>,
+    ) -> StoreResult<Vec<DeliveryId>> {
+        let owned: Vec<(i64, Vec<u8>)> =
+            batch.iter().map(|d| (d.received_at.unix_micros(), d.raw_body.to_vec())).collect();
+        let lease = lease.map(|l| (l.owner.to_owned(), l.until.unix_micros()));
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn: &mut Connection| {
+            let _ = tx.send(append_in(conn, &owned, lease.as_ref()).map_err(driver));
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::LogAppender("its thread has stopped".into()))?;
+        rx.await.map_err(|_| StoreError::LogAppender("its thread has stopped".into()))?
+    }
+}
+
+/// Appends raw deliveries, unexpanded, in one transaction.
+fn append_in(
+    conn: &mut Connection,
+    batch: &[(i64, Vec<u8>)],
+    lease: Option<&(String, i64)>,
+) -> rusqlite::Result<Vec<DeliveryId>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut out = Vec::with_capacity(batch.len());
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO webhook_deliveries (received_at, raw_body, expanded, lease_owner, lease_until) \
+             VALUES (?1, ?2, 0, ?3, ?4) RETURNING id",
+        )?;
+        let owner = lease.map(|l| l.0.as_str());
+        let until = lease.map(|l| l.1);
+        for (received_at, body) in batch {
+            let id: i64 =
+                insert.query_row(params![received_at, body, owner, until], |r| r.get(0))?;
+            out.push(DeliveryId(id));
+        }
+    }
+    tx.commit()?;
+    Ok(out)
 }
 
 fn driver(e: rusqlite::Error) -> StoreError {

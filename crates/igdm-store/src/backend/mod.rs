@@ -88,7 +88,8 @@ pub(crate) const EVENT_BACKLOG_SQL: &str = "SELECT \
      (SELECT COUNT(*) FROM webhook_events WHERE state = 'pending') AS pending, \
      (SELECT COUNT(*) FROM webhook_events WHERE state = 'processing') AS processing, \
      (SELECT COUNT(*) FROM webhook_events WHERE state = 'failed') AS failed, \
-     (SELECT COUNT(*) FROM webhook_dead_letters) AS dead_letters";
+     (SELECT COUNT(*) FROM webhook_dead_letters) AS dead_letters, \
+     (SELECT COUNT(*) FROM webhook_deliveries WHERE NOT expanded) AS unexpanded";
 
 /// Claims pending events that are due, oldest due first.
 pub(crate) const CLAIM_PENDING_SQL: &str = "UPDATE webhook_events SET state = 'processing', lease_owner = $1, \
@@ -236,8 +237,8 @@ pub(crate) fn fill_event_ids<'k, S, K>(
 /// Ends a sqlx group commit's bookkeeping: each first occurrence of a key
 /// the group did not store (`stored`: key → new id) was a duplicate, and
 /// every delivery gets its event ids in input order.
-pub(crate) fn settle_events(
-    batch: &[crate::types::NewDelivery<'_>],
+pub(crate) fn settle_events<'e>(
+    events: impl Iterator<Item = &'e [crate::types::NewEvent]>,
     first: &[(usize, &crate::types::NewEvent)],
     stored: &mut std::collections::HashMap<String, i64>,
     out: &mut [crate::types::RecordedDelivery],
@@ -247,16 +248,36 @@ pub(crate) fn settle_events(
             out[*i].events.duplicates.push(e.dedup_key.clone());
         }
     }
-    fill_event_ids(
-        batch.iter().map(|d| d.events.iter().map(|e| e.dedup_key.as_str())),
-        stored,
-        out,
-    );
+    fill_event_ids(events.map(|es| es.iter().map(|e| e.dedup_key.as_str())), stored, out);
 }
+
+/// A delivery's contents as the shared group-commit code stores them.
+#[derive(Clone, Copy)]
+pub(crate) struct Contents<'a> {
+    pub(crate) events: &'a [crate::types::NewEvent],
+    pub(crate) dead_letter: Option<&'a str>,
+}
+
+/// A new, unexpanded delivery's bookkeeping before its events are known.
+pub(crate) fn unexpanded_record(id: i64) -> crate::types::RecordedDelivery {
+    crate::types::RecordedDelivery {
+        id: crate::types::DeliveryId(id),
+        events: crate::types::InsertedEvents::default(),
+        event_ids: Vec::new(),
+        dead_letter: None,
+    }
+}
+
+/// Claims unexpanded deliveries whose lease is free or ran out, oldest
+/// first, from their partial index; the dialect's row lock and
+/// `) RETURNING …` follow.
+pub(crate) const CLAIM_UNEXPANDED_SQL: &str = "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 \
+     WHERE id IN (SELECT id FROM webhook_deliveries WHERE NOT expanded \
+     AND (lease_until IS NULL OR lease_until <= $3) ORDER BY id LIMIT $4";
 
 /// Generates `impl MessageStore` for a backend struct with a `pool` field of
 /// `sqlx::Pool<$db>` and the dialect hooks `FOLD_TEXT`, `CLAIM_LOCK`, `OPTIMIZE`, `NAME`,
-/// `search_impl` and `record_deliveries_native`.
+/// `search_impl`, `record_deliveries_native` and `append_unexpanded_native`.
 macro_rules! shared_store {
     ($store:ty, $db:ty) => {
         use std::collections::HashMap;
@@ -349,36 +370,33 @@ macro_rules! shared_store {
                 let now = Timestamp::now().unix_micros();
                 let mut out = Vec::with_capacity(batch.len());
                 let mut tx = self.pool.begin().await?;
-                // One multi-row INSERT per chunk instead of a statement per
-                // row: on PostgreSQL every statement is a round trip, and
-                // the group commit's cost is what acknowledgements wait for.
-                // Ids come from the sequence (PostgreSQL) or as max + 1
-                // (SQLite) row by row in VALUES order, so the returned ids,
-                // sorted, line up with the chunk.
-                for chunk in batch.chunks(IMPORT_CHUNK) {
-                    let mut b = QueryBuilder::<$db>::new(
-                        "INSERT INTO webhook_deliveries (received_at, raw_body) ",
-                    );
-                    b.push_values(chunk, |mut row, d| {
-                        row.push_bind(d.received_at.unix_micros()).push_bind(d.raw_body);
-                    });
-                    b.push(" RETURNING id");
-                    let mut ids: Vec<i64> = b.build_query_scalar().fetch_all(&mut *tx).await?;
-                    if ids.len() != chunk.len() {
-                        return Err(StoreError::corrupt(
-                            "webhook_deliveries.id",
-                            format!("inserting {} deliveries returned {} ids", chunk.len(), ids.len()),
-                        ));
-                    }
-                    ids.sort_unstable();
-                    out.extend(ids.into_iter().map(|id| RecordedDelivery {
-                        id: DeliveryId(id),
-                        events: InsertedEvents::default(),
-                        event_ids: Vec::new(),
-                        dead_letter: None,
-                    }));
-                }
-                for (d, rec) in batch.iter().zip(out.iter_mut()) {
+                let raw: Vec<RawDelivery<'_>> = batch
+                    .iter()
+                    .map(|d| RawDelivery { raw_body: d.raw_body, received_at: d.received_at })
+                    .collect();
+                let ids = Self::insert_deliveries_in(&mut tx, &raw, None).await?;
+                out.extend(ids.into_iter().map(|id| unexpanded_record(id.0)));
+                let parts: Vec<Contents<'_>> = batch
+                    .iter()
+                    .map(|d| Contents { events: d.events, dead_letter: d.dead_letter })
+                    .collect();
+                Self::store_contents_in(&mut tx, &parts, &mut out, lease, now).await?;
+                tx.commit().await?;
+                Ok(out)
+            }
+
+            /// Stores, inside `tx`, the contents of deliveries already
+            /// inserted (`out[i].id`): dead letters, then the events (the
+            /// first occurrence of each key, in key order), then each
+            /// delivery's count of duplicates.
+            async fn store_contents_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                parts: &[Contents<'_>],
+                out: &mut [RecordedDelivery],
+                lease: Option<Lease<'_>>,
+                now: i64,
+            ) -> StoreResult<()> {
+                for (d, rec) in parts.iter().zip(out.iter_mut()) {
                     if let Some(reason) = d.dead_letter {
                         let dl: i64 = sqlx::query_scalar(
                             "INSERT INTO webhook_dead_letters (delivery_id, raw_body, reason, created_at) \
@@ -387,16 +405,16 @@ macro_rules! shared_store {
                         .bind(rec.id.0)
                         .bind(reason)
                         .bind(now)
-                        .fetch_one(&mut *tx)
+                        .fetch_one(&mut **tx)
                         .await?;
                         tracing::warn!(dead_letter = dl, delivery = rec.id.0, %reason, "webhook dead letter");
                         rec.dead_letter = Some(dl);
                     }
                 }
                 let first = insertion_order(
-                    batch.iter().enumerate().flat_map(|(i, d)| d.events.iter().map(move |e| (i, e))),
+                    parts.iter().enumerate().flat_map(|(i, d)| d.events.iter().map(move |e| (i, e))),
                     |e: &NewEvent| e.dedup_key.as_str(),
-                    &mut out,
+                    out,
                 );
                 // A leased event is stored as `claim_events` leaves it.
                 let (state, attempts) = if lease.is_some() { ("processing", 1_i64) } else { ("pending", 0) };
@@ -422,16 +440,69 @@ macro_rules! shared_store {
                             .push_bind(until);
                     });
                     b.push(" ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key");
-                    let rows = b.build().fetch_all(&mut *tx).await?;
+                    let rows = b.build().fetch_all(&mut **tx).await?;
                     for row in &rows {
                         stored.insert(row.try_get("dedup_key")?, row.try_get("id")?);
                     }
                 }
-                settle_events(batch, &first, &mut stored, &mut out);
-                for rec in &out {
-                    Self::add_duplicates_in(&mut tx, rec.id, rec.events.duplicates.len()).await?;
+                settle_events(parts.iter().map(|d| d.events), &first, &mut stored, out);
+                for rec in out.iter() {
+                    Self::add_duplicates_in(tx, rec.id, rec.events.duplicates.len()).await?;
                 }
+                Ok(())
+            }
+
+            /// The shared sqlx form of `append_unexpanded`.
+            async fn append_unexpanded_in(
+                &self,
+                batch: &[RawDelivery<'_>],
+                lease: Option<Lease<'_>>,
+            ) -> StoreResult<Vec<DeliveryId>> {
+                let mut tx = self.pool.begin().await?;
+                let ids = Self::insert_deliveries_in(&mut tx, batch, Some(lease)).await?;
                 tx.commit().await?;
+                Ok(ids)
+            }
+
+            /// Inserts deliveries inside `tx`, ids in input order: expanded
+            /// ones (`unexpanded: None`), or unexpanded ones under the lease.
+            /// One multi-row INSERT per chunk instead of a statement per row:
+            /// on PostgreSQL every statement is a round trip, and the group
+            /// commit's cost is what acknowledgements wait for.
+            async fn insert_deliveries_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                batch: &[RawDelivery<'_>],
+                unexpanded: Option<Option<Lease<'_>>>,
+            ) -> StoreResult<Vec<DeliveryId>> {
+                let lease = unexpanded.flatten();
+                let owner = lease.map(|l| l.owner);
+                let until = lease.map(|l| l.until.unix_micros());
+                let mut out = Vec::with_capacity(batch.len());
+                for chunk in batch.chunks(IMPORT_CHUNK) {
+                    let mut b = QueryBuilder::<$db>::new(
+                        "INSERT INTO webhook_deliveries (received_at, raw_body, expanded, lease_owner, lease_until) ",
+                    );
+                    b.push_values(chunk, |mut row, d| {
+                        row.push_bind(d.received_at.unix_micros())
+                            .push_bind(d.raw_body)
+                            .push_bind(unexpanded.is_none())
+                            .push_bind(owner)
+                            .push_bind(until);
+                    });
+                    b.push(" RETURNING id");
+                    let mut ids: Vec<i64> = b.build_query_scalar().fetch_all(&mut **tx).await?;
+                    if ids.len() != chunk.len() {
+                        return Err(StoreError::corrupt(
+                            "webhook_deliveries.id",
+                            format!("inserting {} deliveries returned {} ids", chunk.len(), ids.len()),
+                        ));
+                    }
+                    // Ids come from the sequence (PostgreSQL) or as max + 1
+                    // (SQLite) row by row in VALUES order, so sorted they
+                    // line up with the chunk.
+                    ids.sort_unstable();
+                    out.extend(ids.into_iter().map(DeliveryId));
+                }
                 Ok(out)
             }
 
@@ -1693,6 +1764,133 @@ macro_rules! shared_store {
                 self.record_group(batch, Some(lease)).boxed()
             }
 
+            fn append_unexpanded<'a>(
+                &'a self,
+                batch: &'a [RawDelivery<'a>],
+                lease: Option<Lease<'a>>,
+            ) -> StoreFuture<'a, Vec<DeliveryId>> {
+                async move {
+                    if batch.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    match self.append_unexpanded_native(batch, lease).await? {
+                        Some(ids) => Ok(ids),
+                        None => self.append_unexpanded_in(batch, lease).await,
+                    }
+                }
+                .boxed()
+            }
+
+            fn claim_unexpanded<'a>(
+                &'a self,
+                owner: &'a str,
+                limit: u32,
+                lease: std::time::Duration,
+            ) -> StoreFuture<'a, Vec<Delivery>> {
+                async move {
+                    let now = Timestamp::now().unix_micros();
+                    let lease = i64::try_from(lease.as_micros())
+                        .map_err(|_| StoreError::InvalidInput("lease too long".into()))?;
+                    let sql = format!(
+                        "{CLAIM_UNEXPANDED_SQL}{}) RETURNING id, received_at, raw_body, duplicates",
+                        Self::CLAIM_LOCK
+                    );
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(owner)
+                        .bind(now.saturating_add(lease))
+                        .bind(now)
+                        .bind(page_size(limit))
+                        .fetch_all(&self.pool)
+                        .await?;
+                    let mut out = rows
+                        .iter()
+                        .map(|row| {
+                            Ok(Delivery {
+                                id: DeliveryId(row.try_get("id")?),
+                                received_at: ts("webhook_deliveries.received_at", row.try_get("received_at")?)?,
+                                raw_body: row.try_get("raw_body")?,
+                                duplicates: to_u64("webhook_deliveries.duplicates", row.try_get("duplicates")?)?,
+                            })
+                        })
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    out.sort_by_key(|d| d.id);
+                    Ok(out)
+                }
+                .boxed()
+            }
+
+            fn release_unexpanded<'a>(
+                &'a self,
+                owner: &'a str,
+                ids: &'a [DeliveryId],
+            ) -> StoreFuture<'a, ()> {
+                async move {
+                    for chunk in ids.chunks(IMPORT_CHUNK) {
+                        let mut b = QueryBuilder::<$db>::new(
+                            "UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL \
+                             WHERE NOT expanded AND lease_owner = ",
+                        );
+                        b.push_bind(owner).push(" AND id IN (");
+                        let mut sep = b.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(id.0);
+                        }
+                        sep.push_unseparated(")");
+                        b.build().execute(&self.pool).await?;
+                    }
+                    Ok(())
+                }
+                .boxed()
+            }
+
+            fn expand_deliveries<'a>(
+                &'a self,
+                batch: &'a [Expansion<'a>],
+                lease: Option<Lease<'a>>,
+            ) -> StoreFuture<'a, Vec<Option<RecordedDelivery>>> {
+                async move {
+                    let now = Timestamp::now().unix_micros();
+                    let mut tx = self.pool.begin().await?;
+                    // Marking them expanded comes first: the rows this
+                    // changes are the deliveries this call expands, and on
+                    // PostgreSQL it locks them, so that a concurrent
+                    // expansion of one waits, then finds it expanded.
+                    let mut mine: std::collections::HashSet<i64> = std::collections::HashSet::new();
+                    for chunk in batch.chunks(IMPORT_CHUNK) {
+                        let mut b = QueryBuilder::<$db>::new(
+                            "UPDATE webhook_deliveries SET expanded = TRUE, lease_owner = NULL, \
+                             lease_until = NULL WHERE NOT expanded AND id IN (",
+                        );
+                        let mut sep = b.separated(", ");
+                        for e in chunk {
+                            sep.push_bind(e.delivery.0);
+                        }
+                        sep.push_unseparated(") RETURNING id");
+                        let ids: Vec<i64> = b.build_query_scalar().fetch_all(&mut *tx).await?;
+                        mine.extend(ids);
+                    }
+                    // A delivery named twice is expanded for its first entry.
+                    let picked: Vec<usize> =
+                        (0..batch.len()).filter(|&i| mine.remove(&batch[i].delivery.0)).collect();
+                    let parts: Vec<Contents<'_>> = picked
+                        .iter()
+                        .map(|&i| Contents { events: batch[i].events, dead_letter: batch[i].dead_letter })
+                        .collect();
+                    let mut out: Vec<RecordedDelivery> =
+                        picked.iter().map(|&i| unexpanded_record(batch[i].delivery.0)).collect();
+                    if !parts.is_empty() {
+                        Self::store_contents_in(&mut tx, &parts, &mut out, lease, now).await?;
+                    }
+                    tx.commit().await?;
+                    let mut results: Vec<Option<RecordedDelivery>> = vec![None; batch.len()];
+                    for (i, rec) in picked.into_iter().zip(out) {
+                        results[i] = Some(rec);
+                    }
+                    Ok(results)
+                }
+                .boxed()
+            }
+
             fn claim_events<'a>(
                 &'a self,
                 worker: &'a str,
@@ -1824,6 +2022,7 @@ macro_rules! shared_store {
                         processing: to_u64("count", row.try_get("processing")?)?,
                         failed: to_u64("count", row.try_get("failed")?)?,
                         dead_letters: to_u64("count", row.try_get("dead_letters")?)?,
+                        unexpanded: to_u64("count", row.try_get("unexpanded")?)?,
                     })
                 }
                 .boxed()
@@ -1834,11 +2033,13 @@ macro_rules! shared_store {
                     let row = sqlx::query(
                         "SELECT (SELECT COUNT(*) FROM webhook_deliveries) AS deliveries, \
                          (SELECT CAST(COALESCE(SUM(duplicates), 0) AS BIGINT) FROM webhook_deliveries) AS dedup_hits, \
-                         (SELECT COUNT(*) FROM webhook_dead_letters) AS dead_letters",
+                         (SELECT COUNT(*) FROM webhook_dead_letters) AS dead_letters, \
+                         (SELECT COUNT(*) FROM webhook_deliveries WHERE NOT expanded) AS unexpanded",
                     )
                     .fetch_one(&self.pool)
                     .await?;
                     let mut counts = EventLogCounts {
+                        unexpanded: to_u64("count", row.try_get("unexpanded")?)?,
                         deliveries: to_u64("count", row.try_get("deliveries")?)?,
                         dedup_hits: to_u64("count", row.try_get("dedup_hits")?)?,
                         dead_letters: to_u64("count", row.try_get("dead_letters")?)?,

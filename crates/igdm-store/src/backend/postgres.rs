@@ -46,6 +46,15 @@ WITH src AS MATERIALIZED ( \
 SELECT src.n, src.id, NULL::text AS dedup_key FROM src \
 UNION ALL SELECT NULL, ev.id, ev.dedup_key FROM ev";
 
+/// [`PgStore::append_unexpanded_native`]'s statement: `$1`, `$2` each
+/// delivery's receive time and body, `$3`, `$4` the lease.
+const APPEND_UNEXPANDED_SQL: &str = "\
+INSERT INTO webhook_deliveries (received_at, raw_body, expanded, lease_owner, lease_until) \
+SELECT d.received_at, d.raw_body, FALSE, $3, $4 \
+FROM unnest($1::bigint[], $2::bytea[]) WITH ORDINALITY AS d(received_at, raw_body, n) \
+ORDER BY d.n \
+RETURNING id";
+
 impl PgStore {
     /// The dialect's group commit (see the shared `record_group`): one
     /// statement in its own implicit transaction, so one round trip instead
@@ -146,8 +155,36 @@ impl PgStore {
                 format!("delivery {missing} of the group got no id"),
             ));
         }
-        settle_events(batch, &first, &mut stored, &mut out);
+        settle_events(batch.iter().map(|d| d.events), &first, &mut stored, &mut out);
         Ok(Some(out))
+    }
+
+    /// The dialect's `append_unexpanded`: one statement for the whole
+    /// group, its own implicit transaction, whatever the group's size (one
+    /// prepared statement). Ids come from the identity's sequence row by row
+    /// in `ORDER BY` order, so sorted they line up with the input.
+    async fn append_unexpanded_native(
+        &self,
+        batch: &[RawDelivery<'_>],
+        lease: Option<Lease<'_>>,
+    ) -> StoreResult<Option<Vec<DeliveryId>>> {
+        let received: Vec<i64> = batch.iter().map(|d| d.received_at.unix_micros()).collect();
+        let bodies: Vec<&[u8]> = batch.iter().map(|d| d.raw_body).collect();
+        let mut ids: Vec<i64> = sqlx::query_scalar(APPEND_UNEXPANDED_SQL)
+            .bind(&received)
+            .bind(&bodies)
+            .bind(lease.map(|l| l.owner))
+            .bind(lease.map(|l| l.until.unix_micros()))
+            .fetch_all(&self.pool)
+            .await?;
+        if ids.len() != batch.len() {
+            return Err(StoreError::corrupt(
+                "webhook_deliveries.id",
+                format!("appending {} deliveries returned {} ids", batch.len(), ids.len()),
+            ));
+        }
+        ids.sort_unstable();
+        Ok(Some(ids.into_iter().map(DeliveryId).collect()))
     }
 
     const NAME: &'static str = "postgres";
