@@ -5,14 +5,15 @@
 //! body, parses it into normalized [`igdm_model::Event`]s with de-duplication
 //! keys, and hands the delivery to a writer that commits many deliveries per
 //! transaction; the request is answered 200 only after its delivery is
-//! durable. Only the raw body is stored before the answer, unexpanded. Workers
-//! then store the delivery's events (de-duplicated), apply them to the
-//! message store, and publish them to the in-process broadcast channel, the
+//! durable. On PostgreSQL only the raw body is stored before the answer,
+//! and workers store the delivery's events (de-duplicated) afterwards; on
+//! SQLite the events go into the acknowledged commit. Workers apply the
+//! events to the message store and publish them to the in-process broadcast channel, the
 //! JSON-lines event stream and the outgoing hook.
 //!
 //! Only the delivery commit waits for the disk (SQLite `synchronous = FULL`,
-//! PostgreSQL's default commit). New deliveries are stored leased to this
-//! process and handed to its workers in memory with their parsed events, so
+//! PostgreSQL's default commit). New deliveries (or events) are stored
+//! leased to this process and handed to its workers in memory, so
 //! processing neither claims them back nor parses them again; claims from
 //! the log pick up what other processes stored, retries and expired leases.
 //! Processing writes through relaxed handles ([`StoreLog::from_store`],

@@ -172,7 +172,7 @@ struct Shared {
 /// worker may claim them once it expires.
 struct LocalQueue {
     owner: String,
-    items: std::sync::Mutex<std::collections::VecDeque<(LocalDelivery, tokio::time::Instant)>>,
+    items: std::sync::Mutex<std::collections::VecDeque<(LocalWork, tokio::time::Instant)>>,
     capacity: usize,
     /// Set when deliveries went to the log unleased, so that workers look
     /// there without waiting for the poll interval.
@@ -186,13 +186,51 @@ struct LocalDelivery {
     content: DeliveryContent,
 }
 
-impl LocalDelivery {
+/// What the writer hands to this process's workers.
+enum LocalWork {
+    /// A delivery appended unexpanded: its events are stored first.
+    Delivery(LocalDelivery),
+    /// Events stored with their delivery, leased to this process.
+    Events(Vec<ClaimedEvent>),
+}
+
+impl LocalWork {
     fn events(&self) -> usize {
-        match &self.content {
-            DeliveryContent::Events(e) => e.len(),
-            DeliveryContent::DeadLetter { .. } => 0,
+        match self {
+            Self::Delivery(d) => match &d.content {
+                DeliveryContent::Events(e) => e.len(),
+                DeliveryContent::DeadLetter { .. } => 0,
+            },
+            Self::Events(e) => e.len(),
         }
     }
+}
+
+/// The events of a delivery the log stored (`ids`: the id of each new
+/// one, `None` for a duplicate) as claimed work, counting unknown kinds.
+fn claimed_events(
+    events: Vec<NewEvent>,
+    ids: Vec<Option<i64>>,
+    received_at: Timestamp,
+    metrics: &Metrics,
+) -> Vec<ClaimedEvent> {
+    let mut out = Vec::with_capacity(events.len());
+    for (e, id) in events.into_iter().zip(ids) {
+        let Some(id) = id else { continue };
+        if !e.kind.is_known() {
+            Metrics::inc(&metrics.unknown_kinds);
+            tracing::info!(kind = %e.kind, "webhook event of an unknown kind stored raw");
+        }
+        out.push(ClaimedEvent {
+            id,
+            kind: e.kind.as_str().to_owned(),
+            account_id: e.account_id,
+            payload: e.payload,
+            received_at,
+            attempts: 0,
+        });
+    }
+    out
 }
 
 impl LocalQueue {
@@ -200,14 +238,14 @@ impl LocalQueue {
         self.items.lock().map_or(usize::MAX, |q| q.len())
     }
 
-    fn push(&self, deliveries: Vec<(LocalDelivery, tokio::time::Instant)>) {
+    fn push(&self, deliveries: Vec<(LocalWork, tokio::time::Instant)>) {
         if let Ok(mut q) = self.items.lock() {
             q.extend(deliveries);
         }
     }
 
     /// Puts deliveries back at the head of the queue, in their order.
-    fn push_front(&self, deliveries: Vec<(LocalDelivery, tokio::time::Instant)>) {
+    fn push_front(&self, deliveries: Vec<(LocalWork, tokio::time::Instant)>) {
         if let Ok(mut q) = self.items.lock() {
             for d in deliveries.into_iter().rev() {
                 q.push_front(d);
@@ -215,14 +253,23 @@ impl LocalQueue {
         }
     }
 
-    /// The ids of every delivery still waiting, emptying the queue.
-    fn drain_ids(&self) -> Vec<i64> {
-        self.items.lock().map(|mut q| q.drain(..).map(|(d, _)| d.id).collect()).unwrap_or_default()
+    /// The ids of every delivery and event still waiting, emptying the queue.
+    fn drain_ids(&self) -> (Vec<i64>, Vec<i64>) {
+        let (mut deliveries, mut events) = (Vec::new(), Vec::new());
+        if let Ok(mut q) = self.items.lock() {
+            for (w, _) in q.drain(..) {
+                match w {
+                    LocalWork::Delivery(d) => deliveries.push(d.id),
+                    LocalWork::Events(e) => events.extend(e.iter().map(|e| e.id)),
+                }
+            }
+        }
+        (deliveries, events)
     }
 
-    /// Deliveries holding up to `limit` events (at least one delivery)
-    /// whose lease has at least `margin` left.
-    fn take(&self, limit: usize, margin: Duration) -> Vec<(LocalDelivery, tokio::time::Instant)> {
+    /// Work holding up to `limit` events (at least one item) whose lease
+    /// has at least `margin` left.
+    fn take(&self, limit: usize, margin: Duration) -> Vec<(LocalWork, tokio::time::Instant)> {
         let now = tokio::time::Instant::now();
         let Ok(mut q) = self.items.lock() else { return Vec::new() };
         let mut out = Vec::new();
@@ -388,14 +435,23 @@ impl Server {
         }
         // What the drain did not reach goes back to the log, for the next
         // process to claim at once instead of after the lease.
-        let left = local.drain_ids();
-        if !left.is_empty() {
-            match shared.store.release_deliveries(&local.owner, &left).await {
-                Ok(()) => {
-                    tracing::info!(deliveries = left.len(), "unprocessed deliveries released")
-                }
+        let (left_deliveries, left_events) = local.drain_ids();
+        if !left_deliveries.is_empty() {
+            match shared.store.release_deliveries(&local.owner, &left_deliveries).await {
+                Ok(()) => tracing::info!(
+                    deliveries = left_deliveries.len(),
+                    "unprocessed deliveries released"
+                ),
                 Err(e) => {
-                    tracing::warn!(error = %e, deliveries = left.len(), "releasing unprocessed deliveries failed; their leases will run out")
+                    tracing::warn!(error = %e, deliveries = left_deliveries.len(), "releasing unprocessed deliveries failed; their leases will run out")
+                }
+            }
+        }
+        if !left_events.is_empty() {
+            match shared.store.release_events(&local.owner, &left_events).await {
+                Ok(()) => tracing::info!(events = left_events.len(), "unprocessed events released"),
+                Err(e) => {
+                    tracing::warn!(error = %e, events = left_events.len(), "releasing unprocessed events failed; their leases will run out")
                 }
             }
         }
@@ -619,13 +675,25 @@ async fn commit_group(
             for (d, r) in deliveries.into_iter().zip(&receipts) {
                 if r.dead_lettered {
                     Metrics::inc(&metrics.dead_letters);
-                } else if leased {
-                    let delivery = LocalDelivery {
+                    continue;
+                }
+                let work = match (&r.expanded, d.content) {
+                    (Some(x), DeliveryContent::Events(events)) => {
+                        metrics.events_inserted.fetch_add(x.inserted as u64, Ordering::Relaxed);
+                        metrics.dedup_hits.fetch_add(x.duplicates as u64, Ordering::Relaxed);
+                        let claimed =
+                            claimed_events(events, x.event_ids.clone(), d.received_at, metrics);
+                        (!claimed.is_empty()).then_some(LocalWork::Events(claimed))
+                    }
+                    (None, content) => Some(LocalWork::Delivery(LocalDelivery {
                         id: r.delivery_id,
                         received_at: d.received_at,
-                        content: d.content,
-                    };
-                    handed.push((delivery, started + lease));
+                        content,
+                    })),
+                    (Some(_), DeliveryContent::DeadLetter { .. }) => None,
+                };
+                if let Some(work) = work.filter(|_| leased) {
+                    handed.push((work, started + lease));
                 }
             }
             if leased {
@@ -681,15 +749,34 @@ impl Worker {
             if local.is_empty() {
                 break;
             }
-            let (deliveries, untils): (Vec<_>, Vec<_>) = local.into_iter().unzip();
-            match self.expand(deliveries).await {
-                Ok(events) if events.is_empty() => {}
-                Ok(events) => return Ok(events),
-                Err((e, deliveries)) => {
-                    // Still leased to this process: keep them for the next try.
-                    self.local.push_front(deliveries.into_iter().zip(untils).collect());
-                    return Err(e);
+            let mut events = Vec::new();
+            let (mut deliveries, mut untils) = (Vec::new(), Vec::new());
+            for (work, until) in local {
+                match work {
+                    LocalWork::Events(e) => events.extend(e),
+                    LocalWork::Delivery(d) => {
+                        deliveries.push(d);
+                        untils.push(until);
+                    }
                 }
+            }
+            if !deliveries.is_empty() {
+                match self.expand(deliveries).await {
+                    Ok(new) => events.extend(new),
+                    Err((e, deliveries)) => {
+                        // Still leased to this process: keep them for the next try.
+                        let back = deliveries.into_iter().map(LocalWork::Delivery).zip(untils);
+                        self.local.push_front(back.collect());
+                        if events.is_empty() {
+                            return Err(e);
+                        }
+                        Metrics::inc(&self.metrics.processing_errors);
+                        tracing::error!(error = %e, "expanding deliveries failed");
+                    }
+                }
+            }
+            if !events.is_empty() {
+                return Ok(events);
             }
         }
         let due = stopping
@@ -757,21 +844,7 @@ impl Worker {
                 Metrics::inc(&self.metrics.dead_letters);
             }
             let DeliveryContent::Events(events) = d.content else { continue };
-            for (e, id) in events.into_iter().zip(r.event_ids) {
-                let Some(id) = id else { continue };
-                if !e.kind.is_known() {
-                    Metrics::inc(&self.metrics.unknown_kinds);
-                    tracing::info!(kind = %e.kind, "webhook event of an unknown kind stored raw");
-                }
-                out.push(ClaimedEvent {
-                    id,
-                    kind: e.kind.as_str().to_owned(),
-                    account_id: e.account_id,
-                    payload: e.payload,
-                    received_at: d.received_at,
-                    attempts: 0,
-                });
-            }
+            out.extend(claimed_events(events, r.event_ids, d.received_at, &self.metrics));
         }
         Ok(out)
     }

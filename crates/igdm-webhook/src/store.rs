@@ -48,10 +48,12 @@ pub use igdm_store::{Lease, NewEvent};
 pub struct DeliveryReceipt {
     /// The delivery's id in the log.
     pub delivery_id: i64,
-    /// Whether the delivery went to the dead-letter table. A delivery with
-    /// events is stored unexpanded; [`WebhookStore::expand_deliveries`]
-    /// stores its events after the acknowledgement.
+    /// Whether the delivery went to the dead-letter table.
     pub dead_lettered: bool,
+    /// Its events, when the store stored them with the delivery; `None`
+    /// when it stored the delivery unexpanded, for
+    /// [`WebhookStore::expand_deliveries`] after the acknowledgement.
+    pub expanded: Option<ExpansionReceipt>,
 }
 
 /// A delivery stored unexpanded and what it turned out to contain, for
@@ -124,10 +126,12 @@ pub struct LogCounts {
 /// The storage the webhook pipeline runs on.
 pub trait WebhookStore: Send + Sync + 'static {
     /// Makes deliveries durable, in one transaction, before they are
-    /// acknowledged. A delivery with events is stored raw and unexpanded
-    /// (the smallest write that keeps it), held under `lease` when given;
-    /// a dead letter is stored with its dead-letter row. When this returns
-    /// `Ok`, every delivery is durable. Receipts are in input order.
+    /// acknowledged. A delivery with events is stored either raw and
+    /// unexpanded (the smallest write that keeps it, held under `lease`
+    /// when given) or with its events (new ones claimed under `lease`),
+    /// whichever acknowledges faster on the backend; a dead letter is
+    /// stored with its dead-letter row. When this returns `Ok`, every
+    /// delivery is durable. Receipts are in input order.
     fn append_deliveries<'a>(
         &'a self,
         batch: &'a [NewDelivery],
