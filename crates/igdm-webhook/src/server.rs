@@ -91,11 +91,11 @@ pub struct Config {
     /// much processing lag. Default 20 ms; zero claims at once.
     pub batch_window: Duration,
     /// Most deliveries held in memory for this process's workers. New
-    /// deliveries are stored leased to this process and handed straight to
-    /// its workers, with the events the receiver parsed, while fewer than
-    /// this many wait; beyond it they are stored unleased and claimed from
-    /// the log (and parsed again). Default 65,536; zero always claims from
-    /// the log.
+    /// deliveries (or, on SQLite, their events) are stored leased to this
+    /// process and handed straight to its workers while fewer than this
+    /// many wait; beyond it they are stored unleased and claimed from the
+    /// log (deliveries are then parsed again). Default 65,536; zero always
+    /// claims from the log.
     pub local_queue: usize,
     /// Processing attempts before an event fails for good. Default 5.
     pub max_attempts: u32,
@@ -160,22 +160,22 @@ struct Shared {
     work: Arc<Notify>,
 }
 
-/// Deliveries this process appended unexpanded and leased to itself,
-/// waiting for its workers, with the events the receiver parsed from them.
+/// Work this process stored leased to itself, waiting for its workers:
+/// deliveries appended unexpanded with the events the receiver parsed from
+/// them, or events stored with their delivery.
 ///
-/// The writer stores a delivery's raw body alone before acknowledging it and
-/// hands the parsed events over here, so processing neither parses the body
-/// again nor claims the delivery back from the log (on SQLite every claim is
-/// a write that acknowledgements would queue behind). When the queue is
-/// full, deliveries are stored unleased and workers claim them from the log;
-/// deliveries whose lease is running out are left to the log too, where any
-/// worker may claim them once it expires.
+/// The writer hands it over here, so processing neither parses a body again
+/// nor claims work back from the log (on SQLite every claim is a write that
+/// acknowledgements would queue behind). When the queue is full, work is
+/// stored unleased and workers claim it from the log; work whose lease is
+/// running out is left to the log too, where any worker may claim it once
+/// the lease expires.
 struct LocalQueue {
     owner: String,
     items: std::sync::Mutex<std::collections::VecDeque<(LocalWork, tokio::time::Instant)>>,
     capacity: usize,
-    /// Set when deliveries went to the log unleased, so that workers look
-    /// there without waiting for the poll interval.
+    /// Set when work went to the log unleased, so that workers look there
+    /// without waiting for the poll interval.
     spilled: std::sync::atomic::AtomicBool,
 }
 
@@ -238,17 +238,17 @@ impl LocalQueue {
         self.items.lock().map_or(usize::MAX, |q| q.len())
     }
 
-    fn push(&self, deliveries: Vec<(LocalWork, tokio::time::Instant)>) {
+    fn push(&self, work: Vec<(LocalWork, tokio::time::Instant)>) {
         if let Ok(mut q) = self.items.lock() {
-            q.extend(deliveries);
+            q.extend(work);
         }
     }
 
-    /// Puts deliveries back at the head of the queue, in their order.
-    fn push_front(&self, deliveries: Vec<(LocalWork, tokio::time::Instant)>) {
+    /// Puts work back at the head of the queue, in its order.
+    fn push_front(&self, work: Vec<(LocalWork, tokio::time::Instant)>) {
         if let Ok(mut q) = self.items.lock() {
-            for d in deliveries.into_iter().rev() {
-                q.push_front(d);
+            for w in work.into_iter().rev() {
+                q.push_front(w);
             }
         }
     }
@@ -649,7 +649,7 @@ async fn commit_group(
 ) {
     let (deliveries, acks): (Vec<_>, Vec<_>) =
         jobs.into_iter().map(|j| (j.delivery, j.ack)).unzip();
-    // Lease the new deliveries to this process while its workers keep up.
+    // Lease the new work to this process while its workers keep up.
     let leased = local.len() < local.capacity;
     let lease_at = |now: Timestamp| {
         let lease = chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::minutes(1));
