@@ -506,7 +506,15 @@ async fn events_past_the_local_queue_are_claimed_from_the_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_left_unexpanded_are_expanded_by_another_server() {
     let dir = tempfile::tempdir().unwrap();
-    let store = sqlite_store(&dir).await;
+    left_unexpanded_case(sqlite_store(&dir).await).await;
+    // On PostgreSQL the receiver itself appends raw deliveries, so the retry
+    // below is expanded through the same path as the stopped receiver's.
+    let Some((url, schema)) = pg_schema("unexpanded").await else { return };
+    left_unexpanded_case(Arc::new(pg_store(&url, &schema).await)).await;
+    drop_pg_schema(&url, &schema).await;
+}
+
+async fn left_unexpanded_case(store: Arc<dyn MessageStore>) {
     let t0: i64 = 1_790_000_900_000;
     let body = |i: i64| {
         envelope(vec![customer_msg("444", &format!("u{i}"), t0 + i, json!({"text": "left"}))])
