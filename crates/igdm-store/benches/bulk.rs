@@ -16,10 +16,13 @@
 use std::time::{Duration, Instant};
 
 use igdm_model::{Attachment, AttachmentType, ContentType, Message, Sender, Timestamp};
-use igdm_store::{PgStore, SqliteStore, Store, parse_query};
+use igdm_store::{SqliteStore, Store, parse_query};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sqlx::Executor as _;
+
+#[path = "common/pg.rs"]
+mod pg;
+use pg::{drop_schema, postgres_store};
 
 const ACCOUNT: &str = "bench";
 const BATCH: usize = 5_000;
@@ -279,48 +282,6 @@ async fn sqlite_store() -> (Store, tempfile::TempDir) {
         .unwrap_or_else(|_| dir.path().join("bench.db"));
     let store = SqliteStore::open(path.to_str().expect("utf-8 path")).await.expect("open sqlite");
     (Store::Sqlite(store), dir)
-}
-
-async fn postgres_store() -> Option<(Store, String, String)> {
-    let url = std::env::var("IGDM_BENCH_DATABASE_URL")
-        .or_else(|_| std::env::var("IGDM_TEST_DATABASE_URL"))
-        .ok()?;
-    let admin = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect(&url)
-        .await
-        .ok()?;
-    let schema = format!("igdm_bench_{:016x}", rand::random::<u64>());
-    admin.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).await.ok()?;
-    admin.close().await;
-    let path = schema.clone();
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(4)
-        .after_connect(move |conn, _| {
-            let path = path.clone();
-            Box::pin(async move {
-                conn.execute(sqlx::AssertSqlSafe(format!(
-                    "SET search_path TO {path}; SET jit = off"
-                )))
-                .await?;
-                Ok(())
-            })
-        })
-        .connect(&url)
-        .await
-        .ok()?;
-    let store = PgStore::from_pool(pool).await.expect("migrate postgres");
-    Some((Store::Postgres(store), url, schema))
-}
-
-async fn drop_schema(url: &str, schema: &str) {
-    if let Ok(pool) = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await {
-        let _ = pool
-            .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-            .await;
-        pool.close().await;
-    }
 }
 
 async fn main_async(n: usize, rounds: usize, check: bool) {

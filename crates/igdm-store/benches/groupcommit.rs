@@ -1,18 +1,24 @@
-//! Group-commit latency of the webhook log: how long
-//! `record_deliveries_leased` takes for groups of 1 to 64 deliveries of one
-//! message event each, on a SQLite file (`synchronous = FULL`), without
-//! anything else running. An acknowledgement waits for exactly this.
+//! Group-commit latency of the webhook log: how long a group of 1 to 64
+//! deliveries of one message event each takes to commit, stored two ways
+//! in alternation: with their events (`record_deliveries_leased`) and raw,
+//! unexpanded (`append_unexpanded`). An acknowledgement waits for exactly
+//! this. Runs on a SQLite file (`synchronous = FULL`) and, when
+//! `IGDM_TEST_DATABASE_URL` is set, on PostgreSQL in a schema of its own,
+//! without anything else running.
 //!
 //! `cargo bench -p igdm-store --bench groupcommit` runs
-//! `IGDM_BENCH_COMMITS` (default 2,000) commits per group size; without
-//! `--bench` it runs 20 as a smoke test.
+//! `IGDM_BENCH_COMMITS` (default 2,000) commits per group size and way;
+//! without `--bench` it runs 20 as a smoke test.
 
 #![allow(clippy::unwrap_used, clippy::cast_precision_loss)]
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use igdm_model::{EventKind, Timestamp};
-use igdm_store::{Lease, MessageStore, NewDelivery, NewEvent, Store};
+use igdm_store::{Lease, MessageStore, NewDelivery, NewEvent, RawDelivery, Store};
+
+#[path = "common/pg.rs"]
+mod pg;
 
 /// `count` groups of `group` deliveries, numbered from `from`.
 fn deliveries(from: usize, count: usize, group: usize) -> Vec<Vec<Vec<NewEvent>>> {
@@ -35,15 +41,22 @@ fn deliveries(from: usize, count: usize, group: usize) -> Vec<Vec<Vec<NewEvent>>
         .collect()
 }
 
+/// Percentiles of commit times in microseconds.
+fn pct(took: &mut [Duration], p: f64) -> f64 {
+    took.sort();
+    took[((took.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e6
+}
+
 async fn run(name: &str, store: &dyn MessageStore, commits: usize) {
     let body = vec![b'x'; 330];
     let mut from = 0;
     for group in [1_usize, 8, 32, 64] {
         let groups = deliveries(from, commits, group);
         from += commits * group;
-        let mut took = Vec::with_capacity(commits);
-        let t0 = Instant::now();
+        let (mut full, mut raw) = (Vec::with_capacity(commits), Vec::with_capacity(commits));
         for events in &groups {
+            let until = Timestamp::now();
+            let lease = Lease { owner: "bench", until };
             let batch: Vec<NewDelivery<'_>> = events
                 .iter()
                 .map(|e| NewDelivery {
@@ -54,23 +67,25 @@ async fn run(name: &str, store: &dyn MessageStore, commits: usize) {
                 })
                 .collect();
             let t = Instant::now();
-            let until = Timestamp::now();
-            let recorded = store
-                .record_deliveries_leased(&batch, Lease { owner: "bench", until })
-                .await
-                .unwrap();
-            took.push(t.elapsed());
+            let recorded = store.record_deliveries_leased(&batch, lease).await.unwrap();
+            full.push(t.elapsed());
             assert_eq!(recorded.len(), group);
+            let bodies: Vec<RawDelivery<'_>> = batch
+                .iter()
+                .map(|d| RawDelivery { raw_body: d.raw_body, received_at: d.received_at })
+                .collect();
+            let t = Instant::now();
+            let ids = store.append_unexpanded(&bodies, Some(lease)).await.unwrap();
+            raw.push(t.elapsed());
+            assert_eq!(ids.len(), group);
         }
-        let elapsed = t0.elapsed().as_secs_f64();
-        took.sort();
-        let pct = |p: f64| took[((took.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e6;
+        let (f50, r50) = (pct(&mut full, 0.5), pct(&mut raw, 0.5));
         println!(
-            "{name}: groups of {group:>2}: commit p50 {:.0} us, p90 {:.0} us, p99 {:.0} us; {:.0} deliveries/s",
-            pct(0.5),
-            pct(0.9),
-            pct(0.99),
-            (commits * group) as f64 / elapsed
+            "{name}: groups of {group:>2}: with events p50 {f50:.0} us, p99 {:.0} us; raw p50 {r50:.0} us, \
+             p99 {:.0} us; raw takes {:.2}x the time at p50",
+            pct(&mut full, 0.99),
+            pct(&mut raw, 0.99),
+            r50 / f50
         );
     }
 }
@@ -89,5 +104,15 @@ fn main() {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
         let Store::Sqlite(sqlite) = Store::open(&url).await.unwrap() else { unreachable!() };
         run("sqlite", &sqlite, commits).await;
+        match pg::postgres_store().await {
+            Some((pg, url, schema)) => {
+                run("postgres", &*pg, commits).await;
+                if let Store::Postgres(p) = &pg {
+                    p.close().await;
+                }
+                pg::drop_schema(&url, &schema).await;
+            }
+            None => println!("postgres: skipped (no reachable IGDM_TEST_DATABASE_URL)"),
+        }
     });
 }
