@@ -506,6 +506,15 @@ macro_rules! shared_store {
                 Ok(out)
             }
 
+            fn row_to_delivery(row: &DbRow) -> StoreResult<Delivery> {
+                Ok(Delivery {
+                    id: DeliveryId(row.try_get("id")?),
+                    received_at: ts("webhook_deliveries.received_at", row.try_get("received_at")?)?,
+                    raw_body: row.try_get("raw_body")?,
+                    duplicates: to_u64("webhook_deliveries.duplicates", row.try_get("duplicates")?)?,
+                })
+            }
+
             fn row_to_message(row: &DbRow) -> StoreResult<Message> {
                 let (attachments, reply_to) = message_json(
                     row.try_get::<Json<serde_json::Value>, _>("attachments")?.0,
@@ -1692,15 +1701,7 @@ macro_rules! shared_store {
                     .bind(id.0)
                     .fetch_optional(&self.pool)
                     .await?;
-                    row.map(|row| {
-                        Ok(Delivery {
-                            id: DeliveryId(row.try_get("id")?),
-                            received_at: ts("webhook_deliveries.received_at", row.try_get("received_at")?)?,
-                            raw_body: row.try_get("raw_body")?,
-                            duplicates: to_u64("webhook_deliveries.duplicates", row.try_get("duplicates")?)?,
-                        })
-                    })
-                    .transpose()
+                    row.as_ref().map(Self::row_to_delivery).transpose()
                 }
                 .boxed()
             }
@@ -1802,17 +1803,7 @@ macro_rules! shared_store {
                         .bind(page_size(limit))
                         .fetch_all(&self.pool)
                         .await?;
-                    let mut out = rows
-                        .iter()
-                        .map(|row| {
-                            Ok(Delivery {
-                                id: DeliveryId(row.try_get("id")?),
-                                received_at: ts("webhook_deliveries.received_at", row.try_get("received_at")?)?,
-                                raw_body: row.try_get("raw_body")?,
-                                duplicates: to_u64("webhook_deliveries.duplicates", row.try_get("duplicates")?)?,
-                            })
-                        })
-                        .collect::<StoreResult<Vec<_>>>()?;
+                    let mut out = rows.iter().map(Self::row_to_delivery).collect::<StoreResult<Vec<_>>>()?;
                     out.sort_by_key(|d| d.id);
                     Ok(out)
                 }
