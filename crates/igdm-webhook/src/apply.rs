@@ -512,6 +512,16 @@ fn to_message(e: &Event, conv: &str) -> Option<Message> {
     })
 }
 
+/// A received delivery as the store records it.
+fn store_delivery(d: &NewDelivery) -> igdm_store::NewDelivery<'_> {
+    igdm_store::NewDelivery {
+        raw_body: &d.raw_body,
+        received_at: d.received_at,
+        events: d.content.events(),
+        dead_letter: d.content.dead_letter(),
+    }
+}
+
 /// What the log stored of one delivery's contents.
 fn expansion_receipt(r: &igdm_store::RecordedDelivery) -> ExpansionReceipt {
     ExpansionReceipt {
@@ -547,21 +557,7 @@ impl StoreLog {
         batch: &[NewDelivery],
         lease: Option<Lease<'_>>,
     ) -> Result<Vec<DeliveryReceipt>, BoxError> {
-        let new: Vec<igdm_store::NewDelivery<'_>> = batch
-            .iter()
-            .map(|d| igdm_store::NewDelivery {
-                raw_body: &d.raw_body,
-                received_at: d.received_at,
-                events: match &d.content {
-                    DeliveryContent::Events(events) => events,
-                    DeliveryContent::DeadLetter { .. } => &[],
-                },
-                dead_letter: match &d.content {
-                    DeliveryContent::DeadLetter { reason } => Some(reason.as_str()),
-                    DeliveryContent::Events(_) => None,
-                },
-            })
-            .collect();
+        let new: Vec<igdm_store::NewDelivery<'_>> = batch.iter().map(store_delivery).collect();
         let recorded = {
             let _g = match &self.log_gate {
                 Some(g) => Some(g.urgent().await),
@@ -598,7 +594,7 @@ impl WebhookStore for StoreLog {
             // group holds both.
             let raw: Vec<igdm_store::RawDelivery<'_>> = batch
                 .iter()
-                .filter(|d| matches!(d.content, DeliveryContent::Events(_)))
+                .filter(|d| d.content.dead_letter().is_none())
                 .map(|d| igdm_store::RawDelivery {
                     raw_body: &d.raw_body,
                     received_at: d.received_at,
@@ -606,15 +602,8 @@ impl WebhookStore for StoreLog {
                 .collect();
             let dead: Vec<igdm_store::NewDelivery<'_>> = batch
                 .iter()
-                .filter_map(|d| match &d.content {
-                    DeliveryContent::DeadLetter { reason } => Some(igdm_store::NewDelivery {
-                        raw_body: &d.raw_body,
-                        received_at: d.received_at,
-                        events: &[],
-                        dead_letter: Some(reason.as_str()),
-                    }),
-                    DeliveryContent::Events(_) => None,
-                })
+                .filter(|d| d.content.dead_letter().is_some())
+                .map(store_delivery)
                 .collect();
             let (raw_ids, dead_ids) = {
                 let _g = match &self.log_gate {
@@ -665,14 +654,8 @@ impl WebhookStore for StoreLog {
                 .iter()
                 .map(|e| igdm_store::Expansion {
                     delivery: igdm_store::DeliveryId(e.delivery_id),
-                    events: match e.content {
-                        DeliveryContent::Events(events) => events,
-                        DeliveryContent::DeadLetter { .. } => &[],
-                    },
-                    dead_letter: match e.content {
-                        DeliveryContent::DeadLetter { reason } => Some(reason.as_str()),
-                        DeliveryContent::Events(_) => None,
-                    },
+                    events: e.content.events(),
+                    dead_letter: e.content.dead_letter(),
                 })
                 .collect();
             let expanded = {

@@ -197,10 +197,7 @@ enum LocalWork {
 impl LocalWork {
     fn events(&self) -> usize {
         match self {
-            Self::Delivery(d) => match &d.content {
-                DeliveryContent::Events(e) => e.len(),
-                DeliveryContent::DeadLetter { .. } => 0,
-            },
+            Self::Delivery(d) => d.content.events().len(),
             Self::Events(e) => e.len(),
         }
     }

@@ -41,6 +41,26 @@ pub enum DeliveryContent {
     },
 }
 
+impl DeliveryContent {
+    /// The events, none for a dead letter.
+    #[must_use]
+    pub fn events(&self) -> &[NewEvent] {
+        match self {
+            Self::Events(events) => events,
+            Self::DeadLetter { .. } => &[],
+        }
+    }
+
+    /// Why the body could not be parsed, for a dead letter.
+    #[must_use]
+    pub fn dead_letter(&self) -> Option<&str> {
+        match self {
+            Self::DeadLetter { reason } => Some(reason),
+            Self::Events(_) => None,
+        }
+    }
+}
+
 pub use igdm_store::{Lease, NewEvent};
 
 /// What appending one delivery did.
