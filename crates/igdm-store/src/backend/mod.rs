@@ -258,8 +258,8 @@ pub(crate) struct Contents<'a> {
     pub(crate) dead_letter: Option<&'a str>,
 }
 
-/// A new, unexpanded delivery's bookkeeping before its events are known.
-pub(crate) fn unexpanded_record(id: i64) -> crate::types::RecordedDelivery {
+/// A delivery's bookkeeping before its events are stored.
+pub(crate) fn empty_record(id: i64) -> crate::types::RecordedDelivery {
     crate::types::RecordedDelivery {
         id: crate::types::DeliveryId(id),
         events: crate::types::InsertedEvents::default(),
@@ -368,14 +368,13 @@ macro_rules! shared_store {
                 lease: Option<Lease<'_>>,
             ) -> StoreResult<Vec<RecordedDelivery>> {
                 let now = Timestamp::now().unix_micros();
-                let mut out = Vec::with_capacity(batch.len());
                 let mut tx = self.pool.begin().await?;
                 let raw: Vec<RawDelivery<'_>> = batch
                     .iter()
                     .map(|d| RawDelivery { raw_body: d.raw_body, received_at: d.received_at })
                     .collect();
-                let ids = Self::insert_deliveries_in(&mut tx, &raw, None).await?;
-                out.extend(ids.into_iter().map(|id| unexpanded_record(id.0)));
+                let ids = Self::insert_deliveries_in(&mut tx, &raw, true, None).await?;
+                let mut out: Vec<RecordedDelivery> = ids.into_iter().map(|id| empty_record(id.0)).collect();
                 let parts: Vec<Contents<'_>> = batch
                     .iter()
                     .map(|d| Contents { events: d.events, dead_letter: d.dead_letter })
@@ -459,22 +458,22 @@ macro_rules! shared_store {
                 lease: Option<Lease<'_>>,
             ) -> StoreResult<Vec<DeliveryId>> {
                 let mut tx = self.pool.begin().await?;
-                let ids = Self::insert_deliveries_in(&mut tx, batch, Some(lease)).await?;
+                let ids = Self::insert_deliveries_in(&mut tx, batch, false, lease).await?;
                 tx.commit().await?;
                 Ok(ids)
             }
 
             /// Inserts deliveries inside `tx`, ids in input order: expanded
-            /// ones (`unexpanded: None`), or unexpanded ones under the lease.
+            /// ones, or unexpanded ones held under `lease`.
             /// One multi-row INSERT per chunk instead of a statement per row:
             /// on PostgreSQL every statement is a round trip, and the group
             /// commit's cost is what acknowledgements wait for.
             async fn insert_deliveries_in(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 batch: &[RawDelivery<'_>],
-                unexpanded: Option<Option<Lease<'_>>>,
+                expanded: bool,
+                lease: Option<Lease<'_>>,
             ) -> StoreResult<Vec<DeliveryId>> {
-                let lease = unexpanded.flatten();
                 let owner = lease.map(|l| l.owner);
                 let until = lease.map(|l| l.until.unix_micros());
                 let mut out = Vec::with_capacity(batch.len());
@@ -485,7 +484,7 @@ macro_rules! shared_store {
                     b.push_values(chunk, |mut row, d| {
                         row.push_bind(d.received_at.unix_micros())
                             .push_bind(d.raw_body)
-                            .push_bind(unexpanded.is_none())
+                            .push_bind(expanded)
                             .push_bind(owner)
                             .push_bind(until);
                     });
@@ -1868,7 +1867,7 @@ macro_rules! shared_store {
                         .map(|&i| Contents { events: batch[i].events, dead_letter: batch[i].dead_letter })
                         .collect();
                     let mut out: Vec<RecordedDelivery> =
-                        picked.iter().map(|&i| unexpanded_record(batch[i].delivery.0)).collect();
+                        picked.iter().map(|&i| empty_record(batch[i].delivery.0)).collect();
                     if !parts.is_empty() {
                         Self::store_contents_in(&mut tx, &parts, &mut out, lease, now).await?;
                     }
