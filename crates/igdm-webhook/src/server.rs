@@ -23,8 +23,7 @@ use crate::parse::parse_delivery;
 use crate::signature::{SIGNATURE_HEADER, verify};
 use crate::sinks::{EventOutput, ForwardConfig, run_event_writer, run_forwarder};
 use crate::store::{
-    ClaimedEvent, DeliveryContent, DeliveryReceipt, Expansion, Lease, NewDelivery, NewEvent,
-    WebhookStore,
+    ClaimedEvent, DeliveryContent, Expansion, Lease, NewDelivery, NewEvent, WebhookStore,
 };
 
 /// The webhook path Meta (and the sandbox) POSTs to.
@@ -149,7 +148,8 @@ struct WriterConfig {
 
 struct WriteJob {
     delivery: NewDelivery,
-    ack: oneshot::Sender<Result<DeliveryReceipt, String>>,
+    /// Answered once the delivery is durable, or with why it is not.
+    ack: oneshot::Sender<Result<(), String>>,
 }
 
 struct Shared {
@@ -538,7 +538,7 @@ async fn receive(
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
     match done.await {
-        Ok(Ok(_receipt)) => (StatusCode::OK, "EVENT_RECEIVED").into_response(),
+        Ok(Ok(())) => (StatusCode::OK, "EVENT_RECEIVED").into_response(),
         Ok(Err(e)) => {
             Metrics::inc(&s.metrics.store_errors);
             tracing::error!(error = %e, "a delivery could not be recorded; Meta will retry");
@@ -669,17 +669,16 @@ async fn commit_group(
         Ok(receipts) => {
             Metrics::inc(&metrics.commits);
             let mut handed = Vec::new();
-            for (d, r) in deliveries.into_iter().zip(&receipts) {
+            for (d, r) in deliveries.into_iter().zip(receipts) {
                 if r.dead_lettered {
                     Metrics::inc(&metrics.dead_letters);
                     continue;
                 }
-                let work = match (&r.expanded, d.content) {
+                let work = match (r.expanded, d.content) {
                     (Some(x), DeliveryContent::Events(events)) => {
                         metrics.events_inserted.fetch_add(x.inserted as u64, Ordering::Relaxed);
                         metrics.dedup_hits.fetch_add(x.duplicates as u64, Ordering::Relaxed);
-                        let claimed =
-                            claimed_events(events, x.event_ids.clone(), d.received_at, metrics);
+                        let claimed = claimed_events(events, x.event_ids, d.received_at, metrics);
                         (!claimed.is_empty()).then_some(LocalWork::Events(claimed))
                     }
                     (None, content) => Some(LocalWork::Delivery(LocalDelivery {
@@ -698,8 +697,8 @@ async fn commit_group(
             } else {
                 local.spilled.store(true, Ordering::Relaxed);
             }
-            for (ack, r) in acks.into_iter().zip(receipts) {
-                let _ = ack.send(Ok(r));
+            for ack in acks {
+                let _ = ack.send(Ok(()));
             }
         }
         Err(e) => {
