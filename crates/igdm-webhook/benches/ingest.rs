@@ -240,11 +240,14 @@ async fn run(name: &str, log: StoreLog, s: &Settings) {
     drop(burst);
 
     // Let processing catch up with the burst so that the paced run measures
-    // a steady state, not the burst's backlog.
+    // a steady state, not the burst's backlog. On PostgreSQL the backlog
+    // starts as deliveries not yet expanded into events: count them too.
     let drain = Instant::now();
     loop {
         let c = store.event_log_counts().await.unwrap();
-        if c.pending + c.processing == 0 || drain.elapsed() > Duration::from_secs(120) {
+        if c.pending + c.processing + c.unexpanded == 0
+            || drain.elapsed() > Duration::from_secs(120)
+        {
             println!(
                 "{name}: processing caught up in {:.1} s ({:.0} events/s)",
                 drain.elapsed().as_secs_f64(),
