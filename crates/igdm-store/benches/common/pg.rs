@@ -22,7 +22,7 @@ pub async fn postgres_store() -> Option<(Store, String, String)> {
     admin.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).await.ok()?;
     admin.close().await;
     let path = schema.clone();
-    let pool = sqlx::postgres::PgPoolOptions::new()
+    let pool = PgStore::pool_options()
         .max_connections(4)
         .after_connect(move |conn, _| {
             let path = path.clone();

@@ -7,6 +7,7 @@
 
 mod appender;
 mod checkpoint;
+mod pg_spare;
 pub mod postgres;
 pub mod sqlite;
 

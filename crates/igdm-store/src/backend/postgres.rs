@@ -4,6 +4,9 @@
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
+use std::sync::Arc;
+
+use super::pg_spare::{IDLE_PING_AFTER, SpareConnections};
 
 use crate::types::{SNIPPET_END, SNIPPET_START};
 
@@ -11,9 +14,12 @@ use crate::types::{SNIPPET_END, SNIPPET_START};
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Connections for webhook appends, outside the pool (see `pg_spare`).
+    appenders: Arc<SpareConnections>,
 }
 
-const POOL_SIZE: u32 = 8;
+/// Connections per pool ([`PgStore::pool_options`]).
+pub const POOL_SIZE: u32 = 8;
 
 /// [`PgStore::record_deliveries_native`]'s statement. `$1`..`$3`: each
 /// delivery's receive time, body and event count; `$4`..`$8`: the events to
@@ -170,13 +176,16 @@ impl PgStore {
     ) -> StoreResult<Option<Vec<DeliveryId>>> {
         let received: Vec<i64> = batch.iter().map(|d| d.received_at.unix_micros()).collect();
         let bodies: Vec<&[u8]> = batch.iter().map(|d| d.raw_body).collect();
+        // A connection of its own rather than the pool's: see `pg_spare`.
+        let mut conn = self.appenders.take().await?;
         let mut ids: Vec<i64> = sqlx::query_scalar(APPEND_UNEXPANDED_SQL)
             .bind(&received)
             .bind(&bodies)
             .bind(lease.map(|l| l.owner))
             .bind(lease.map(|l| l.until.unix_micros()))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut conn)
             .await?;
+        self.appenders.put(conn);
         if ids.len() != batch.len() {
             return Err(StoreError::corrupt(
                 "webhook_deliveries.id",
@@ -206,20 +215,43 @@ impl PgStore {
         // JIT compilation costs about 100 ms per query whose estimate crosses
         // `jit_above_cost`; the store's queries are short, so it only adds latency.
         let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
-        let pool = PgPoolOptions::new().max_connections(POOL_SIZE).connect_with(options).await?;
+        let pool = Self::pool_options().connect_with(options).await?;
         Self::from_pool(pool).await
     }
 
     /// Uses an existing pool (for example one whose `after_connect` sets a
     /// `search_path`) and applies pending migrations. Configure the pool with
     /// `jit = off` as [`PgStore::open`] does: JIT adds about 100 ms to every
-    /// search over a large table.
+    /// search over a large table, and start from [`PgStore::pool_options`].
+    ///
+    /// Webhook appends run on connections outside the pool, opened with its
+    /// connect options and its current `search_path`; other settings an
+    /// `after_connect` hook made do not carry over to them.
     ///
     /// # Errors
-    /// When a migration fails.
+    /// When a migration fails or the `search_path` cannot be read.
     pub async fn from_pool(pool: PgPool) -> StoreResult<Self> {
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        let search_path: String = sqlx::query_scalar("SHOW search_path").fetch_one(&pool).await?;
+        Ok(Self::with_pool(pool, &search_path))
+    }
+
+    /// The pool settings [`PgStore::open`] uses, for callers who build
+    /// their own pool (to set a `search_path`, say) for
+    /// [`PgStore::from_pool`]: [`POOL_SIZE`] connections, and a liveness
+    /// check (one round trip) only for a connection that sat idle for a few
+    /// seconds, not on every checkout. A connection that broke while in use
+    /// fails the statement that finds out, and the pool drops it.
+    #[must_use]
+    pub fn pool_options() -> PgPoolOptions {
+        PgPoolOptions::new().max_connections(POOL_SIZE).test_before_acquire(false).before_acquire(
+            |conn, meta| {
+                Box::pin(async move {
+                    Ok(meta.idle_for < IDLE_PING_AFTER
+                        || sqlx::Connection::ping(conn).await.is_ok())
+                })
+            },
+        )
     }
 
     /// A second handle on the same database whose commits do not wait for
@@ -245,8 +277,8 @@ impl PgStore {
         let options = (*self.pool.connect_options())
             .clone()
             .options([("synchronous_commit", "off"), ("search_path", search_path.as_str())]);
-        let pool = PgPoolOptions::new().max_connections(POOL_SIZE).connect_lazy_with(options);
-        Ok(Self { pool })
+        let pool = Self::pool_options().connect_lazy_with(options);
+        Ok(Self::with_pool(pool, &search_path))
     }
 
     /// The connection pool, for maintenance and benchmarks.
@@ -255,8 +287,17 @@ impl PgStore {
         &self.pool
     }
 
+    /// Wraps `pool`; appends get connections of their own with the pool's
+    /// connect options and `search_path`.
+    fn with_pool(pool: PgPool, search_path: &str) -> Self {
+        let options = (*pool.connect_options()).clone().options([("search_path", search_path)]);
+        let appenders = Arc::new(SpareConnections::new(options, POOL_SIZE as usize));
+        Self { pool, appenders }
+    }
+
     /// Closes the pool, waiting for connections to finish.
     pub async fn close(&self) {
+        self.appenders.close().await;
         self.pool.close().await;
     }
 

@@ -7,11 +7,12 @@
 
 #![allow(dead_code)]
 
+use std::str::FromStr as _;
 use std::time::Duration;
 
 use igdm_store::{PgStore, SqliteStore, Store};
 use sqlx::Executor as _;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// A store and what must be cleaned up after it.
 pub struct Harness {
@@ -21,6 +22,30 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// PostgreSQL only: has the server end every connection of this
+    /// harness's stores (pooled or not) and answers how many it ended.
+    pub async fn terminate_connections(&self) -> u64 {
+        let (url, schema) = self.pg.as_ref().expect("a PostgreSQL harness");
+        let admin = PgPoolOptions::new().max_connections(1).connect(url).await.unwrap();
+        let pids: Vec<i32> =
+            sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE application_name = $1")
+                .bind(schema)
+                .fetch_all(&admin)
+                .await
+                .unwrap();
+        let mut ended = 0;
+        for pid in pids {
+            let done: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+                .bind(pid)
+                .fetch_one(&admin)
+                .await
+                .unwrap();
+            ended += u64::from(done);
+        }
+        admin.close().await;
+        ended
+    }
+
     /// A second store on the same database (another process would see the same).
     pub async fn reopen(&self) -> Store {
         match (&self.store, &self.pg) {
@@ -75,7 +100,9 @@ fn skip(reason: &str) {
 
 async fn pg_store(url: &str, schema: &str) -> Result<PgStore, igdm_store::StoreError> {
     let path = schema.to_owned();
-    let pool = PgPoolOptions::new()
+    // Named after the schema, so a test can find its own connections.
+    let options = PgConnectOptions::from_str(url)?.application_name(schema);
+    let pool = PgStore::pool_options()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(5))
         .after_connect(move |conn, _| {
@@ -88,7 +115,7 @@ async fn pg_store(url: &str, schema: &str) -> Result<PgStore, igdm_store::StoreE
                 Ok(())
             })
         })
-        .connect(url)
+        .connect_with(options)
         .await?;
     PgStore::from_pool(pool).await
 }

@@ -57,7 +57,7 @@ pub async fn pg_schema(name: &str) -> Option<(String, String)> {
 /// A store on its own pool whose connections use `schema`.
 pub async fn pg_store(url: &str, schema: &str) -> PgStore {
     let options = PgConnectOptions::from_str(url).unwrap().options([("search_path", schema)]);
-    let pool = PgPoolOptions::new().max_connections(8).connect_with(options).await.unwrap();
+    let pool = PgStore::pool_options().connect_with(options).await.unwrap();
     PgStore::from_pool(pool).await.unwrap()
 }
 
