@@ -19,8 +19,9 @@
 //! requests as a smoke test. `IGDM_BENCH_SECS` sets the length of each
 //! phase (default 4), `IGDM_BENCH_CONCURRENCY` the connections (default 64),
 //! `IGDM_BENCH_ONLY=sqlite|sqlite-one|sqlite-split|postgres` one set-up; `IGDM_BENCH_WORKERS`,
-//! `IGDM_BENCH_CLAIM_BATCH` and `IGDM_BENCH_WINDOW_MS` override the
-//! receiver's [`Config`] fields of those names.
+//! `IGDM_BENCH_CLAIM_BATCH`, `IGDM_BENCH_WINDOW_MS` (`batch_window`) and
+//! `IGDM_BENCH_DEFER_MS` (`defer_while_busy`) override the receiver's
+//! [`Config`] fields of those names.
 
 #![allow(clippy::unwrap_used, clippy::cast_precision_loss)]
 
@@ -80,6 +81,10 @@ async fn start(
         "IGDM_BENCH_WINDOW_MS",
         u64::try_from(config.batch_window.as_millis()).unwrap_or(u64::MAX),
     ));
+    config.defer_while_busy = std::env::var("IGDM_BENCH_DEFER_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis);
     let server = Server::new(config, log);
     let metrics = server.metrics();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -38,6 +38,9 @@ pub struct Metrics {
     pub forward_failures: AtomicU64,
     /// Group commits made by the writer.
     pub commits: AtomicU64,
+    /// Time workers waited for a busy receiver before processing, in
+    /// microseconds (summed over workers).
+    pub deferred_micros: AtomicU64,
 }
 
 fn line(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
@@ -153,6 +156,12 @@ impl Metrics {
              igdm_webhook_processing_lag_seconds_sum {}\nigdm_webhook_processing_lag_seconds_count {}",
             secs(g(&self.lag_micros_sum)),
             g(&self.processed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP igdm_webhook_processing_deferred_seconds_total Time workers waited for a busy receiver.\n# TYPE igdm_webhook_processing_deferred_seconds_total counter\n\
+             igdm_webhook_processing_deferred_seconds_total {}",
+            secs(g(&self.deferred_micros))
         );
         let _ = writeln!(
             out,

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -106,7 +106,21 @@ pub struct Config {
     pub forward: Option<ForwardConfig>,
     /// Longest time shutdown spends draining pending events. Default 10 s.
     pub drain_timeout: Duration,
+    /// How long processing may wait for a busy receiver. While any
+    /// verified delivery waits for its acknowledgement, workers start no new
+    /// batch: processing competes with acknowledgements for the CPU and, on
+    /// PostgreSQL, for the WAL flush, and it can wait while an
+    /// acknowledgement cannot. Once the work that has waited longest in this
+    /// process has waited this long, workers process regardless, so a
+    /// receiver kept busy for good still processes everything, about this
+    /// much late. Default `None`: what the store suggests
+    /// ([`WebhookStore::defer_while_busy`]: 5 s on PostgreSQL, zero on
+    /// SQLite); zero never waits.
+    pub defer_while_busy: Option<Duration>,
 }
+
+/// How often a deferring worker looks again whether the receiver is busy.
+const BUSY_POLL: Duration = Duration::from_millis(2);
 
 impl Config {
     /// Defaults around the given secrets.
@@ -127,6 +141,7 @@ impl Config {
             events: None,
             forward: None,
             drain_timeout: Duration::from_secs(10),
+            defer_while_busy: None,
         }
     }
 }
@@ -158,6 +173,35 @@ struct Shared {
     metrics: Arc<Metrics>,
     writer: mpsc::Sender<WriteJob>,
     work: Arc<Notify>,
+    load: Arc<Load>,
+}
+
+/// How many verified deliveries wait for their acknowledgement.
+#[derive(Debug, Default)]
+struct Load {
+    unacked: AtomicUsize,
+}
+
+impl Load {
+    /// Counts a delivery as waiting until the guard is dropped (answered,
+    /// or the request was abandoned).
+    fn waiting(&self) -> Waiting<'_> {
+        self.unacked.fetch_add(1, Ordering::Relaxed);
+        Waiting(self)
+    }
+
+    fn busy(&self) -> bool {
+        self.unacked.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// A delivery counted in [`Load`] while this lives.
+struct Waiting<'a>(&'a Load);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.unacked.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Work this process stored leased to itself, waiting for its workers:
@@ -233,6 +277,11 @@ fn claimed_events(
 impl LocalQueue {
     fn len(&self) -> usize {
         self.items.lock().map_or(usize::MAX, |q| q.len())
+    }
+
+    /// The lease expiry of the work that has waited longest.
+    fn oldest_until(&self) -> Option<tokio::time::Instant> {
+        self.items.lock().ok()?.front().map(|(_, until)| *until)
     }
 
     fn push(&self, work: Vec<(LocalWork, tokio::time::Instant)>) {
@@ -351,6 +400,8 @@ impl Server {
             work.clone(),
             stop_rx.clone(),
         ))];
+        let load = Arc::new(Load::default());
+        let defer = config.defer_while_busy.unwrap_or_else(|| store.defer_while_busy());
         let workers = config.workers.unwrap_or_else(|| store.processing_workers()).max(1);
         for _ in 0..workers {
             let n = WORKER_SEQ.fetch_add(1, Ordering::Relaxed);
@@ -364,10 +415,12 @@ impl Server {
                 sinks: sinks.clone(),
                 config: config.clone(),
                 local: local.clone(),
+                load: load.clone(),
+                defer,
             };
             tasks.push(tokio::spawn(w.run()));
         }
-        let shared = Arc::new(Shared { config, store, metrics, writer: writer_tx, work });
+        let shared = Arc::new(Shared { config, store, metrics, writer: writer_tx, work, load });
         Self { shared, events, stop, tasks, sink_tasks, local }
     }
 
@@ -532,6 +585,7 @@ async fn receive(
     Metrics::inc(&s.metrics.verified);
     let received_at = Timestamp::now();
     let content = delivery_content(&body, received_at);
+    let _waiting = s.load.waiting();
     let (ack, done) = oneshot::channel();
     let job = WriteJob { delivery: NewDelivery { raw_body: body, received_at, content }, ack };
     if s.writer.send(job).await.is_err() {
@@ -724,9 +778,34 @@ struct Worker {
     sinks: Vec<mpsc::Sender<Arc<Event>>>,
     config: Config,
     local: Arc<LocalQueue>,
+    load: Arc<Load>,
+    /// [`Config::defer_while_busy`], resolved.
+    defer: Duration,
 }
 
 impl Worker {
+    /// Waits while the receiver is busy, until the work that has waited
+    /// longest in this process has waited [`Config::defer_while_busy`] (or
+    /// that long from now, when none waits), or the server stops.
+    async fn defer_while_busy(&mut self) {
+        let defer = self.defer;
+        if defer.is_zero() || !self.load.busy() {
+            return;
+        }
+        let started = tokio::time::Instant::now();
+        // Local work was leased for `config.lease` when it was stored.
+        let queued = self.local.oldest_until().and_then(|u| u.checked_sub(self.config.lease));
+        let deadline = queued.unwrap_or(started) + defer;
+        while self.load.busy() && tokio::time::Instant::now() < deadline && !*self.stop.borrow() {
+            tokio::select! {
+                () = tokio::time::sleep(BUSY_POLL) => {},
+                changed = self.stop.changed() => if changed.is_err() { break },
+            }
+        }
+        let waited = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.metrics.deferred_micros.fetch_add(waited, Ordering::Relaxed);
+    }
+
     /// Events to process: this process's own deliveries first, then the
     /// log's unexpanded deliveries, then the log's events.
     ///
@@ -855,6 +934,9 @@ impl Worker {
             }
             if drain_deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 break;
+            }
+            if !stopping {
+                self.defer_while_busy().await;
             }
             let notified = self.work.notified();
             tokio::pin!(notified);

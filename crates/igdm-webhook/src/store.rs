@@ -243,4 +243,11 @@ pub trait WebhookStore: Send + Sync + 'static {
     fn commit_concurrency(&self) -> usize {
         1
     }
+
+    /// How long processing may wait for a busy receiver when the
+    /// configuration does not say (see `Config::defer_while_busy`). The
+    /// default, zero, never waits.
+    fn defer_while_busy(&self) -> Duration {
+        Duration::ZERO
+    }
 }

@@ -631,5 +631,141 @@ async fn processing_workers_default_to_what_the_backend_can_use() {
     let Some((url, schema)) = pg_schema("workers").await else { return };
     let pg = StoreLog::new(Arc::new(pg_store(&url, &schema).await));
     assert_eq!(pg.processing_workers(), 2);
+    // Processing waits for a busy receiver on PostgreSQL only; on SQLite
+    // the log's write gate already puts acknowledgements first.
+    assert_eq!(sqlite.defer_while_busy(), Duration::ZERO);
+    assert_eq!(pg.defer_while_busy(), Duration::from_secs(5));
     drop_pg_schema(&url, &schema).await;
+}
+
+/// A real pipeline whose appends of bodies containing `HOLD` wait until
+/// [`HeldAppends::release`]: the receiver then has a delivery waiting for
+/// its acknowledgement for as long as a test needs.
+struct HeldAppends {
+    inner: igdm_webhook::StoreLog,
+    entered: tokio::sync::Semaphore,
+    released: tokio::sync::Semaphore,
+}
+
+const HOLD: &[u8] = b"hold-this-append";
+
+impl HeldAppends {
+    fn release(&self) {
+        self.released.add_permits(1);
+    }
+}
+
+impl igdm_webhook::WebhookStore for HeldAppends {
+    fn append_deliveries<'a>(
+        &'a self,
+        batch: &'a [igdm_webhook::NewDelivery],
+        lease: Option<igdm_webhook::Lease<'a>>,
+    ) -> igdm_webhook::StoreFuture<'a, Vec<igdm_webhook::DeliveryReceipt>> {
+        Box::pin(async move {
+            if batch.iter().any(|d| d.raw_body.windows(HOLD.len()).any(|w| w == HOLD)) {
+                self.entered.add_permits(1);
+                self.released.acquire().await?.forget();
+            }
+            self.inner.append_deliveries(batch, lease).await
+        })
+    }
+    fn expand_deliveries<'a>(
+        &'a self,
+        batch: &'a [igdm_webhook::Expansion<'a>],
+        lease: Option<igdm_webhook::Lease<'a>>,
+    ) -> igdm_webhook::StoreFuture<'a, Vec<Option<igdm_webhook::ExpansionReceipt>>> {
+        self.inner.expand_deliveries(batch, lease)
+    }
+    fn claim_deliveries<'a>(
+        &'a self,
+        owner: &'a str,
+        limit: usize,
+        lease: Duration,
+    ) -> igdm_webhook::StoreFuture<'a, Vec<igdm_webhook::ClaimedDelivery>> {
+        self.inner.claim_deliveries(owner, limit, lease)
+    }
+    fn claim_events<'a>(
+        &'a self,
+        worker_id: &'a str,
+        limit: usize,
+        lease: Duration,
+    ) -> igdm_webhook::StoreFuture<'a, Vec<igdm_webhook::ClaimedEvent>> {
+        self.inner.claim_events(worker_id, limit, lease)
+    }
+    fn complete_events<'a>(&'a self, ids: &'a [i64]) -> igdm_webhook::StoreFuture<'a, ()> {
+        self.inner.complete_events(ids)
+    }
+    fn fail_event<'a>(
+        &'a self,
+        id: i64,
+        error: &'a str,
+        retry_after: Option<Duration>,
+    ) -> igdm_webhook::StoreFuture<'a, ()> {
+        self.inner.fail_event(id, error, retry_after)
+    }
+    fn apply_event<'a>(&'a self, event: &'a Event) -> igdm_webhook::StoreFuture<'a, ()> {
+        self.inner.apply_event(event)
+    }
+    fn apply_events<'a>(&'a self, events: &'a [Event]) -> igdm_webhook::StoreFuture<'a, ()> {
+        self.inner.apply_events(events)
+    }
+    fn counts(&self) -> igdm_webhook::StoreFuture<'_, igdm_webhook::LogCounts> {
+        self.inner.counts()
+    }
+    fn processing_workers(&self) -> usize {
+        self.inner.processing_workers()
+    }
+    fn commit_concurrency(&self) -> usize {
+        self.inner.commit_concurrency()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processing_waits_for_a_busy_receiver_but_not_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let held = Arc::new(HeldAppends {
+        inner: igdm_webhook::StoreLog::new(store.clone()),
+        entered: tokio::sync::Semaphore::new(0),
+        released: tokio::sync::Semaphore::new(0),
+    });
+    let mut c = config();
+    c.defer_while_busy = Some(Duration::from_millis(1500));
+    let mut server = start_arc(held.clone(), c).await;
+
+    // A delivery whose append is held keeps the receiver busy.
+    let text = String::from_utf8(HOLD.to_vec()).unwrap();
+    let busy =
+        envelope(vec![customer_msg("c1", "m-held", 1_790_000_000_000, json!({"text": text}))]);
+    let (url, body) = (server.url(), serde_json::to_vec(&busy).unwrap());
+    let held_post =
+        tokio::spawn(async move { post_signed(&reqwest::Client::new(), url, body).await });
+    let entered = tokio::time::timeout(Duration::from_secs(10), held.entered.acquire()).await;
+    entered.unwrap().unwrap().forget();
+
+    // Another delivery is acknowledged (the second commit slot), but its
+    // processing waits while the first waits for its acknowledgement...
+    let next =
+        envelope(vec![customer_msg("c2", "m-next", 1_790_000_000_001, json!({"text": "hi"}))]);
+    assert_eq!(server.post_json(&next).await, 200);
+    server.assert_no_more_events(Duration::from_millis(700)).await;
+    assert!(store.get_message(ACCOUNT, "c2", "m-next").await.unwrap().is_none());
+
+    // ...at most `defer_while_busy`: then it is processed, busy or not.
+    let processed = server.next_events(1).await;
+    assert_eq!(processed[0].message_id.as_deref(), Some("m-next"));
+    assert!(!held_post.is_finished(), "the receiver was no longer busy");
+    let text = server.metrics_text().await;
+    let deferred: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("igdm_webhook_processing_deferred_seconds_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(deferred >= 0.7, "the wait is counted: {deferred} s");
+
+    held.release();
+    assert_eq!(held_post.await.unwrap(), 200);
+    let processed = server.next_events(1).await;
+    assert_eq!(processed[0].message_id.as_deref(), Some("m-held"));
+    server.stop().await;
 }

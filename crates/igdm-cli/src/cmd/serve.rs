@@ -37,6 +37,12 @@ pub struct ServeArgs {
     /// Processing workers [default: 1 on SQLite, 2 on PostgreSQL].
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Longest processing waits for a busy receiver, in milliseconds: while
+    /// any delivery waits for its acknowledgement, workers start no new
+    /// batch, until the oldest waiting work is this old [default: 5000 on
+    /// PostgreSQL, 0 on SQLite; 0 never waits].
+    #[arg(long, value_name = "MS")]
+    pub defer_while_busy_ms: Option<u64>,
     /// Seconds a worker holds claimed events; after a crash, its events are
     /// processed again once this passes.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
@@ -177,6 +183,7 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
     let mut config = Config::new(secrets);
     config.body_limit = args.body_limit;
     config.workers = args.workers;
+    config.defer_while_busy = args.defer_while_busy_ms.map(std::time::Duration::from_millis);
     config.lease = std::time::Duration::from_secs(args.lease_secs.max(1));
     config.events = args.events.as_deref().map(EventOutput::parse);
     config.forward = forward;

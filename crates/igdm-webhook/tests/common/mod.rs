@@ -91,7 +91,12 @@ pub async fn start(store: Arc<dyn MessageStore>, config: Config) -> Running {
 
 /// [`start`] over a pipeline set up by the caller.
 pub async fn start_log(log: StoreLog, config: Config) -> Running {
-    let server = Server::new(config, log);
+    start_arc(Arc::new(log), config).await
+}
+
+/// [`start`] over any [`igdm_webhook::WebhookStore`].
+pub async fn start_arc(store: Arc<dyn igdm_webhook::WebhookStore>, config: Config) -> Running {
+    let server = Server::from_arc(config, store);
     let events = server.subscribe();
     let metrics = server.metrics();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
