@@ -1,5 +1,6 @@
 //! `igdm serve` killed with SIGKILL during a burst of deliveries loses no
-//! acknowledged event and applies none twice once restarted.
+//! acknowledged event and applies none twice once restarted, on SQLite and
+//! (when `IGDM_TEST_DATABASE_URL` names a server) on PostgreSQL.
 
 #![allow(clippy::unwrap_used)]
 
@@ -72,7 +73,42 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_event() {
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("igdm.db").display());
     // `igdm serve` keeps the event log in a file of its own beside the store.
     let log_db = format!("sqlite://{}?mode=rwc", dir.path().join("igdm.webhooks.db").display());
-    let (mut first, addr) = start(&db, dir.path());
+    crash_and_restart(&db, &log_db, dir.path()).await;
+}
+
+/// The same on PostgreSQL, where the receiver stores raw bodies before the
+/// acknowledgement and the killed process leaves deliveries unexpanded and
+/// leased to itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_burst_loses_no_acknowledged_event_on_postgres() {
+    use sqlx::Executor as _;
+    let Ok(url) = std::env::var("IGDM_TEST_DATABASE_URL") else {
+        eprintln!("SKIPPED PostgreSQL crash test: set IGDM_TEST_DATABASE_URL");
+        return;
+    };
+    let admin = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&url).await;
+    let Ok(admin) = admin else {
+        eprintln!("SKIPPED PostgreSQL crash test: cannot connect to IGDM_TEST_DATABASE_URL");
+        return;
+    };
+    let schema = format!("igdm_crash_{}", std::process::id());
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+        .await
+        .unwrap();
+    admin.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).await.unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let db = format!("{url}{sep}options%5Bsearch_path%5D={schema}");
+    let dir = tempfile::tempdir().unwrap();
+    crash_and_restart(&db, &db, dir.path()).await;
+    admin.execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).await.unwrap();
+    admin.close().await;
+}
+
+/// Kills `igdm serve` on `db` mid-burst, restarts it, replays what Meta
+/// would retry, and checks the store; `log_db` is where its event log is.
+async fn crash_and_restart(db: &str, log_db: &str, home: &std::path::Path) {
+    let (mut first, addr) = start(db, home);
 
     // Four senders, each with its own range of deliveries, until the kill.
     let acked = Arc::new(Mutex::new(Vec::<usize>::new()));
@@ -114,14 +150,14 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_event() {
     assert!(acked.len() >= 300);
 
     // The store already holds every acknowledged delivery.
-    let log = igdm_store::Store::open(&log_db).await.unwrap();
+    let log = igdm_store::Store::open(log_db).await.unwrap();
     let counts = log.event_log_counts().await.unwrap();
-    let store = igdm_store::Store::open(&db).await.unwrap();
+    let store = igdm_store::Store::open(db).await.unwrap();
     assert!(counts.deliveries >= acked.len() as u64);
 
     // Restart. Meta retries what was not acknowledged, and some acknowledged
     // deliveries come again as duplicates.
-    let (mut second, addr) = start(&db, dir.path());
+    let (mut second, addr) = start(db, home);
     let unacked: Vec<usize> = attempted.iter().copied().filter(|n| !acked.contains(n)).collect();
     for n in unacked.iter().chain(acked.iter().take(50)) {
         assert_eq!(post(&addr, *n), Some(200), "retry of {n}");
@@ -130,7 +166,7 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_event() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let c = log.event_log_counts().await.unwrap();
-        if c.done == 2 * total && c.pending == 0 && c.processing == 0 {
+        if c.done == 2 * total && c.pending == 0 && c.processing == 0 && c.unexpanded == 0 {
             assert_eq!(c.failed, 0);
             break;
         }
