@@ -18,7 +18,9 @@ pub struct PgStore {
     appenders: Arc<SpareConnections>,
 }
 
-/// Connections per pool ([`PgStore::pool_options`]).
+/// Connections per pool ([`PgStore::pool_options`]). Webhook appends keep
+/// up to as many again outside the pool, so one store holds at most twice
+/// this many connections (and a store with its relaxed handle three times).
 pub const POOL_SIZE: u32 = 8;
 
 /// [`PgStore::record_deliveries_native`]'s statement. `$1`..`$3`: each
