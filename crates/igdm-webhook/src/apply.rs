@@ -799,7 +799,7 @@ impl WebhookStore for StoreLog {
     fn defer_while_busy(&self) -> Duration {
         // On PostgreSQL processing slows acknowledgements twice over: the
         // server's CPU, and the WAL every acknowledgement's commit flushes
-        // (about 4 KiB per event processed, against 0.5 KiB per delivery
+        // (about 3.5 KiB per event processed, against 0.5 KiB per delivery
         // appended). Ingest bench, 64 connections, 3 alternating runs:
         // 22.4-23.1k deliveries/s deferring against 9.7-10.7k without; the
         // burst was processed in the 11-12 s after it. On SQLite the log's
