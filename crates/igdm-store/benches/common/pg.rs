@@ -3,8 +3,12 @@
 
 use std::time::Duration;
 
-use igdm_store::{PgStore, Store};
+use igdm_store::Store;
 use sqlx::Executor as _;
+
+/// The tests' harness, for its pool set-up.
+#[path = "../../tests/common/mod.rs"]
+mod harness;
 
 /// The store, the server's URL and the schema's name; `None` when no server
 /// is configured or reachable.
@@ -21,23 +25,7 @@ pub async fn postgres_store() -> Option<(Store, String, String)> {
     let schema = format!("igdm_bench_{:016x}", rand::random::<u64>());
     admin.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).await.ok()?;
     admin.close().await;
-    let path = schema.clone();
-    let pool = PgStore::pool_options()
-        .max_connections(4)
-        .after_connect(move |conn, _| {
-            let path = path.clone();
-            Box::pin(async move {
-                conn.execute(sqlx::AssertSqlSafe(format!(
-                    "SET search_path TO {path}; SET jit = off"
-                )))
-                .await?;
-                Ok(())
-            })
-        })
-        .connect(&url)
-        .await
-        .ok()?;
-    let store = PgStore::from_pool(pool).await.expect("migrate postgres");
+    let store = harness::pg_store(&url, &schema).await.expect("migrate postgres");
     Some((Store::Postgres(store), url, schema))
 }
 

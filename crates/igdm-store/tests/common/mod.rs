@@ -98,7 +98,8 @@ fn skip(reason: &str) {
     eprintln!("SKIPPED PostgreSQL tests: set IGDM_TEST_DATABASE_URL ({reason})");
 }
 
-async fn pg_store(url: &str, schema: &str) -> Result<PgStore, igdm_store::StoreError> {
+/// A store on its own pool whose connections use `schema` (which must exist).
+pub async fn pg_store(url: &str, schema: &str) -> Result<PgStore, igdm_store::StoreError> {
     let path = schema.to_owned();
     // Named after the schema, so a test can find its own connections.
     let options = PgConnectOptions::from_str(url)?.application_name(schema);
