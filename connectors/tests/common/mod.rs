@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use igdm_model::{ApiError, ErrorClass};
-use igdm_sandbox::{DemoSeed, RunningSandbox, Sandbox, SandboxConfig};
+use igdm_sandbox::{DemoSeed, RunningSandbox};
 use igdm_spec::{ActionOutput, Connector, ExecError, Executor, ReqwestTransport, Session};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -20,9 +20,7 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start() -> Self {
-        let sandbox = Sandbox::new(SandboxConfig::default());
-        let running = igdm_sandbox::serve(sandbox, "127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let seed = running.sandbox().seed_demo().await.unwrap();
+        let (running, seed) = igdm_test::sandbox::seeded().await;
         Self { running, seed, http: reqwest::Client::new() }
     }
 
@@ -41,17 +39,12 @@ impl Harness {
 
     /// A web session from an account's control-API view (its cookies).
     pub fn web_session(account: &Value) -> Session {
-        let cookies = account["cookies"].as_object().unwrap();
-        let pairs: Vec<(String, String)> =
-            cookies.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())).collect();
-        Session::new().with_cookies(pairs).with_device_uuid("6f1c2d3e-4a5b-4c6d-8e7f-001122334455")
+        igdm_test::clients::web_session(account)
     }
 
     /// An Instagram Login session (user token + the account's IG id).
     pub fn graph_session(account: &Value) -> Session {
-        let mut s = Session::new().with_access_token(account["access_token"].as_str().unwrap());
-        s.set_extra("user_id", account["ig_user_id"].as_str().unwrap());
-        s
+        igdm_test::clients::graph_session(account)
     }
 
     /// A Facebook Page session (page token + page id + IG id).

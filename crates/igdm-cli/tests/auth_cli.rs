@@ -19,16 +19,10 @@ async fn env() -> Env {
     Env { base: running.base_url(), _sandbox: running, home: tempfile::tempdir().unwrap() }
 }
 
-fn has_chromium() -> bool {
-    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
-        .iter()
-        .any(|p| std::path::Path::new(p).exists());
-    if !found {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED browser part: no Chromium installed (apt-get install chromium) !!!!!!!!\n"
-        );
-    }
-    found
+/// Whether Chromium is there for `test`; a missing one fails the test under
+/// CI and is listed as skipped elsewhere.
+fn has_chromium(test: &str) -> bool {
+    igdm_test::prereq::chromium(test).is_some()
 }
 
 impl Env {
@@ -115,7 +109,7 @@ fn parse(out: &str, err: &str) -> Value {
 async fn login_with_browser_and_cookies_then_browser_run() {
     let env = env().await;
     env.account("personal", "cli.user").await;
-    if has_chromium() {
+    if has_chromium("login_with_browser_and_cookies_then_browser_run (browser part)") {
         let (code, out, err) = env.run(
             &[
                 "--json",
@@ -370,7 +364,7 @@ session:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_with_the_seed_connector_file() {
     let env = env().await;
-    if !has_chromium() {
+    if !has_chromium("login_with_the_seed_connector_file") {
         return;
     }
     env.account("personal", "seed.user").await;
@@ -467,53 +461,15 @@ async fn facebook_user_token_becomes_a_page_account() {
     assert!(!out.contains("refused"), "{out}");
 }
 
-/// An X virtual framebuffer display for headed browser runs, stopped on drop.
-struct Xvfb {
-    child: std::process::Child,
-    display: String,
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts Xvfb on a free display (it picks the number itself); `None`, with
-/// a loud SKIPPED line, only when Xvfb is not installed.
-fn xvfb() -> Option<Xvfb> {
-    let installed = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("Xvfb").is_file()));
-    if !installed {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED headed login: Xvfb is not installed (apt-get install xvfb) !!!!!!!!\n"
-        );
-        return None;
-    }
-    let mut child = std::process::Command::new("Xvfb")
-        .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("Xvfb starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let n = line.trim();
-    assert!(
-        !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()),
-        "Xvfb gave no display: {line:?}"
-    );
-    Some(Xvfb { child, display: format!(":{n}") })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_runs_headed_under_an_xvfb_display() {
     let env = env().await;
-    if !has_chromium() {
+    if !has_chromium("login_runs_headed_under_an_xvfb_display") {
         return;
     }
-    let Some(x) = xvfb() else { return };
+    let Some(x) = igdm_test::prereq::xvfb("login_runs_headed_under_an_xvfb_display") else {
+        return;
+    };
     env.account("personal", "headed.user").await;
     // No --headless: with a display, the login opens a browser window.
     let (code, out, err) = env.run(

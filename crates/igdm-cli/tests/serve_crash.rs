@@ -1,6 +1,6 @@
 //! `igdm serve` killed with SIGKILL during a burst of deliveries loses no
 //! acknowledged event and applies none twice once restarted, on SQLite and
-//! (when `IGDM_TEST_DATABASE_URL` names a server) on PostgreSQL.
+//! on PostgreSQL (`IGDM_TEST_DATABASE_URL`; see `igdm_test::prereq`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -81,28 +81,11 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_event() {
 /// leased to itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_burst_loses_no_acknowledged_event_on_postgres() {
-    use sqlx::Executor as _;
-    let Ok(url) = std::env::var("IGDM_TEST_DATABASE_URL") else {
-        eprintln!("SKIPPED PostgreSQL crash test: set IGDM_TEST_DATABASE_URL");
-        return;
-    };
-    let admin = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&url).await;
-    let Ok(admin) = admin else {
-        eprintln!("SKIPPED PostgreSQL crash test: cannot connect to IGDM_TEST_DATABASE_URL");
-        return;
-    };
-    let schema = format!("igdm_crash_{}", std::process::id());
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-        .await
-        .unwrap();
-    admin.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).await.unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let db = format!("{url}{sep}options%5Bsearch_path%5D={schema}");
+    let test = "sigkill_during_a_burst_loses_no_acknowledged_event_on_postgres";
+    let Some(schema) = igdm_test::pg::PgSchema::create(test).await else { return };
+    let db = schema.url_with_search_path();
     let dir = tempfile::tempdir().unwrap();
     crash_and_restart(&db, &db, dir.path()).await;
-    admin.execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).await.unwrap();
-    admin.close().await;
 }
 
 /// Kills `igdm serve` on `db` mid-burst, restarts it, replays what Meta

@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 
 #[path = "common/pg.rs"]
 mod pg;
-use pg::{drop_schema, postgres_store};
+use pg::postgres_store;
 
 const ACCOUNT: &str = "bench";
 const BATCH: usize = 5_000;
@@ -292,17 +292,11 @@ async fn main_async(n: usize, rounds: usize, check: bool) {
         run(&store, n, rounds, check).await.print();
         store.close().await;
     }
-    if backends.contains("postgres") {
-        match postgres_store().await {
-            Some((store, url, schema)) => {
-                run(&store, n, rounds, check).await.print();
-                store.close().await;
-                drop_schema(&url, &schema).await;
-            }
-            None => eprintln!(
-                "SKIPPED PostgreSQL benchmark: set IGDM_TEST_DATABASE_URL to a reachable server"
-            ),
-        }
+    if backends.contains("postgres")
+        && let Some((store, _schema)) = postgres_store("igdm-store bench bulk (PostgreSQL)").await
+    {
+        run(&store, n, rounds, check).await.print();
+        store.close().await;
     }
 }
 

@@ -8,7 +8,7 @@
 //!
 //! `cargo bench -p igdm-store --bench groupcommit` runs
 //! `IGDM_BENCH_COMMITS` (default 2,000) commits per group size and way;
-//! without `--bench` it runs 20 as a smoke test.
+//! under `cargo test` or nextest it is one smoke test (`smoke`) of 20.
 
 #![allow(clippy::unwrap_used, clippy::cast_precision_loss)]
 
@@ -91,12 +91,16 @@ async fn run(name: &str, store: &dyn MessageStore, commits: usize) {
 }
 
 fn main() {
-    let bench = std::env::args().any(|a| a == "--bench");
-    let commits = if bench {
-        std::env::var("IGDM_BENCH_COMMITS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000)
-    } else {
-        20
-    };
+    igdm_test::bench_main(
+        || measure(20),
+        || {
+            let commits = std::env::var("IGDM_BENCH_COMMITS").ok().and_then(|v| v.parse().ok());
+            measure(commits.unwrap_or(2_000));
+        },
+    );
+}
+
+fn measure(commits: usize) {
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
@@ -104,15 +108,13 @@ fn main() {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
         let Store::Sqlite(sqlite) = Store::open(&url).await.unwrap() else { unreachable!() };
         run("sqlite", &sqlite, commits).await;
-        match pg::postgres_store().await {
-            Some((pg, url, schema)) => {
-                run("postgres", &*pg, commits).await;
-                if let Store::Postgres(p) = &pg {
-                    p.close().await;
-                }
-                pg::drop_schema(&url, &schema).await;
+        if let Some((pg, _schema)) =
+            pg::postgres_store("igdm-store bench groupcommit (PostgreSQL)").await
+        {
+            run("postgres", &*pg, commits).await;
+            if let Store::Postgres(p) = &pg {
+                p.close().await;
             }
-            None => println!("postgres: skipped (no reachable IGDM_TEST_DATABASE_URL)"),
         }
     });
 }

@@ -48,7 +48,11 @@ async fn relaxed_handles_share_the_database_without_waiting_for_the_disk() {
     let id = store.append_delivery(b"durable", at).await.unwrap();
     assert_eq!(relaxed.get_delivery(id).await.unwrap().unwrap().raw_body, b"durable");
 
-    let Some(h) = common::postgres().await else { return };
+    let Some(h) =
+        common::postgres("relaxed_handles_share_the_database_without_waiting_for_the_disk").await
+    else {
+        return;
+    };
     let relaxed = h.store.relaxed().await.unwrap();
     let Store::Postgres(r) = &relaxed else { panic!("expected PostgreSQL") };
     let mode: String =
@@ -75,7 +79,7 @@ async fn unknown_scheme_is_refused_without_echoing_the_url() {
 async fn postgres_url_opens_postgres() {
     // A fresh schema from the harness, then a second store through the public
     // URL form with the schema as the connection's search_path.
-    let Some(h) = common::postgres().await else { return };
+    let Some(h) = common::postgres("postgres_url_opens_postgres").await else { return };
     let Store::Postgres(pg) = &h.store else { panic!("expected PostgreSQL") };
     let schema: String =
         sqlx::query("SELECT current_schema()").fetch_one(pg.pool()).await.unwrap().get(0);

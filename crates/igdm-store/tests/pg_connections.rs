@@ -9,7 +9,10 @@ use igdm_store::RawDelivery;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_recover_after_the_server_ends_their_connections() {
-    let Some(h) = common::postgres().await else { return };
+    let Some(h) = common::postgres("appends_recover_after_the_server_ends_their_connections").await
+    else {
+        return;
+    };
     let now = Timestamp::now();
     let one = [RawDelivery { raw_body: b"one", received_at: now }];
     let two = [RawDelivery { raw_body: b"two", received_at: now }];

@@ -113,6 +113,6 @@ fn any_query_runs_on_sqlite() {
 #[test]
 fn any_query_runs_on_postgres() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(h) = rt.block_on(common::postgres()) else { return };
+    let Some(h) = rt.block_on(common::postgres("any_query_runs_on_postgres")) else { return };
     run_queries_against(h, &rt);
 }

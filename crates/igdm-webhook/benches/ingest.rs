@@ -15,8 +15,9 @@
 //! does the writing, so that figure is about zero there.
 //!
 //! `cargo bench -p igdm-webhook --bench ingest` runs about a minute per
-//! backend; under `cargo test` (no `--bench` argument) it runs a few
-//! requests as a smoke test. `IGDM_BENCH_SECS` sets the length of each
+//! backend; under `cargo test` or nextest it is one smoke test (`smoke`) of a
+//! few requests that fails on a refused delivery or one not stored and processed
+//! exactly once. `IGDM_BENCH_SECS` sets the length of each
 //! phase (default 4), `IGDM_BENCH_CONCURRENCY` the connections (default 64),
 //! `IGDM_BENCH_ONLY=sqlite|sqlite-one|sqlite-split|postgres` one set-up; `IGDM_BENCH_WORKERS`,
 //! `IGDM_BENCH_CLAIM_BATCH`, `IGDM_BENCH_WINDOW_MS` (`batch_window`) and
@@ -41,6 +42,9 @@ use igdm_webhook::{Config, Metrics, Secrets, Server, StoreLog, sign};
 mod common;
 
 struct Settings {
+    /// Smoke run: fail on any refused delivery and check that every
+    /// acknowledged delivery is stored and processed exactly once.
+    check: bool,
     throughput_secs: f64,
     paced_secs: f64,
     rate: u64,
@@ -312,6 +316,22 @@ async fn run(name: &str, log: StoreLog, s: &Settings) {
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
     );
     println!("{name}: paced phase: {}", disk1.since(&metrics, lat.len()));
+    if s.check {
+        let burst_failed = sent - acked;
+        assert_eq!((burst_failed, failed), (0, 0), "{name}: refused deliveries");
+        let acknowledged = (acked + lat.len()) as u64;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let counts = loop {
+            let c = store.event_log_counts().await.unwrap();
+            if c.pending + c.processing + c.unexpanded == 0 || Instant::now() > deadline {
+                break c;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(counts.deliveries, acknowledged, "{name}: stored = acknowledged");
+        assert_eq!(counts.done, acknowledged, "{name}: one event processed per delivery");
+        assert_eq!((counts.failed, counts.dead_letters), (0, 0), "{name}: {counts:?}");
+    }
     let _ = stop.send(());
     task.await.unwrap();
 }
@@ -333,18 +353,30 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 fn main() {
-    let bench = std::env::args().any(|a| a == "--bench");
-    let s = if bench {
-        let secs = env_or("IGDM_BENCH_SECS", 4.0);
-        Settings {
-            throughput_secs: secs,
-            paced_secs: secs,
-            rate: 2000,
-            concurrency: env_or("IGDM_BENCH_CONCURRENCY", 64),
-        }
-    } else {
-        Settings { throughput_secs: 0.3, paced_secs: 0.3, rate: 200, concurrency: 4 }
-    };
+    igdm_test::bench_main(
+        || {
+            measure(&Settings {
+                check: true,
+                throughput_secs: 0.3,
+                paced_secs: 0.3,
+                rate: 200,
+                concurrency: 4,
+            });
+        },
+        || {
+            let secs = env_or("IGDM_BENCH_SECS", 4.0);
+            measure(&Settings {
+                check: false,
+                throughput_secs: secs,
+                paced_secs: secs,
+                rate: 2000,
+                concurrency: env_or("IGDM_BENCH_CONCURRENCY", 64),
+            });
+        },
+    );
+}
+
+fn measure(s: &Settings) {
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
@@ -354,7 +386,7 @@ fn main() {
             let dir = fresh_dir();
             let store = Store::open(&sqlite_url(&dir, "one.db")).await.unwrap();
             let log = StoreLog::from_store(store).await.unwrap();
-            run("sqlite, one file", log, &s).await;
+            run("sqlite, one file", log, s).await;
         }
         if only.is_empty() || only == "sqlite" || only == "sqlite-split" {
             // The log in a file of its own, as `igdm serve` keeps it.
@@ -362,16 +394,15 @@ fn main() {
             let log = Store::open(&sqlite_url(&dir, "split.webhooks.db")).await.unwrap();
             let messages = Store::open(&sqlite_url(&dir, "split.db")).await.unwrap();
             let log = StoreLog::from_stores(log, messages).await.unwrap();
-            run("sqlite, log in its own file", log, &s).await;
+            run("sqlite, log in its own file", log, s).await;
         }
         if (only.is_empty() || only == "postgres")
-            && let Some((url, schema)) = common::pg_schema("bench").await
+            && let Some(schema) = common::pg_schema("igdm-webhook bench ingest (PostgreSQL)").await
         {
             let _ = std::process::Command::new("sync").status();
-            let store = Store::Postgres(common::pg_store(&url, &schema).await);
+            let store = Store::Postgres(schema.store().await);
             let log = StoreLog::from_store(store).await.unwrap();
-            run("postgres", log, &s).await;
-            common::drop_pg_schema(&url, &schema).await;
+            run("postgres", log, s).await;
         }
     });
 }

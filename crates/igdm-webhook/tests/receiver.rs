@@ -407,9 +407,9 @@ async fn graceful_shutdown_drains_pending_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_share_one_postgres_schema() {
-    let Some((url, schema)) = pg_schema("two_servers").await else { return };
-    let a_store = Arc::new(pg_store(&url, &schema).await);
-    let b_store = Arc::new(pg_store(&url, &schema).await);
+    let Some(schema) = pg_schema("two_servers_share_one_postgres_schema").await else { return };
+    let a_store = Arc::new(schema.store().await);
+    let b_store = Arc::new(schema.store().await);
     let mut a = start(a_store.clone(), config()).await;
     let mut b = start(b_store.clone(), config()).await;
     let t0: i64 = 1_790_000_500_000;
@@ -462,7 +462,6 @@ async fn two_servers_share_one_postgres_schema() {
     assert_eq!(a_store.list_messages(ACCOUNT, "p0", 100, None).await.unwrap().items.len(), 10);
     a.stop().await;
     b.stop().await;
-    drop_pg_schema(&url, &schema).await;
 }
 
 /// Every event passes through the log's claims when the local queue is off
@@ -509,9 +508,11 @@ async fn deliveries_left_unexpanded_are_expanded_by_another_server() {
     left_unexpanded_case(sqlite_store(&dir).await).await;
     // On PostgreSQL the receiver itself appends raw deliveries, so the retry
     // below is expanded through the same path as the stopped receiver's.
-    let Some((url, schema)) = pg_schema("unexpanded").await else { return };
-    left_unexpanded_case(Arc::new(pg_store(&url, &schema).await)).await;
-    drop_pg_schema(&url, &schema).await;
+    let Some(schema) = pg_schema("deliveries_left_unexpanded_are_expanded_by_another_server").await
+    else {
+        return;
+    };
+    left_unexpanded_case(Arc::new(schema.store().await)).await;
 }
 
 async fn left_unexpanded_case(store: Arc<dyn MessageStore>) {
@@ -628,14 +629,16 @@ async fn processing_workers_default_to_what_the_backend_can_use() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = StoreLog::new(sqlite_store(&dir).await);
     assert_eq!(sqlite.processing_workers(), 1);
-    let Some((url, schema)) = pg_schema("workers").await else { return };
-    let pg = StoreLog::new(Arc::new(pg_store(&url, &schema).await));
+    let Some(schema) = pg_schema("processing_workers_default_to_what_the_backend_can_use").await
+    else {
+        return;
+    };
+    let pg = StoreLog::new(Arc::new(schema.store().await));
     assert_eq!(pg.processing_workers(), 2);
     // Processing waits for a busy receiver on PostgreSQL only; on SQLite
     // the log's write gate already puts acknowledgements first.
     assert_eq!(sqlite.defer_while_busy(), Duration::ZERO);
     assert_eq!(pg.defer_while_busy(), Duration::from_secs(5));
-    drop_pg_schema(&url, &schema).await;
 }
 
 /// A real pipeline whose appends of bodies containing `HOLD` wait until

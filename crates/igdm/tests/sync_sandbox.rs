@@ -1,37 +1,13 @@
 //! Syncing the sandbox's demo data into a real SQLite store.
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
-use igdm::{AccountConfig, Client, PacingOverride, PacingPolicy, SyncOptions, sync};
-use igdm_model::{Backend, Timestamp};
-use igdm_sandbox::{Sandbox, SandboxConfig};
-use igdm_spec::{Connector, Session};
+use igdm::{Client, PacingPolicy, SyncOptions, sync};
 use igdm_store::{ConversationFilter, MessageStore, Store};
 
 async fn setup() -> (igdm_sandbox::RunningSandbox, igdm_sandbox::DemoSeed, Client) {
-    let sb = Sandbox::new(SandboxConfig::default());
-    let running = sb.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let seed = sb.seed_demo().await.unwrap();
-    let connector =
-        Arc::new(Connector::load(igdm_connectors::INSTAGRAM_WEB, "instagram-web.md").unwrap());
-    let cookies = seed.personal["cookies"].as_object().unwrap();
-    let session = Session::new()
-        .with_cookies(cookies.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())))
-        .with_device_uuid("0b8a9c4e-2f1d-4f7a-9a3e-5c6d7e8f9a0b");
-    let account = AccountConfig {
-        name: "me".into(),
-        connector: "instagram-web".into(),
-        backend: Backend::Web,
-        base_url: Some(running.base_url()),
-        user_id: seed.personal["pk"].as_str().map(str::to_owned),
-        username: None,
-        pacing: PacingOverride::default(),
-        created_at: Timestamp::now(),
-    };
-    let client =
-        Client::builder(account, connector, session).pacing(PacingPolicy::none()).build().unwrap();
+    let (running, seed) = igdm_test::sandbox::seeded().await;
+    let client = igdm_test::clients::web(&running.base_url(), &seed, PacingPolicy::none());
     (running, seed, client)
 }
 

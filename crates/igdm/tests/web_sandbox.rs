@@ -1,13 +1,9 @@
 //! The client library against the sandbox's private web API, over real HTTP.
 
-use std::sync::Arc;
-
 use serde_json::{Value, json};
 
-use igdm::{AccountConfig, Client, PacingOverride, PacingPolicy};
-use igdm_model::{Backend, ErrorClass, SessionHealth, Timestamp};
-use igdm_sandbox::{Sandbox, SandboxConfig};
-use igdm_spec::{Connector, Session};
+use igdm::{Client, PacingPolicy};
+use igdm_model::{ErrorClass, SessionHealth};
 
 struct Env {
     sandbox: igdm_sandbox::RunningSandbox,
@@ -17,35 +13,17 @@ struct Env {
 }
 
 async fn env() -> Env {
-    let sb = Sandbox::new(SandboxConfig::default());
-    let running = sb.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let seed = sb.seed_demo().await.unwrap();
-    let base = running.base_url();
-    Env { personal: seed.personal.clone(), seed, base, sandbox: running }
+    let (sandbox, seed) = igdm_test::sandbox::seeded().await;
+    let base = sandbox.base_url();
+    Env { personal: seed.personal.clone(), seed, base, sandbox }
 }
 
 fn web_client(env: &Env, pacing: PacingPolicy) -> Client {
-    let connector =
-        Arc::new(Connector::load(igdm_connectors::INSTAGRAM_WEB, "instagram-web.md").unwrap());
-    let cookies = env.personal["cookies"].as_object().unwrap();
-    let session = Session::new()
-        .with_cookies(cookies.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())))
-        .with_device_uuid("6f1c2a52-3f4e-4b7e-9d51-0d9b6f4e2a10");
-    let account = AccountConfig {
-        name: "me".into(),
-        connector: "instagram-web".into(),
-        backend: Backend::Web,
-        base_url: Some(env.base.clone()),
-        user_id: env.personal["pk"].as_str().map(str::to_owned),
-        username: None,
-        pacing: PacingOverride::default(),
-        created_at: Timestamp::now(),
-    };
-    Client::builder(account, connector, session).pacing(pacing).build().unwrap()
+    igdm_test::clients::web(&env.base, &env.seed, pacing)
 }
 
 async fn stats(env: &Env) -> Value {
-    reqwest::get(format!("{}/_sandbox/stats", env.base)).await.unwrap().json().await.unwrap()
+    igdm_test::sandbox::stats(&env.base).await
 }
 
 #[tokio::test]
@@ -66,6 +44,7 @@ async fn inbox_thread_paging_send_and_react() {
     // Page through a whole thread with the cursors the connector returns.
     let thread = page.items[0].id.to_string();
     let mut seen = Vec::new();
+    let mut customer_message = None;
     let mut cursor: Option<String> = None;
     loop {
         let mut req = client.messages(&thread).limit(5);
@@ -74,6 +53,9 @@ async fn inbox_thread_paging_send_and_react() {
         }
         let (p, _) = req.await.unwrap();
         seen.extend(p.items.iter().map(|m| m.id.to_string()));
+        if customer_message.is_none() {
+            customer_message = p.items.iter().find(|m| !m.sender.is_self).map(|m| m.id.to_string());
+        }
         match (p.has_more, p.next_cursor) {
             (true, Some(c)) => cursor = Some(c),
             _ => break,
@@ -106,20 +88,44 @@ async fn inbox_thread_paging_send_and_react() {
     assert_eq!(mine.len(), 1, "the replayed key sent nothing");
     assert!(mine[0].sender.is_self);
 
-    // React to the customer's latest message.
-    let target = latest.items.iter().find(|m| !m.sender.is_self).map(|m| m.id.to_string());
-    if let Some(target) = target {
-        let out = client
-            .invoke(
-                "react",
-                serde_json::from_value(
-                    json!({"conversation_id": thread, "message_id": target, "emoji": "❤️"}),
-                )
-                .unwrap(),
+    // React to the customer's latest message in the thread (found while paging: it
+    // need not be among the newest few).
+    let target = customer_message.expect("the demo thread holds a customer's message");
+    let out = client
+        .invoke(
+            "react",
+            serde_json::from_value(
+                json!({"conversation_id": thread, "message_id": target, "emoji": "❤️"}),
             )
-            .await
-            .unwrap();
-        assert_eq!(out.status, 200);
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.status, 200);
+    let reacted = find_message(&client, &thread, &target).await;
+    assert!(
+        reacted.reactions.iter().any(|r| r.emoji == "❤️"),
+        "the reaction is on the message: {:?}",
+        reacted.reactions
+    );
+}
+
+/// The message `id` of `thread`, paging back through the thread.
+async fn find_message(client: &Client, thread: &str, id: &str) -> igdm_model::Message {
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut req = client.messages(thread).limit(20);
+        if let Some(c) = cursor.take() {
+            req = req.cursor(c);
+        }
+        let (p, _) = req.await.unwrap();
+        if let Some(m) = p.items.into_iter().find(|m| m.id.as_str() == id) {
+            return m;
+        }
+        match (p.has_more, p.next_cursor) {
+            (true, Some(c)) => cursor = Some(c),
+            _ => panic!("message {id} not found in {thread}"),
+        }
     }
 }
 

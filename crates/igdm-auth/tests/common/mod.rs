@@ -12,9 +12,7 @@ pub struct Sb {
 
 impl Sb {
     pub async fn start() -> Self {
-        let sandbox = igdm_sandbox::Sandbox::new(igdm_sandbox::SandboxConfig::default());
-        let running = igdm_sandbox::serve(sandbox, "127.0.0.1:0".parse().unwrap()).await.unwrap();
-        Self { running, http: reqwest::Client::new() }
+        Self { running: igdm_test::sandbox::start().await, http: reqwest::Client::new() }
     }
 
     pub fn url(&self) -> String {
@@ -22,11 +20,7 @@ impl Sb {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Value {
-        let r = self.http.post(format!("{}{path}", self.url())).json(&body).send().await.unwrap();
-        let status = r.status();
-        let v: Value = r.json().await.unwrap();
-        assert!(status.is_success(), "{path}: {status} {v}");
-        v
+        igdm_test::sandbox::post_ok(&self.url(), path, body).await
     }
 
     /// Creates an account through the control API; returns its JSON (password and codes included).
@@ -49,14 +43,9 @@ impl Sb {
     }
 }
 
-/// Whether a Chromium is installed; prints a loud SKIPPED line when not.
+/// Whether Chromium is there for `test`; a missing one fails the test under CI
+/// and is listed as skipped elsewhere (`igdm_test::prereq`).
 #[cfg(feature = "browser")]
 pub fn chromium_or_skip(test: &str) -> bool {
-    if igdm_auth::browser::find_chromium().is_some() {
-        return true;
-    }
-    eprintln!(
-        "\n!!!!!!!! SKIPPED {test}: no Chromium installed (apt-get install chromium) !!!!!!!!\n"
-    );
-    false
+    igdm_test::prereq::chromium(test).is_some()
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use igdm::{AccountConfig, Client, PacingPolicy};
 use igdm_bot::{Bot, BotConfig};
 use igdm_model::{Backend, Event, EventKind, Timestamp};
-use igdm_sandbox::{Sandbox, SandboxConfig};
 use igdm_spec::{Connector, Session};
 use igdm_store::{MessageStore, SqliteStore};
 use igdm_webhook::{Config, Secrets, Server, StoreLog};
@@ -35,10 +34,7 @@ pub struct Env {
 
 impl Env {
     pub async fn start() -> Self {
-        let sandbox = Sandbox::new(SandboxConfig::default())
-            .serve("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let sandbox = igdm_test::sandbox::start().await;
         let base = sandbox.base_url();
         let http = reqwest::Client::new();
         let dir = tempfile::tempdir().unwrap();

@@ -12,11 +12,9 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Map, Value, json};
 
-use igdm::{AccountConfig, Client, PacingOverride, PacingPolicy};
+use igdm::{Client, PacingPolicy};
 use igdm_mcp::{HttpOptions, IgdmServer, McpConfig, RunningHttp};
-use igdm_model::{Backend, Timestamp};
-use igdm_sandbox::{DemoSeed, RunningSandbox, Sandbox, SandboxConfig};
-use igdm_spec::{Connector, Session};
+use igdm_sandbox::{DemoSeed, RunningSandbox};
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
@@ -27,47 +25,19 @@ pub struct Env {
 }
 
 pub async fn env() -> Env {
-    let sb = Sandbox::new(SandboxConfig::default());
-    let sandbox = sb.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let seed = sb.seed_demo().await.unwrap();
+    let (sandbox, seed) = igdm_test::sandbox::seeded().await;
     let base = sandbox.base_url();
     Env { sandbox, seed, base }
 }
 
-fn account(name: &str, connector: &str, backend: Backend, base: &str, id: &Value) -> AccountConfig {
-    AccountConfig {
-        name: name.into(),
-        connector: connector.into(),
-        backend,
-        base_url: Some(base.to_owned()),
-        user_id: id.as_str().map(str::to_owned),
-        username: None,
-        pacing: PacingOverride::default(),
-        created_at: Timestamp::now(),
-    }
-}
-
 /// The personal demo account over the private web API.
 pub fn web_client(env: &Env) -> Client {
-    let connector =
-        Arc::new(Connector::load(igdm_connectors::INSTAGRAM_WEB, "instagram-web.md").unwrap());
-    let cookies = env.seed.personal["cookies"].as_object().unwrap();
-    let session = Session::new()
-        .with_cookies(cookies.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())))
-        .with_device_uuid("6f1c2a52-3f4e-4b7e-9d51-0d9b6f4e2a10");
-    let acct = account("me", "instagram-web", Backend::Web, &env.base, &env.seed.personal["pk"]);
-    Client::builder(acct, connector, session).pacing(PacingPolicy::none()).build().unwrap()
+    igdm_test::clients::web(&env.base, &env.seed, PacingPolicy::none())
 }
 
 /// The business demo account over the official Instagram API.
 pub fn graph_client(env: &Env) -> Client {
-    let connector =
-        Arc::new(Connector::load(igdm_connectors::INSTAGRAM_GRAPH, "instagram-graph.md").unwrap());
-    let biz = &env.seed.business;
-    let mut session = Session::new().with_access_token(biz["access_token"].as_str().unwrap());
-    session.set_extra("user_id", biz["ig_user_id"].as_str().unwrap());
-    let acct = account("shop", "instagram-graph", Backend::Graph, &env.base, &biz["ig_user_id"]);
-    Client::builder(acct, connector, session).pacing(PacingPolicy::none()).build().unwrap()
+    igdm_test::clients::graph(&env.base, &env.seed, PacingPolicy::none())
 }
 
 pub struct Mcp {
@@ -147,7 +117,7 @@ pub async fn fails(
 
 /// The sandbox's request counters.
 pub async fn stats(env: &Env) -> Value {
-    reqwest::get(format!("{}/_sandbox/stats", env.base)).await.unwrap().json().await.unwrap()
+    igdm_test::sandbox::stats(&env.base).await
 }
 
 /// A host that asks its user through MCP elicitation; the user answers `approve`.

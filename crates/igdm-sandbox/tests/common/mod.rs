@@ -2,32 +2,11 @@
 //! 127.0.0.1:0 and a web-session client that speaks like igdm would.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use igdm_sandbox::{RunningSandbox, Sandbox, SandboxConfig};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
-/// A sandbox served on an ephemeral loopback port.
-pub async fn start() -> RunningSandbox {
-    start_with(SandboxConfig::default()).await
-}
-
-/// A sandbox with a given configuration.
-pub async fn start_with(config: SandboxConfig) -> RunningSandbox {
-    Sandbox::new(config).serve("127.0.0.1:0".parse().unwrap()).await.unwrap()
-}
-
-/// Calls the control API and returns (status, body).
-pub async fn control(base: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let c = reqwest::Client::new();
-    let url = format!("{base}{path}");
-    let req = match method {
-        "GET" => c.get(url),
-        _ => c.post(url).json(&body.unwrap_or_else(|| json!({}))),
-    };
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
+#[allow(unused_imports)]
+pub use igdm_test::sandbox::{control, start, start_with};
 
 /// A web session against the private API, built from the control API's cookies.
 pub struct Web {

@@ -2,34 +2,32 @@
 //!
 //! SQLite: a database file in a temporary directory. PostgreSQL: the server
 //! named by `IGDM_TEST_DATABASE_URL`, in a schema of its own
-//! (`igdm_test_<random>`, set as `search_path` on every pooled connection and
-//! dropped afterwards), so tests can run in parallel processes.
+//! (`igdm_test::pg::PgSchema`, dropped afterwards), so tests can run in
+//! parallel processes. A missing server fails the test under CI and is listed
+//! as skipped elsewhere (`igdm_test::prereq`).
 
 #![allow(dead_code)]
 
-use std::str::FromStr as _;
-use std::time::Duration;
-
 use igdm_store::{PgStore, SqliteStore, Store};
-use sqlx::Executor as _;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use igdm_test::pg::PgSchema;
+use sqlx::postgres::PgPoolOptions;
 
 /// A store and what must be cleaned up after it.
 pub struct Harness {
     pub store: Store,
     _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
+    pg: Option<PgSchema>,
 }
 
 impl Harness {
     /// PostgreSQL only: has the server end every connection of this
     /// harness's stores (pooled or not) and answers how many it ended.
     pub async fn terminate_connections(&self) -> u64 {
-        let (url, schema) = self.pg.as_ref().expect("a PostgreSQL harness");
-        let admin = PgPoolOptions::new().max_connections(1).connect(url).await.unwrap();
+        let schema = self.pg.as_ref().expect("a PostgreSQL harness");
+        let admin = PgPoolOptions::new().max_connections(1).connect(schema.url()).await.unwrap();
         let pids: Vec<i32> =
             sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE application_name = $1")
-                .bind(schema)
+                .bind(schema.name())
                 .fetch_all(&admin)
                 .await
                 .unwrap();
@@ -55,34 +53,8 @@ impl Harness {
                     SqliteStore::open(dir.path().join("igdm.db").to_str().unwrap()).await.unwrap(),
                 )
             }
-            (Store::Postgres(_), Some((url, schema))) => {
-                Store::Postgres(pg_store(url, schema).await.unwrap())
-            }
+            (Store::Postgres(_), Some(schema)) => Store::Postgres(pg_store(schema).await.unwrap()),
             _ => unreachable!(),
-        }
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        if let Some((url, schema)) = self.pg.take() {
-            // Drop the schema from a separate runtime: Drop cannot await.
-            std::thread::spawn(move || {
-                let rt =
-                    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                rt.block_on(async move {
-                    if let Ok(pool) = PgPoolOptions::new().max_connections(1).connect(&url).await {
-                        let _ = pool
-                            .execute(sqlx::AssertSqlSafe(format!(
-                                "DROP SCHEMA IF EXISTS {schema} CASCADE"
-                            )))
-                            .await;
-                        pool.close().await;
-                    }
-                });
-            })
-            .join()
-            .ok();
         }
     }
 }
@@ -94,61 +66,21 @@ pub async fn sqlite() -> Harness {
     Harness { store, _dir: Some(dir), pg: None }
 }
 
-fn skip(reason: &str) {
-    eprintln!("SKIPPED PostgreSQL tests: set IGDM_TEST_DATABASE_URL ({reason})");
+/// A store in `schema` on a small pool of its own.
+pub async fn pg_store(schema: &PgSchema) -> Result<PgStore, igdm_store::StoreError> {
+    schema.store_with(PgStore::pool_options().max_connections(4)).await
 }
 
-/// A store on its own pool whose connections use `schema` (which must exist).
-pub async fn pg_store(url: &str, schema: &str) -> Result<PgStore, igdm_store::StoreError> {
-    let path = schema.to_owned();
-    // Named after the schema, so a test can find its own connections.
-    let options = PgConnectOptions::from_str(url)?.application_name(schema);
-    let pool = PgStore::pool_options()
-        .max_connections(4)
-        .acquire_timeout(Duration::from_secs(5))
-        .after_connect(move |conn, _| {
-            let path = path.clone();
-            Box::pin(async move {
-                conn.execute(sqlx::AssertSqlSafe(format!(
-                    "SET search_path TO {path}; SET jit = off"
-                )))
-                .await?;
-                Ok(())
-            })
-        })
-        .connect_with(options)
-        .await?;
-    PgStore::from_pool(pool).await
-}
-
-/// A PostgreSQL store in a fresh schema, or `None` (with a loud line) when no
-/// server is configured or reachable.
-pub async fn postgres() -> Option<Harness> {
-    let Ok(url) = std::env::var("IGDM_TEST_DATABASE_URL") else {
-        skip("it is unset");
-        return None;
-    };
-    let admin = match PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect(&url)
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => {
-            skip(&format!("cannot connect: {e}"));
-            return None;
-        }
-    };
-    let schema = format!("igdm_test_{:016x}", rand::random::<u64>());
-    admin.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).await.unwrap();
-    admin.close().await;
-    let store = pg_store(&url, &schema).await.unwrap();
-    Some(Harness { store: Store::Postgres(store), _dir: None, pg: Some((url, schema)) })
+/// A PostgreSQL store in a fresh schema, or `None` once the missing server is
+/// reported (a failure under CI).
+pub async fn postgres(test: &str) -> Option<Harness> {
+    let schema = PgSchema::create(test).await?;
+    let store = pg_store(&schema).await.unwrap();
+    Some(Harness { store: Store::Postgres(store), _dir: None, pg: Some(schema) })
 }
 
 /// Generates one test per case and backend: `sqlite::NAME` always runs,
-/// `postgres::NAME` runs when PostgreSQL is available.
+/// `postgres::NAME` needs PostgreSQL (see [`postgres`]).
 #[macro_export]
 macro_rules! conformance {
     ($($name:ident),+ $(,)?) => {
@@ -165,7 +97,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(h) = $crate::common::postgres().await else { return };
+                    let Some(h) = $crate::common::postgres(concat!(module_path!(), "::", stringify!($name))).await else { return };
                     super::cases::$name(&h).await;
                 }
             )+

@@ -3,16 +3,14 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use igdm_model::Event;
-use igdm_store::{MessageStore, PgStore, SqliteStore};
+use igdm_store::{MessageStore, SqliteStore};
+pub use igdm_test::pg::PgSchema;
 use igdm_webhook::{Config, Metrics, Secrets, Server, StoreLog, sign};
 use serde_json::{Value, json};
-use sqlx::Executor;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
@@ -25,49 +23,10 @@ pub async fn sqlite_store(dir: &tempfile::TempDir) -> Arc<dyn MessageStore> {
     Arc::new(SqliteStore::open(&url).await.unwrap())
 }
 
-/// A fresh schema on the test PostgreSQL server, or `None` (loudly) when it
-/// is not configured or not reachable.
-pub async fn pg_schema(name: &str) -> Option<(String, String)> {
-    let Ok(url) = std::env::var("IGDM_TEST_DATABASE_URL") else {
-        eprintln!("SKIPPED {name}: IGDM_TEST_DATABASE_URL is not set");
-        return None;
-    };
-    let pool = match PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(&url)
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("SKIPPED {name}: PostgreSQL at IGDM_TEST_DATABASE_URL is unreachable: {e}");
-            return None;
-        }
-    };
-    let schema = format!("igdm_webhook_{}_{}", name, std::process::id());
-    pool.execute(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-    )))
-    .await
-    .unwrap();
-    pool.close().await;
-    Some((url, schema))
-}
-
-/// A store on its own pool whose connections use `schema`.
-pub async fn pg_store(url: &str, schema: &str) -> PgStore {
-    let options = PgConnectOptions::from_str(url).unwrap().options([("search_path", schema)]);
-    let pool = PgStore::pool_options().connect_with(options).await.unwrap();
-    PgStore::from_pool(pool).await.unwrap()
-}
-
-pub async fn drop_pg_schema(url: &str, schema: &str) {
-    if let Ok(pool) = PgPoolOptions::new().max_connections(1).connect(url).await {
-        let _ = pool
-            .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-            .await;
-        pool.close().await;
-    }
+/// A fresh schema on the test PostgreSQL server, or `None` once a missing
+/// server is reported (a failure under CI).
+pub async fn pg_schema(test: &str) -> Option<PgSchema> {
+    PgSchema::create(test).await
 }
 
 pub struct Running {

@@ -1,0 +1,81 @@
+//! `igdm::Client`s of the sandbox's demo accounts, over real HTTP.
+
+use std::sync::Arc;
+
+use igdm::{AccountConfig, Client, PacingOverride, PacingPolicy};
+use igdm_model::{Backend, Timestamp};
+use igdm_sandbox::DemoSeed;
+use igdm_spec::{Connector, Session};
+use serde_json::Value;
+
+/// The device id the tests' web sessions present.
+pub const DEVICE_UUID: &str = "6f1c2a52-3f4e-4b7e-9d51-0d9b6f4e2a10";
+
+/// An account record named `name` on `connector`, pointed at `base`.
+#[must_use]
+pub fn account(
+    name: &str,
+    connector: &str,
+    backend: Backend,
+    base: &str,
+    id: &Value,
+) -> AccountConfig {
+    AccountConfig {
+        name: name.into(),
+        connector: connector.into(),
+        backend,
+        base_url: Some(base.to_owned()),
+        user_id: id.as_str().map(str::to_owned),
+        username: None,
+        pacing: PacingOverride::default(),
+        created_at: Timestamp::now(),
+    }
+}
+
+/// A private-API session from an account's control-API view (its cookies).
+///
+/// # Panics
+/// When the view has no cookies.
+#[must_use]
+pub fn web_session(account: &Value) -> Session {
+    let cookies = account["cookies"].as_object().expect("cookies");
+    Session::new()
+        .with_cookies(cookies.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned())))
+        .with_device_uuid(DEVICE_UUID)
+}
+
+/// An Instagram Login session (the user token and the account's Instagram id).
+///
+/// # Panics
+/// When the view has no token or id.
+#[must_use]
+pub fn graph_session(account: &Value) -> Session {
+    let mut s = Session::new().with_access_token(account["access_token"].as_str().expect("token"));
+    s.set_extra("user_id", account["ig_user_id"].as_str().expect("ig_user_id"));
+    s
+}
+
+/// The personal demo account (`me`) over the private web API.
+///
+/// # Panics
+/// When the connector does not load or the client cannot be built.
+#[must_use]
+pub fn web(base: &str, seed: &DemoSeed, pacing: PacingPolicy) -> Client {
+    let connector =
+        Arc::new(Connector::load(igdm_connectors::INSTAGRAM_WEB, "instagram-web.md").unwrap());
+    let acct = account("me", "instagram-web", Backend::Web, base, &seed.personal["pk"]);
+    Client::builder(acct, connector, web_session(&seed.personal)).pacing(pacing).build().unwrap()
+}
+
+/// The business demo account (`shop`) over the official Instagram API.
+///
+/// # Panics
+/// When the connector does not load or the client cannot be built.
+#[must_use]
+pub fn graph(base: &str, seed: &DemoSeed, pacing: PacingPolicy) -> Client {
+    let connector =
+        Arc::new(Connector::load(igdm_connectors::INSTAGRAM_GRAPH, "instagram-graph.md").unwrap());
+    let biz = &seed.business;
+    let acct = account("shop", "instagram-graph", Backend::Graph, base, &biz["ig_user_id"]);
+    Client::builder(acct, connector, graph_session(biz)).pacing(pacing).build().unwrap()
+}
