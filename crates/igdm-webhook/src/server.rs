@@ -29,8 +29,8 @@ use crate::store::{
 /// The webhook path Meta (and the sandbox) POSTs to.
 pub const WEBHOOK_PATH: &str = "/webhook";
 
-/// The secrets the receiver needs. Filled by the CLI from the environment
-/// today and from the encrypted vault later; never printed.
+/// The secrets the receiver needs (`igdm serve` reads them from the
+/// environment); never printed.
 #[derive(Clone)]
 pub struct Secrets {
     app_secret: SecretString,

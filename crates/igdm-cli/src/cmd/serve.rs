@@ -82,8 +82,7 @@ async fn keep_alive(
     Ok(out)
 }
 
-/// Where secrets come from. Today the environment; the encrypted vault fills
-/// the same struct once it exists.
+/// The receiver's secrets, from the environment.
 fn secrets_from_env() -> anyhow::Result<Secrets> {
     let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let Some(app_secret) = get("IGDM_APP_SECRET") else {
