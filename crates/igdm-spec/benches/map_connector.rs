@@ -257,6 +257,16 @@ fn sonic_all(d: &Data) -> usize {
 }
 
 /// Allocations and reallocations made by `f`.
+/// sonic-rs building the same `serde_json::Value` tree through serde.
+fn sonic_serde_all(d: &Data) -> usize {
+    let mut n = 0;
+    for body in std::iter::once(&d.inbox).chain(d.threads.iter().map(|(_, b)| b)) {
+        let v: Value = sonic_rs::from_slice(std::hint::black_box(body)).expect("json");
+        n += usize::from(v.is_object());
+    }
+    n
+}
+
 fn allocs(f: impl FnOnce()) -> u64 {
     let region = Region::new(GLOBAL);
     f();
@@ -297,6 +307,7 @@ fn main() {
     }
 
     let (mut parse, mut sonic, mut map) = (Vec::new(), Vec::new(), Vec::new());
+    let mut sonic_serde = Vec::new();
     let (mut parse_inbox, mut map_inbox) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         let t = Instant::now();
@@ -305,6 +316,9 @@ fn main() {
         let t = Instant::now();
         std::hint::black_box(sonic_all(&d));
         sonic.push(t.elapsed());
+        let t = Instant::now();
+        std::hint::black_box(sonic_serde_all(&d));
+        sonic_serde.push(t.elapsed());
         let t = Instant::now();
         std::hint::black_box(map_all(&c, &d));
         map.push(t.elapsed());
@@ -324,6 +338,7 @@ fn main() {
         map_all(&c, &d);
     });
     let (parse, sonic, map) = (median(&mut parse), median(&mut sonic), median(&mut map));
+    let sonic_serde = median(&mut sonic_serde);
     let (parse_inbox, map_inbox) = (median(&mut parse_inbox), median(&mut map_inbox));
     let per_msg = |x: Duration| x.as_secs_f64() * 1e6 / messages as f64;
     println!(
@@ -345,6 +360,12 @@ fn main() {
         ms(sonic),
         per_msg(sonic),
         ms(sonic) / ms(parse)
+    );
+    println!(
+        "| sonic_rs into serde_json::Value, inbox + threads | {:.2} ms | {:.2} µs | {:.2}x | |",
+        ms(sonic_serde),
+        per_msg(sonic_serde),
+        ms(sonic_serde) / ms(parse)
     );
     println!(
         "| map inbox + threads (parse included) | {:.2} ms | {:.2} µs | {:.2}x | {:.1} |",

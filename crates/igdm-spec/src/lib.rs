@@ -15,6 +15,8 @@
 
 mod bigint;
 mod classify;
+#[cfg(test)]
+mod differential;
 mod error;
 mod exec;
 pub mod expr;
