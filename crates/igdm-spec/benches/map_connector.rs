@@ -375,12 +375,6 @@ fn main() {
         a_map as f64 / messages as f64
     );
     println!(
-        "| mapping beyond the parse | {:.2} ms | {:.2} µs | | {:.1} |",
-        ms(map.saturating_sub(parse)),
-        per_msg(map.saturating_sub(parse)),
-        a_map.saturating_sub(a_parse) as f64 / messages as f64
-    );
-    println!(
         "| inbox only: list_conversations vs its parse | {:.2} ms | | {:.2}x | |",
         ms(map_inbox),
         ms(map_inbox) / ms(parse_inbox)

@@ -511,7 +511,7 @@ pub(crate) fn map_response(
     let body: Value = if raw.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
-        serde_json::from_slice(&crate::bigint::quote_big_integers(&raw))
+        crate::shape::parse(&crate::bigint::quote_big_integers(&raw), &op.response.shape)
             .map_err(|e| ExecError::Decode { status, message: e.to_string() })?
     };
     let mut warnings = Warnings::default();

@@ -24,6 +24,7 @@ mod extensions;
 mod mapping;
 mod params;
 mod session;
+mod shape;
 mod spec;
 mod transport;
 mod yaml;
