@@ -408,12 +408,14 @@ fn check_every_action(body: &Value, items: &Value, params: &Value) -> Result<(),
                 prop_assert_eq!(borrowing, e.eval(&env), "{} {:?}", a.name(), e);
             }
             let Some(m) = &r.mapping else { continue };
-            // `now` and `generate_uuid` differ on every evaluation.
+            // `now` and `generate_uuid` differ on every evaluation: their
+            // outputs are compared without the text of strings.
             let debug = format!("{m:?}");
-            if debug.contains("root: Now") || debug.contains("root: GenerateUuid") {
+            let generated = debug.contains("root: Now") || debug.contains("root: GenerateUuid");
+            same_with_full_parse(c, a, body, params, generated)?;
+            if generated {
                 continue;
             }
-            same_with_full_parse(c, a, body, params)?;
             let root =
                 r.root.as_ref().map_or(Ok(body.clone()), |e| e.eval(&env)).unwrap_or(Value::Null);
             for target in [&root, items, body] {
@@ -435,19 +437,35 @@ fn same_with_full_parse(
     a: &Action,
     body: &Value,
     params: &Value,
+    generated: bool,
 ) -> Result<(), TestCaseError> {
     let raw = Bytes::from(serde_json::to_vec(body).expect("serializable"));
     let vars = exec::vars(c, params.clone(), &Session::new());
     let mut full = a.op.clone();
     full.response.shape = Shape::everything();
     let show = |r: Result<ActionOutput, ExecError>| match r {
-        Ok(o) => Ok((o.data, o.page.map(|p| (p.next_cursor, p.has_more)), o.warnings)),
+        Ok(o) => {
+            let data = if generated { without_text(o.data) } else { o.data };
+            Ok((data, o.page.map(|p| (p.next_cursor, p.has_more)), o.warnings))
+        }
         Err(e) => Err(e.to_string()),
     };
     let pruned = show(exec::map_response(&a.op, &vars, 200, raw.clone()));
     let reference = show(exec::map_response(&full, &vars, 200, raw));
     prop_assert_eq!(pruned, reference, "{} on {}", a.name(), body);
     Ok(())
+}
+
+/// `v` with every string emptied: its structure and other values.
+fn without_text(v: Value) -> Value {
+    match v {
+        Value::String(_) => Value::String(String::new()),
+        Value::Array(a) => Value::Array(a.into_iter().map(without_text).collect()),
+        Value::Object(m) => {
+            Value::Object(m.into_iter().map(|(k, v)| (k, without_text(v))).collect())
+        }
+        other => other,
+    }
 }
 
 /// The random bodies are built from the names the mappings read.

@@ -76,7 +76,11 @@ impl Shape {
             }
         };
         match &element {
-            Some(path) => s.node(mapping, Cur::At(path)),
+            Some(path) => {
+                // The root itself must stay, even when the mapping reads none of it.
+                s.at(path);
+                s.node(mapping, Cur::At(path));
+            }
             None => s.node(mapping, Cur::Unknown),
         }
         for (_, e) in &response.context {
@@ -406,6 +410,21 @@ mod tests {
             json!({"thread": {"thread_id": "1", "viewer_id": 2, "oldest_cursor": "c",
                               "users": [{"pk": 1, "username": "a", "friendship_status": {}}],
                               "items": [{"item_id": "9", "item_type": "media", "media": media}]}})
+        );
+    }
+
+    #[test]
+    fn the_root_stays_when_the_mapping_reads_none_of_it() {
+        use crate::expr::{Bare, Scope};
+        let response = ResponseSpec {
+            root: Some(Expr::parse("data.items", Scope::Response, Bare::Fields).unwrap()),
+            mapping: Some(MapNode::Object(vec![("ok".into(), MapNode::Const(json!(true)))])),
+            ..ResponseSpec::default()
+        };
+        let body = br#"{"data": {"items": [{"x": 1}, 2], "more": 1}, "other": 1}"#;
+        assert_eq!(
+            parse(body, &Shape::of(&response)).unwrap(),
+            json!({"data": {"items": [{}, 2]}})
         );
     }
 
