@@ -6,12 +6,13 @@
 //! truth) is kept entirely; an object only walked through keeps just the
 //! fields read below it. Arrays are always kept whole (their length and
 //! order show). [`parse`] then builds the body's `Value` without the other
-//! fields, which are checked as JSON but never allocated. Whatever an
-//! expression cannot name it cannot observe, so the mapped output is the same
-//! as over the full body; a differential test checks it.
+//! fields, which are read (and fail) as in a full parse but never
+//! allocated. Whatever an expression cannot name it cannot observe, so the
+//! mapped output is the same as over the full body; a differential test
+//! checks it.
 
 use serde::Deserialize;
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::expr::{Expr, Part, Root, Seg};
@@ -329,12 +330,69 @@ impl<'de> Visitor<'de> for Pruned<'_> {
                     let v = map.next_value_seed(Pruned(shape))?;
                     out.insert(name, v);
                 }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                None => map.next_value_seed(Skip)?,
             }
         }
         Ok(Value::Object(out))
+    }
+}
+
+/// A value read through and dropped. It goes through `deserialize_any` like
+/// a `Value` would, so a skipped part fails exactly where and how a full
+/// parse fails (invalid UTF-8 or escapes, numbers out of range, nesting
+/// beyond serde_json's limit), but nothing is allocated.
+#[derive(Clone, Copy)]
+struct Skip;
+
+impl<'de> DeserializeSeed<'de> for Skip {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Skip)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(Skip)?.is_some() {
+            map.next_value_seed(Skip)?;
+        }
+        Ok(())
     }
 }
 
@@ -443,5 +501,23 @@ mod tests {
             serde_json::from_slice::<Value>(body).unwrap()
         );
         assert!(parse(b"{\"a\": 1} x", &shape(&c, "list")).is_err());
+    }
+
+    #[test]
+    fn skipped_parts_fail_as_a_full_parse_fails() {
+        let list = shape(&web(), "list");
+        let deep = format!("{{\"skipped\": {}{}}}", "[".repeat(200), "]".repeat(200));
+        let bad_utf8 = b"{\"skipped\": \"\xff\"}".to_vec();
+        for body in [
+            deep.into_bytes(),
+            bad_utf8,
+            br#"{"skipped": 1e400}"#.to_vec(),
+            br#"{"skipped": "\ud800"}"#.to_vec(),
+        ] {
+            let full = serde_json::from_slice::<Value>(&body).map_err(|e| e.to_string());
+            let shaped = parse(&body, &list).map_err(|e| e.to_string());
+            assert!(full.is_err());
+            assert_eq!(shaped, full.map(|_| json!({})));
+        }
     }
 }
