@@ -17,13 +17,14 @@ pub(crate) fn quote_big_integers(body: &[u8]) -> Cow<'_, [u8]> {
     while i < body.len() {
         let b = body[i];
         if in_string {
-            match b {
-                b'\\' => i += 2,
-                b'"' => {
+            // Jump to the next quote or escape: string text is most of a body.
+            match memchr::memchr2(b'"', b'\\', &body[i..]) {
+                Some(k) if body[i + k] == b'\\' => i += k + 2,
+                Some(k) => {
                     in_string = false;
-                    i += 1;
+                    i += k + 1;
                 }
-                _ => i += 1,
+                None => i = body.len(),
             }
             continue;
         }

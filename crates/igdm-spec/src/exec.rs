@@ -1,5 +1,6 @@
 //! Building requests from actions and running them over a [`Transport`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -510,14 +511,14 @@ pub(crate) fn map_response(
     let body: Value = if raw.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
-        serde_json::from_slice(&crate::bigint::quote_big_integers(&raw))
+        crate::shape::parse(&crate::bigint::quote_big_integers(&raw), &op.response.shape)
             .map_err(|e| ExecError::Decode { status, message: e.to_string() })?
     };
     let mut warnings = Warnings::default();
     let base_env = Env { root: &body, current: &body, ..vars.env() };
     let mut context = Map::new();
     for (k, e) in &op.response.context {
-        let v = e.eval(&base_env).unwrap_or_else(|m| {
+        let v = e.eval_ref(&base_env).map(Cow::into_owned).unwrap_or_else(|m| {
             warnings.0.push(format!("context.{k}: {m}"));
             Value::Null
         });
@@ -525,21 +526,15 @@ pub(crate) fn map_response(
     }
     let context = Value::Object(context);
     let env = Env { context: &context, ..base_env };
-    // A plain path root is borrowed from the body, not copied.
-    let computed;
-    let root: &Value = match &op.response.root {
-        Some(e) => match e.lookup(&env) {
-            Some(r) => r,
-            None => {
-                computed = e.eval(&env).unwrap_or_else(|m| {
-                    warnings.0.push(format!("root: {m}"));
-                    Value::Null
-                });
-                &computed
-            }
-        },
-        None => &body,
+    // A root borrowed from the body is not copied.
+    let root: Cow<'_, Value> = match &op.response.root {
+        Some(e) => e.eval_ref(&env).unwrap_or_else(|m| {
+            warnings.0.push(format!("root: {m}"));
+            Cow::Owned(Value::Null)
+        }),
+        None => Cow::Borrowed(&body),
     };
+    let root = root.as_ref();
     if root.is_null()
         && let Some(t) = &op.response.not_found
     {
@@ -561,11 +556,11 @@ pub(crate) fn map_response(
         let next_cursor = p
             .next_cursor
             .as_ref()
-            .and_then(|e| e.eval(&env).ok())
+            .and_then(|e| e.eval_ref(&env).ok())
             .filter(|v| !is_blank(v))
             .map(|v| stringify(&v));
         let has_more = match &p.has_more {
-            Some(e) => e.eval(&env).map(|v| truthy(&v)).unwrap_or(false),
+            Some(e) => e.eval_ref(&env).map(|v| truthy(&v)).unwrap_or(false),
             None => next_cursor.is_some(),
         };
         PageInfo { next_cursor: if has_more { next_cursor } else { None }, has_more }

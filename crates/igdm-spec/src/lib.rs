@@ -15,6 +15,8 @@
 
 mod bigint;
 mod classify;
+#[cfg(test)]
+mod differential;
 mod error;
 mod exec;
 pub mod expr;
@@ -22,6 +24,7 @@ mod extensions;
 mod mapping;
 mod params;
 mod session;
+mod shape;
 mod spec;
 mod transport;
 mod yaml;

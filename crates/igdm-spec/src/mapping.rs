@@ -8,9 +8,20 @@
 //! - a list mapping `- {fields}` zips: every field that evaluates to an array
 //!   contributes its i-th element to the i-th object, other fields repeat.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use crate::expr::{Env, Expr};
+
+/// How a mapping's expressions are evaluated: [`borrowing`] in production,
+/// [`Expr::eval`] as the reference the differential tests compare it with.
+type Leaf = for<'a> fn(&'a Expr, &Env<'a>) -> Result<Value, String>;
+
+/// Evaluates over borrowed values and copies only the result.
+fn borrowing<'a>(e: &'a Expr, env: &Env<'a>) -> Result<Value, String> {
+    e.eval_ref(env).map(Cow::into_owned)
+}
 
 /// A compiled mapping node.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,19 +71,19 @@ impl Warnings {
 
 impl MapNode {
     /// Evaluates the node with `env.current` as the current value.
-    pub(crate) fn eval(&self, env: &Env<'_>, path: &Loc<'_>, warnings: &mut Warnings) -> Value {
+    fn eval(&self, leaf: Leaf, env: &Env<'_>, path: &Loc<'_>, warnings: &mut Warnings) -> Value {
         match self {
-            MapNode::Expr(e) => e.eval(env).unwrap_or_else(|msg| {
+            MapNode::Expr(e) => leaf(e, env).unwrap_or_else(|msg| {
                 warnings.push(path, msg);
                 Value::Null
             }),
             MapNode::Const(v) => v.clone(),
-            MapNode::Object(fields) => eval_object(fields, env, path, warnings),
+            MapNode::Object(fields) => eval_object(fields, leaf, env, path, warnings),
             MapNode::List(items) => {
                 let mut out = Vec::new();
                 for (i, item) in items.iter().enumerate() {
                     let p = Loc::Index(path, i);
-                    let evaluated = item.eval_raw(env, &p, warnings);
+                    let evaluated = item.eval_raw(leaf, env, &p, warnings);
                     let n = item.zip_len(&evaluated).unwrap_or(1);
                     for k in 0..n {
                         let v = item.select(&evaluated, k);
@@ -87,16 +98,22 @@ impl MapNode {
     }
 
     /// Evaluates without null-collapsing objects (the input of `select`).
-    fn eval_raw(&self, env: &Env<'_>, path: &Loc<'_>, warnings: &mut Warnings) -> Value {
+    fn eval_raw(
+        &self,
+        leaf: Leaf,
+        env: &Env<'_>,
+        path: &Loc<'_>,
+        warnings: &mut Warnings,
+    ) -> Value {
         match self {
             MapNode::Object(fields) => {
-                let mut m = Map::new();
+                let mut m = Map::with_capacity(fields.len());
                 for (k, node) in fields {
-                    m.insert(k.clone(), node.eval_raw(env, &Loc::Field(path, k), warnings));
+                    m.insert(k.clone(), node.eval_raw(leaf, env, &Loc::Field(path, k), warnings));
                 }
                 Value::Object(m)
             }
-            other => other.eval(env, path, warnings),
+            other => other.eval(leaf, env, path, warnings),
         }
     }
 
@@ -117,7 +134,7 @@ impl MapNode {
         match (self, v) {
             (MapNode::Expr(_), Value::Array(a)) => a.get(i).cloned().unwrap_or(Value::Null),
             (MapNode::Object(fields), Value::Object(m)) => {
-                let mut out = Map::new();
+                let mut out = Map::with_capacity(fields.len());
                 for (k, node) in fields {
                     out.insert(k.clone(), node.select(m.get(k).unwrap_or(&Value::Null), i));
                 }
@@ -130,13 +147,14 @@ impl MapNode {
 
 fn eval_object(
     fields: &[(String, MapNode)],
+    leaf: Leaf,
     env: &Env<'_>,
     path: &Loc<'_>,
     warnings: &mut Warnings,
 ) -> Value {
-    let mut m = Map::new();
+    let mut m = Map::with_capacity(fields.len());
     for (k, node) in fields {
-        m.insert(k.clone(), node.eval(env, &Loc::Field(path, k), warnings));
+        m.insert(k.clone(), node.eval(leaf, env, &Loc::Field(path, k), warnings));
     }
     collapse(m)
 }
@@ -154,17 +172,38 @@ pub(crate) fn apply(
     env: &Env<'_>,
     warnings: &mut Warnings,
 ) -> Value {
+    apply_with(borrowing, mapping, root, env, warnings)
+}
+
+/// [`apply`] with the reference evaluator, [`Expr::eval`].
+#[cfg(test)]
+pub(crate) fn apply_reference(
+    mapping: &MapNode,
+    root: &Value,
+    env: &Env<'_>,
+    warnings: &mut Warnings,
+) -> Value {
+    apply_with(Expr::eval, mapping, root, env, warnings)
+}
+
+fn apply_with(
+    leaf: Leaf,
+    mapping: &MapNode,
+    root: &Value,
+    env: &Env<'_>,
+    warnings: &mut Warnings,
+) -> Value {
     let one = |cur: &Value, path: &Loc<'_>, warnings: &mut Warnings| -> Value {
         let env = env.with_current(cur);
         match mapping {
             MapNode::Object(fields) => {
-                let mut m = Map::new();
+                let mut m = Map::with_capacity(fields.len());
                 for (k, node) in fields {
-                    m.insert(k.clone(), node.eval(&env, &Loc::Field(path, k), warnings));
+                    m.insert(k.clone(), node.eval(leaf, &env, &Loc::Field(path, k), warnings));
                 }
                 Value::Object(m)
             }
-            other => other.eval(&env, path, warnings),
+            other => other.eval(leaf, &env, path, warnings),
         }
     };
     match root {

@@ -16,6 +16,7 @@ use crate::expr::{Bare, Expr, ParseError, Scope, Template};
 use crate::extensions::{AppliesTo, Capabilities, Limits, Pacing, RateLimit, de_duration};
 use crate::mapping::MapNode;
 use crate::params::{ParamSpec, ParamType, Pattern};
+use crate::shape::Shape;
 use crate::transport::HttpResponse;
 use crate::yaml::{KeyString, Node, file_position, split_front_matter};
 
@@ -368,6 +369,8 @@ pub(crate) struct ResponseSpec {
     pub(crate) not_found: Option<Template>,
     /// Warnings added to the output when their condition holds.
     pub(crate) warnings: Vec<CondWarning>,
+    /// What of a body the block can observe: the rest is not parsed.
+    pub(crate) shape: Shape,
 }
 
 /// A `response.warnings` entry.
@@ -744,6 +747,7 @@ impl Ctx<'_> {
                 });
             }
         }
+        response.shape = Shape::of(&response);
         Ok(Operation { method, url, query, body, headers, body_format, response })
     }
 

@@ -1,5 +1,7 @@
 //! Evaluation of parsed expressions.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::{BinOp, Expr, Part, Root, Seg};
@@ -125,6 +127,137 @@ pub(crate) fn eval(e: &Expr, env: &Env<'_>) -> Result<Value, String> {
             let v = eval(base, env)?;
             walk(&v, segs, env)
         }
+    }
+}
+
+/// Evaluates like [`eval`] but borrows whatever it can from the environment
+/// and the expression itself (paths, literals, `||` operands, the element a
+/// `lookup` finds) instead of copying it: a response mapping then copies a
+/// value only when it goes into the output. Same results and errors as
+/// [`eval`], which the differential tests check.
+pub(crate) fn eval_ref<'a>(e: &'a Expr, env: &Env<'a>) -> Result<Cow<'a, Value>, String> {
+    match e {
+        Expr::Lit(v) => Ok(Cow::Borrowed(v)),
+        Expr::Interp(parts) => {
+            let mut out = String::new();
+            for p in parts {
+                match p {
+                    Part::Text(t) => out.push_str(t),
+                    Part::Expr(e) => push_text(&mut out, &*eval_ref(e, env)?),
+                }
+            }
+            Ok(Cow::Owned(Value::String(out)))
+        }
+        Expr::Path { root, segs } => match variable(*root, env) {
+            Some(base) => walk_ref(base, segs, env),
+            None => eval(e, env).map(Cow::Owned),
+        },
+        Expr::Not(e) => Ok(Cow::Owned(Value::Bool(!truthy(&*eval_ref(e, env)?)))),
+        Expr::Binary(op, l, r) => {
+            let lv = eval_ref(l, env)?;
+            let b = match op {
+                BinOp::And => truthy(&lv) && truthy(&*eval_ref(r, env)?),
+                BinOp::Or => {
+                    if truthy(&lv) {
+                        return Ok(lv);
+                    }
+                    return eval_ref(r, env);
+                }
+                BinOp::Eq => values_equal(&lv, &*eval_ref(r, env)?),
+                BinOp::Ne => !values_equal(&lv, &*eval_ref(r, env)?),
+                BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                    let rv = eval_ref(r, env)?;
+                    let Some(ord) = compare(&lv, &rv) else {
+                        return Ok(Cow::Owned(Value::Bool(false)));
+                    };
+                    use std::cmp::Ordering::{Greater, Less};
+                    match op {
+                        BinOp::Lt => ord == Less,
+                        BinOp::Le => ord != Greater,
+                        BinOp::Gt => ord == Greater,
+                        _ => ord != Less,
+                    }
+                }
+            };
+            Ok(Cow::Owned(Value::Bool(b)))
+        }
+        Expr::Cond(c, a, b) => {
+            if truthy(&*eval_ref(c, env)?) {
+                eval_ref(a, env)
+            } else {
+                eval_ref(b, env)
+            }
+        }
+        Expr::Filter(base, f, args) => {
+            let v = eval_ref(base, env)?;
+            let args = args.iter().map(|a| eval_ref(a, env)).collect::<Result<Vec<_>, _>>()?;
+            f.apply_ref(v, &args)
+        }
+        Expr::Then(base, segs) => match eval_ref(base, env)? {
+            Cow::Borrowed(v) => walk_ref(v, segs, env),
+            Cow::Owned(v) => walk_ref(&v, segs, env).map(|r| Cow::Owned(r.into_owned())),
+        },
+    }
+}
+
+/// [`walk`] over borrowed values: a plain path borrows its target.
+fn walk_ref<'a>(v: &'a Value, segs: &'a [Seg], env: &Env<'a>) -> Result<Cow<'a, Value>, String> {
+    let mut cur = v;
+    for (i, seg) in segs.iter().enumerate() {
+        match seg {
+            Seg::Field(name) => cur = field(cur, name),
+            Seg::Index(n) => cur = index(cur, *n),
+            Seg::Each => {
+                if let Value::Array(a) = cur {
+                    let rest = &segs[i + 1..];
+                    return a
+                        .iter()
+                        .map(|e| walk_ref(e, rest, env).map(Cow::into_owned))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map(|a| Cow::Owned(Value::Array(a)));
+                }
+            }
+            Seg::Filter(cond) => {
+                if let Value::Array(a) = cur {
+                    let rest = &segs[i + 1..];
+                    let mut out = Vec::new();
+                    for e in a {
+                        if truthy(&*eval_ref(cond, &env.with_current(e))?) {
+                            out.push(walk_ref(e, rest, env)?.into_owned());
+                        }
+                    }
+                    return Ok(Cow::Owned(Value::Array(out)));
+                }
+                if !cur.is_null() && !truthy(&*eval_ref(cond, &env.with_current(cur))?) {
+                    return Ok(Cow::Owned(Value::Null));
+                }
+            }
+        }
+    }
+    Ok(Cow::Borrowed(cur))
+}
+
+/// Appends what [`stringify`] returns without building it first.
+pub(crate) fn push_text(out: &mut String, v: &Value) {
+    use std::fmt::Write;
+    match v {
+        Value::Null => {}
+        Value::String(s) => out.push_str(s),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        other => {
+            let _ = write!(out, "{other}");
+        }
+    }
+}
+
+/// [`stringify`], borrowing a string instead of copying it.
+pub(crate) fn text_of(v: &Value) -> Cow<'_, str> {
+    match v {
+        Value::String(s) => Cow::Borrowed(s),
+        other => Cow::Owned(stringify(other)),
     }
 }
 

@@ -1,9 +1,11 @@
 //! The filters of the expression language (`value | name: args`).
 
+use std::borrow::Cow;
+
 use igdm_model::Timestamp;
 use serde_json::{Map, Value, json};
 
-use super::eval::stringify;
+use super::eval::{stringify, text_of};
 
 /// A filter, resolved at parse time (an unknown name is a load error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,10 +100,9 @@ impl Filter {
         }
     }
 
-    /// Applies the filter. Element-wise filters (numeric, text case, dates)
-    /// map over arrays; the others take the whole value.
-    pub(crate) fn apply(self, v: Value, args: &[Value]) -> Result<Value, String> {
-        let elementwise = matches!(
+    /// Whether the filter maps over the elements of an array.
+    fn elementwise(self) -> bool {
+        matches!(
             self,
             Filter::Divide
                 | Filter::Multiply
@@ -112,8 +113,15 @@ impl Filter {
                 | Filter::Trim
                 | Filter::Lookup
                 | Filter::MapValue
-        );
-        if elementwise && let Value::Array(items) = v {
+        )
+    }
+
+    /// Applies the filter. Element-wise filters (numeric, text case, dates)
+    /// map over arrays; the others take the whole value.
+    pub(crate) fn apply(self, v: Value, args: &[Value]) -> Result<Value, String> {
+        if self.elementwise()
+            && let Value::Array(items) = v
+        {
             return items
                 .into_iter()
                 .map(|i| self.apply(i, args))
@@ -207,6 +215,98 @@ impl Filter {
                 Value::Object(m) => Value::Array(m.into_iter().map(|(_, v)| v).collect()),
                 other => other,
             }),
+        }
+    }
+}
+
+impl Filter {
+    /// [`Filter::apply`] over borrowed values: the filters a response mapping
+    /// runs per item (`to_string`, `default`, `lookup`, `map_value`, `first`,
+    /// `last`, `length`, `to_datetime`, `to_attachment`) copy nothing they
+    /// do not return; the others copy and run [`Filter::apply`].
+    pub(crate) fn apply_ref<'a>(
+        self,
+        v: Cow<'a, Value>,
+        args: &[Cow<'a, Value>],
+    ) -> Result<Cow<'a, Value>, String> {
+        let owned = |v: Cow<'a, Value>| {
+            let args: Vec<Value> = args.iter().map(|a| a.as_ref().clone()).collect();
+            self.apply(v.into_owned(), &args).map(Cow::Owned)
+        };
+        if self.elementwise() && v.is_array() {
+            return owned(v);
+        }
+        let null = || Cow::Owned(Value::Null);
+        let arg = |i: usize| args.get(i).cloned().unwrap_or_else(null);
+        match self {
+            Filter::Default => Ok(if v.is_null() || v.as_str() == Some("") { arg(0) } else { v }),
+            Filter::ToString => Ok(match &*v {
+                Value::Null => null(),
+                Value::String(_) => v,
+                other => Cow::Owned(Value::String(stringify(other))),
+            }),
+            Filter::ToDatetime => to_datetime(&v, args.first().map(AsRef::as_ref)).map(Cow::Owned),
+            Filter::ToAttachment => Ok(Cow::Owned(to_attachment(&v))),
+            Filter::Length if !matches!(*v, Value::Bool(_) | Value::Number(_)) => {
+                Ok(Cow::Owned(match &*v {
+                    Value::String(s) => json!(s.chars().count()),
+                    Value::Array(a) => json!(a.len()),
+                    Value::Object(o) => json!(o.len()),
+                    _ => Value::Null,
+                }))
+            }
+            Filter::First | Filter::Last => Ok(match v {
+                Cow::Borrowed(Value::Array(a)) => {
+                    let e = if self == Filter::First { a.first() } else { a.last() };
+                    e.map_or_else(null, Cow::Borrowed)
+                }
+                Cow::Borrowed(_) => v,
+                Cow::Owned(v) => Cow::Owned(self.apply(v, &[])?),
+            }),
+            Filter::Lookup => {
+                if v.is_null() {
+                    return Ok(null());
+                }
+                let text = text_of(&v);
+                let key = args.get(1).map_or(Cow::Borrowed(""), |k| text_of(k));
+                let field = args.get(2).map(|f| text_of(f));
+                let find = |items: &'a [Value]| -> Option<&'a Value> {
+                    items.iter().find(|item| {
+                        item.get(key.as_ref()).is_some_and(|k| !k.is_null() && text_of(k) == text)
+                    })
+                };
+                let pick = |item: &'a Value| match &field {
+                    Some(f) => item.get(f.as_ref()).map_or_else(null, Cow::Borrowed),
+                    None => Cow::Borrowed(item),
+                };
+                Ok(match &args[0] {
+                    Cow::Borrowed(Value::Array(items)) => find(items).map_or_else(null, pick),
+                    Cow::Owned(Value::Array(items)) => {
+                        let found = items.iter().find(|item| {
+                            item.get(key.as_ref())
+                                .is_some_and(|k| !k.is_null() && text_of(k) == text)
+                        });
+                        match (found, &field) {
+                            (Some(item), Some(f)) => {
+                                Cow::Owned(item.get(f.as_ref()).cloned().unwrap_or(Value::Null))
+                            }
+                            (Some(item), None) => Cow::Owned(item.clone()),
+                            (None, _) => null(),
+                        }
+                    }
+                    _ => null(),
+                })
+            }
+            Filter::MapValue => {
+                let text = text_of(&v);
+                let mut pairs = args.chunks_exact(2);
+                let hit = pairs.by_ref().find(|p| !v.is_null() && text_of(&p[0]) == text);
+                Ok(match hit {
+                    Some(p) => p[1].clone(),
+                    None => pairs.remainder().first().cloned().unwrap_or_else(null),
+                })
+            }
+            _ => owned(v),
         }
     }
 }
@@ -367,9 +467,11 @@ fn to_attachment(v: &Value) -> Value {
     }
 }
 
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    let mut cur = v;
-    for p in path {
+/// The string at `path` below the object `m` (digits index arrays).
+fn str_at<'a>(m: &'a Map<String, Value>, path: &[&str]) -> Option<&'a str> {
+    let (first, rest) = path.split_first()?;
+    let mut cur = m.get(*first)?;
+    for p in rest {
         cur = match (cur, p.parse::<usize>()) {
             (Value::Array(a), Ok(i)) => a.get(i)?,
             (Value::Object(o), _) => o.get(*p)?,
@@ -380,7 +482,6 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 }
 
 fn one_attachment(m: &Map<String, Value>) -> Option<Value> {
-    let v = Value::Object(m.clone());
     let make = |kind: &str, url: Option<&str>, mime: &str| {
         let mut o = Map::new();
         o.insert("type".into(), Value::String(kind.to_owned()));
@@ -392,7 +493,7 @@ fn one_attachment(m: &Map<String, Value>) -> Option<Value> {
     };
     // Graph: {type: image|video|audio|file, payload: {url}}
     if let (Some(kind), Some(url)) =
-        (m.get("type").and_then(Value::as_str), str_at(&v, &["payload", "url"]))
+        (m.get("type").and_then(Value::as_str), str_at(m, &["payload", "url"]))
     {
         let (t, mime) = match kind {
             "image" => ("image", "image/jpeg"),
@@ -405,18 +506,18 @@ fn one_attachment(m: &Map<String, Value>) -> Option<Value> {
         };
         return Some(make(t, Some(url), mime));
     }
-    if let Some(src) = str_at(&v, &["audio", "audio_src"]) {
+    if let Some(src) = str_at(m, &["audio", "audio_src"]) {
         return Some(make("voice", Some(src), "audio/mp4"));
     }
     let media_type =
         m.get("media_type").and_then(|t| t.as_i64().or_else(|| t.as_str()?.parse().ok()));
-    let video = str_at(&v, &["video_versions", "0", "url"]);
-    let image = str_at(&v, &["image_versions2", "candidates", "0", "url"]);
+    let video = str_at(m, &["video_versions", "0", "url"]);
+    let image = str_at(m, &["image_versions2", "candidates", "0", "url"]);
     match (media_type, video, image) {
         (Some(2), Some(u), _) | (None, Some(u), _) => Some(make("video", Some(u), "video/mp4")),
         (_, _, Some(u)) => Some(make("image", Some(u), "image/jpeg")),
         _ => {
-            if let Some(u) = str_at(&v, &["images", "fixed_height", "url"]) {
+            if let Some(u) = str_at(m, &["images", "fixed_height", "url"]) {
                 return Some(make("image", Some(u), "image/gif"));
             }
             m.get("url")

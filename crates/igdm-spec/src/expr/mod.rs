@@ -176,6 +176,12 @@ impl Expr {
         eval::eval(self, env)
     }
 
+    /// Evaluates like [`Expr::eval`], borrowing the result from the
+    /// environment or the expression where it can instead of copying it.
+    pub fn eval_ref<'a>(&'a self, env: &Env<'a>) -> Result<std::borrow::Cow<'a, Value>, String> {
+        eval::eval_ref(self, env)
+    }
+
     /// The value of a plain path (fields and indexes only) without copying
     /// it; `None` for any other expression.
     #[must_use]
