@@ -284,8 +284,11 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` runs it once.
-    let quick = !std::env::args().any(|a| a == "--bench");
+    // Under `cargo test` and nextest: one quick round that checks the mapping.
+    igdm_test::bench_main(|| run(true), || run(false));
+}
+
+fn run(quick: bool) {
     let rounds: usize = if quick {
         1
     } else {
