@@ -155,7 +155,7 @@ pub enum FaultMode {
     Html,
     /// `has_older` flaps between true and false across pages.
     Flapping,
-    /// 404 with the literal body `Not Found` (a masked challenge).
+    /// 404 with the literal body `Not Found` (what Instagram answers for a retired endpoint).
     NotFound,
     /// Successful answers drop optional fields and carry unknown ones.
     Drift,

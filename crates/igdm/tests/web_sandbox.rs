@@ -188,6 +188,36 @@ async fn challenge_stops_every_call() {
 }
 
 #[tokio::test]
+async fn a_bare_404_is_not_found_and_locks_nothing() {
+    let env = env().await;
+    let client = web_client(&env, PacingPolicy::none());
+    let account_id = env.personal["id"].as_str().unwrap().to_owned();
+    let fault = |mode: &'static str| {
+        igdm_test::sandbox::post_ok(
+            &env.base,
+            "/_sandbox/faults",
+            json!({"account": account_id, "mode": mode}),
+        )
+    };
+    fault("not_found").await;
+    let err = client.conversations().await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::NotFound, "{err}");
+    assert!(!err.to_api_error().needs_user);
+    assert_eq!(
+        client.state().unwrap().session.health,
+        SessionHealth::Healthy,
+        "a 404 does not stop the account"
+    );
+
+    // The next call reaches Instagram and works.
+    fault("none").await;
+    let before = stats(&env).await;
+    let (page, _) = client.conversations().await.unwrap();
+    assert!(!page.items.is_empty());
+    assert_ne!(before["total"], stats(&env).await["total"], "the call was made");
+}
+
+#[tokio::test]
 async fn pacing_spaces_writes_and_budgets_refuse_before_sending() {
     let env = env().await;
     let policy = PacingPolicy {
