@@ -218,6 +218,46 @@ async fn a_bare_404_is_not_found_and_locks_nothing() {
 }
 
 #[tokio::test]
+async fn an_undeclared_parameter_is_refused_before_any_request() {
+    let env = env().await;
+    let client = web_client(&env, PacingPolicy::none());
+    let thread = env.seed.group_thread_id.clone();
+    let before = stats(&env).await;
+    let err = client
+        .send(&thread, "pick one")
+        .param("quick_replies", json!([{"title": "A", "payload": "B"}]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::InvalidRequest);
+    let message = err.to_string();
+    assert!(
+        message.contains("quick_replies")
+            && message.contains("instagram-graph")
+            && message.contains("instagram-page"),
+        "{message}"
+    );
+    let err = client
+        .invoke(
+            "react",
+            igdm::ops::params(&[("conversation_id", json!(thread)), ("bogus", json!(1))]),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no igdm connector takes it"), "{err}");
+    assert_eq!(before["total"], stats(&env).await["total"], "nothing reached the sandbox");
+
+    // `limit` on an action that takes none is applied to the result instead.
+    let all = client.invoke("search", igdm::ops::params(&[("query", json!("a"))])).await.unwrap();
+    let n = all.data.as_array().unwrap().len();
+    assert!(n >= 2, "the demo thread has several matches: {n}");
+    let one = client
+        .invoke("search", igdm::ops::params(&[("query", json!("a")), ("limit", json!(1))]))
+        .await
+        .unwrap();
+    assert_eq!(one.data.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn pacing_spaces_writes_and_budgets_refuse_before_sending() {
     let env = env().await;
     let policy = PacingPolicy {
