@@ -381,6 +381,45 @@ async fn a_parameter_the_connector_cannot_honour_fails_before_sending() {
     assert_eq!(env.sent_by(&shop).await.len(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_add_as_attaches_to_the_demo_accounts() {
+    let env = env().await;
+    let (code, added) =
+        env.json(&["accounts", "add", "me", "--sandbox", &env.base, "--as", "maya.lens"]);
+    assert_eq!(code, 0, "{added}");
+    assert_eq!(added["connector"], "instagram-web");
+    assert_eq!(added["username"], "maya.lens");
+    assert_eq!(added["user_id"], env.seed.personal["pk"]);
+    let (code, convs) = env.json(&["--account", "me", "conversations", "--limit", "20"]);
+    assert_eq!(code, 0, "{convs}");
+    let ids: Vec<&str> =
+        convs["items"].as_array().unwrap().iter().filter_map(|c| c["id"].as_str()).collect();
+    assert!(ids.contains(&env.seed.group_thread_id.as_str()), "the demo inbox: {convs}");
+
+    let (code, added) =
+        env.json(&["accounts", "add", "shop", "--sandbox", &env.base, "--as", "sunrise_bakery"]);
+    assert_eq!(code, 0, "{added}");
+    assert_eq!(added["connector"], "instagram-graph");
+    let (code, convs) = env.json(&["--account", "shop", "conversations"]);
+    assert_eq!(code, 0, "{convs}");
+    assert!(!convs["items"].as_array().unwrap().is_empty(), "the demo business inbox: {convs}");
+
+    // No new account was created on the sandbox.
+    let (_, list) = igdm_test::sandbox::control(&env.base, "GET", "/_sandbox/accounts", None).await;
+    let usernames: Vec<&str> = list["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["username"].as_str())
+        .collect();
+    assert!(!usernames.contains(&"me") && !usernames.contains(&"shop"), "{usernames:?}");
+
+    let (code, out, err) =
+        env.igdm(&["accounts", "add", "x", "--sandbox", &env.base, "--as", "nobody.here"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("nobody.here") && err.contains("maya.lens"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_rotates_into_the_vault_skips_after_reads_and_stops_at_logout() {
     let env = env().await;
