@@ -420,6 +420,75 @@ async fn accounts_add_as_attaches_to_the_demo_accounts() {
     assert!(err.contains("nobody.here") && err.contains("maya.lens"), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_add_token_records_whom_the_token_belongs_to() {
+    let env = env().await;
+    let business = &env.seed.business;
+    for (name, connector, token) in [
+        ("shop", "instagram-graph", business["access_token"].as_str().unwrap()),
+        ("page", "instagram-page", business["page_token"].as_str().unwrap()),
+    ] {
+        let (code, added) = env.json(&[
+            "accounts",
+            "add",
+            name,
+            "--connector",
+            connector,
+            "--base-url",
+            &env.base,
+            "--token",
+            token,
+        ]);
+        assert_eq!(code, 0, "{added}");
+        assert_eq!(added["user_id"], business["id"], "{connector}: {added}");
+        assert_eq!(added["username"], "sunrise_bakery", "{connector}: {added}");
+        let row = env.status_of(name);
+        assert_eq!(row["user_id"], business["id"], "{row}");
+        assert_eq!(row["username"], "sunrise_bakery", "{row}");
+        // /me does not say when an Instagram Login token expires; a Page
+        // token shows none (Page tokens from long-lived user tokens do not).
+        let expiry = if connector == "instagram-graph" { json!("unknown") } else { Value::Null };
+        assert_eq!(row["token_expires_at"], expiry, "{row}");
+        // What was recorded is what the connector needs: `auth.page_id` for
+        // Page URLs, `auth.user_id` to tell the account's own messages.
+        let (code, convs) = env.json(&["--account", name, "conversations"]);
+        assert_eq!(code, 0, "{connector}: {convs}");
+        assert!(!convs["items"].as_array().unwrap().is_empty(), "{connector}: {convs}");
+        let conv = convs["items"][0]["id"].as_str().unwrap();
+        let (code, msgs) = env.json(&["--account", name, "messages", conv, "--remote"]);
+        assert_eq!(code, 0, "{connector}: {msgs}");
+        let items = msgs["items"].as_array().unwrap();
+        assert!(
+            items.iter().any(|m| m["sender"]["is_self"] == true)
+                && items.iter().any(|m| m["sender"]["is_self"] == false),
+            "{connector}: own and customer messages told apart: {msgs}"
+        );
+    }
+    let home = env.home.path();
+    let vault = Vault::open(home, VaultKey::IdentityFile(home.join(Vault::KEY_FILE))).unwrap();
+    let Some(Credential::Token(t)) = vault.get("page").await.unwrap() else {
+        panic!("no token stored")
+    };
+    assert_eq!(t.page_id.as_ref(), business["page_id"].as_str().map(str::to_owned).as_ref());
+
+    // A token the API refuses stores nothing.
+    let (code, out, err) = env.igdm(&[
+        "accounts",
+        "add",
+        "bad",
+        "--connector",
+        "instagram-graph",
+        "--base-url",
+        &env.base,
+        "--token",
+        "IGAAnot-a-token",
+    ]);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("refused"), "{err}");
+    let (_, list) = env.json(&["accounts", "list"]);
+    assert!(list["items"].as_array().unwrap().iter().all(|a| a["name"] != "bad"), "{list}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_rotates_into_the_vault_skips_after_reads_and_stops_at_logout() {
     let env = env().await;

@@ -191,7 +191,7 @@ async fn add(ctx: &mut Ctx, args: AddArgs, global: &Global) -> anyhow::Result<Ex
             Credential::Cookies(c) => c.user_id(),
             _ => None,
         };
-        let config = AccountConfig {
+        let mut config = AccountConfig {
             name: args.name.clone(),
             connector: connector_id.clone(),
             backend: backend_of(&connector_id),
@@ -201,6 +201,10 @@ async fn add(ctx: &mut Ctx, args: AddArgs, global: &Global) -> anyhow::Result<Ex
             pacing: igdm::PacingOverride::default(),
             created_at: Timestamp::now(),
         };
+        let mut credential = credential;
+        if let Credential::Token(token) = &mut credential {
+            identify_token(&mut config, token, conn).await?;
+        }
         (config, credential)
     };
     config.pacing = igdm::PacingOverride {
@@ -225,6 +229,36 @@ async fn add(ctx: &mut Ctx, args: AddArgs, global: &Global) -> anyhow::Result<Ex
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks the API whom `token` belongs to (the connector's `auth.validate`
+/// probe: `/me?fields=user_id,username` for Instagram Login; for a Page token
+/// the Page and its linked Instagram account) and records it on the account
+/// and the credential. Neither call says when the token expires, so its
+/// expiry stays unknown until a refresh or an exchange reports one.
+async fn identify_token(
+    config: &mut AccountConfig,
+    token: &mut TokenCredential,
+    conn: std::sync::Arc<igdm_spec::Connector>,
+) -> anyhow::Result<()> {
+    let session = super::ctx::session_from(&Credential::Token(token.clone()));
+    let client = igdm::Client::builder(config.clone(), conn, session).build()?;
+    let me = client.validate().await.with_context(|| {
+        format!("the token was refused; nothing was stored for {:?}", config.name)
+    })?;
+    let text = |k: &str| {
+        me.data.get(k).and_then(|v| {
+            v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string()))
+        })
+    };
+    let user_id = text("id").ok_or_else(|| {
+        anyhow!("the API did not say which Instagram account the token belongs to: {}", me.data)
+    })?;
+    config.user_id = Some(user_id.clone());
+    config.username = text("username");
+    token.user_id = Some(user_id);
+    token.page_id = text("page_id").or(token.page_id.take());
+    Ok(())
 }
 
 /// Creates an account on a running sandbox (or, with `--as`, finds the one it
@@ -362,17 +396,29 @@ async fn status(ctx: &mut Ctx, global: &Global) -> anyhow::Result<ExitCode> {
         let (health, token_expires, next_step) = match vault.get(&a.name).await? {
             Some(cred) => {
                 let st = AccountStatus::derive(&a.name, &cred, &state.session, now);
-                (st.health, st.token_expires_at, st.next_step)
+                // An Instagram Login token always expires (60 days): one
+                // whose expiry the API never stated is shown as unknown. A
+                // Page token without one does not expire.
+                let expires = match (&cred, st.token_expires_at) {
+                    (_, Some(t)) => json!(t),
+                    (Credential::Token(t), None) if t.kind == TokenKind::InstagramUser => {
+                        json!("unknown")
+                    }
+                    _ => Value::Null,
+                };
+                (st.health, expires, st.next_step)
             }
             None => (
                 state.session.health.clone(),
-                None,
+                Value::Null,
                 Some(format!("no credential is stored: run `igdm login {}`", a.name)),
             ),
         };
         rows.push(json!({
             "name": a.name,
             "connector": a.connector,
+            "user_id": a.user_id,
+            "username": a.username,
             "health": health,
             "last_success_at": state.session.last_success_at,
             "last_read_at": state.session.last_read_at,
