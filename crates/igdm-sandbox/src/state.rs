@@ -237,6 +237,9 @@ pub struct Account {
     pub graph: Option<GraphCredentials>,
     /// Injected failure mode.
     pub fault: FaultMode,
+    /// Injected latency (real milliseconds): the private and Graph APIs hold
+    /// each answer of this account this long after applying the request.
+    pub latency_ms: u64,
     /// Everything the account tried to send.
     pub sent: Vec<SentRecord>,
     /// Customer pk → time of that customer's last message (for messaging windows).
@@ -933,6 +936,7 @@ impl World {
             cookies,
             graph,
             fault: FaultMode::None,
+            latency_ms: 0,
             sent: Vec::new(),
             customer_last_message_at: HashMap::new(),
             acks: HashMap::new(),

@@ -266,6 +266,7 @@ pub(crate) struct Viewer {
     pub(crate) pk: String,
     pub(crate) kind: AccountKind,
     pub(crate) fault: FaultMode,
+    latency_ms: u64,
     mid: String,
 }
 
@@ -276,6 +277,7 @@ impl Viewer {
             pk: a.pk.clone(),
             kind: a.kind,
             fault: a.fault,
+            latency_ms: a.latency_ms,
             mid: a.cookies.mid.clone(),
         }
     }
@@ -412,7 +414,13 @@ async fn dispatch(
             let pk = ctx.account.pk.clone();
             let request_no = ctx.request_no;
             let drifting = ctx.drift;
+            let latency = std::time::Duration::from_millis(ctx.account.latency_ms);
             let mut result = handlers::handle(&sb, &endpoint, ctx).await;
+            // The request is applied; a slow network delays only the answer,
+            // so a client that gives up meanwhile cannot know what happened.
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
             if drifting && let Ok(body) = &mut result {
                 *body = drifted(body);
             }
