@@ -564,6 +564,10 @@ struct FaultBody {
     /// the request (0 turns it off); left as it is when absent.
     #[serde(default)]
     latency_ms: Option<u64>,
+    /// Private-API writes are lost in flight (never applied, answered 502
+    /// after the latency); left as it is when absent.
+    #[serde(default)]
+    drop_writes: Option<bool>,
 }
 
 async fn set_fault(
@@ -582,7 +586,7 @@ async fn set_fault(
             })
         })
         .transpose()?;
-    let (mode, latency_ms) = sb
+    let (mode, latency_ms, drop_writes) = sb
         .write(|w| {
             w.account_mut(&f.account).map(|a| {
                 if let Some(m) = mode {
@@ -591,11 +595,16 @@ async fn set_fault(
                 if let Some(ms) = f.latency_ms {
                     a.latency_ms = ms;
                 }
-                (a.fault, a.latency_ms)
+                if let Some(d) = f.drop_writes {
+                    a.drop_writes = d;
+                }
+                (a.fault, a.latency_ms, a.drop_writes)
             })
         })
         .await?;
-    Ok(Json(json!({"account": f.account, "mode": mode, "latency_ms": latency_ms})))
+    Ok(Json(
+        json!({"account": f.account, "mode": mode, "latency_ms": latency_ms, "drop_writes": drop_writes}),
+    ))
 }
 
 async fn reset(State(sb): State<Arc<Sandbox>>) -> Res {

@@ -240,6 +240,9 @@ pub struct Account {
     /// Injected latency (real milliseconds): the private and Graph APIs hold
     /// each answer of this account this long after applying the request.
     pub latency_ms: u64,
+    /// Writes on the private API are lost in flight: never applied, answered
+    /// (502) only after `latency_ms`; reads then answer at once.
+    pub drop_writes: bool,
     /// Everything the account tried to send.
     pub sent: Vec<SentRecord>,
     /// Customer pk → time of that customer's last message (for messaging windows).
@@ -937,6 +940,7 @@ impl World {
             graph,
             fault: FaultMode::None,
             latency_ms: 0,
+            drop_writes: false,
             sent: Vec::new(),
             customer_last_message_at: HashMap::new(),
             acks: HashMap::new(),

@@ -355,10 +355,26 @@ impl<'a> SendMessage<'a> {
     pub async fn send(self) -> Result<SendOutcome, Error> {
         let key = self.idempotency_key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let mut raw = self.params();
-        // The private API de-duplicates on client_context: carry the key there too.
-        if key.len() <= 64 {
-            raw.entry("client_context").or_insert_with(|| json!(key));
-        }
+        // The private API de-duplicates on client_context and echoes it on
+        // the item: carry the key there (a fresh token for a key too long).
+        let declares_context = self
+            .client
+            .connector()
+            .action("send")
+            .is_some_and(|a| a.params().contains_key("client_context"));
+        let client_context = declares_context.then(|| {
+            raw.entry("client_context")
+                .or_insert_with(|| {
+                    json!(if key.len() <= 64 {
+                        key.clone()
+                    } else {
+                        uuid::Uuid::new_v4().to_string()
+                    })
+                })
+                .as_str()
+                .map(str::to_owned)
+        });
+        let client_context = client_context.flatten();
         let params = self.client.adapt("send", raw).await?;
         // Validate before recording anything.
         self.client.build_request("send", &params).await?;
@@ -378,6 +394,7 @@ impl<'a> SendMessage<'a> {
                             result: None,
                             conversation_id: Some(conversation.clone()),
                             text: Some(text.clone()),
+                            client_context: client_context.clone(),
                         },
                     );
                     None
@@ -394,7 +411,8 @@ impl<'a> SendMessage<'a> {
                 });
             }
             // An earlier attempt with this key ended without a verdict: read the thread first.
-            if let Some(found) = self.client.find_sent(&conversation, &text, rec.at).await? {
+            let echo = rec.client_context.as_deref();
+            if let Some(found) = self.client.find_sent(&conversation, &text, rec.at, echo).await? {
                 self.client.finish_send(&key, &found).await?;
                 return Ok(SendOutcome {
                     idempotency_key: key,
@@ -417,7 +435,11 @@ impl<'a> SendMessage<'a> {
                         }
                     })
                     .await?;
-                match self.client.find_sent(&conversation, &text, now).await? {
+                match self
+                    .client
+                    .find_sent(&conversation, &text, now, client_context.as_deref())
+                    .await?
+                {
                     Some(found) => {
                         self.client.finish_send(&key, &found).await?;
                         Ok(SendOutcome {
@@ -457,13 +479,17 @@ impl Client {
         .await
     }
 
-    /// Looks in the thread for a message of ours with `text` sent at or after
-    /// `since` (less a minute of clock skew).
+    /// Looks in the thread for the message a send produced. Where the
+    /// connector echoes the send's `client_context` on items (the private
+    /// API), only the item carrying `client_context` is it: an earlier message
+    /// with the same text is not. Otherwise, a message of ours with `text`
+    /// sent at or after `since` (less a minute of clock skew).
     async fn find_sent(
         &self,
         conversation: &str,
         text: &str,
         since: Timestamp,
+        client_context: Option<&str>,
     ) -> Result<Option<Value>, Error> {
         if !self.supports("list") {
             return Ok(None);
@@ -472,6 +498,16 @@ impl Client {
         p.insert("conversation_id".into(), json!(conversation));
         p.insert("limit".into(), json!(20));
         let out = self.call("list", &p).await?;
+        let items = match &out.data {
+            Value::Array(items) => items.clone(),
+            _ => Vec::new(),
+        };
+        let echoes = items.iter().any(|m| m.get("client_context").is_some());
+        if let (Some(cc), true) = (client_context, echoes) {
+            return Ok(items.into_iter().find(|m| {
+                m["sender"]["is_self"] == true && m["client_context"].as_str() == Some(cc)
+            }));
+        }
         let (page, _) = to_page::<Message>("list", out)?;
         let floor = since.0 - chrono::Duration::seconds(60);
         Ok(page
