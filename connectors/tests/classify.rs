@@ -73,7 +73,12 @@ fn private_api_failures() {
             ),
             ErrorClass::RecipientUnavailable,
         ),
-        (response(404, "text/html", "Not Found"), ErrorClass::Challenge),
+        // A bare 404 is a missing object or a retired endpoint, never a challenge.
+        (response(404, "text/html", "Not Found"), ErrorClass::NotFound),
+        (
+            response(404, "text/html", "<html><body>Page Not Found</body></html>"),
+            ErrorClass::NotFound,
+        ),
         (
             json_response(404, &json!({"message": "Thread not found", "status": "fail"})),
             ErrorClass::NotFound,

@@ -481,7 +481,8 @@ async fn every_error_class_of_the_private_api() {
 
     h.fault(&account, "not_found").await;
     let e = api_err(&exec, &mut s, "list", read.clone()).await;
-    assert_eq!(e.class, ErrorClass::Challenge, "a bare 404 Not Found masks a challenge");
+    assert_eq!(e.class, ErrorClass::NotFound, "a bare 404 Not Found is not a challenge");
+    assert!(!e.needs_user, "a 404 asks nothing of the user: {e:?}");
 
     h.fault(&account, "none").await;
     let e = api_err(

@@ -6,8 +6,9 @@
 //! - 2xx JSON → alive; every `Set-Cookie` is applied (Max-Age ≤ 0 or an
 //!   `Expires` in the past deletes), `x-ig-set-www-claim` updates the claim;
 //! - `login_required` (403), 401/403, or an HTML page on the JSON endpoint → logged out;
-//! - `challenge_required` / `checkpoint_required` (400), or a bare `Not Found` 404
-//!   (a masked challenge) → challenge, with the challenge URL when given;
+//! - `challenge_required` / `checkpoint_required` (400) → challenge, with the
+//!   challenge URL when given;
+//! - 404, whatever the body → not found (a retired endpoint ends nothing);
 //! - 429 or "Please wait a few minutes" → rate limited; 5xx / network → transient.
 
 use std::time::Duration;
@@ -148,8 +149,8 @@ fn classify(status: u16, html: bool, body: &str, json: &Value) -> Option<ApiErro
         }
     } else if message == "login_required" || json.get("logout_reason").is_some() {
         ErrorClass::AuthExpired
-    } else if status == 404 && body.trim() == "Not Found" {
-        ErrorClass::Challenge
+    } else if status == 404 {
+        ErrorClass::NotFound
     } else if html {
         ErrorClass::AuthExpired
     } else if status == 429 || body.contains("Please wait a few minutes") {
@@ -211,7 +212,8 @@ mod tests {
             ),
             Some(ErrorClass::Challenge)
         );
-        assert_eq!(c(404, false, "Not Found"), Some(ErrorClass::Challenge));
+        assert_eq!(c(404, false, "Not Found"), Some(ErrorClass::NotFound));
+        assert_eq!(c(404, true, "<html>Not Found</html>"), Some(ErrorClass::NotFound));
         assert_eq!(c(200, true, "<html>"), Some(ErrorClass::AuthExpired));
         assert_eq!(c(429, false, "{}"), Some(ErrorClass::RateLimited));
         assert_eq!(c(502, false, ""), Some(ErrorClass::Transient));

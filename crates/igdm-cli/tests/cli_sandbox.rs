@@ -76,6 +76,21 @@ impl Env {
         self.account_id(name).await
     }
 
+    /// Adds a fresh sandbox official-API account named `name`; returns its sandbox id.
+    async fn graph_account(&self, name: &str) -> String {
+        let (code, out, err) = self.igdm(&[
+            "accounts",
+            "add",
+            name,
+            "--sandbox",
+            &self.base,
+            "--connector",
+            "instagram-graph",
+        ]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        self.account_id(name).await
+    }
+
     async fn fault(&self, id: &str, mode: &str) {
         self.control("/_sandbox/faults", json!({"account": id, "mode": mode})).await;
     }
@@ -259,16 +274,7 @@ async fn web_account_end_to_end() {
 #[tokio::test(flavor = "multi_thread")]
 async fn graph_account_policy_errors_map_to_exit_codes() {
     let env = env().await;
-    let (code, out, err) = env.igdm(&[
-        "accounts",
-        "add",
-        "shop",
-        "--sandbox",
-        &env.base,
-        "--connector",
-        "instagram-graph",
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
+    env.graph_account("shop").await;
     let (code, convs) = env.json(&["conversations"]);
     assert_eq!(code, 0, "{convs}");
     let (code, caps) = env.json(&["capabilities"]);
@@ -290,6 +296,197 @@ async fn graph_account_policy_errors_map_to_exit_codes() {
         env.json(&["send", "--user", env.seed.customers[0]["igsid"].as_str().unwrap(), &long]);
     assert_eq!(code, 2, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("text"), "{v}");
+}
+
+impl Env {
+    /// What the sandbox recorded as sent by account `id`.
+    async fn sent_by(&self, id: &str) -> Vec<Value> {
+        let v: Value = reqwest::get(format!("{}/_sandbox/accounts/{id}/sent", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["sent"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Runs `args` and asserts that it is refused with exit 2 naming `param`
+    /// and `supported_by`, before any request of account `id`.
+    async fn refused_before_sending(
+        &self,
+        id: &str,
+        args: &[&str],
+        param: &str,
+        supported_by: &str,
+    ) {
+        let (requests, sent) = (self.requests_of(id).await, self.sent_by(id).await);
+        let (code, v) = self.json(args);
+        assert_eq!(code, 2, "{args:?}: {v}");
+        assert_eq!(v["error"]["class"], "invalid_request", "{v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(param) && message.contains(supported_by), "{message}");
+        assert_eq!(self.requests_of(id).await, requests, "{args:?} made a request");
+        assert_eq!(self.sent_by(id).await, sent, "{args:?} sent something");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parameter_the_connector_cannot_honour_fails_before_sending() {
+    let env = env().await;
+    // A private-API account with a thread.
+    let me = env.web_account("me").await;
+    let customer = env.seed.customers[0]["id"].as_str().unwrap();
+    let (code, v) = env.json(&["send", "--user", customer, "hello"]);
+    assert_eq!(code, 0, "{v}");
+    let (_, convs) = env.json(&["conversations"]);
+    let thread = convs["items"][0]["id"].as_str().unwrap().to_owned();
+    env.refused_before_sending(
+        &me,
+        &["send", &thread, "hi", "--quick-reply", "A=B"],
+        "quick_replies",
+        "instagram-graph",
+    )
+    .await;
+    env.refused_before_sending(
+        &me,
+        &["send", &thread, "hi", "--human-agent"],
+        "human_agent",
+        "instagram-graph",
+    )
+    .await;
+
+    // An official-API account with a conversation a customer opened: the
+    // official API cannot quote-reply.
+    let shop = env.graph_account("shop").await;
+    env.control(
+        &format!("/_sandbox/customers/{customer}/send"),
+        json!({"to": shop, "text": "is the shop open?"}),
+    )
+    .await;
+    let (code, convs) = env.json(&["--account", "shop", "conversations"]);
+    assert_eq!(code, 0, "{convs}");
+    let conv = convs["items"][0]["id"].as_str().unwrap().to_owned();
+    let (_, msgs) = env.json(&["--account", "shop", "messages", &conv]);
+    let mid = msgs["items"][0]["id"].as_str().unwrap().to_owned();
+    env.refused_before_sending(
+        &shop,
+        &["--account", "shop", "send", &conv, "yes", "--reply-to", &mid],
+        "reply_to",
+        "instagram-web",
+    )
+    .await;
+    // Without it the same send goes through.
+    let (code, v) = env.json(&["--account", "shop", "send", &conv, "yes"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(env.sent_by(&shop).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_add_as_attaches_to_the_demo_accounts() {
+    let env = env().await;
+    let (code, added) =
+        env.json(&["accounts", "add", "me", "--sandbox", &env.base, "--as", "maya.lens"]);
+    assert_eq!(code, 0, "{added}");
+    assert_eq!(added["connector"], "instagram-web");
+    assert_eq!(added["username"], "maya.lens");
+    assert_eq!(added["user_id"], env.seed.personal["pk"]);
+    let (code, convs) = env.json(&["--account", "me", "conversations", "--limit", "20"]);
+    assert_eq!(code, 0, "{convs}");
+    let ids: Vec<&str> =
+        convs["items"].as_array().unwrap().iter().filter_map(|c| c["id"].as_str()).collect();
+    assert!(ids.contains(&env.seed.group_thread_id.as_str()), "the demo inbox: {convs}");
+
+    let (code, added) =
+        env.json(&["accounts", "add", "shop", "--sandbox", &env.base, "--as", "sunrise_bakery"]);
+    assert_eq!(code, 0, "{added}");
+    assert_eq!(added["connector"], "instagram-graph");
+    let (code, convs) = env.json(&["--account", "shop", "conversations"]);
+    assert_eq!(code, 0, "{convs}");
+    assert!(!convs["items"].as_array().unwrap().is_empty(), "the demo business inbox: {convs}");
+
+    // No new account was created on the sandbox.
+    let (_, list) = igdm_test::sandbox::control(&env.base, "GET", "/_sandbox/accounts", None).await;
+    let usernames: Vec<&str> = list["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["username"].as_str())
+        .collect();
+    assert!(!usernames.contains(&"me") && !usernames.contains(&"shop"), "{usernames:?}");
+
+    let (code, out, err) =
+        env.igdm(&["accounts", "add", "x", "--sandbox", &env.base, "--as", "nobody.here"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("nobody.here") && err.contains("maya.lens"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_add_token_records_whom_the_token_belongs_to() {
+    let env = env().await;
+    let business = &env.seed.business;
+    for (name, connector, token) in [
+        ("shop", "instagram-graph", business["access_token"].as_str().unwrap()),
+        ("page", "instagram-page", business["page_token"].as_str().unwrap()),
+    ] {
+        let (code, added) = env.json(&[
+            "accounts",
+            "add",
+            name,
+            "--connector",
+            connector,
+            "--base-url",
+            &env.base,
+            "--token",
+            token,
+        ]);
+        assert_eq!(code, 0, "{added}");
+        assert_eq!(added["user_id"], business["id"], "{connector}: {added}");
+        assert_eq!(added["username"], "sunrise_bakery", "{connector}: {added}");
+        let row = env.status_of(name);
+        assert_eq!(row["user_id"], business["id"], "{row}");
+        assert_eq!(row["username"], "sunrise_bakery", "{row}");
+        // /me does not say when an Instagram Login token expires; a Page
+        // token shows none (Page tokens from long-lived user tokens do not).
+        let expiry = if connector == "instagram-graph" { json!("unknown") } else { Value::Null };
+        assert_eq!(row["token_expires_at"], expiry, "{row}");
+        // What was recorded is what the connector needs: `auth.page_id` for
+        // Page URLs, `auth.user_id` to tell the account's own messages.
+        let (code, convs) = env.json(&["--account", name, "conversations"]);
+        assert_eq!(code, 0, "{connector}: {convs}");
+        assert!(!convs["items"].as_array().unwrap().is_empty(), "{connector}: {convs}");
+        let conv = convs["items"][0]["id"].as_str().unwrap();
+        let (code, msgs) = env.json(&["--account", name, "messages", conv, "--remote"]);
+        assert_eq!(code, 0, "{connector}: {msgs}");
+        let items = msgs["items"].as_array().unwrap();
+        assert!(
+            items.iter().any(|m| m["sender"]["is_self"] == true)
+                && items.iter().any(|m| m["sender"]["is_self"] == false),
+            "{connector}: own and customer messages told apart: {msgs}"
+        );
+    }
+    let home = env.home.path();
+    let vault = Vault::open(home, VaultKey::IdentityFile(home.join(Vault::KEY_FILE))).unwrap();
+    let Some(Credential::Token(t)) = vault.get("page").await.unwrap() else {
+        panic!("no token stored")
+    };
+    assert_eq!(t.page_id.as_ref(), business["page_id"].as_str().map(str::to_owned).as_ref());
+
+    // A token the API refuses stores nothing.
+    let (code, out, err) = env.igdm(&[
+        "accounts",
+        "add",
+        "bad",
+        "--connector",
+        "instagram-graph",
+        "--base-url",
+        &env.base,
+        "--token",
+        "IGAAnot-a-token",
+    ]);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("refused"), "{err}");
+    let (_, list) = env.json(&["accounts", "list"]);
+    assert!(list["items"].as_array().unwrap().iter().all(|a| a["name"] != "bad"), "{list}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -585,7 +585,6 @@ impl IgdmServer {
                         params(&[
                             ("conversation_id", json!(a.conversation_id)),
                             ("typing", json!(on)),
-                            ("active", json!(on)),
                         ]),
                     )
                     .await;

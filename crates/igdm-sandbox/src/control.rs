@@ -557,7 +557,17 @@ async fn advance_clock(
 #[derive(Deserialize)]
 struct FaultBody {
     account: String,
-    mode: String,
+    /// Left as it is when absent.
+    #[serde(default)]
+    mode: Option<String>,
+    /// Real milliseconds the APIs hold each answer after applying
+    /// the request (0 turns it off); left as it is when absent.
+    #[serde(default)]
+    latency_ms: Option<u64>,
+    /// Private-API writes are lost in flight (never applied, answered 502
+    /// after the latency); left as it is when absent.
+    #[serde(default)]
+    drop_writes: Option<bool>,
 }
 
 async fn set_fault(
@@ -565,19 +575,36 @@ async fn set_fault(
     body: Result<Json<FaultBody>, JsonRejection>,
 ) -> Res {
     let Json(f) = body?;
-    let mode = FaultMode::parse(&f.mode).ok_or_else(|| {
-        bad(format!(
-            "unknown mode {:?}: none|login_required|challenge|feedback|ratelimit|html|flapping|not_found|drift",
-            f.mode
-        ))
-    })?;
-    sb.write(|w| {
-        w.account_mut(&f.account).map(|a| {
-            a.fault = mode;
+    let mode = f
+        .mode
+        .as_deref()
+        .map(|m| {
+            FaultMode::parse(m).ok_or_else(|| {
+                bad(format!(
+                    "unknown mode {m:?}: none|login_required|challenge|feedback|ratelimit|html|flapping|not_found|drift"
+                ))
+            })
         })
-    })
-    .await?;
-    Ok(Json(json!({"account": f.account, "mode": mode})))
+        .transpose()?;
+    let (mode, latency_ms, drop_writes) = sb
+        .write(|w| {
+            w.account_mut(&f.account).map(|a| {
+                if let Some(m) = mode {
+                    a.fault = m;
+                }
+                if let Some(ms) = f.latency_ms {
+                    a.latency_ms = ms;
+                }
+                if let Some(d) = f.drop_writes {
+                    a.drop_writes = d;
+                }
+                (a.fault, a.latency_ms, a.drop_writes)
+            })
+        })
+        .await?;
+    Ok(Json(
+        json!({"account": f.account, "mode": mode, "latency_ms": latency_ms, "drop_writes": drop_writes}),
+    ))
 }
 
 async fn reset(State(sb): State<Arc<Sandbox>>) -> Res {

@@ -155,7 +155,7 @@ pub enum FaultMode {
     Html,
     /// `has_older` flaps between true and false across pages.
     Flapping,
-    /// 404 with the literal body `Not Found` (a masked challenge).
+    /// 404 with the literal body `Not Found` (what Instagram answers for a retired endpoint).
     NotFound,
     /// Successful answers drop optional fields and carry unknown ones.
     Drift,
@@ -237,6 +237,12 @@ pub struct Account {
     pub graph: Option<GraphCredentials>,
     /// Injected failure mode.
     pub fault: FaultMode,
+    /// Injected latency (real milliseconds): the private and Graph APIs hold
+    /// each answer of this account this long after applying the request.
+    pub latency_ms: u64,
+    /// Writes on the private API are lost in flight: never applied, answered
+    /// (502) only after `latency_ms`; reads then answer at once.
+    pub drop_writes: bool,
     /// Everything the account tried to send.
     pub sent: Vec<SentRecord>,
     /// Customer pk → time of that customer's last message (for messaging windows).
@@ -933,6 +939,8 @@ impl World {
             cookies,
             graph,
             fault: FaultMode::None,
+            latency_ms: 0,
+            drop_writes: false,
             sent: Vec::new(),
             customer_last_message_at: HashMap::new(),
             acks: HashMap::new(),

@@ -249,14 +249,17 @@ fn generic(resp: &HttpResponse, json: Option<&Value>, body: &str) -> Option<ApiE
         }
         return None;
     }
+    // A 404 is a missing object or a retired endpoint, whatever page comes
+    // with it: it never ends the session (the login page arrives as a 200 or
+    // a redirect, and challenges carry their own signals).
     let class = if status == 429 {
         ErrorClass::RateLimited
     } else if status >= 500 {
         ErrorClass::Transient
-    } else if status == 401 || looks_html {
-        ErrorClass::AuthExpired
     } else if status == 404 {
         ErrorClass::NotFound
+    } else if status == 401 || looks_html {
+        ErrorClass::AuthExpired
     } else {
         ErrorClass::InvalidRequest
     };

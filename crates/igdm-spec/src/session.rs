@@ -150,6 +150,37 @@ impl Session {
         self.invalidated
     }
 
+    /// Applies to `self` what a call changed in its own copy of the session:
+    /// `changed` started as a clone of `base`. Lets calls run on copies, in
+    /// parallel, and fold their cookie rotations back into the shared
+    /// session; what `self` learnt meanwhile from other calls is kept unless
+    /// this call changed the same entry.
+    pub fn absorb_changes(&mut self, base: &Session, changed: &Session) {
+        for (k, v) in &changed.cookies {
+            if base.cookies.get(k) != Some(v) {
+                self.set_cookie(k.clone(), v.clone());
+            }
+        }
+        for k in base.cookies.keys() {
+            if !changed.cookies.contains_key(k) {
+                self.remove_cookie(k);
+            }
+        }
+        if changed.access_token != base.access_token
+            && let Some(t) = &changed.access_token
+        {
+            self.set_access_token(t.clone());
+        }
+        for (k, v) in &changed.extras {
+            if base.extras.get(k) != Some(v) {
+                self.set_extra(k.clone(), v.clone());
+            }
+        }
+        if changed.invalidated && !base.invalidated {
+            self.invalidated = true;
+        }
+    }
+
     /// The `Cookie` header value, or `None` without cookies.
     #[must_use]
     pub fn cookie_header(&self) -> Option<String> {
@@ -249,6 +280,25 @@ pub(crate) fn parse_http_date(s: &str) -> Option<DateTime<Utc>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn absorb_changes_keeps_what_others_learnt() {
+        let base = super::Session::new().with_cookies([("a", "1"), ("b", "2"), ("c", "3")]);
+        let mut shared = base.clone();
+        shared.set_cookie("b", "from-another-call");
+        let mut mine = base.clone();
+        mine.set_cookie("a", "rotated");
+        mine.remove_cookie("c");
+        mine.set_extra("ig_www_claim", "x");
+        shared.absorb_changes(&base, &mine);
+        assert_eq!(shared.cookie("a"), Some("rotated"));
+        assert_eq!(shared.cookie("b"), Some("from-another-call"));
+        assert_eq!(shared.cookie("c"), None);
+        assert_eq!(shared.extra("ig_www_claim"), Some("x"));
+        let before = shared.revision();
+        shared.absorb_changes(&base, &base.clone());
+        assert_eq!(shared.revision(), before, "nothing changed, nothing to persist");
+    }
+
     use super::*;
 
     #[test]

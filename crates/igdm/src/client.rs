@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::{Map, Value};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 use url::Url;
 
@@ -188,12 +188,21 @@ impl ClientBuilder {
                 limiters: limiters_for(spec),
             })
             .collect();
+        let in_flight = self
+            .connector
+            .pacing
+            .as_ref()
+            .and_then(|p| p.concurrency)
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .map(|n| Arc::new(Semaphore::new(n)));
         Ok(Client {
             inner: Arc::new(Inner {
                 account: self.account,
                 connector: self.connector,
                 executor,
                 session: Mutex::new(self.session),
+                in_flight,
                 state: match self.state {
                     Some(f) => StateStore::File(f),
                     None => StateStore::Memory(std::sync::Mutex::new(AccountState::default())),
@@ -261,6 +270,8 @@ struct Inner {
     connector: Arc<Connector>,
     executor: Executor,
     session: Mutex<Session>,
+    /// The connector's `pacing.concurrency`: requests in flight per account.
+    in_flight: Option<Arc<Semaphore>>,
     state: StateStore,
     retry: RetryPolicy,
     pacing: PacingPolicy,
@@ -413,17 +424,11 @@ impl Client {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let result = {
-                let mut session = self.inner.session.lock().await;
-                let before = session.revision();
-                let r = self.inner.executor.execute(action, params, &mut session).await;
-                if session.revision() != before
-                    && let Some(sink) = &self.inner.session_sink
-                {
-                    sink(&session);
-                }
-                r
-            };
+            let result = self
+                .with_session(async |s: &mut Session| {
+                    self.inner.executor.execute(action, params, s).await
+                })
+                .await;
             match result {
                 Ok(out) => {
                     self.record_success(write)?;
@@ -585,17 +590,9 @@ impl Client {
     /// keep-alive.
     pub async fn keep_alive(&self) -> Result<(), Error> {
         self.gate(false).map_err(Error::from)?;
-        let result = {
-            let mut session = self.inner.session.lock().await;
-            let before = session.revision();
-            let r = self.inner.executor.keep_alive(&mut session).await;
-            if session.revision() != before
-                && let Some(sink) = &self.inner.session_sink
-            {
-                sink(&session);
-            }
-            r
-        };
+        let result = self
+            .with_session(async |s: &mut Session| self.inner.executor.keep_alive(s).await)
+            .await;
         let now = Timestamp::now();
         match result {
             Ok(_) => {
@@ -620,8 +617,46 @@ impl Client {
     /// # Errors
     /// When the credentials are refused.
     pub async fn validate(&self) -> Result<ActionOutput, Error> {
+        self.with_session(async |s: &mut Session| self.inner.executor.validate(s).await)
+            .await
+            .map_err(exec_error)
+    }
+
+    /// Waits for a request slot when the connector limits requests in flight
+    /// per account (`pacing.concurrency`); `None` when it does not.
+    async fn request_slot(&self) -> Option<OwnedSemaphorePermit> {
+        let sem = self.inner.in_flight.clone()?;
+        sem.acquire_owned().await.ok()
+    }
+
+    /// Runs one request `f` on a copy of the session, in a request slot. The
+    /// session lock is held only to copy and to [fold the changes
+    /// back](Self::fold_session), never across the request, so calls on one
+    /// client run concurrently.
+    async fn with_session<T>(&self, f: impl AsyncFnOnce(&mut Session) -> T) -> T {
+        let permit = self.request_slot().await;
+        let base = self.inner.session.lock().await.clone();
+        let mut working = base.clone();
+        let out = f(&mut working).await;
+        self.fold_session(&base, &working).await;
+        drop(permit);
+        out
+    }
+
+    /// Folds what a call changed in its copy (`working`, cloned from `base`)
+    /// into the shared session, and hands the result to the session sink.
+    async fn fold_session(&self, base: &Session, working: &Session) {
+        if working.revision() == base.revision() {
+            return;
+        }
         let mut session = self.inner.session.lock().await;
-        self.inner.executor.validate(&mut session).await.map_err(exec_error)
+        let before = session.revision();
+        session.absorb_changes(base, working);
+        if session.revision() != before
+            && let Some(sink) = &self.inner.session_sink
+        {
+            sink(&session);
+        }
     }
 
     /// A raw call for what no action covers: `path` is relative to the
@@ -701,12 +736,14 @@ impl Client {
             req.headers.insert(name, value);
         }
         debug!(method = %req.method, url = %req.url, "raw request");
+        let permit = self.request_slot().await;
         let resp = self
             .inner
             .transport
             .send(req)
             .await
             .map_err(|e| exec_error(ExecError::Transport(e)))?;
+        drop(permit);
         if let Some(err) = connector.classify(&resp) {
             self.record_failure(&err).map_err(Error::from)?;
             return Err(Error::Api(err));

@@ -355,10 +355,26 @@ impl<'a> SendMessage<'a> {
     pub async fn send(self) -> Result<SendOutcome, Error> {
         let key = self.idempotency_key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let mut raw = self.params();
-        // The private API de-duplicates on client_context: carry the key there too.
-        if key.len() <= 64 {
-            raw.entry("client_context").or_insert_with(|| json!(key));
-        }
+        // The private API de-duplicates on client_context and echoes it on
+        // the item: carry the key there (a fresh token for a key too long).
+        let declares_context = self
+            .client
+            .connector()
+            .action("send")
+            .is_some_and(|a| a.params().contains_key("client_context"));
+        let client_context = declares_context.then(|| {
+            raw.entry("client_context")
+                .or_insert_with(|| {
+                    json!(if key.len() <= 64 {
+                        key.clone()
+                    } else {
+                        uuid::Uuid::new_v4().to_string()
+                    })
+                })
+                .as_str()
+                .map(str::to_owned)
+        });
+        let client_context = client_context.flatten();
         let params = self.client.adapt("send", raw).await?;
         // Validate before recording anything.
         self.client.build_request("send", &params).await?;
@@ -378,6 +394,7 @@ impl<'a> SendMessage<'a> {
                             result: None,
                             conversation_id: Some(conversation.clone()),
                             text: Some(text.clone()),
+                            client_context: client_context.clone(),
                         },
                     );
                     None
@@ -394,7 +411,8 @@ impl<'a> SendMessage<'a> {
                 });
             }
             // An earlier attempt with this key ended without a verdict: read the thread first.
-            if let Some(found) = self.client.find_sent(&conversation, &text, rec.at).await? {
+            let echo = rec.client_context.as_deref();
+            if let Some(found) = self.client.find_sent(&conversation, &text, rec.at, echo).await? {
                 self.client.finish_send(&key, &found).await?;
                 return Ok(SendOutcome {
                     idempotency_key: key,
@@ -417,7 +435,11 @@ impl<'a> SendMessage<'a> {
                         }
                     })
                     .await?;
-                match self.client.find_sent(&conversation, &text, now).await? {
+                match self
+                    .client
+                    .find_sent(&conversation, &text, now, client_context.as_deref())
+                    .await?
+                {
                     Some(found) => {
                         self.client.finish_send(&key, &found).await?;
                         Ok(SendOutcome {
@@ -457,13 +479,17 @@ impl Client {
         .await
     }
 
-    /// Looks in the thread for a message of ours with `text` sent at or after
-    /// `since` (less a minute of clock skew).
+    /// Looks in the thread for the message a send produced. Where the
+    /// connector echoes the send's `client_context` on items (the private
+    /// API), only the item carrying `client_context` is it: an earlier message
+    /// with the same text is not. Otherwise, a message of ours with `text`
+    /// sent at or after `since` (less a minute of clock skew).
     async fn find_sent(
         &self,
         conversation: &str,
         text: &str,
         since: Timestamp,
+        client_context: Option<&str>,
     ) -> Result<Option<Value>, Error> {
         if !self.supports("list") {
             return Ok(None);
@@ -472,6 +498,16 @@ impl Client {
         p.insert("conversation_id".into(), json!(conversation));
         p.insert("limit".into(), json!(20));
         let out = self.call("list", &p).await?;
+        let items = match &out.data {
+            Value::Array(items) => items.clone(),
+            _ => Vec::new(),
+        };
+        let echoes = items.iter().any(|m| m.get("client_context").is_some());
+        if let (Some(cc), true) = (client_context, echoes) {
+            return Ok(items.into_iter().find(|m| {
+                m["sender"]["is_self"] == true && m["client_context"].as_str() == Some(cc)
+            }));
+        }
         let (page, _) = to_page::<Message>("list", out)?;
         let floor = since.0 - chrono::Duration::seconds(60);
         Ok(page
@@ -482,14 +518,42 @@ impl Client {
     }
 }
 
+/// Parameters igdm adds on its own that a connector may ignore without loss:
+/// `client_context` carries the idempotency key where the private API can
+/// echo it, and the official API has no such field.
+const IGDM_OWN_PARAMS: &[&str] = &["client_context"];
+
+/// Parameters [`Client::invoke`] honours itself when the action does not:
+/// `limit` cuts the mapped list.
+const CLIENT_SIDE_PARAMS: &[&str] = &["limit"];
+
+/// The embedded connectors whose `action` declares `param`.
+#[must_use]
+pub fn connectors_supporting(action: &str, param: &str) -> Vec<&'static str> {
+    igdm_connectors::all()
+        .iter()
+        .filter(|(id, text)| {
+            igdm_spec::Connector::load(text, &format!("{id}.md"))
+                .is_ok_and(|c| c.action(action).is_some_and(|a| a.params().contains_key(param)))
+        })
+        .map(|(id, _)| *id)
+        .collect()
+}
+
 impl Client {
     /// Adapts normalized parameters to what the connector's `action`
     /// declares: official-API connectors address a conversation by the
     /// customer's id (`user_id`), so a `conversation_id` is resolved to its
-    /// other participant; parameters the action does not declare are dropped.
+    /// other participant.
+    ///
+    /// A parameter the action does not declare is refused before any request
+    /// (class `invalid_request`, naming the parameter and the connectors that
+    /// take it): dropping it would do something other than what was asked.
+    /// Only igdm's own carriers (`client_context`) are dropped silently, and
+    /// `limit`, which [`invoke`](Self::invoke) applies to the result itself.
     ///
     /// # Errors
-    /// When the conversation cannot be resolved.
+    /// An undeclared parameter; a conversation that cannot be resolved.
     pub async fn adapt(
         &self,
         action: &str,
@@ -499,8 +563,17 @@ impl Client {
             return Err(self.unsupported(action));
         };
         let declared = spec.params();
-        if declared.contains_key("user_id")
-            && !params.contains_key("user_id")
+        let resolve_user = declared.contains_key("user_id") && !params.contains_key("user_id");
+        if let Some(name) = params.keys().find(|k| {
+            let honoured = declared.contains_key(k.as_str())
+                || IGDM_OWN_PARAMS.contains(&k.as_str())
+                || CLIENT_SIDE_PARAMS.contains(&k.as_str())
+                || (resolve_user && k.as_str() == "conversation_id");
+            !honoured
+        }) {
+            return Err(Error::Api(self.not_honoured(action, name)));
+        }
+        if resolve_user
             && let Some(conv) =
                 params.get("conversation_id").and_then(Value::as_str).map(str::to_owned)
         {
@@ -509,6 +582,28 @@ impl Client {
         }
         params.retain(|k, _| declared.contains_key(k));
         Ok(params)
+    }
+
+    /// The refusal of a parameter this connector's `action` cannot honour.
+    fn not_honoured(&self, action: &str, param: &str) -> igdm_model::ApiError {
+        let others: Vec<&str> = connectors_supporting(action, param)
+            .into_iter()
+            .filter(|id| *id != self.connector().id)
+            .collect();
+        let hint = if others.is_empty() {
+            "no igdm connector takes it".to_owned()
+        } else {
+            format!("it needs an account on {}", others.join(" or "))
+        };
+        let mut e = igdm_model::ApiError::invalid(
+            param,
+            format!(
+                "the {} connector cannot honour `{param}` on {action}; {hint}; nothing was sent",
+                self.connector().id
+            ),
+        );
+        e.remediation = format!("Leave out `{param}`, or use an account whose connector takes it.");
+        e
     }
 
     /// Runs a normalized action: parameters are [adapted](Self::adapt) first.
@@ -520,8 +615,18 @@ impl Client {
         action: &str,
         params: Map<String, Value>,
     ) -> Result<ActionOutput, Error> {
+        let declares_limit =
+            self.connector().action(action).is_some_and(|a| a.params().contains_key("limit"));
+        let limit = (!declares_limit)
+            .then(|| params.get("limit").and_then(Value::as_u64))
+            .flatten()
+            .and_then(|n| usize::try_from(n).ok());
         let params = self.adapt(action, params).await?;
-        self.run(action, params).await
+        let mut out = self.run(action, params).await?;
+        if let (Some(n), Value::Array(items)) = (limit, &mut out.data) {
+            items.truncate(n);
+        }
+        Ok(out)
     }
 
     /// The participant of `conversation` who is not this account.

@@ -35,6 +35,10 @@ pub struct SendRecord {
     /// The text sent, for reconciliation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The `client_context` the send carried, which the private API echoes
+    /// on the item: reconciliation matches on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_context: Option<String>,
 }
 
 /// The persisted state of one account: the one record of its session health

@@ -188,6 +188,133 @@ async fn challenge_stops_every_call() {
 }
 
 #[tokio::test]
+async fn a_bare_404_is_not_found_and_locks_nothing() {
+    let env = env().await;
+    let client = web_client(&env, PacingPolicy::none());
+    let account_id = env.personal["id"].as_str().unwrap().to_owned();
+    let fault = |mode: &'static str| {
+        igdm_test::sandbox::post_ok(
+            &env.base,
+            "/_sandbox/faults",
+            json!({"account": account_id, "mode": mode}),
+        )
+    };
+    fault("not_found").await;
+    let err = client.conversations().await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::NotFound, "{err}");
+    assert!(!err.to_api_error().needs_user);
+    assert_eq!(
+        client.state().unwrap().session.health,
+        SessionHealth::Healthy,
+        "a 404 does not stop the account"
+    );
+
+    // The next call reaches Instagram and works.
+    fault("none").await;
+    let before = stats(&env).await;
+    let (page, _) = client.conversations().await.unwrap();
+    assert!(!page.items.is_empty());
+    assert_ne!(before["total"], stats(&env).await["total"], "the call was made");
+}
+
+#[tokio::test]
+async fn an_undeclared_parameter_is_refused_before_any_request() {
+    let env = env().await;
+    let client = web_client(&env, PacingPolicy::none());
+    let thread = env.seed.group_thread_id.clone();
+    let before = stats(&env).await;
+    let err = client
+        .send(&thread, "pick one")
+        .param("quick_replies", json!([{"title": "A", "payload": "B"}]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::InvalidRequest);
+    let message = err.to_string();
+    assert!(
+        message.contains("quick_replies")
+            && message.contains("instagram-graph")
+            && message.contains("instagram-page"),
+        "{message}"
+    );
+    let err = client
+        .invoke(
+            "react",
+            igdm::ops::params(&[("conversation_id", json!(thread)), ("bogus", json!(1))]),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no igdm connector takes it"), "{err}");
+    assert_eq!(before["total"], stats(&env).await["total"], "nothing reached the sandbox");
+
+    // `limit` on an action that takes none is applied to the result instead.
+    let all = client.invoke("search", igdm::ops::params(&[("query", json!("a"))])).await.unwrap();
+    let n = all.data.as_array().unwrap().len();
+    assert!(n >= 2, "the demo thread has several matches: {n}");
+    let one = client
+        .invoke("search", igdm::ops::params(&[("query", json!("a")), ("limit", json!(1))]))
+        .await
+        .unwrap();
+    assert_eq!(one.data.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn reconciliation_matches_the_echoed_client_context_not_the_text() {
+    let env = env().await;
+    let connector = std::sync::Arc::new(
+        igdm::spec::Connector::load(igdm_connectors::INSTAGRAM_WEB, "instagram-web.md").unwrap(),
+    );
+    let account = igdm_test::clients::account(
+        "me",
+        "instagram-web",
+        igdm_model::Backend::Web,
+        &env.base,
+        &env.personal["pk"],
+    );
+    // A transport that gives up long before the sandbox answers a lost write.
+    let transport =
+        igdm::spec::ReqwestTransport::with_timeout(std::time::Duration::from_secs(1)).unwrap();
+    let client =
+        Client::builder(account, connector, igdm_test::clients::web_session(&env.personal))
+            .transport(std::sync::Arc::new(transport))
+            .pacing(PacingPolicy::none())
+            .build()
+            .unwrap();
+    let thread = env.seed.group_thread_id.clone();
+    let first = client.send(&thread, "see you at 5").idempotency_key("first").await.unwrap();
+    assert_eq!(first.outcome, "sent");
+    let first_id = first.result["id"].as_str().unwrap().to_owned();
+
+    // The same text again within the minute, lost in flight: its outcome is unknown.
+    let account_id = env.personal["id"].clone();
+    let fault = |body: Value| igdm_test::sandbox::post_ok(&env.base, "/_sandbox/faults", body);
+    fault(json!({"account": account_id, "drop_writes": true, "latency_ms": 3000})).await;
+    let err = client.send(&thread, "see you at 5").idempotency_key("second").await.unwrap_err();
+    assert!(
+        matches!(err, igdm::Error::OutcomeUnknown { ref key } if key == "second"),
+        "the first message is not taken for the second: {err:?}"
+    );
+    assert_eq!(client.state().unwrap().sends["second"].state, "unknown");
+
+    // Once the network is back, the same key reconciles again: still not the
+    // first message, so it sends, once.
+    fault(json!({"account": account_id, "drop_writes": false, "latency_ms": 0})).await;
+    let second = client.send(&thread, "see you at 5").idempotency_key("second").await.unwrap();
+    assert_eq!(second.outcome, "sent");
+    let second_id = second.result["id"].as_str().unwrap().to_owned();
+    assert_ne!(second_id, first_id);
+    let again = client.send(&thread, "see you at 5").idempotency_key("second").await.unwrap();
+    assert_eq!(again.outcome, "replayed");
+    assert_eq!(again.result["id"], second.result["id"]);
+    let (page, _) = client.messages(&thread).limit(20).await.unwrap();
+    let ours = page
+        .items
+        .iter()
+        .filter(|m| m.sender.is_self && m.text.as_deref() == Some("see you at 5"))
+        .count();
+    assert_eq!(ours, 2, "one message per key");
+}
+
+#[tokio::test]
 async fn pacing_spaces_writes_and_budgets_refuse_before_sending() {
     let env = env().await;
     let policy = PacingPolicy {

@@ -53,9 +53,16 @@ pub struct AddArgs {
     /// An access token (Graph); `-` reads it from stdin. Prefer IGDM_TOKEN to keep it out of shell history.
     #[arg(long, env = "IGDM_TOKEN", hide_env_values = true, conflicts_with = "sandbox")]
     pub token: Option<String>,
-    /// Provision a fresh account on a running `igdm sandbox` at this URL.
+    /// Provision a fresh account on a running `igdm sandbox` at this URL
+    /// (or, with --as, attach to one the sandbox already hosts).
     #[arg(long)]
     pub sandbox: Option<String>,
+    /// With --sandbox: act as this existing sandbox account (the demo's
+    /// `maya.lens` or `sunrise_bakery`) instead of creating an empty one.
+    /// The connector defaults to the account's kind (personal: instagram-web,
+    /// business: instagram-graph).
+    #[arg(long = "as", requires = "sandbox", value_name = "USERNAME")]
+    pub as_username: Option<String>,
     /// Minimum seconds between two writes (overrides the connector's pacing; jitter is then off).
     #[arg(long)]
     pub min_write_interval: Option<f64>,
@@ -184,7 +191,7 @@ async fn add(ctx: &mut Ctx, args: AddArgs, global: &Global) -> anyhow::Result<Ex
             Credential::Cookies(c) => c.user_id(),
             _ => None,
         };
-        let config = AccountConfig {
+        let mut config = AccountConfig {
             name: args.name.clone(),
             connector: connector_id.clone(),
             backend: backend_of(&connector_id),
@@ -194,6 +201,10 @@ async fn add(ctx: &mut Ctx, args: AddArgs, global: &Global) -> anyhow::Result<Ex
             pacing: igdm::PacingOverride::default(),
             created_at: Timestamp::now(),
         };
+        let mut credential = credential;
+        if let Credential::Token(token) = &mut credential {
+            identify_token(&mut config, token, conn).await?;
+        }
         (config, credential)
     };
     config.pacing = igdm::PacingOverride {
@@ -220,14 +231,54 @@ async fn add(ctx: &mut Ctx, args: AddArgs, global: &Global) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// Creates an account on a running sandbox and returns its config and credential.
+/// Asks the API whom `token` belongs to (the connector's `auth.validate`
+/// probe: `/me?fields=user_id,username` for Instagram Login; for a Page token
+/// the Page and its linked Instagram account) and records it on the account
+/// and the credential. Neither call says when the token expires, so its
+/// expiry stays unknown until a refresh or an exchange reports one.
+async fn identify_token(
+    config: &mut AccountConfig,
+    token: &mut TokenCredential,
+    conn: std::sync::Arc<igdm_spec::Connector>,
+) -> anyhow::Result<()> {
+    let session = super::ctx::session_from(&Credential::Token(token.clone()));
+    let client = igdm::Client::builder(config.clone(), conn, session).build()?;
+    let me = client.validate().await.with_context(|| {
+        format!("the token was refused; nothing was stored for {:?}", config.name)
+    })?;
+    let text = |k: &str| {
+        me.data.get(k).and_then(|v| {
+            v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string()))
+        })
+    };
+    let user_id = text("id").ok_or_else(|| {
+        anyhow!("the API did not say which Instagram account the token belongs to: {}", me.data)
+    })?;
+    config.user_id = Some(user_id.clone());
+    config.username = text("username");
+    token.user_id = Some(user_id);
+    token.page_id = text("page_id").or(token.page_id.take());
+    Ok(())
+}
+
+/// Creates an account on a running sandbox (or, with `--as`, finds the one it
+/// already hosts) and returns its config and credential.
 pub async fn provision(
     args: &AddArgs,
     sandbox: &str,
 ) -> anyhow::Result<(AccountConfig, Credential)> {
+    let base = sandbox.trim_end_matches('/');
+    if let Some(username) = &args.as_username {
+        let body = existing_sandbox_account(base, username).await?;
+        let connector_id = match (&args.connector, body["kind"].as_str()) {
+            (Some(c), _) => c.clone(),
+            (None, Some("business")) => "instagram-graph".to_owned(),
+            (None, _) => "instagram-web".to_owned(),
+        };
+        return account_from_sandbox(&args.name, &connector_id, base, &body);
+    }
     let connector_id = args.connector.clone().unwrap_or_else(|| "instagram-web".to_owned());
     let kind = if connector_id == "instagram-web" { "personal" } else { "business" };
-    let base = sandbox.trim_end_matches('/');
     let resp = reqwest::Client::new()
         .post(format!("{base}/_sandbox/accounts"))
         .json(&json!({"kind": kind, "username": args.name}))
@@ -241,6 +292,30 @@ pub async fn provision(
         bail!("the sandbox refused the account: {body}");
     }
     account_from_sandbox(&args.name, &connector_id, base, &body)
+}
+
+/// The control API's record (credentials included) of the sandbox account `username`.
+async fn existing_sandbox_account(base: &str, username: &str) -> anyhow::Result<Value> {
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/_sandbox/accounts"))
+        .send()
+        .await
+        .with_context(|| format!("reaching the sandbox at {base}"))?;
+    let status = resp.status();
+    let mut body: Value =
+        resp.json().await.context("the sandbox answered with something that is not JSON")?;
+    if !status.is_success() {
+        bail!("the sandbox did not list its accounts: {body}");
+    }
+    let accounts = body["accounts"].as_array_mut().map(std::mem::take).unwrap_or_default();
+    let known: Vec<String> =
+        accounts.iter().filter_map(|a| a["username"].as_str().map(str::to_owned)).collect();
+    accounts.into_iter().find(|a| a["username"] == username).ok_or_else(|| {
+        anyhow!(
+            "the sandbox at {base} hosts no account {username:?} (it hosts: {}); start it with `igdm sandbox --seed demo` or leave out --as to create one",
+            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+        )
+    })
 }
 
 /// Builds an account and its credential from the sandbox's account JSON.
@@ -321,17 +396,29 @@ async fn status(ctx: &mut Ctx, global: &Global) -> anyhow::Result<ExitCode> {
         let (health, token_expires, next_step) = match vault.get(&a.name).await? {
             Some(cred) => {
                 let st = AccountStatus::derive(&a.name, &cred, &state.session, now);
-                (st.health, st.token_expires_at, st.next_step)
+                // An Instagram Login token always expires (60 days): one
+                // whose expiry the API never stated is shown as unknown. A
+                // Page token without one does not expire.
+                let expires = match (&cred, st.token_expires_at) {
+                    (_, Some(t)) => json!(t),
+                    (Credential::Token(t), None) if t.kind == TokenKind::InstagramUser => {
+                        json!("unknown")
+                    }
+                    _ => Value::Null,
+                };
+                (st.health, expires, st.next_step)
             }
             None => (
                 state.session.health.clone(),
-                None,
+                Value::Null,
                 Some(format!("no credential is stored: run `igdm login {}`", a.name)),
             ),
         };
         rows.push(json!({
             "name": a.name,
             "connector": a.connector,
+            "user_id": a.user_id,
+            "username": a.username,
             "health": health,
             "last_success_at": state.session.last_success_at,
             "last_read_at": state.session.last_read_at,

@@ -411,11 +411,7 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
                 client,
                 j,
                 "send_typing",
-                params(&[
-                    ("conversation_id", json!(conversation)),
-                    ("typing", json!(!off)),
-                    ("active", json!(!off)),
-                ]),
+                params(&[("conversation_id", json!(conversation)), ("typing", json!(!off))]),
             )
             .await;
         }

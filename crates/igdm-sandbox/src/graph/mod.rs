@@ -15,7 +15,7 @@
 //! | GET | `/{conversation-id}[?fields=messages,participants,updated_time]`, `/{conversation-id}/messages` | One conversation |
 //! | GET | `/{message-id}?fields=id,created_time,from,to,message,attachments,reactions,shares,story` | Message detail (20 most recent only) |
 //! | GET | `/{igsid}?fields=name,username,profile_pic,…` | User Profile (consent required) |
-//! | GET | `/{self}?fields=id,user_id,username,name,…` | The account itself |
+//! | GET | `/{self}?fields=id,user_id,username,name,…` | The account itself (a Page token: the Page, `id,name,instagram_business_account{id,username}`) |
 //! | GET/POST/DELETE | `/{self}/messenger_profile` | Ice breakers, persistent menu |
 //! | POST | `/{page-id}/message_attachments` | Reusable attachment (Page token) |
 //! | POST | `/me/pass_thread_control`, `/me/take_thread_control`, `/me/request_thread_control` | Handover (Page token) |
@@ -435,6 +435,16 @@ async fn dispatch(
     let req = parse_req(method, uri, headers, body)?;
     let token = bearer(headers).or_else(|| req.param("access_token"));
     let caller = authenticate(sb, token.as_deref()).await?;
+    let latency = sb.read(|w| w.accounts.get(&caller.account_id).map_or(0, |a| a.latency_ms)).await;
+    // The latency fault holds the answer after the request was applied.
+    let answer = route(sb, req, caller).await;
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+    }
+    answer
+}
+
+async fn route(sb: &Arc<Sandbox>, req: Req, caller: Caller) -> Result<Response, GraphError> {
     let own = sb.read(|w| is_self(w, &caller, &req.node)).await;
     let m = req.method.clone();
     let edge = req.edge.clone();

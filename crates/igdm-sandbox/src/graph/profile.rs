@@ -35,6 +35,36 @@ pub(crate) async fn account_node(
     sb.read(|w| {
         let a = w.account(&caller.account_id).map_err(|_| GraphError::token_invalid())?;
         let mut out = Map::new();
+        if caller.flavour == super::Flavour::Page {
+            // A Page token's `/me` is the Page; its Instagram account hangs off it.
+            let page_id = a.graph.as_ref().map(|g| g.page_id.clone());
+            for f in &fields {
+                let v = match f.name.as_str() {
+                    "id" => json!(page_id),
+                    "name" => json!(a.full_name),
+                    "instagram_business_account" => {
+                        let mut ig = Map::new();
+                        let sub = f.sub.as_deref().unwrap_or_default();
+                        for s in sub {
+                            let v = match s.name.as_str() {
+                                "id" => json!(a.id),
+                                "username" => json!(a.username),
+                                "name" => json!(a.full_name),
+                                other => return Err(nonexisting_field(other, "IGUser")),
+                            };
+                            ig.insert(s.name.clone(), v);
+                        }
+                        if sub.is_empty() {
+                            ig.insert("id".into(), json!(a.id));
+                        }
+                        Value::Object(ig)
+                    }
+                    other => return Err(nonexisting_field(other, "Page")),
+                };
+                out.insert(f.name.clone(), v);
+            }
+            return Ok(Json(Value::Object(out)));
+        }
         for f in &fields {
             let v = match f.name.as_str() {
                 "id" => json!(a.id),

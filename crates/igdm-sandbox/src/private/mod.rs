@@ -266,6 +266,8 @@ pub(crate) struct Viewer {
     pub(crate) pk: String,
     pub(crate) kind: AccountKind,
     pub(crate) fault: FaultMode,
+    latency_ms: u64,
+    drop_writes: bool,
     mid: String,
 }
 
@@ -276,6 +278,8 @@ impl Viewer {
             pk: a.pk.clone(),
             kind: a.kind,
             fault: a.fault,
+            latency_ms: a.latency_ms,
+            drop_writes: a.drop_writes,
             mid: a.cookies.mid.clone(),
         }
     }
@@ -412,7 +416,20 @@ async fn dispatch(
             let pk = ctx.account.pk.clone();
             let request_no = ctx.request_no;
             let drifting = ctx.drift;
+            let latency = std::time::Duration::from_millis(ctx.account.latency_ms);
+            let drop_writes = ctx.account.drop_writes;
+            if drop_writes && endpoint.is_write() {
+                // Lost in flight: nothing applied, the answer comes late if at all.
+                tokio::time::sleep(latency).await;
+                sb.record_request(Some(&account_id), class, RequestOutcome::Error);
+                return ApiError::fail(StatusCode::BAD_GATEWAY, "Bad Gateway").into_response();
+            }
             let mut result = handlers::handle(&sb, &endpoint, ctx).await;
+            // The request is applied; a slow network delays only the answer,
+            // so a client that gives up meanwhile cannot know what happened.
+            if !latency.is_zero() && !drop_writes {
+                tokio::time::sleep(latency).await;
+            }
             if drifting && let Ok(body) = &mut result {
                 *body = drifted(body);
             }
