@@ -460,14 +460,16 @@ mod tests {
         let body = json!({
             "thread": {"thread_id": "1", "viewer_id": 2, "last_seen_at": {}, "oldest_cursor": "c",
                        "users": [{"pk": 1, "username": "a", "friendship_status": {}}],
-                       "items": [{"item_id": "9", "item_type": "media", "media": media, "client_context": "x"}]},
+                       "items": [{"item_id": "9", "item_type": "media", "media": media,
+                                  "client_context": "x", "send_attribution": "inbox"}]},
         });
         let v = parse(body.to_string().as_bytes(), &shape(&web(), "list")).unwrap();
         assert_eq!(
             v,
             json!({"thread": {"thread_id": "1", "viewer_id": 2, "oldest_cursor": "c",
                               "users": [{"pk": 1, "username": "a", "friendship_status": {}}],
-                              "items": [{"item_id": "9", "item_type": "media", "media": media}]}})
+                              "items": [{"item_id": "9", "item_type": "media", "media": media,
+                                         "client_context": "x"}]}})
         );
     }
 
