@@ -44,7 +44,7 @@ pub use backend::postgres::PgStore;
 pub use backend::sqlite::SqliteStore;
 pub use error::{StoreError, StoreResult};
 pub use igdm_model::Page;
-pub use query::{Query, parse as parse_query};
+pub use query::{Query, RELEVANCE_WINDOW, SearchOrder, parse as parse_query};
 pub use types::*;
 
 /// A store of either backend, chosen at run time.
@@ -71,6 +71,26 @@ impl Store {
             Some("postgres" | "postgresql") => Ok(Self::Postgres(PgStore::open(url).await?)),
             Some("sqlite") | None => Ok(Self::Sqlite(SqliteStore::open(url).await?)),
             Some(other) => Err(StoreError::UnsupportedUrl { scheme: other.to_owned() }),
+        }
+    }
+
+    /// Opens the store at `url` for a reader such as a one-off search: no
+    /// migrations run when none is pending (one query checks), one
+    /// connection, nothing started for writers; SQLite opens the file
+    /// read-only. A missing SQLite file or a schema older than this build
+    /// falls back to [`Store::open`].
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub async fn open_reader(url: &str) -> StoreResult<Self> {
+        let reader = match scheme(url) {
+            Some("postgres" | "postgresql") => PgStore::open_reader(url).await?.map(Self::Postgres),
+            Some("sqlite") | None => SqliteStore::open_reader(url).await?.map(Self::Sqlite),
+            Some(other) => return Err(StoreError::UnsupportedUrl { scheme: other.to_owned() }),
+        };
+        match reader {
+            Some(store) => Ok(store),
+            None => Self::open(url).await,
         }
     }
 
