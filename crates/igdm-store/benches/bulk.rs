@@ -9,9 +9,10 @@
 //! `IGDM_BENCH_BACKENDS=sqlite` (or `postgres`) limits the backends;
 //! `IGDM_BENCH_SQLITE_PATH` keeps the SQLite database at that path;
 //! `IGDM_BENCH_ROUNDS` (default 10) repeats each search.
-//! `IGDM_BENCH_CLI=PATH/igdm` also times each search as a whole `igdm search`
-//! process (`IGDM_BENCH_CLI_ROUNDS`, default 10) and reads its peak RSS with
-//! `/usr/bin/time`, on SQLite.
+//! `scripts/bench-cli-search.sh` times the same queries as whole `igdm search`
+//! processes on a database kept with `IGDM_BENCH_SQLITE_PATH`.
+//! `IGDM_BENCH_RELAXED=1` imports through the store's relaxed handle;
+//! `IGDM_BENCH_PRAGMA="name=value;…"` adds SQLite pragmas (experiments).
 //!
 //! Searches run newest first (the default order); two more lines time
 //! `sort:relevance` on a common and a medium word. Peak RSS in process is
@@ -256,18 +257,24 @@ async fn like_page(store: &Store, needle: &str) -> usize {
 async fn run(store: &Store, n: usize, rounds: usize, check: bool) -> Figures {
     let corpus = Corpus::new(5_000);
     let mut rng = StdRng::seed_from_u64(7);
+    let relaxed = std::env::var("IGDM_BENCH_RELAXED").is_ok_and(|v| v == "1");
+    let writer =
+        if relaxed { store.relaxed().await.expect("relaxed handle") } else { store.clone() };
     let started = Instant::now();
     let mut i = 0;
     while i < n {
         let end = (i + BATCH).min(n);
         let batch: Vec<Message> = (i..end).map(|k| message(k, &mut rng, &corpus)).collect();
-        store
+        writer
             .upsert_messages(ACCOUNT, &batch)
             .await
             .unwrap_or_else(|e| panic!("import failed: {e}"));
         i = end;
     }
     let import = started.elapsed();
+    if relaxed {
+        writer.close().await;
+    }
     let started = Instant::now();
     store.optimize().await.unwrap_or_else(|e| panic!("optimize failed: {e}"));
     println!(
@@ -361,91 +368,29 @@ async fn run(store: &Store, n: usize, rounds: usize, check: bool) -> Figures {
     figures
 }
 
-/// Times each query as a whole `igdm search` process (the binary at
-/// `IGDM_BENCH_CLI`) against the SQLite database at `db`, and reads the
-/// peak RSS of one run per query with `/usr/bin/time`.
-fn cli_runs(cli: &str, db: &std::path::Path, queries: &[(String, String)], rounds: usize) {
-    let home = tempfile::tempdir().expect("temp dir");
-    let accounts = serde_json::json!({"accounts": [{
-        "name": ACCOUNT, "connector": "instagram-web", "backend": "web",
-        "created_at": "2026-01-01T00:00:00Z"
-    }]});
-    std::fs::write(home.path().join("accounts.json"), accounts.to_string()).expect("accounts file");
-    let url = format!("sqlite://{}", db.display());
-    let command = |program: &str| {
-        let mut c = std::process::Command::new(program);
-        c.env("IGDM_HOME", home.path()).env("IGDM_DATABASE_URL", &url).env_remove("IGDM_ACCOUNT");
-        c.stdout(std::process::Stdio::null());
-        c
-    };
-    let mut p50s = Vec::new();
-    let mut worst_rss = 0_u64;
-    for (query, _) in queries {
-        let mut times = Vec::with_capacity(rounds);
-        for _ in 0..rounds {
-            let t = Instant::now();
-            let out =
-                command(cli).args(["search", "--limit", "20", query]).output().expect("run igdm");
-            times.push(t.elapsed());
-            assert!(
-                out.status.success(),
-                "igdm search {query:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        times.sort();
-        let out = command("/usr/bin/time")
-            .args(["-f", "%M", cli, "search", "--limit", "20", query])
-            .output()
-            .expect("run /usr/bin/time");
-        let rss: u64 = String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .last()
-            .and_then(|l| l.trim().parse().ok())
-            .unwrap_or(0);
-        worst_rss = worst_rss.max(rss);
-        println!(
-            "  cli      {:<28} igdm search p50 {:>8.2} ms p99 {:>8.2} ms | peak RSS {:>6.1} MiB",
-            query,
-            ms(percentile(&times, 50)),
-            ms(percentile(&times, 99)),
-            rss as f64 / 1024.0
-        );
-        p50s.push(percentile(&times, 50));
-    }
-    println!(
-        "  cli      median of per-query p50 {:.2} ms, worst p50 {:.2} ms, worst peak RSS {:.1} MiB",
-        ms(median(p50s.clone())),
-        ms(p50s.iter().max().copied().unwrap_or_default()),
-        worst_rss as f64 / 1024.0
-    );
-}
-
-async fn sqlite_store() -> (Store, std::path::PathBuf, tempfile::TempDir) {
+async fn sqlite_store() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     // IGDM_BENCH_SQLITE_PATH keeps the database for inspection.
     let path = std::env::var("IGDM_BENCH_SQLITE_PATH")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| dir.path().join("bench.db"));
-    let store = SqliteStore::open(path.to_str().expect("utf-8 path")).await.expect("open sqlite");
-    (Store::Sqlite(store), path, dir)
+    let mut options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+    for pragma in std::env::var("IGDM_BENCH_PRAGMA").unwrap_or_default().split(';') {
+        if let Some((k, v)) = pragma.split_once('=') {
+            options = options.pragma(k.trim().to_owned(), v.trim().to_owned());
+        }
+    }
+    let store = SqliteStore::connect_with(options).await.expect("open sqlite");
+    (Store::Sqlite(store), dir)
 }
 
 async fn main_async(n: usize, rounds: usize, check: bool) {
     let backends =
         std::env::var("IGDM_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
     if backends.contains("sqlite") {
-        let (store, path, dir) = sqlite_store().await;
+        let (store, _dir) = sqlite_store().await;
         run(&store, n, rounds, check).await.print();
         store.close().await;
-        if let Ok(cli) = std::env::var("IGDM_BENCH_CLI") {
-            let cli_rounds = std::env::var("IGDM_BENCH_CLI_ROUNDS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(10);
-            cli_runs(&cli, &path, &searches(&Corpus::new(5_000)), cli_rounds);
-        }
-        drop(dir);
     }
     if backends.contains("postgres") {
         match postgres_store().await {

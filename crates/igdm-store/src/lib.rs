@@ -3,12 +3,14 @@
 //! One [`MessageStore`] trait, two backends sharing their SQL:
 //! - SQLite ([`SqliteStore`]): a file in WAL mode with `synchronous = FULL`,
 //!   foreign keys and a busy timeout; FTS5 (`unicode61 remove_diacritics 2`,
-//!   external content kept in sync by triggers, BM25 ranking, `snippet()`;
+//!   external content kept in sync by triggers, rowids in time order so that
+//!   newest-first search stops at the page size, `snippet()`;
 //!   webhook deliveries are appended through a synchronous connection on a
 //!   thread of its own; that connection and relaxed handles leave their
 //!   file's checkpoints to another thread);
 //! - PostgreSQL ([`PgStore`]): a `tsvector` generated from text folded in Rust
-//!   ([`fold`]), a GIN index, `ts_rank` and `ts_headline`; webhook events are
+//!   ([`fold`]), a GIN index, newest first over `(sent_at, seq)`, `ts_rank`
+//!   for `sort:relevance` and `ts_headline`; webhook events are
 //!   claimed with `FOR UPDATE SKIP LOCKED`.
 //!
 //! [`Store::open`] picks the backend from a URL and dereferences to
