@@ -9,6 +9,15 @@
 //! `IGDM_BENCH_BACKENDS=sqlite` (or `postgres`) limits the backends;
 //! `IGDM_BENCH_SQLITE_PATH` keeps the SQLite database at that path;
 //! `IGDM_BENCH_ROUNDS` (default 10) repeats each search.
+//! `scripts/bench-cli-search.sh` times the same queries as whole `igdm search`
+//! processes on a database kept with `IGDM_BENCH_SQLITE_PATH`.
+//! `IGDM_BENCH_RELAXED=1` imports through the store's relaxed handle;
+//! `IGDM_BENCH_PRAGMA="name=value;…"` adds SQLite pragmas (experiments).
+//!
+//! Searches run newest first (the default order); two more lines time
+//! `sort:relevance` on a common and a medium word. Peak RSS in process is
+//! the bench process's high-water mark over the searches alone (reset
+//! through `/proc/self/clear_refs` after the import).
 //!
 //! Under `cargo test` or nextest the binary is one smoke test (`smoke`) that
 //! runs the same code on 2,000 messages and checks the results, not the times.
@@ -139,6 +148,15 @@ struct Figures {
     backend: &'static str,
     messages: usize,
     import: Duration,
+    /// Per query: the search / LIKE times of every round, sorted.
+    queries: Vec<QueryTimes>,
+    /// This process's RSS when the searches start and its peak over them,
+    /// KiB (Linux only); the first holds what the import left allocated.
+    search_rss_kib: Option<(u64, u64)>,
+}
+
+/// One query's times over the rounds, each list sorted.
+struct QueryTimes {
     fts: Vec<Duration>,
     like: Vec<Duration>,
 }
@@ -154,28 +172,57 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// The median of the per-query values.
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    match v.len() {
+        0 => Duration::ZERO,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2,
+    }
+}
+
 impl Figures {
-    fn print(&mut self) {
-        self.fts.sort();
-        self.like.sort();
+    fn print(&self) {
         let rate = self.messages as f64 / self.import.as_secs_f64();
-        let (f50, f99) = (percentile(&self.fts, 50), percentile(&self.fts, 99));
-        let (l50, l99) = (percentile(&self.like, 50), percentile(&self.like, 99));
+        let mut all_fts: Vec<Duration> = self.queries.iter().flat_map(|q| q.fts.clone()).collect();
+        let mut all_like: Vec<Duration> =
+            self.queries.iter().flat_map(|q| q.like.clone()).collect();
+        all_fts.sort();
+        all_like.sort();
+        let f50 = median(self.queries.iter().map(|q| percentile(&q.fts, 50)).collect());
+        let l50 = median(self.queries.iter().map(|q| percentile(&q.like, 50)).collect());
         println!(
-            "{:<8} import {:>9} messages in {:>7.1} s = {:>8.0} msg/s | search p50 {:>8.2} ms p99 {:>8.2} ms | \
-             LIKE p50 {:>8.2} ms p99 {:>8.2} ms | LIKE/search p50 x{:.1} p99 x{:.1}",
+            "{:<8} import {:>9} messages in {:>7.1} s = {:>8.0} msg/s | median of per-query p50: search {:>7.2} ms, \
+             LIKE {:>7.2} ms | all rounds p99: search {:>7.2} ms, LIKE {:>8.2} ms | RSS at first search, peak over searches {}",
             self.backend,
             self.messages,
             self.import.as_secs_f64(),
             rate,
             ms(f50),
-            ms(f99),
             ms(l50),
-            ms(l99),
-            l50.as_secs_f64() / f50.as_secs_f64().max(1e-9),
-            l99.as_secs_f64() / f99.as_secs_f64().max(1e-9),
+            ms(percentile(&all_fts, 99)),
+            ms(percentile(&all_like, 99)),
+            self.search_rss_kib.map_or("n/a".to_owned(), |(at, peak)| format!(
+                "{:.1} MiB, {:.1} MiB",
+                at as f64 / 1024.0,
+                peak as f64 / 1024.0
+            )),
         );
     }
+}
+
+/// A field of `/proc/self/status` in KiB (`VmHWM`: the peak resident
+/// set; `VmRSS`: the current one).
+fn status_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Resets `VmHWM` to the current resident set.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// `LIKE '%term%'` over the same rows, newest first, one page: what a store
@@ -210,18 +257,24 @@ async fn like_page(store: &Store, needle: &str) -> usize {
 async fn run(store: &Store, n: usize, rounds: usize, check: bool) -> Figures {
     let corpus = Corpus::new(5_000);
     let mut rng = StdRng::seed_from_u64(7);
+    let relaxed = std::env::var("IGDM_BENCH_RELAXED").is_ok_and(|v| v == "1");
+    let writer =
+        if relaxed { store.relaxed().await.expect("relaxed handle") } else { store.clone() };
     let started = Instant::now();
     let mut i = 0;
     while i < n {
         let end = (i + BATCH).min(n);
         let batch: Vec<Message> = (i..end).map(|k| message(k, &mut rng, &corpus)).collect();
-        store
+        writer
             .upsert_messages(ACCOUNT, &batch)
             .await
             .unwrap_or_else(|e| panic!("import failed: {e}"));
         i = end;
     }
     let import = started.elapsed();
+    if relaxed {
+        writer.close().await;
+    }
     let started = Instant::now();
     store.optimize().await.unwrap_or_else(|e| panic!("optimize failed: {e}"));
     println!(
@@ -230,22 +283,29 @@ async fn run(store: &Store, n: usize, rounds: usize, check: bool) -> Figures {
         started.elapsed().as_secs_f64()
     );
 
-    let mut figures =
-        Figures { backend: store.backend_name(), messages: n, import, fts: vec![], like: vec![] };
+    let mut figures = Figures {
+        backend: store.backend_name(),
+        messages: n,
+        import,
+        queries: vec![],
+        search_rss_kib: None,
+    };
+    reset_peak_rss();
+    let rss_before = status_kib("VmRSS:");
     for (query, needle) in searches(&corpus) {
         let parsed = parse_query(&query);
-        let first = figures.fts.len();
         let mut matches = 0;
+        let (mut fts, mut like) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
         for _ in 0..rounds {
             let t = Instant::now();
             let hits = store
                 .search(ACCOUNT, &parsed, PAGE, None)
                 .await
                 .unwrap_or_else(|e| panic!("search {query:?}: {e}"));
-            figures.fts.push(t.elapsed());
+            fts.push(t.elapsed());
             let t = Instant::now();
             let scanned = like_page(store, &needle).await;
-            figures.like.push(t.elapsed());
+            like.push(t.elapsed());
             matches = hits.items.len();
             if check {
                 // Every token match is also a substring match; the unaccented
@@ -256,19 +316,53 @@ async fn run(store: &Store, n: usize, rounds: usize, check: bool) -> Figures {
                 if query.starts_with(&corpus.words[2]) {
                     assert_eq!(hits.items.len(), PAGE as usize, "a common word fills a page");
                 }
+                assert!(
+                    hits.items.windows(2).all(|w| w[0].message.timestamp >= w[1].message.timestamp),
+                    "{query:?}: newest first"
+                );
             }
         }
-        let mut fts: Vec<Duration> = figures.fts[first..].to_vec();
-        let mut like: Vec<Duration> = figures.like[first..].to_vec();
         fts.sort();
         like.sort();
         println!(
-            "  {:<8} {:<28} page {:>2} | search p50 {:>8.2} ms | LIKE p50 {:>8.2} ms",
+            "  {:<8} {:<28} page {:>2} | search p50 {:>8.2} ms p99 {:>8.2} ms | LIKE p50 {:>8.2} ms p99 {:>8.2} ms",
             figures.backend,
             query,
             matches,
             ms(percentile(&fts, 50)),
+            ms(percentile(&fts, 99)),
             ms(percentile(&like, 50)),
+            ms(percentile(&like, 99)),
+        );
+        figures.queries.push(QueryTimes { fts, like });
+    }
+    figures.search_rss_kib = rss_before.zip(status_kib("VmHWM:"));
+    // Relevance (outside the twelve): a common and a medium word.
+    for word in [&corpus.words[2], &corpus.words[100]] {
+        let query = format!("{word} sort:relevance");
+        let parsed = parse_query(&query);
+        let mut times = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let hits = store
+                .search(ACCOUNT, &parsed, PAGE, None)
+                .await
+                .unwrap_or_else(|e| panic!("search {query:?}: {e}"));
+            times.push(t.elapsed());
+            if check {
+                assert!(
+                    hits.items.windows(2).all(|w| w[0].rank >= w[1].rank),
+                    "{query:?}: best first"
+                );
+            }
+        }
+        times.sort();
+        println!(
+            "  {:<8} {:<28} (relevance) | search p50 {:>8.2} ms p99 {:>8.2} ms",
+            figures.backend,
+            query,
+            ms(percentile(&times, 50)),
+            ms(percentile(&times, 99)),
         );
     }
     figures
@@ -280,7 +374,13 @@ async fn sqlite_store() -> (Store, tempfile::TempDir) {
     let path = std::env::var("IGDM_BENCH_SQLITE_PATH")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| dir.path().join("bench.db"));
-    let store = SqliteStore::open(path.to_str().expect("utf-8 path")).await.expect("open sqlite");
+    let mut options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+    for pragma in std::env::var("IGDM_BENCH_PRAGMA").unwrap_or_default().split(';') {
+        if let Some((k, v)) = pragma.split_once('=') {
+            options = options.pragma(k.trim().to_owned(), v.trim().to_owned());
+        }
+    }
+    let store = SqliteStore::connect_with(options).await.expect("open sqlite");
     (Store::Sqlite(store), dir)
 }
 

@@ -365,7 +365,9 @@ pub trait MessageStore: Send + Sync {
     // ----- search -----
 
     /// Full-text search over an account's messages (deleted ones excluded),
-    /// best first. Parse the user's text with [`crate::query::parse`].
+    /// newest first, or best first among the newest
+    /// [`crate::RELEVANCE_WINDOW`] matches with [`crate::SearchOrder::Relevance`].
+    /// Parse the user's text with [`crate::query::parse`].
     fn search<'a>(
         &'a self,
         account: &'a str,

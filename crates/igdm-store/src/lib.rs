@@ -3,12 +3,14 @@
 //! One [`MessageStore`] trait, two backends sharing their SQL:
 //! - SQLite ([`SqliteStore`]): a file in WAL mode with `synchronous = FULL`,
 //!   foreign keys and a busy timeout; FTS5 (`unicode61 remove_diacritics 2`,
-//!   external content kept in sync by triggers, BM25 ranking, `snippet()`;
+//!   external content kept in sync by triggers, rowids in time order so that
+//!   newest-first search stops at the page size, `snippet()`;
 //!   webhook deliveries are appended through a synchronous connection on a
 //!   thread of its own; that connection and relaxed handles leave their
 //!   file's checkpoints to another thread);
 //! - PostgreSQL ([`PgStore`]): a `tsvector` generated from text folded in Rust
-//!   ([`fold`]), a GIN index, `ts_rank` and `ts_headline`; webhook events are
+//!   ([`fold`]), a GIN index, newest first over `(sent_at, seq)`, `ts_rank`
+//!   for `sort:relevance` and `ts_headline`; webhook events are
 //!   claimed with `FOR UPDATE SKIP LOCKED`.
 //!
 //! [`Store::open`] picks the backend from a URL and dereferences to
@@ -44,7 +46,7 @@ pub use backend::postgres::PgStore;
 pub use backend::sqlite::SqliteStore;
 pub use error::{StoreError, StoreResult};
 pub use igdm_model::Page;
-pub use query::{Query, parse as parse_query};
+pub use query::{Query, RELEVANCE_WINDOW, SearchOrder, parse as parse_query};
 pub use types::*;
 
 /// A store of either backend, chosen at run time.
@@ -71,6 +73,26 @@ impl Store {
             Some("postgres" | "postgresql") => Ok(Self::Postgres(PgStore::open(url).await?)),
             Some("sqlite") | None => Ok(Self::Sqlite(SqliteStore::open(url).await?)),
             Some(other) => Err(StoreError::UnsupportedUrl { scheme: other.to_owned() }),
+        }
+    }
+
+    /// Opens the store at `url` for a reader such as a one-off search: no
+    /// migrations run when none is pending (one query checks), one
+    /// connection, nothing started for writers; SQLite opens the file
+    /// read-only. A missing SQLite file or a schema older than this build
+    /// falls back to [`Store::open`].
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub async fn open_reader(url: &str) -> StoreResult<Self> {
+        let reader = match scheme(url) {
+            Some("postgres" | "postgresql") => PgStore::open_reader(url).await?.map(Self::Postgres),
+            Some("sqlite") | None => SqliteStore::open_reader(url).await?.map(Self::Sqlite),
+            Some(other) => return Err(StoreError::UnsupportedUrl { scheme: other.to_owned() }),
+        };
+        match reader {
+            Some(store) => Ok(store),
+            None => Self::open(url).await,
         }
     }
 

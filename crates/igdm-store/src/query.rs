@@ -13,7 +13,10 @@
 //! - `before:YYYY-MM-DD` — sent before that day starts (UTC);
 //! - `after:YYYY-MM-DD` — sent on or after that day starts (UTC);
 //! - `has:attachment` — the message has media;
-//! - `is:unread` — the conversation is unread.
+//! - `is:unread` — the conversation is unread;
+//! - `sort:relevance` — best matches first (BM25 / `ts_rank`) among the
+//!   [`RELEVANCE_WINDOW`] newest matches, instead of newest first;
+//!   `sort:newest` is the default.
 //!
 //! [`parse`] never fails: anything it cannot read as an operator (an unknown
 //! `key:value`, a bad date, an unclosed quote, a dangling `OR`, a negated
@@ -49,6 +52,22 @@ impl Term {
     }
 }
 
+/// How many of the newest matches `sort:relevance` ranks: relevance costs
+/// time in proportion to the matches it scores, so it scores a bounded
+/// window rather than every match of a common word.
+pub const RELEVANCE_WINDOW: u32 = 1000;
+
+/// The order of search results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchOrder {
+    /// Newest first (by time sent), the default: what chat apps show.
+    #[default]
+    Newest,
+    /// Best match first among the [`RELEVANCE_WINDOW`] newest matches; ties newest first.
+    Relevance,
+}
+
 /// A parsed search query.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Query {
@@ -68,6 +87,9 @@ pub struct Query {
     pub has_attachment: bool,
     /// Only messages of unread conversations.
     pub is_unread: bool,
+    /// The order of the results (it restricts nothing).
+    #[serde(default)]
+    pub order: SearchOrder,
 }
 
 impl Query {
@@ -215,6 +237,8 @@ fn apply_filter(q: &mut Query, key: &str, value: &str) -> bool {
         },
         "has" if value.eq_ignore_ascii_case("attachment") => q.has_attachment = true,
         "is" if value.eq_ignore_ascii_case("unread") => q.is_unread = true,
+        "sort" if value.eq_ignore_ascii_case("relevance") => q.order = SearchOrder::Relevance,
+        "sort" if value.eq_ignore_ascii_case("newest") => q.order = SearchOrder::Newest,
         _ => return false,
     }
     true
@@ -309,6 +333,22 @@ mod tests {
         assert_eq!(q.after, NaiveDate::from_ymd_opt(2024, 1, 1));
         assert!(q.has_attachment && q.is_unread);
         assert_eq!(q.all, vec![vec![w("hi")]]);
+        assert_eq!(q.order, SearchOrder::Newest);
+    }
+
+    #[test]
+    fn sort_order() {
+        let q = parse("pizza sort:Relevance");
+        assert_eq!(q.order, SearchOrder::Relevance);
+        assert_eq!(q.all, vec![vec![w("pizza")]]);
+        assert_eq!(parse("sort:relevance sort:newest x").order, SearchOrder::Newest);
+        // Not an order: literal words.
+        let q = parse("sort:oldest -sort:relevance");
+        assert_eq!(q.order, SearchOrder::Newest);
+        assert_eq!(q.all, vec![vec![w("sort:oldest")]]);
+        assert_eq!(q.none, vec![w("sort:relevance")]);
+        // An order alone restricts nothing.
+        assert!(parse("sort:relevance").is_empty());
     }
 
     #[test]

@@ -389,7 +389,8 @@ pub struct SearchHit {
     pub message: Message,
     /// A short excerpt with matches between [`SNIPPET_START`] and [`SNIPPET_END`].
     pub snippet: String,
-    /// Relevance; higher is better. 0 when the query has no words (filters only).
+    /// Relevance when the search ranks (`sort:relevance`); higher is better.
+    /// 0 in newest-first order and when the query has no words (filters only).
     pub rank: f64,
 }
 

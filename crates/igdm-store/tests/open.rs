@@ -209,3 +209,35 @@ async fn in_memory_databases_record_deliveries_through_the_pool() {
     assert!(again.iter().all(|r| r.events.inserted.is_empty() && r.events.duplicates.len() == 1));
     assert_eq!(store.event_log_counts().await.unwrap().deliveries, 6);
 }
+
+/// `open_reader` opens an up-to-date SQLite file read-only with no
+/// migration work, and falls back to a migrating open for a missing file
+/// or one whose schema is behind (here: no schema at all).
+#[tokio::test]
+async fn readers_open_current_files_read_only_and_migrate_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("igdm.db");
+    let url = format!("sqlite://{}", path.display());
+
+    // Missing: created and migrated, writable.
+    let store = Store::open_reader(&url).await.unwrap();
+    let msg = common::text_message("c", "1", "a reader finds this");
+    store.upsert_messages("me", std::slice::from_ref(&msg)).await.unwrap();
+    store.close().await;
+
+    // Current: read-only, and it searches.
+    let reader = Store::open_reader(&url).await.unwrap();
+    let hits = reader.search_text("me", "reader", 20, None).await.unwrap();
+    assert_eq!(hits.items.len(), 1);
+    let write = reader.upsert_messages("me", std::slice::from_ref(&msg)).await;
+    assert!(write.is_err(), "a reader cannot write: {write:?}");
+    reader.close().await;
+
+    // Behind (an empty file has no migrations table): migrated on open.
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let store = Store::open_reader(empty.to_str().unwrap()).await.unwrap();
+    assert_eq!(store.search_text("me", "anything", 20, None).await.unwrap().items.len(), 0);
+    store.upsert_messages("me", std::slice::from_ref(&msg)).await.unwrap();
+    store.close().await;
+}

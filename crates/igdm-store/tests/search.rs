@@ -11,6 +11,8 @@ conformance!(
     ranking_snippets_and_paging,
     deleted_and_other_accounts_are_hidden,
     edits_reach_the_index,
+    newest_first_equals_the_like_scan,
+    relevance_ranks_the_newest_window,
 );
 
 mod cases {
@@ -198,7 +200,7 @@ mod cases {
         )
         .await
         .unwrap();
-        let page = s.search_text(ACC, "zebra", 10, None).await.unwrap();
+        let page = s.search_text(ACC, "zebra sort:relevance", 10, None).await.unwrap();
         let order: Vec<_> = page.items.iter().map(|h| h.message.id.as_str()).collect();
         assert_eq!(order.first(), Some(&"strong"));
         assert_eq!(order.last(), Some(&"weak"));
@@ -208,19 +210,33 @@ mod cases {
             assert!(hit.snippet.contains("[zebra]"), "snippet {:?}", hit.snippet);
         }
 
-        // Paging through search results: every hit once, order kept.
-        let mut seen: Vec<String> = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page: Page<SearchHit> =
-                s.search(ACC, &parse_query("zebra"), 1, cursor.as_deref()).await.unwrap();
-            seen.extend(page.items.iter().map(|h| h.message.id.0.clone()));
-            if !page.has_more {
-                break;
+        // Paging through ranked results: every hit once, order kept.
+        let paged = |q: &'static str| async move {
+            let mut seen: Vec<String> = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page: Page<SearchHit> =
+                    s.search(ACC, &parse_query(q), 1, cursor.as_deref()).await.unwrap();
+                seen.extend(page.items.iter().map(|h| h.message.id.0.clone()));
+                if !page.has_more {
+                    break;
+                }
+                cursor = page.next_cursor;
             }
-            cursor = page.next_cursor;
-        }
-        assert_eq!(seen, order);
+            seen
+        };
+        assert_eq!(paged("zebra sort:relevance").await, order);
+
+        // The default order is newest first, unranked, with snippets.
+        let page = s.search_text(ACC, "zebra", 10, None).await.unwrap();
+        let newest: Vec<_> = page.items.iter().map(|h| h.message.id.as_str()).collect();
+        assert_eq!(newest, ["mid", "weak", "strong"]);
+        assert!(page.items.iter().all(|h| h.rank == 0.0 && h.snippet.contains("[zebra]")));
+        assert_eq!(paged("zebra").await, newest);
+        // A cursor belongs to its order.
+        let first = s.search_text(ACC, "zebra", 1, None).await.unwrap();
+        let cursor = first.next_cursor.unwrap();
+        assert!(s.search_text(ACC, "zebra sort:relevance", 1, Some(&cursor)).await.is_err());
 
         // Filters only: newest first, rank 0.
         let page = s.search_text(ACC, "from:alice", 10, None).await.unwrap();
@@ -228,6 +244,7 @@ mod cases {
         assert_eq!(order, ["mid", "weak", "strong"]);
         assert!(page.items.iter().all(|h| h.rank == 0.0));
         assert!(s.search_text(ACC, "zebra", 10, Some("bogus")).await.is_err());
+        assert!(s.search_text(ACC, "zebra sort:relevance", 10, Some("bogus")).await.is_err());
     }
 
     pub async fn deleted_and_other_accounts_are_hidden(h: &Harness) {
@@ -262,5 +279,140 @@ mod cases {
         // Maintenance after a bulk import keeps the index consistent.
         s.optimize().await.unwrap();
         assert_eq!(ids(s, "nine").await, ["1"]);
+    }
+
+    /// The message ids a `LIKE` scan finds for `word` (a whole word of the
+    /// generated corpus), newest first, optionally from one sender.
+    async fn like_scan(s: &Store, word: &str, sender: Option<&str>) -> Vec<String> {
+        let pattern = format!("% {word} %");
+        let sender = sender.unwrap_or("").to_owned();
+        let sql = "SELECT message_id FROM messages WHERE account_id = $1 AND is_deleted = FALSE \
+                   AND (' ' || text || ' ') LIKE $2 AND ($3 = '' OR sender_id = $3) \
+                   ORDER BY sent_at DESC, seq DESC";
+        match s {
+            Store::Sqlite(db) => {
+                sqlx::query_scalar(sql)
+                    .bind(ACC)
+                    .bind(pattern)
+                    .bind(sender)
+                    .fetch_all(db.pool())
+                    .await
+            }
+            Store::Postgres(db) => {
+                sqlx::query_scalar(sql)
+                    .bind(ACC)
+                    .bind(pattern)
+                    .bind(sender)
+                    .fetch_all(db.pool())
+                    .await
+            }
+        }
+        .unwrap()
+    }
+
+    /// Every page of a search, in order.
+    async fn all_pages(s: &Store, q: &str, limit: u32) -> Vec<String> {
+        let query = parse_query(q);
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = s.search(ACC, &query, limit, cursor.as_deref()).await.unwrap();
+            seen.extend(page.items.into_iter().map(|h| h.message.id.0));
+            if !page.has_more {
+                return seen;
+            }
+            cursor = page.next_cursor;
+        }
+    }
+
+    /// A differential test: on a generated corpus whose times crowd into a
+    /// few minutes (many messages per minute, some in the same
+    /// microsecond), stored in an order unrelated to time, newest-first
+    /// search returns exactly the newest matches a `LIKE` scan finds, page
+    /// by page, for every single word and with a sender filter.
+    pub async fn newest_first_equals_the_like_scan(h: &Harness) {
+        use rand::rngs::StdRng;
+        use rand::seq::SliceRandom as _;
+        use rand::{Rng as _, SeedableRng as _};
+
+        let s = &h.store;
+        let vocabulary: Vec<String> = (0..40).map(|i| format!("w{i}x")).collect();
+        let mut rng = StdRng::seed_from_u64(29);
+        let base = day(2024, 5, 1, 12).unix_micros();
+        let mut messages: Vec<Message> = (0..900)
+            .map(|i| {
+                let words: Vec<&str> = (0..rng.random_range(1..6))
+                    // Skewed: low-numbered words are common, high ones rare.
+                    .map(|_| {
+                        vocabulary[rng.random_range(0..40_usize).min(rng.random_range(0..40))]
+                            .as_str()
+                    })
+                    .collect();
+                // Seven minutes, with repeats down to the microsecond.
+                let at = base + rng.random_range(0..7 * 60) * 1_000_000 + rng.random_range(0..3);
+                let sender = format!("{}", rng.random_range(1..4));
+                msg(
+                    &format!("c{}", rng.random_range(0..5)),
+                    &format!("m{i}"),
+                    (&sender, &format!("user{sender}")),
+                    Timestamp::from_unix_micros(at).unwrap(),
+                    &words.join(" "),
+                )
+            })
+            .collect();
+        messages.shuffle(&mut rng);
+        for batch in messages.chunks(97) {
+            s.upsert_messages(ACC, batch).await.unwrap();
+        }
+        for m in messages.iter().step_by(31) {
+            s.apply_deletion(ACC, m.conversation_id.as_str(), m.id.as_str(), day(2024, 6, 1, 0))
+                .await
+                .unwrap();
+        }
+        s.upsert_messages("other", &messages[..50]).await.unwrap();
+        for word in &vocabulary {
+            let expected = like_scan(s, word, None).await;
+            let page = s.search_text(ACC, word, 20, None).await.unwrap();
+            let got: Vec<String> = page.items.into_iter().map(|h| h.message.id.0).collect();
+            assert_eq!(got, expected[..expected.len().min(20)], "{word}");
+            assert_eq!(page.has_more, expected.len() > 20, "{word}");
+            assert_eq!(all_pages(s, word, 7).await, expected, "{word}, pages of 7");
+            let filtered = like_scan(s, word, Some("2")).await;
+            assert_eq!(all_pages(s, &format!("{word} from:2"), 5).await, filtered, "{word} from:2");
+        }
+        // The common words fill pages: the walk stopped early.
+        assert!(like_scan(s, "w0x", None).await.len() > 100);
+    }
+
+    /// `sort:relevance` ranks the newest matches only: a strong match older
+    /// than the window is left out, a strong one inside it comes first.
+    pub async fn relevance_ranks_the_newest_window(h: &Harness) {
+        let s = &h.store;
+        let window = igdm_store::RELEVANCE_WINDOW as usize;
+        let base = day(2024, 1, 1, 0).unix_micros();
+        let at = |i: usize| {
+            Timestamp::from_unix_micros(base + i64::try_from(i).unwrap() * 1_000_000).unwrap()
+        };
+        let mut messages = vec![msg("c", "old", ALICE, at(0), "lynx lynx lynx")];
+        for i in 1..=window + 5 {
+            let text = format!("a lynx among many other words number {i} of a longer message");
+            messages.push(msg("c", &format!("n{i}"), ALICE, at(i), &text));
+        }
+        messages.push(msg("c", "strong", ALICE, at(10), "lynx lynx"));
+        s.upsert_messages(ACC, &messages).await.unwrap();
+        let page = s.search_text(ACC, "lynx sort:relevance", 5, None).await.unwrap();
+        assert_eq!(page.items[0].message.id.as_str(), "strong");
+        assert!(page.items.windows(2).all(|w| w[0].rank >= w[1].rank));
+        // Equal ranks stay newest first.
+        let rest: Vec<_> = page.items[1..].iter().map(|h| h.message.id.as_str()).collect();
+        let newest: Vec<String> = (0..4).map(|k| format!("n{}", window + 5 - k)).collect();
+        assert_eq!(rest, newest);
+        let ranked = all_pages(s, "lynx sort:relevance", 100).await;
+        assert_eq!(ranked.len(), window);
+        assert!(!ranked.iter().any(|id| id == "old"));
+        // Newest first sees every match.
+        let all = all_pages(s, "lynx", 100).await;
+        assert_eq!(all.len(), window + 7);
+        assert_eq!(all.last().map(String::as_str), Some("old"));
     }
 }

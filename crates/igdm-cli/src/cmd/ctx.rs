@@ -72,6 +72,19 @@ impl Ctx {
         igdm_store::Store::open(&url).await.with_context(|| "opening the local store".to_owned())
     }
 
+    /// The local store for a one-off read such as a search: as
+    /// [`Ctx::store`], without the work a writer needs at open
+    /// ([`igdm_store::Store::open_reader`]).
+    pub async fn store_reader(&self) -> anyhow::Result<igdm_store::Store> {
+        let url = match std::env::var("IGDM_DATABASE_URL") {
+            Ok(u) if !u.is_empty() => u,
+            _ => format!("sqlite://{}?mode=rwc", self.home.join("igdm.db").display()),
+        };
+        igdm_store::Store::open_reader(&url)
+            .await
+            .with_context(|| "opening the local store".to_owned())
+    }
+
     /// The account `--account` names (or the only one).
     pub fn account(&self, name: Option<&str>) -> anyhow::Result<AccountConfig> {
         Ok(self.accounts.resolve(name)?.clone())

@@ -127,6 +127,7 @@ pub enum MsgCommand {
     ///
     /// Syntax: words, "phrases", -word, OR, from:USER, in:CONVERSATION,
     /// before:YYYY-MM-DD, after:YYYY-MM-DD, has:attachment, is:unread.
+    /// Newest first; sort:relevance ranks the newest 1,000 matches instead.
     Search {
         /// The query.
         query: String,
@@ -241,18 +242,29 @@ fn pairs(items: &[String], what: &str) -> anyhow::Result<Vec<(String, String)>> 
 /// Runs a messaging command.
 pub async fn run(cmd: MsgCommand, global: &Global) -> anyhow::Result<ExitCode> {
     let mut ctx = Ctx::open()?;
+    // A local search needs the account's name and the store, not a client
+    // (no vault, no connector).
+    if let MsgCommand::Search { query, limit, remote: false } = &cmd {
+        let account = ctx.account(global.account.as_deref())?.name;
+        return Ok(match local_search(&ctx, &account, query, *limit, global.json).await {
+            Ok(code) => code,
+            Err(e) => usage_error(global.json, &e),
+        });
+    }
     let opened = ctx.client(global.account.as_deref()).await?;
     let code = match dispatch(&opened.client, cmd, global).await {
         Ok(code) => code,
         Err(Failure::Client(e)) => output::client_error(global.json, &e),
-        Err(Failure::Usage(e)) => {
-            let api =
-                igdm_model::ApiError::new(igdm_model::ErrorClass::InvalidRequest, format!("{e:#}"));
-            output::error(global.json, &api)
-        }
+        Err(Failure::Usage(e)) => usage_error(global.json, &e),
     };
     opened.finish().await?;
     Ok(code)
+}
+
+/// Prints a usage error (an invalid request) and returns its exit code.
+fn usage_error(json_out: bool, e: &anyhow::Error) -> ExitCode {
+    let api = igdm_model::ApiError::new(igdm_model::ErrorClass::InvalidRequest, format!("{e:#}"));
+    output::error(json_out, &api)
 }
 
 enum Failure {
@@ -419,7 +431,9 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
             return object(client, j, "get_presence", params(&[("user_ids", json!(users))])).await;
         }
         MsgCommand::Search { query, limit, remote: false } => {
-            return local_search(client, &query, limit, j).await;
+            // `run` answers local searches before opening a client; this arm keeps the match total.
+            let account = &client.account().name;
+            return Ok(local_search(&Ctx::open()?, account, &query, limit, j).await?);
         }
         MsgCommand::Search { query, limit, remote: true } => {
             let out = client
@@ -564,15 +578,15 @@ async fn fresh_store(client: &Client) -> Result<Option<igdm_store::Store>, Failu
 }
 
 async fn local_search(
-    client: &Client,
+    ctx: &Ctx,
+    account: &str,
     query: &str,
     limit: Option<u32>,
     j: bool,
-) -> Result<ExitCode, Failure> {
-    let ctx = Ctx::open()?;
-    let store = ctx.store().await?;
+) -> anyhow::Result<ExitCode> {
+    let store = ctx.store_reader().await?;
     let hits = store
-        .search_text(&client.account().name, query, limit.unwrap_or(20), None)
+        .search_text(account, query, limit.unwrap_or(20), None)
         .await
         .map_err(|e| anyhow::anyhow!("local search: {e}"))?;
     if j {

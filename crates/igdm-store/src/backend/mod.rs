@@ -272,6 +272,72 @@ pub(crate) fn empty_record(id: i64) -> crate::types::RecordedDelivery {
 /// Claims unexpanded deliveries whose lease is free or ran out, oldest
 /// first, from their partial index; the dialect's row lock and
 /// `) RETURNING …` follow.
+/// The newest migration applied to a database.
+pub(crate) const APPLIED_SCHEMA_SQL: &str =
+    "SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE";
+
+/// Whether every migration `migrator` knows is applied, given what
+/// [`APPLIED_SCHEMA_SQL`] answered (an error: the table is missing).
+pub(crate) fn schema_is_current<E>(
+    migrator: &sqlx::migrate::Migrator,
+    applied: Result<Option<i64>, E>,
+) -> bool {
+    let latest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    matches!(applied, Ok(Some(v)) if v >= latest)
+}
+
+/// Where a page of search results starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SearchStart {
+    /// Newest first, from the newest match.
+    Newest,
+    /// Newest first, after the match sent at `.0` with `seq` `.1`.
+    Before(i64, i64),
+    /// Best first among the newest [`crate::RELEVANCE_WINDOW`], after this many.
+    Ranked(i64),
+}
+
+impl SearchStart {
+    const NEWEST_TAG: &'static str = "search-newest";
+    const RANKED_TAG: &'static str = "search-relevance";
+
+    /// The start of the page `cursor` points to (the first page without one).
+    pub(crate) fn of(q: &crate::Query, cursor: Option<&str>) -> StoreResult<Self> {
+        match (cursor, ranked(q)) {
+            (None, false) => Ok(Self::Newest),
+            (None, true) => Ok(Self::Ranked(0)),
+            (Some(c), false) => {
+                let (sent_at, seq) = crate::cursor::decode_pair(Self::NEWEST_TAG, c)?;
+                Ok(Self::Before(sent_at, seq))
+            }
+            (Some(c), true) => {
+                let f = crate::cursor::decode(Self::RANKED_TAG, c, 1)?;
+                let offset = f[0].parse::<i64>().ok().filter(|o| *o >= 0);
+                offset.map(Self::Ranked).ok_or(StoreError::InvalidCursor)
+            }
+        }
+    }
+
+    /// The cursor of the page after one of `limit` hits that started here
+    /// and ended with the match `last` (`(sent_at, seq)`).
+    pub(crate) fn next(self, limit: i64, last: (i64, i64)) -> String {
+        match self {
+            Self::Ranked(offset) => {
+                crate::cursor::encode(Self::RANKED_TAG, &[&(offset + limit).to_string()])
+            }
+            Self::Newest | Self::Before(..) => {
+                crate::cursor::encode(Self::NEWEST_TAG, &[&last.0.to_string(), &last.1.to_string()])
+            }
+        }
+    }
+}
+
+/// Whether a search ranks its results: `sort:relevance` and words to rank
+/// by (filters alone are always newest first).
+pub(crate) fn ranked(q: &crate::Query) -> bool {
+    q.order == crate::SearchOrder::Relevance && !q.token_groups().is_empty()
+}
+
 pub(crate) const CLAIM_UNEXPANDED_SQL: &str = "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 \
      WHERE id IN (SELECT id FROM webhook_deliveries WHERE NOT expanded \
      AND (lease_until IS NULL OR lease_until <= $3) ORDER BY id LIMIT $4";
@@ -877,6 +943,16 @@ macro_rules! shared_store {
                 Ok(())
             }
 
+            /// Appends the `AND …` clause that starts a newest-first page
+            /// after the previous page's last match.
+            fn push_search_start(b: &mut QueryBuilder<$db>, start: SearchStart) {
+                if let SearchStart::Before(sent_at, seq) = start {
+                    b.push(" AND (m.sent_at < ").push_bind(sent_at);
+                    b.push(" OR (m.sent_at = ").push_bind(sent_at);
+                    b.push(" AND m.seq < ").push_bind(seq).push("))");
+                }
+            }
+
             /// Appends the `AND …` clauses of a search's filters.
             fn push_search_filters(b: &mut QueryBuilder<$db>, q: &Query) {
                 if !q.from.is_empty() {
@@ -921,17 +997,21 @@ macro_rules! shared_store {
                 }
             }
 
-            /// Turns search rows (message columns plus `rank` and `snippet`)
-            /// into a page, `offset` being where this page starts.
+            /// Turns search rows (message columns plus `rank` and `snippet`,
+            /// at most `limit + 1`) into a page that starts at `start`.
             async fn search_page(
                 &self,
                 account: &str,
                 rows: Vec<DbRow>,
                 limit: i64,
-                offset: i64,
+                start: SearchStart,
             ) -> StoreResult<Page<SearchHit>> {
                 let has_more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
                 let rows: Vec<DbRow> = rows.into_iter().take(usize::try_from(limit).unwrap_or(usize::MAX)).collect();
+                let last = match rows.last() {
+                    Some(r) => Some((r.try_get::<i64, _>("sent_at")?, r.try_get::<i64, _>("seq")?)),
+                    None => None,
+                };
                 let messages = self.messages_with_reactions(account, &rows).await?;
                 let mut items = Vec::with_capacity(rows.len());
                 for (row, message) in rows.iter().zip(messages) {
@@ -941,18 +1021,8 @@ macro_rules! shared_store {
                         rank: row.try_get("rank")?,
                     });
                 }
-                let next_cursor = has_more.then(|| cursor::encode("search", &[&(offset + limit).to_string()]));
+                let next_cursor = last.filter(|_| has_more).map(|last| start.next(limit, last));
                 Ok(Page { items, next_cursor, has_more })
-            }
-
-            fn search_offset(cursor: Option<&str>) -> StoreResult<i64> {
-                match cursor {
-                    None => Ok(0),
-                    Some(c) => {
-                        let f = cursor::decode("search", c, 1)?;
-                        f[0].parse::<i64>().ok().filter(|o| *o >= 0).ok_or(StoreError::InvalidCursor)
-                    }
-                }
             }
         }
 
@@ -2073,9 +2143,9 @@ macro_rules! shared_store {
             ) -> StoreFuture<'a, Page<SearchHit>> {
                 async move {
                     let limit = page_size(limit);
-                    let offset = Self::search_offset(cursor)?;
-                    let rows = self.search_rows(account, query, limit + 1, offset).await?;
-                    self.search_page(account, rows, limit, offset).await
+                    let start = SearchStart::of(query, cursor)?;
+                    let rows = self.search_rows(account, query, limit + 1, start).await?;
+                    self.search_page(account, rows, limit, start).await
                 }
                 .boxed()
             }

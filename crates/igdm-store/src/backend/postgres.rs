@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::pg_spare::{IDLE_PING_AFTER, SpareConnections};
 
+use crate::backend::SearchStart;
 use crate::types::{SNIPPET_END, SNIPPET_START};
 
 /// The PostgreSQL store.
@@ -22,6 +23,9 @@ pub struct PgStore {
 /// up to as many again outside the pool, so one store holds at most twice
 /// this many connections (and a store with its relaxed handle three times).
 pub const POOL_SIZE: u32 = 8;
+
+/// The PostgreSQL schema's migrations.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// [`PgStore::record_deliveries_native`]'s statement. `$1`..`$3`: each
 /// delivery's receive time, body and event count; `$4`..`$8`: the events to
@@ -221,6 +225,26 @@ impl PgStore {
         Self::from_pool(pool).await
     }
 
+    /// Opens a store at `url` for reading, without the work a writer needs:
+    /// one connection, no migrations applied (one query checks that none is
+    /// pending). `Ok(None)` when the schema is older than this build (then
+    /// [`PgStore::open`] migrates it).
+    ///
+    /// # Errors
+    /// When the server cannot be reached.
+    pub async fn open_reader(url: &str) -> StoreResult<Option<Self>> {
+        let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
+        let pool = Self::pool_options().max_connections(1).connect_with(options).await?;
+        let applied = sqlx::query_scalar(crate::backend::APPLIED_SCHEMA_SQL).fetch_one(&pool).await;
+        if !crate::backend::schema_is_current(&MIGRATOR, applied) {
+            pool.close().await;
+            return Ok(None);
+        }
+        let options = (*pool.connect_options()).clone();
+        let appenders = Arc::new(SpareConnections::new(options, 1));
+        Ok(Some(Self { pool, appenders }))
+    }
+
     /// Uses an existing pool (for example one whose `after_connect` sets a
     /// `search_path`) and applies pending migrations. Configure the pool with
     /// `jit = off` as [`PgStore::open`] does: JIT adds about 100 ms to every
@@ -233,7 +257,7 @@ impl PgStore {
     /// # Errors
     /// When a migration fails or the `search_path` cannot be read.
     pub async fn from_pool(pool: PgPool) -> StoreResult<Self> {
-        sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        MIGRATOR.run(&pool).await?;
         let search_path: String = sqlx::query_scalar("SHOW search_path").fetch_one(&pool).await?;
         Ok(Self::with_pool(pool, &search_path))
     }
@@ -317,12 +341,42 @@ impl PgStore {
         b.push(")");
     }
 
+    /// Pushes the whole tsquery of the query's words: groups ANDed,
+    /// exclusions negated.
+    fn push_full_tsquery(
+        b: &mut QueryBuilder<sqlx::Postgres>,
+        groups: &[Vec<Vec<String>>],
+        excluded: &[Vec<String>],
+    ) {
+        b.push("(");
+        for (i, group) in groups.iter().enumerate() {
+            if i > 0 {
+                b.push(" && ");
+            }
+            Self::push_tsquery(b, group, " || ");
+        }
+        for e in excluded {
+            b.push(" && !!");
+            Self::push_tsquery(b, std::slice::from_ref(e), "");
+        }
+        b.push(")");
+    }
+
+    /// A page of search rows (message columns, `rank`, `snippet`), at most
+    /// `limit` of them, in the page's order.
+    ///
+    /// Matches are taken newest first (`ORDER BY sent_at DESC, seq DESC`
+    /// with a limit), which the planner answers by walking
+    /// `messages_by_account_newest` until the page is full, or from the GIN
+    /// index and a sort when few messages match. Relevance ranks the newest
+    /// [`crate::RELEVANCE_WINDOW`] matches only (`ts_rank` weighs each row
+    /// alone, so only the window pays for it); newest first, `rank` is 0.
     async fn search_rows(
         &self,
         account: &str,
         q: &Query,
         limit: i64,
-        offset: i64,
+        start: SearchStart,
     ) -> StoreResult<Vec<DbRow>> {
         let groups = q.token_groups();
         let excluded = q.excluded_tokens();
@@ -340,37 +394,58 @@ impl PgStore {
                 b.push(")");
             }
             Self::push_search_filters(&mut b, q);
-            b.push(" ORDER BY m.sent_at DESC, m.seq DESC");
-        } else {
-            b.push("WITH q AS (SELECT (");
-            for (i, group) in groups.iter().enumerate() {
-                if i > 0 {
-                    b.push(" && ");
-                }
-                Self::push_tsquery(&mut b, group, " || ");
-            }
-            for e in &excluded {
-                b.push(" && !!");
-                Self::push_tsquery(&mut b, std::slice::from_ref(e), "");
-            }
-            b.push(") AS q), hits AS (SELECT m.seq, m.sent_at, CAST(ts_rank(m.search, q.q, 1) AS DOUBLE PRECISION) AS rank \
-                    FROM messages m JOIN conversations c ON c.account_id = m.account_id \
-                    AND c.conversation_id = m.conversation_id CROSS JOIN q WHERE m.account_id = ");
-            b.push_bind(account.to_owned()).push(" AND m.is_deleted = FALSE AND m.search @@ q.q");
-            Self::push_search_filters(&mut b, q);
-            b.push(" ORDER BY rank DESC, m.sent_at DESC, m.seq DESC LIMIT ").push_bind(limit);
-            b.push(" OFFSET ").push_bind(offset);
-            b.push(format!(
-                ") SELECT {MESSAGE_COLUMNS}, hits.rank, ts_headline('simple', COALESCE(m.text, ''), q.q, \
-                 'StartSel=\"{SNIPPET_START}\", StopSel=\"{SNIPPET_END}\", MaxFragments=1, MaxWords=20, MinWords=6, \
-                 FragmentDelimiter=\"…\"') AS snippet \
-                 FROM hits JOIN messages m ON m.seq = hits.seq CROSS JOIN q \
-                 ORDER BY hits.rank DESC, hits.sent_at DESC, hits.seq DESC"
-            ));
-            return Ok(b.build().fetch_all(&self.pool).await?);
+            Self::push_search_start(&mut b, start);
+            b.push(" ORDER BY m.sent_at DESC, m.seq DESC LIMIT ").push_bind(limit);
+            return Ok(b.build().persistent(false).fetch_all(&self.pool).await?);
         }
-        b.push(" LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
-        Ok(b.build().fetch_all(&self.pool).await?)
+        // The tsquery is written out (not taken from a CTE) so that the
+        // planner estimates how many rows match and picks its plan by it.
+        b.push("WITH hits AS (SELECT m.seq, m.sent_at");
+        if matches!(start, SearchStart::Ranked(_)) {
+            b.push(", CAST(ts_rank(m.search, ");
+            Self::push_full_tsquery(&mut b, &groups, &excluded);
+            b.push(", 1) AS DOUBLE PRECISION) AS rank");
+        } else {
+            b.push(", CAST(0 AS DOUBLE PRECISION) AS rank");
+        }
+        b.push(" FROM messages m");
+        if !q.in_conversation.is_empty() || q.is_unread {
+            b.push(
+                " JOIN conversations c ON c.account_id = m.account_id \
+                 AND c.conversation_id = m.conversation_id",
+            );
+        }
+        b.push(" WHERE m.account_id = ").push_bind(account.to_owned());
+        b.push(" AND m.is_deleted = FALSE AND m.search @@ ");
+        Self::push_full_tsquery(&mut b, &groups, &excluded);
+        Self::push_search_filters(&mut b, q);
+        Self::push_search_start(&mut b, start);
+        b.push(" ORDER BY m.sent_at DESC, m.seq DESC LIMIT ");
+        let order = match start {
+            SearchStart::Ranked(offset) => {
+                b.push_bind(i64::from(crate::RELEVANCE_WINDOW));
+                b.push("), page AS (SELECT * FROM hits ORDER BY rank DESC, sent_at DESC, seq DESC LIMIT ");
+                b.push_bind(limit).push(" OFFSET ").push_bind(offset);
+                "page.rank DESC, page.sent_at DESC, page.seq DESC"
+            }
+            SearchStart::Newest | SearchStart::Before(..) => {
+                b.push_bind(limit).push("), page AS (SELECT * FROM hits");
+                "page.sent_at DESC, page.seq DESC"
+            }
+        };
+        b.push("), q AS (SELECT ");
+        Self::push_full_tsquery(&mut b, &groups, &excluded);
+        b.push(format!(
+            " AS q) SELECT {MESSAGE_COLUMNS}, page.rank, \
+             ts_headline('simple', COALESCE(m.text, ''), q.q, \
+             'StartSel=\"{SNIPPET_START}\", StopSel=\"{SNIPPET_END}\", MaxFragments=1, MaxWords=20, MinWords=6, \
+             FragmentDelimiter=\"…\"') AS snippet \
+             FROM page JOIN messages m ON m.seq = page.seq CROSS JOIN q ORDER BY {order}"
+        ));
+        // Unnamed statements are planned with the words' own statistics
+        // every time; a cached generic plan would pick one plan for common
+        // and rare words alike.
+        Ok(b.build().persistent(false).fetch_all(&self.pool).await?)
     }
 }
 

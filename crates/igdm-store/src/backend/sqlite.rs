@@ -14,6 +14,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::backend::SearchStart;
 use crate::backend::appender::Appender;
 use crate::backend::checkpoint::Checkpointer;
 use crate::types::{SNIPPET_END, SNIPPET_START};
@@ -37,6 +38,9 @@ struct LazyAppender {
     path: Option<std::path::PathBuf>,
     started: std::sync::Mutex<Option<std::sync::Arc<Appender>>>,
 }
+
+/// The SQLite schema's migrations.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// How long a writer waits for SQLite's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -120,12 +124,46 @@ impl SqliteStore {
         Self::from_pool(pool).await
     }
 
+    /// Opens an existing database at `url` for reading, without the work a
+    /// writer needs: one read-only connection, no migrations applied (one
+    /// query checks that none is pending), no appender, no checkpoints.
+    /// `Ok(None)` when the file does not exist or its schema is older than
+    /// this build (then [`SqliteStore::open`] migrates it).
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read.
+    pub async fn open_reader(url: &str) -> StoreResult<Option<Self>> {
+        let options = if url.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url)?
+        } else {
+            SqliteConnectOptions::new().filename(url)
+        };
+        if !options.get_filename().is_file() {
+            return Ok(None);
+        }
+        let options = options
+            .read_only(true)
+            .create_if_missing(false)
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("mmap_size", MMAP_SIZE.to_string());
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+        let store = Self { pool, appender: std::sync::Arc::default(), _checkpoints: None };
+        let applied =
+            sqlx::query_scalar(crate::backend::APPLIED_SCHEMA_SQL).fetch_one(store.pool()).await;
+        if crate::backend::schema_is_current(&MIGRATOR, applied) {
+            Ok(Some(store))
+        } else {
+            store.close().await;
+            Ok(None)
+        }
+    }
+
     /// Uses an existing pool (already configured) and applies pending migrations.
     ///
     /// # Errors
     /// When a migration fails.
     pub async fn from_pool(pool: SqlitePool) -> StoreResult<Self> {
-        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        MIGRATOR.run(&pool).await?;
         // In-memory databases have no file a second connection could open.
         let path = pool.connect_options().get_filename().to_owned();
         let appender = LazyAppender { path: path.is_file().then_some(path), ..Default::default() };
@@ -219,66 +257,259 @@ impl SqliteStore {
         Some(parts.join(" AND "))
     }
 
+    /// A page of search rows (message columns, `rank`, `snippet`), at most
+    /// `limit` of them, in the page's order.
     async fn search_rows(
         &self,
         account: &str,
         q: &Query,
         limit: i64,
-        offset: i64,
+        start: SearchStart,
     ) -> StoreResult<Vec<DbRow>> {
         let excluded: Vec<String> = q.excluded_tokens().iter().map(|t| fts_phrase(t)).collect();
-        let mut b = match Self::fts_positive(q) {
-            Some(positive) => {
-                let mut expr = positive;
-                for e in &excluded {
-                    expr.push_str(" NOT ");
-                    expr.push_str(e);
-                }
-                // Rank and page first; `snippet()` is costly, so it runs only
-                // for the page's rows. CROSS JOIN fixes the join order: without
-                // it SQLite 3.51 may walk every message of the account and
-                // probe FTS5 once per row (about 100x slower).
-                let mut b = QueryBuilder::<sqlx::Sqlite>::new(
-                    "WITH hits AS (SELECT m.seq AS seq, m.sent_at AS sent_at, bm25(messages_fts) AS score \
-                     FROM messages_fts CROSS JOIN messages m ON m.seq = messages_fts.rowid \
-                     JOIN conversations c ON c.account_id = m.account_id AND c.conversation_id = m.conversation_id \
-                     WHERE messages_fts MATCH ",
-                );
-                b.push_bind(expr.clone())
-                    .push(" AND m.account_id = ")
-                    .push_bind(account.to_owned());
-                b.push(" AND m.is_deleted = FALSE");
-                Self::push_search_filters(&mut b, q);
-                b.push(" ORDER BY score, m.sent_at DESC, m.seq DESC LIMIT ").push_bind(limit);
-                b.push(" OFFSET ").push_bind(offset);
-                b.push(format!(
-                    ") SELECT {MESSAGE_COLUMNS}, -hits.score AS rank, \
-                     snippet(messages_fts, 0, '{SNIPPET_START}', '{SNIPPET_END}', '…', 16) AS snippet \
-                     FROM hits CROSS JOIN messages_fts ON messages_fts.rowid = hits.seq \
-                     CROSS JOIN messages m ON m.seq = hits.seq WHERE messages_fts MATCH "
-                ));
-                b.push_bind(expr).push(" ORDER BY hits.score, hits.sent_at DESC, hits.seq DESC");
-                return Ok(b.build().fetch_all(&self.pool).await?);
+        let Some(mut expr) = Self::fts_positive(q) else {
+            let mut b = QueryBuilder::<sqlx::Sqlite>::new(format!(
+                "SELECT {MESSAGE_COLUMNS}, 0.0 AS rank, substr(COALESCE(m.text, ''), 1, 160) AS snippet \
+                 FROM messages m JOIN conversations c ON c.account_id = m.account_id \
+                 AND c.conversation_id = m.conversation_id WHERE m.account_id = "
+            ));
+            b.push_bind(account.to_owned()).push(" AND m.is_deleted = FALSE");
+            if !excluded.is_empty() {
+                b.push(" AND m.fts_key NOT IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ");
+                b.push_bind(excluded.join(" OR ")).push(")");
             }
-            None => {
-                let mut b = QueryBuilder::<sqlx::Sqlite>::new(format!(
-                    "SELECT {MESSAGE_COLUMNS}, 0.0 AS rank, substr(COALESCE(m.text, ''), 1, 160) AS snippet \
-                     FROM messages m JOIN conversations c ON c.account_id = m.account_id \
-                     AND c.conversation_id = m.conversation_id WHERE m.account_id = "
-                ));
-                b.push_bind(account.to_owned()).push(" AND m.is_deleted = FALSE");
-                if !excluded.is_empty() {
-                    b.push(" AND m.seq NOT IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ");
-                    b.push_bind(excluded.join(" OR ")).push(")");
-                }
-                Self::push_search_filters(&mut b, q);
-                b.push(" ORDER BY m.sent_at DESC, m.seq DESC");
-                b
-            }
+            Self::push_search_filters(&mut b, q);
+            Self::push_search_start(&mut b, start);
+            b.push(" ORDER BY m.sent_at DESC, m.seq DESC LIMIT ").push_bind(limit);
+            return Ok(b.build().fetch_all(&self.pool).await?);
         };
-        b.push(" LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+        for e in &excluded {
+            expr.push_str(" NOT ");
+            expr.push_str(e);
+        }
+        match start {
+            SearchStart::Ranked(offset) => self.ranked(account, q, &expr, limit, offset).await,
+            SearchStart::Newest | SearchStart::Before(..) => {
+                self.newest(account, q, &expr, limit, start).await
+            }
+        }
+    }
+
+    /// The `limit` newest matches of `expr` that pass the query's filters,
+    /// newest first, after `start`.
+    ///
+    /// The index is walked newest minute first, so the walk stops once it
+    /// holds `limit` matches; within a minute the index is in `seq` order,
+    /// so the rest of the last minute reached is read too before sorting.
+    async fn newest(
+        &self,
+        account: &str,
+        q: &Query,
+        expr: &str,
+        limit: i64,
+        start: SearchStart,
+    ) -> StoreResult<Vec<DbRow>> {
+        let below = match start {
+            // Keys of later minutes cannot pass the start.
+            SearchStart::Before(sent_at, _) => fts_minute(sent_at).checked_add(1 << SEQ_BITS),
+            _ => None,
+        };
+        let walk = Walk { below, limit, start, ..Walk::default() };
+        let mut rows = self.walk(account, q, expr, walk).await?;
+        let full = i64::try_from(rows.len()).is_ok_and(|n| n >= limit);
+        if let Some(last) = rows.last().filter(|_| full) {
+            let key: i64 = last.try_get("k")?;
+            let rest =
+                Walk { below: Some(key), from: Some(key & !SEQ_MASK), start, ..Walk::default() };
+            rows.extend(self.walk(account, q, expr, rest).await?);
+        }
+        let mut keyed = Vec::with_capacity(rows.len());
+        for row in rows {
+            keyed.push(((row.try_get::<i64, _>("sent_at")?, row.try_get::<i64, _>("seq")?), row));
+        }
+        keyed.sort_by_key(|(key, _)| std::cmp::Reverse(*key));
+        keyed.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(keyed.into_iter().map(|(_, row)| row).collect())
+    }
+
+    /// A page of the newest [`crate::RELEVANCE_WINDOW`] matches ranked by
+    /// BM25, best first, `offset` into the ranking.
+    ///
+    /// FTS5's `bm25()` reads every match of each word to weigh it (a full
+    /// doclist for a common word), so the window is scored here instead,
+    /// with the words' weights taken from the window itself.
+    async fn ranked(
+        &self,
+        account: &str,
+        q: &Query,
+        expr: &str,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<Vec<DbRow>> {
+        let window = Walk {
+            limit: i64::from(crate::RELEVANCE_WINDOW),
+            columns: "messages_fts.rowid AS k, m.seq, m.sent_at, m.text",
+            ..Walk::default()
+        };
+        let rows = self.walk(account, q, expr, window).await?;
+        let mut docs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let text: Option<String> = row.try_get("text")?;
+            docs.push(crate::fold::tokens(text.as_deref().unwrap_or("")));
+        }
+        let phrases: Vec<Vec<String>> = q.token_groups().into_iter().flatten().collect();
+        let scores = bm25(&docs, &phrases);
+        let mut order: Vec<(f64, i64, i64, i64)> = Vec::with_capacity(rows.len());
+        for (row, score) in rows.iter().zip(scores) {
+            order.push((score, row.try_get("sent_at")?, row.try_get("seq")?, row.try_get("k")?));
+        }
+        order.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)));
+        let page: Vec<(f64, i64, i64, i64)> = order
+            .into_iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect();
+        let (Some(low), Some(high)) =
+            (page.iter().map(|p| p.3).min(), page.iter().map(|p| p.3).max())
+        else {
+            return Ok(Vec::new());
+        };
+        // The page's rows with their snippets: the part of the window that
+        // holds them walked again, keeping only them.
+        let scores: serde_json::Map<String, serde_json::Value> =
+            page.iter().map(|p| (p.3.to_string(), p.0.into())).collect();
+        let mut b = QueryBuilder::<sqlx::Sqlite>::new(format!(
+            "SELECT {MESSAGE_COLUMNS}, CAST(s.value AS REAL) AS rank, \
+             snippet(messages_fts, 0, '{SNIPPET_START}', '{SNIPPET_END}', '…', 16) AS snippet \
+             FROM messages_fts CROSS JOIN messages m ON m.seq = (messages_fts.rowid & {SEQ_MASK}) \
+             CROSS JOIN json_each("
+        ));
+        b.push_bind(serde_json::Value::Object(scores).to_string());
+        b.push(") AS s WHERE messages_fts MATCH ").push_bind(expr.to_owned());
+        b.push(" AND messages_fts.rowid >= ").push_bind(low);
+        b.push(" AND messages_fts.rowid <= ").push_bind(high);
+        b.push(" AND CAST(s.key AS INTEGER) = +messages_fts.rowid");
+        let rows = b.build().fetch_all(&self.pool).await?;
+        let position: std::collections::HashMap<i64, usize> =
+            page.iter().enumerate().map(|(i, p)| (p.2, i)).collect();
+        let mut keyed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let seq: i64 = row.try_get("seq")?;
+            keyed.push((position.get(&seq).copied().unwrap_or(usize::MAX), row));
+        }
+        keyed.sort_by_key(|(i, _)| *i);
+        Ok(keyed.into_iter().map(|(_, row)| row).collect())
+    }
+
+    /// Walks the full-text index from the newest key down, joining each
+    /// match to its message and applying the filters as it goes, until
+    /// `limit` matches passed (`-1`: no limit). Only the rows returned
+    /// pay for the columns (the snippet above all).
+    async fn walk(
+        &self,
+        account: &str,
+        q: &Query,
+        expr: &str,
+        walk: Walk,
+    ) -> StoreResult<Vec<DbRow>> {
+        let columns = if walk.columns.is_empty() {
+            format!(
+                "messages_fts.rowid AS k, {MESSAGE_COLUMNS}, 0.0 AS rank, \
+                 snippet(messages_fts, 0, '{SNIPPET_START}', '{SNIPPET_END}', '…', 16) AS snippet"
+            )
+        } else {
+            walk.columns.to_owned()
+        };
+        let mut b = QueryBuilder::<sqlx::Sqlite>::new(format!(
+            "SELECT {columns} FROM messages_fts \
+             CROSS JOIN messages m ON m.seq = (messages_fts.rowid & {SEQ_MASK})"
+        ));
+        if !q.in_conversation.is_empty() || q.is_unread {
+            b.push(
+                " CROSS JOIN conversations c ON c.account_id = m.account_id \
+                 AND c.conversation_id = m.conversation_id",
+            );
+        }
+        b.push(" WHERE messages_fts MATCH ").push_bind(expr.to_owned());
+        if let Some(below) = walk.below {
+            b.push(" AND messages_fts.rowid < ").push_bind(below);
+        }
+        if let Some(from) = walk.from {
+            b.push(" AND messages_fts.rowid >= ").push_bind(from);
+        }
+        b.push(" AND m.account_id = ").push_bind(account.to_owned());
+        b.push(" AND m.is_deleted = FALSE");
+        Self::push_search_filters(&mut b, q);
+        Self::push_search_start(&mut b, walk.start);
+        b.push(" ORDER BY messages_fts.rowid DESC LIMIT ").push_bind(walk.limit);
         Ok(b.build().fetch_all(&self.pool).await?)
     }
+}
+
+/// Bits of a full-text key that hold the message's `seq` (the rest hold
+/// its minute; see migration 0005).
+const SEQ_BITS: u32 = 36;
+/// The `seq` part of a full-text key.
+const SEQ_MASK: i64 = (1 << SEQ_BITS) - 1;
+
+/// The smallest full-text key of the minute `sent_at` (Unix µs) falls in,
+/// as migration 0005 computes it.
+fn fts_minute(sent_at: i64) -> i64 {
+    (sent_at.max(0) / 60_000_000).min((1 << 27) - 1) << SEQ_BITS
+}
+
+/// One walk over the full-text index.
+#[derive(Debug, Clone, Copy)]
+struct Walk {
+    /// Only keys below this one.
+    below: Option<i64>,
+    /// Only keys from this one up.
+    from: Option<i64>,
+    /// At most this many matches (`-1`: all).
+    limit: i64,
+    /// The page's start (a newest-first cursor restricts the matches).
+    start: SearchStart,
+    /// The columns returned; empty: `k`, the message's, `rank` and `snippet`.
+    columns: &'static str,
+}
+
+impl Default for Walk {
+    fn default() -> Self {
+        Self { below: None, from: None, limit: -1, start: SearchStart::Newest, columns: "" }
+    }
+}
+
+/// Okapi BM25 (k1 = 1.2, b = 0.75, FTS5's constants) of each document
+/// (folded tokens) for the phrases (folded token lists), with document
+/// frequencies and the mean length taken from `docs`; higher is better.
+fn bm25(docs: &[Vec<String>], phrases: &[Vec<String>]) -> Vec<f64> {
+    const K1: f64 = 1.2;
+    const B: f64 = 0.75;
+    let occurrences = |doc: &[String], phrase: &[String]| -> f64 {
+        if phrase.is_empty() || doc.len() < phrase.len() {
+            return 0.0;
+        }
+        let hits = doc.windows(phrase.len()).filter(|w| *w == phrase).count();
+        f64::from(u32::try_from(hits).unwrap_or(u32::MAX))
+    };
+    let count = |n: usize| f64::from(u32::try_from(n).unwrap_or(u32::MAX));
+    let n = count(docs.len());
+    let mean_len = docs.iter().map(|d| count(d.len())).sum::<f64>() / n.max(1.0);
+    let tf: Vec<Vec<f64>> =
+        docs.iter().map(|d| phrases.iter().map(|p| occurrences(d, p)).collect()).collect();
+    let idf: Vec<f64> = (0..phrases.len())
+        .map(|i| {
+            let with = count(tf.iter().filter(|t| t[i] > 0.0).count());
+            ((n - with + 0.5) / (with + 0.5) + 1.0).ln()
+        })
+        .collect();
+    docs.iter()
+        .zip(&tf)
+        .map(|(d, t)| {
+            let norm = K1 * (1.0 - B + B * count(d.len()) / mean_len.max(1.0));
+            t.iter().zip(&idf).map(|(f, w)| w * f * (K1 + 1.0) / (f + norm)).sum()
+        })
+        .collect()
 }
 
 /// One FTS5 phrase: the tokens inside double quotes, quotes doubled.
