@@ -579,8 +579,12 @@ impl Target {
             Value::Object(p) => Self::of(p),
             _ => Self::default(),
         };
-        t.conversation = t.conversation.or_else(|| entry.conversation_id.clone());
-        t.user = t.user.or_else(|| entry.recipient_id.clone());
+        // The parameters say where it went; the entry's columns only when
+        // they do not (the bot files a reply under its customer's id).
+        if t.conversation.is_none() && t.user.is_none() {
+            t.conversation.clone_from(&entry.conversation_id);
+            t.user.clone_from(&entry.recipient_id);
+        }
         t
     }
 }
@@ -648,7 +652,7 @@ impl Client {
             (None, Some(user)) if self.supports("find_conversation") => {
                 let mut p = Map::new();
                 p.insert("user_id".into(), json!(user));
-                let out = self.call("find_conversation", &p).await?;
+                let out = self.invoke("find_conversation", p).await?;
                 match out.data.get("id").and_then(Value::as_str) {
                     Some(id) => id.to_owned(),
                     None => return Ok(Found::Nothing),
@@ -659,7 +663,7 @@ impl Client {
         let mut p = Map::new();
         p.insert("conversation_id".into(), json!(conversation));
         p.insert("limit".into(), json!(20));
-        let out = self.call("list", &p).await?;
+        let out = self.invoke("list", p).await?;
         let items = match &out.data {
             Value::Array(items) => items.clone(),
             _ => Vec::new(),
