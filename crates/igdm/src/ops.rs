@@ -634,7 +634,8 @@ impl Client {
     /// Where the connector echoes the send's `client_context` on items (the
     /// private API), only the item carrying it is the send. Otherwise (the
     /// official API, whose sends carry no id of the caller's) the candidates
-    /// are the account's own messages with the same text since the attempt,
+    /// are the account's own messages with the same text (or, for a send
+    /// without text, without text) since the attempt,
     /// less those other sends in the ledger already claimed: exactly one is
     /// the send; none leaves it unknown; several are reported, never guessed.
     async fn reconcile(
@@ -677,10 +678,9 @@ impl Client {
                 })
                 .map_or(Found::Nothing, Found::One));
         }
-        let Some(text) = target.text.as_deref() else {
-            // Nothing to recognize the message by.
-            return Ok(Found::Nothing);
-        };
+        // A send without text (an image, a card) is recognized as a message
+        // without text (an empty one, on the official API).
+        let text = target.text.as_deref().filter(|t| !t.is_empty());
         let (page, _) = to_page::<Message>("list", out)?;
         let floor = Timestamp(since.0 - chrono::Duration::seconds(CLOCK_TOLERANCE_SECS));
         // Messages other sends of the ledger already are.
@@ -702,7 +702,7 @@ impl Client {
             .into_iter()
             .filter(|m| {
                 (m.sender.is_self || me.as_deref() == Some(m.sender.id.as_str()))
-                    && m.text.as_deref() == Some(text)
+                    && m.text.as_deref().filter(|t| !t.is_empty()) == text
                     && m.timestamp.0 >= floor.0
                     && !claimed.iter().any(|c| c == m.id.as_str())
             })

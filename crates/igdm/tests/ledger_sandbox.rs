@@ -5,36 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use igdm::ledger::NewSend;
-use igdm::spec::{HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError};
 use igdm::{Client, MemoryLedger, PacingPolicy, SendLedger, SendState, Sent, StoreLedger};
 use igdm_model::Timestamp;
 use igdm_store::{MessageStore, Store};
-
-/// Writes give up after a second (so a slow answer leaves their outcome
-/// unknown); reads wait as long as the sandbox holds them.
-struct ImpatientWrites {
-    reads: ReqwestTransport,
-    writes: ReqwestTransport,
-}
-
-impl ImpatientWrites {
-    fn new() -> Self {
-        Self {
-            reads: ReqwestTransport::new().unwrap(),
-            writes: ReqwestTransport::with_timeout(Duration::from_secs(1)).unwrap(),
-        }
-    }
-}
-
-impl Transport for ImpatientWrites {
-    fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
-        if req.method == http::Method::GET { self.reads.send(req) } else { self.writes.send(req) }
-    }
-}
+use igdm_test::clients::ImpatientWrites;
 
 struct Env {
     _sandbox: igdm_sandbox::RunningSandbox,
@@ -68,7 +45,7 @@ fn graph_client(env: &Env, ledger: Arc<dyn SendLedger>) -> Client {
         &biz["ig_user_id"],
     );
     Client::builder(account, connector, igdm_test::clients::graph_session(biz))
-        .transport(Arc::new(ImpatientWrites::new()))
+        .transport(Arc::new(ImpatientWrites::new(Duration::from_secs(1))))
         .pacing(PacingPolicy::none())
         .ledger(ledger)
         .build()
