@@ -1,7 +1,7 @@
 //! The MCP server: policy, dispatch and the rmcp handler.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequest,
@@ -115,9 +115,6 @@ impl std::fmt::Debug for McpConfig {
 pub struct IgdmServer {
     client: Client,
     config: Arc<McpConfig>,
-    /// `send_to_user` results by idempotency key (the client keeps the
-    /// ledger for `send`).
-    sent_to_user: Arc<Mutex<HashMap<String, Value>>>,
 }
 
 impl std::fmt::Debug for IgdmServer {
@@ -164,7 +161,7 @@ impl IgdmServer {
         if config.policy.approve && config.drafts.is_none() {
             return Err(McpError::Config("approval mode needs a drafts directory".into()));
         }
-        Ok(Self { client, config: Arc::new(config), sent_to_user: Arc::default() })
+        Ok(Self { client, config: Arc::new(config) })
     }
 
     /// The client.
@@ -621,25 +618,20 @@ impl IgdmServer {
         let a: tools::SendToUser = parse("send_to_user", args)?;
         nonempty("text", &a.text)?;
         let key = a.idempotency_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let earlier = self.sent_to_user.lock().ok().and_then(|m| m.get(&key).cloned());
-        if let Some(message) = earlier {
-            return Ok(ToolOutput::ok(
-                json!({"idempotency_key": key, "outcome": "replayed", "message": message}),
-            ));
-        }
-        let out = self
+        let outcome = self
             .client
-            .invoke(
+            .send_action(
                 "send_to_user",
                 params(&[("user_id", json!(a.user_id)), ("text", json!(a.text))]),
             )
+            .idempotency_key(key)
             .await
             .map_err(|e| ToolError::from(&e))?;
-        if let Ok(mut m) = self.sent_to_user.lock() {
-            m.insert(key.clone(), out.data.clone());
-        }
-        Ok(ToolOutput::ok(json!({"idempotency_key": key, "outcome": "sent", "message": out.data}))
-            .with_warnings(out.warnings))
+        Ok(ToolOutput::ok(json!({
+            "idempotency_key": outcome.idempotency_key,
+            "outcome": outcome.outcome,
+            "message": outcome.result,
+        })))
     }
 
     fn capabilities(&self) -> Value {

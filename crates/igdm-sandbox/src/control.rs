@@ -564,8 +564,8 @@ struct FaultBody {
     /// the request (0 turns it off); left as it is when absent.
     #[serde(default)]
     latency_ms: Option<u64>,
-    /// Private-API writes are lost in flight (never applied, answered 502
-    /// after the latency); left as it is when absent.
+    /// Writes are lost in flight (never applied, answered 502 after the
+    /// latency); left as it is when absent.
     #[serde(default)]
     drop_writes: Option<bool>,
 }

@@ -240,8 +240,9 @@ pub struct Account {
     /// Injected latency (real milliseconds): the private and Graph APIs hold
     /// each answer of this account this long after applying the request.
     pub latency_ms: u64,
-    /// Writes on the private API are lost in flight: never applied, answered
-    /// (502) only after `latency_ms`; reads then answer at once.
+    /// Writes (private API; POST and DELETE on the Graph API) are lost in
+    /// flight: never applied, answered (502) only after `latency_ms`; reads
+    /// then answer at once.
     pub drop_writes: bool,
     /// Everything the account tried to send.
     pub sent: Vec<SentRecord>,

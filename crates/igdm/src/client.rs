@@ -17,6 +17,7 @@ use igdm_spec::{ActionOutput, Connector, ExecError, Executor, HttpRequest, Sessi
 
 use crate::Error;
 use crate::accounts::AccountConfig;
+use crate::ledger::{MemoryLedger, SendLedger};
 use crate::pacing::{PaceDecision, PacingPolicy, decide};
 use crate::state::{AccountState, StateFile};
 
@@ -117,9 +118,19 @@ pub struct ClientBuilder {
     retry: RetryPolicy,
     pacing: Option<PacingPolicy>,
     session_sink: Option<SessionSink>,
+    ledger: Option<Arc<dyn SendLedger>>,
 }
 
 impl ClientBuilder {
+    /// Records every send in this ledger (default: a [`MemoryLedger`], for
+    /// this process only). Front ends pass the local store's outbox
+    /// ([`crate::StoreLedger`]) so that every process shares one ledger.
+    #[must_use]
+    pub fn ledger(mut self, ledger: Arc<dyn SendLedger>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
     /// Uses this transport instead of a fresh [`igdm_spec::ReqwestTransport`].
     #[must_use]
     pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
@@ -127,7 +138,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Persists health, pacing ledger and idempotency records in this file
+    /// Persists health and the pacing ledger in this file
     /// (default: in memory, for this process only).
     #[must_use]
     pub fn state_file(mut self, file: StateFile) -> Self {
@@ -197,6 +208,7 @@ impl ClientBuilder {
             .filter(|n| *n > 0)
             .map(|n| Arc::new(Semaphore::new(n)));
         Ok(Client {
+            ledger: self.ledger.unwrap_or_else(|| Arc::new(MemoryLedger::default())),
             inner: Arc::new(Inner {
                 account: self.account,
                 connector: self.connector,
@@ -285,6 +297,7 @@ struct Inner {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    ledger: Arc<dyn SendLedger>,
 }
 
 impl std::fmt::Debug for Client {
@@ -317,7 +330,21 @@ impl Client {
             retry: RetryPolicy::default(),
             pacing: None,
             session_sink: None,
+            ledger: None,
         }
+    }
+
+    /// This client with its sends recorded in `ledger` instead; the clone
+    /// shares everything else (session, health, rate limits) with `self`.
+    #[must_use]
+    pub fn with_ledger(&self, ledger: Arc<dyn SendLedger>) -> Self {
+        Self { inner: self.inner.clone(), ledger }
+    }
+
+    /// The send ledger.
+    #[must_use]
+    pub fn ledger(&self) -> &Arc<dyn SendLedger> {
+        &self.ledger
     }
 
     /// The account.
@@ -338,7 +365,7 @@ impl Client {
         &self.inner.pacing
     }
 
-    /// The persisted account state (health, ledger, idempotency records).
+    /// The persisted account state (health, pacing ledger).
     ///
     /// # Errors
     /// When the state file cannot be read.
@@ -555,7 +582,7 @@ impl Client {
     }
 
     /// Marks the account healthy again (after a new login); the write ledger
-    /// and idempotency records are kept.
+    /// is kept.
     ///
     /// # Errors
     /// When the state cannot be written.
@@ -753,13 +780,6 @@ impl Client {
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&resp.body).into_owned()));
         Ok((resp.status, body))
     }
-
-    pub(crate) async fn with_state<T>(
-        &self,
-        f: impl FnOnce(&mut AccountState) -> T,
-    ) -> Result<T, Error> {
-        self.inner.state.update_with(f).map(|(_, t)| t)
-    }
 }
 
 /// What [`Client::call`] can fail with.
@@ -780,9 +800,7 @@ impl From<CallError> for Error {
     fn from(e: CallError) -> Self {
         match e {
             CallError::Api(a) => Error::Api(a),
-            CallError::OutcomeUnknown(m) => {
-                Error::Api(ApiError::new(ErrorClass::Transient, format!("outcome unknown: {m}")))
-            }
+            CallError::OutcomeUnknown(m) => Error::WriteOutcomeUnknown(m),
             CallError::Other(e) => e,
         }
     }

@@ -60,15 +60,21 @@ impl Ctx {
         Ok(vault)
     }
 
-    /// The local store: `IGDM_DATABASE_URL`, or SQLite at `$IGDM_HOME/igdm.db`.
-    pub async fn store(&self) -> anyhow::Result<igdm_store::Store> {
-        let url = match std::env::var("IGDM_DATABASE_URL") {
+    /// The URL of the local store: `IGDM_DATABASE_URL`, or SQLite at
+    /// `$IGDM_HOME/igdm.db` (the home directory is created for it).
+    pub fn store_url(&self) -> anyhow::Result<String> {
+        Ok(match std::env::var("IGDM_DATABASE_URL") {
             Ok(u) if !u.is_empty() => u,
             _ => {
                 self.home.ensure()?;
                 format!("sqlite://{}?mode=rwc", self.home.join("igdm.db").display())
             }
-        };
+        })
+    }
+
+    /// The local store: `IGDM_DATABASE_URL`, or SQLite at `$IGDM_HOME/igdm.db`.
+    pub async fn store(&self) -> anyhow::Result<igdm_store::Store> {
+        let url = self.store_url()?;
         igdm_store::Store::open(&url).await.with_context(|| "opening the local store".to_owned())
     }
 
@@ -124,7 +130,11 @@ impl Ctx {
         let session = session_from(&credential);
         let latest: Arc<Mutex<Option<Session>>> = Arc::new(Mutex::new(None));
         let sink_slot = latest.clone();
+        // Every send goes through the one send ledger: the local store's
+        // outbox, opened at the first send.
+        let ledger = Arc::new(igdm::StoreLedger::open_on_first_use(self.store_url()?));
         let client = Client::builder(account.clone(), connector, session)
+            .ledger(ledger)
             .state_file(StateFile::new(&self.home, &account.name))
             .on_session_change(Arc::new(move |s: &Session| {
                 if let Ok(mut slot) = sink_slot.lock() {

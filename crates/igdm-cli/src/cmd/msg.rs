@@ -644,7 +644,7 @@ async fn send(client: &Client, args: SendArgs, j: bool) -> Result<ExitCode, Fail
             print_request(&client.build_request(action, &p).await?);
             return Ok(ExitCode::SUCCESS);
         }
-        return object(client, j, action, p).await;
+        return send_recorded(client, j, action, p, args.idempotency_key).await;
     }
     let conversation = conversation.unwrap_or_default();
     if let Some(url) = &args.image {
@@ -653,7 +653,7 @@ async fn send(client: &Client, args: SendArgs, j: bool) -> Result<ExitCode, Fail
             ("url", json!(url)),
             ("text", json!(text)),
         ]);
-        return object(client, j, "send_image", p).await;
+        return send_recorded(client, j, "send_image", p, args.idempotency_key).await;
     }
     let mut req = client.send(conversation, text);
     if let Some(r) = args.reply_to {
@@ -672,9 +672,29 @@ async fn send(client: &Client, args: SendArgs, j: bool) -> Result<ExitCode, Fail
         print_request(&req.build_request().await?);
         return Ok(ExitCode::SUCCESS);
     }
-    let outcome = req.await?;
+    print_sent(j, &req.await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sends any sending action through the client's send ledger.
+async fn send_recorded(
+    client: &Client,
+    j: bool,
+    action: &str,
+    p: Map<String, Value>,
+    key: Option<String>,
+) -> Result<ExitCode, Failure> {
+    let mut req = client.send_action(action, p);
+    if let Some(k) = key {
+        req = req.idempotency_key(k);
+    }
+    print_sent(j, &req.await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_sent(j: bool, outcome: &igdm::SendOutcome) {
     if j {
-        println!("{}", serde_json::to_value(&outcome).unwrap_or_default());
+        println!("{}", serde_json::to_value(outcome).unwrap_or_default());
     } else {
         println!(
             "{} (key {}): {}",
@@ -683,7 +703,6 @@ async fn send(client: &Client, args: SendArgs, j: bool) -> Result<ExitCode, Fail
             outcome.result.get("id").and_then(Value::as_str).unwrap_or("")
         );
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn print_request(req: &igdm_spec::HttpRequest) {

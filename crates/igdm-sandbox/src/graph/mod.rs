@@ -40,7 +40,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use serde_json::{Map, Value, json};
@@ -435,10 +435,19 @@ async fn dispatch(
     let req = parse_req(method, uri, headers, body)?;
     let token = bearer(headers).or_else(|| req.param("access_token"));
     let caller = authenticate(sb, token.as_deref()).await?;
-    let latency = sb.read(|w| w.accounts.get(&caller.account_id).map_or(0, |a| a.latency_ms)).await;
+    let (latency, drop_writes) = sb
+        .read(|w| {
+            w.accounts.get(&caller.account_id).map_or((0, false), |a| (a.latency_ms, a.drop_writes))
+        })
+        .await;
+    if drop_writes && req.method != Method::GET && req.method != Method::HEAD {
+        // Lost in flight: nothing applied, the answer comes late if at all.
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+        return Ok((StatusCode::BAD_GATEWAY, "Bad Gateway").into_response());
+    }
     // The latency fault holds the answer after the request was applied.
     let answer = route(sb, req, caller).await;
-    if latency > 0 {
+    if latency > 0 && !drop_writes {
         tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
     }
     answer
