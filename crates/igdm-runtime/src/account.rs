@@ -6,7 +6,7 @@ use std::time::Duration;
 use igdm::{AccountConfig, Client, Home, StateFile};
 use igdm_auth::oauth::Clock;
 use igdm_auth::session::{KeepAlive, KeepAliveConfig, Reauth, next_step};
-use igdm_auth::{Credential, CredentialStore, TokenKind, Vault};
+use igdm_auth::{Credential, CredentialStore, Vault};
 use igdm_spec::{Connector, Session};
 use secrecy::SecretString;
 use tokio::sync::{Notify, watch};
@@ -73,16 +73,14 @@ pub(crate) async fn open(p: Parts) -> Result<LiveAccount, RuntimeError> {
     let (stop, _) = watch::channel(None);
     let stop = Arc::new(stop);
     let keeper = match &p.credential {
-        Credential::Token(t) if t.kind == TokenKind::InstagramUser => {
-            Some(Arc::new(TokenKeeper::new(
-                &name,
-                p.vault.clone(),
-                p.home.clone(),
-                p.clock.clone(),
-                Reauth::for_credential(&p.credential),
-                stop.clone(),
-            )))
-        }
+        Credential::Token(_) => Some(Arc::new(TokenKeeper::new(
+            &name,
+            p.vault.clone(),
+            p.home.clone(),
+            p.clock.clone(),
+            Reauth::for_credential(&p.credential),
+            stop.clone(),
+        ))),
         _ => None,
     };
     let mut credential = p.credential;

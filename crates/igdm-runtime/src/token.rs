@@ -1,6 +1,8 @@
 //! The lifecycle of an Instagram Login token in a running account.
 //!
-//! Instagram's rules: a long-lived token lasts 60 days; it can be refreshed
+//! Every token account gets the renewal and the vault watch below; only an
+//! Instagram Login token is ever refreshed (a Page token that the API
+//! refuses stops the account). Instagram's rules: a long-lived token lasts 60 days; it can be refreshed
 //! once it is at least 24 hours old and while it has not expired, and the
 //! refresh gives a new 60-day token. An open account therefore
 //!
@@ -24,7 +26,7 @@ use chrono::Duration as ChronoDuration;
 use igdm::{Home, StateFile};
 use igdm_auth::oauth::{Clock, MIN_AGE_FOR_REFRESH, OAuthError, TokenManager};
 use igdm_auth::session::{Reauth, next_step};
-use igdm_auth::{AuthError, Credential, CredentialStore, TokenCredential, Vault};
+use igdm_auth::{AuthError, Credential, CredentialStore, TokenCredential, TokenKind, Vault};
 use igdm_model::{ApiError, ErrorClass, Timestamp};
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
@@ -33,10 +35,14 @@ use crate::{RuntimeError, SandboxClock};
 
 pub use igdm_auth::oauth::REFRESH_WHEN_REMAINING;
 
-/// When `t` should be refreshed: `None` when it never needs to be (it does
-/// not expire). A token whose expiry is unknown is due once it is a day old.
+/// When `t` should be refreshed: `None` when it cannot be (only Instagram
+/// Login tokens are refreshed; a Page token does not expire). An Instagram
+/// Login token whose expiry is unknown is due once it is a day old.
 #[must_use]
 pub fn refresh_due(t: &TokenCredential) -> Option<Timestamp> {
+    if t.kind != TokenKind::InstagramUser {
+        return None;
+    }
     let old_enough = t.issued_at.0 + MIN_AGE_FOR_REFRESH;
     match t.expires_at {
         Some(exp) => Some(Timestamp((exp.0 - REFRESH_WHEN_REMAINING).max(old_enough))),
@@ -120,6 +126,9 @@ impl TokenKeeper {
         let now = self.clock.now();
         if stored.expires_at.is_some_and(|e| now >= e) {
             return Err(self.stop("has expired"));
+        }
+        if stored.kind != TokenKind::InstagramUser {
+            return Err(self.stop("was refused and this kind of token cannot be refreshed"));
         }
         if now.0 - stored.issued_at.0 < MIN_AGE_FOR_REFRESH {
             return Ok(None);
@@ -250,5 +259,52 @@ pub(crate) async fn keep(
             }
         };
         tokio::time::sleep(wait.max(Duration::from_millis(50))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn token(kind: TokenKind, issued: i64, expires: Option<i64>) -> TokenCredential {
+        let at = |d: i64| Timestamp(chrono::DateTime::UNIX_EPOCH + ChronoDuration::days(d));
+        TokenCredential {
+            access_token: SecretString::from("t".to_owned()),
+            expires_at: expires.map(at),
+            issued_at: at(issued),
+            scopes: Vec::new(),
+            kind,
+            user_id: None,
+            page_id: None,
+            app_id: None,
+            base_url: None,
+        }
+    }
+
+    fn day(d: i64) -> Option<Timestamp> {
+        Some(Timestamp(chrono::DateTime::UNIX_EPOCH + ChronoDuration::days(d)))
+    }
+
+    #[test]
+    fn a_60_day_token_is_due_a_week_before_it_expires() {
+        assert_eq!(refresh_due(&token(TokenKind::InstagramUser, 100, Some(160))), day(153));
+    }
+
+    #[test]
+    fn an_unknown_expiry_is_due_once_the_token_is_a_day_old() {
+        assert_eq!(refresh_due(&token(TokenKind::InstagramUser, 100, None)), day(101));
+    }
+
+    #[test]
+    fn a_short_token_waits_for_the_day_instagram_requires() {
+        // Issued with 3 days left: the 7-day window is already open, but a
+        // refresh is refused before the token is 24 h old.
+        assert_eq!(refresh_due(&token(TokenKind::InstagramUser, 100, Some(103))), day(101));
+    }
+
+    #[test]
+    fn page_tokens_are_never_refreshed() {
+        assert_eq!(refresh_due(&token(TokenKind::Page, 100, None)), None);
     }
 }
