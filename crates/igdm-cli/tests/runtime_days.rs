@@ -172,6 +172,11 @@ async fn serve_bot_and_mcp_keep_answering_across_120_virtual_days() {
     }
     let fresh = stored(home).await;
     assert_ne!(fresh.access_token.expose_secret(), token, "the vault holds a refreshed token");
+    let status = run_ok(home, &base, &["accounts", "status"]).await;
+    let shown = status["items"][0]["token_expires_at"].as_str().unwrap_or_default().to_owned();
+    let shown = chrono::DateTime::parse_from_rfc3339(&shown)
+        .unwrap_or_else(|e| panic!("token_expires_at is a time after a refresh ({e}): {status}"));
+    assert!(shown > sandbox_now(&base).await, "{status}");
 
     // The original token is long dead at the API; both processes still work.
     assert!(serve.try_wait().unwrap().is_none(), "igdm serve is still running");
@@ -218,4 +223,13 @@ async fn serve_bot_and_mcp_keep_answering_across_120_virtual_days() {
     serve.kill().await.unwrap();
     let said = stderr_tail.await.unwrap();
     assert!(!said.iter().any(|l| l.contains("stopped.")), "no account stopped: {said:?}");
+
+    // With nothing running to refresh it, the token runs out: the next
+    // command stops with the step that brings the account back.
+    post_ok(&base, "/_sandbox/clock/advance", json!({"seconds": 61 * DAY})).await;
+    let out =
+        igdm(home, &base).args(["--account", "shop", "conversations"]).output().await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("has expired") && err.contains("igdm oauth shop"), "{err}");
 }
