@@ -59,6 +59,8 @@ pub(crate) struct TokenKeeper {
     clock: Arc<dyn Clock>,
     reauth: Reauth,
     stop: Arc<watch::Sender<Option<String>>>,
+    /// One refresh at a time: calls refused together share one refresh.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 /// What a look at the token found.
@@ -80,7 +82,16 @@ impl TokenKeeper {
     ) -> Self {
         let store: Arc<dyn CredentialStore> = vault.clone();
         let manager = TokenManager::new(store, account, None, clock.clone());
-        Self { account: account.to_owned(), vault, manager, home, clock, reauth, stop }
+        Self {
+            account: account.to_owned(),
+            vault,
+            manager,
+            home,
+            clock,
+            reauth,
+            stop,
+            refreshing: tokio::sync::Mutex::new(()),
+        }
     }
 
     async fn stored(&self) -> Result<TokenCredential, RuntimeError> {
@@ -119,6 +130,7 @@ impl TokenKeeper {
     /// process stored meanwhile is taken instead. `Ok(None)` when the token
     /// is too young to be refreshed yet.
     async fn refresh(&self, held: &str) -> Result<Option<TokenCredential>, RuntimeError> {
+        let _one = self.refreshing.lock().await;
         let stored = self.stored().await?;
         if stored.access_token.expose_secret() != held {
             return Ok(Some(stored));

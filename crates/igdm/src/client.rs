@@ -450,6 +450,7 @@ impl Client {
         let mut renewed = false;
         loop {
             attempt += 1;
+            let used = self.token_in_use().await;
             let result = self
                 .with_session(async |s: &mut Session| {
                     self.inner.executor.execute(action, params, s).await
@@ -484,7 +485,9 @@ impl Client {
                 Err(ExecError::Api(api)) => {
                     // A token refused as expired changed nothing: renewed
                     // once, the call is tried once more.
-                    if api.class == ErrorClass::AuthExpired && !renewed && self.renew_token().await
+                    if api.class == ErrorClass::AuthExpired
+                        && !renewed
+                        && self.renew_token(used.as_deref()).await
                     {
                         renewed = true;
                         info!(
@@ -518,14 +521,25 @@ impl Client {
         }
     }
 
-    /// Asks the [`TokenRenewal`] for a token to replace the current one;
-    /// true when the session now holds a new token.
-    async fn renew_token(&self) -> bool {
+    /// The access token a call is about to use, when a [`TokenRenewal`]
+    /// may have to replace it.
+    async fn token_in_use(&self) -> Option<String> {
+        self.inner.renewal.as_ref()?;
+        self.inner.session.lock().await.access_token().map(str::to_owned)
+    }
+
+    /// Asks the [`TokenRenewal`] for a token to replace `used`, the one the
+    /// provider refused; true when the session now holds another token
+    /// (possibly renewed meanwhile by a concurrent call).
+    async fn renew_token(&self, used: Option<&str>) -> bool {
         let Some(renewal) = &self.inner.renewal else { return false };
         let Some(current) = self.inner.session.lock().await.access_token().map(str::to_owned)
         else {
             return false;
         };
+        if used.is_some_and(|u| u != current) {
+            return true;
+        }
         match renewal.renew(&current).await {
             Some(fresh) if fresh != current => {
                 self.set_access_token(fresh).await;
