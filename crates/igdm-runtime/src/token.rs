@@ -7,8 +7,9 @@
 //! refresh gives a new 60-day token. An open account therefore
 //!
 //! - refreshes its token when fewer than [`REFRESH_WHEN_REMAINING`] are left
-//!   (or, when its expiry was never stated, as soon as it is a day old, so
-//!   the expiry becomes known), and hands the new token to the live client
+//!   (or, when its expiry was never stated — a token given by hand, maybe
+//!   weeks old — once at once and, if the API finds it too young, a day
+//!   after it was added, so the expiry becomes known), and hands the new token to the live client
 //!   ([`igdm::Client::set_access_token`]) without a restart;
 //! - takes a token another process refreshed from the vault;
 //! - answers the client's [`igdm::TokenRenewal`] when the API refuses the
@@ -61,6 +62,8 @@ pub(crate) struct TokenKeeper {
     stop: Arc<watch::Sender<Option<String>>>,
     /// One refresh at a time: calls refused together share one refresh.
     refreshing: tokio::sync::Mutex<()>,
+    /// Whether a token of unknown expiry was tried before its recorded day.
+    tried_early: std::sync::atomic::AtomicBool,
 }
 
 /// What a look at the token found.
@@ -91,6 +94,7 @@ impl TokenKeeper {
             reauth,
             stop,
             refreshing: tokio::sync::Mutex::new(()),
+            tried_early: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -158,9 +162,42 @@ impl TokenKeeper {
         }
     }
 
+    /// A token whose expiry nobody stated was given by hand: its recorded
+    /// issue time is when it was added, and it may be much older (close to
+    /// its end). It is refreshed once at once, leaving the 24-hour rule to
+    /// the API; `Ok(None)` when the API refuses (the token is young: the
+    /// regular schedule takes it a day after it was added).
+    async fn refresh_early(&self, held: &str) -> Result<Option<TokenCredential>, RuntimeError> {
+        let _one = self.refreshing.lock().await;
+        let stored = self.stored().await?;
+        if stored.access_token.expose_secret() != held {
+            return Ok(Some(stored));
+        }
+        match self.manager.refresh_ignoring_age().await {
+            Ok(fresh) => {
+                tracing::info!(account = %self.account, expires_at = ?fresh.expires_at, "token refreshed; its expiry is known now");
+                Ok(Some(fresh))
+            }
+            Err(AuthError::OAuth(OAuthError::TokenExpired { message, .. })) => {
+                Err(self.stop(&format!("was refused and cannot be refreshed ({message})")))
+            }
+            Err(e) => {
+                tracing::debug!(account = %self.account, error = %e, "not refreshed yet; trying a day after the token was added");
+                Ok(None)
+            }
+        }
+    }
+
     /// Looks at the token the client holds (`held`, stored as `current`).
     async fn look(&self, held: &TokenCredential) -> Result<Look, RuntimeError> {
         let now = self.clock.now();
+        if held.kind == TokenKind::InstagramUser
+            && held.expires_at.is_none()
+            && !self.tried_early.swap(true, std::sync::atomic::Ordering::SeqCst)
+            && let Some(fresh) = self.refresh_early(held.access_token.expose_secret()).await?
+        {
+            return Ok(Look::New(fresh));
+        }
         let Some(due) = refresh_due(held) else {
             return Ok(Look::Until(Timestamp(now.0 + ChronoDuration::days(365))));
         };

@@ -34,6 +34,11 @@ impl Env {
     /// Instagram Login token, added to a new home as `shop` (expiry unknown,
     /// as `igdm accounts add --token` records it).
     async fn start() -> Self {
+        Self::start_aged(0).await
+    }
+
+    /// As [`Env::start`], with a token `days` old when it is added.
+    async fn start_aged(days: i64) -> Self {
         let sandbox = igdm_test::sandbox::start().await;
         let base = sandbox.base_url();
         let account = post_ok(
@@ -58,6 +63,7 @@ impl Env {
             dir: tempfile::tempdir().unwrap(),
             token,
         };
+        env.advance(days * DAY).await;
         let mut rt = env.runtime();
         let mut config = AccountConfig {
             name: "shop".into(),
@@ -217,4 +223,35 @@ async fn opening_an_account_whose_token_expired_says_what_to_run() {
         }
         other => panic!("expected the account to stop, got {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_given_by_hand_is_refreshed_at_once_when_the_api_allows() {
+    // Added 50 days into its 60: waiting a day after adding it to refresh
+    // would be fine here, but its real age is unknown to igdm, so the first
+    // open tries at once and learns the expiry.
+    let env = Env::start_aged(50).await;
+    let rt = env.runtime();
+    assert_eq!(env.stored(&rt).await.expires_at, None);
+    let live = rt.open(Some("shop")).await.unwrap();
+    let fresh = env.stored(&rt).await;
+    assert_ne!(fresh.access_token.expose_secret(), env.token);
+    let left = fresh.expires_at.expect("the refresh states the expiry").0 - env.clock.now().0;
+    assert!(left > chrono::Duration::days(59), "{left}");
+    live.client().conversations().limit(5).await.unwrap();
+    live.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_young_token_given_by_hand_waits_for_its_day() {
+    let env = Env::start().await;
+    let rt = env.runtime();
+    let live = rt.open(Some("shop")).await.unwrap();
+    // The API refused the early refresh (under 24 h old): the token is kept.
+    let kept = env.stored(&rt).await;
+    assert_eq!(kept.access_token.expose_secret(), env.token);
+    assert_eq!(kept.expires_at, None);
+    assert_eq!(live.stopped(), None);
+    live.client().conversations().limit(5).await.unwrap();
+    live.finish().await.unwrap();
 }
