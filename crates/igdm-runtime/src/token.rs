@@ -132,8 +132,14 @@ impl TokenKeeper {
 
     /// Refreshes `held` now (a refresh the rules allow); a token another
     /// process stored meanwhile is taken instead. `Ok(None)` when the token
-    /// is too young to be refreshed yet.
-    async fn refresh(&self, held: &str) -> Result<Option<TokenCredential>, RuntimeError> {
+    /// is too young to be refreshed yet. A refused refresh stops the account
+    /// only when the API itself refused the token (`refused`, error 190 on a
+    /// call): a token that still works is kept until it no longer does.
+    async fn refresh(
+        &self,
+        held: &str,
+        refused: bool,
+    ) -> Result<Option<TokenCredential>, RuntimeError> {
         let _one = self.refreshing.lock().await;
         let stored = self.stored().await?;
         if stored.access_token.expose_secret() != held {
@@ -154,7 +160,7 @@ impl TokenKeeper {
                 tracing::info!(account = %self.account, expires_at = ?fresh.expires_at, "token refreshed");
                 Ok(Some(fresh))
             }
-            Err(AuthError::OAuth(OAuthError::TokenExpired { message, .. })) => {
+            Err(AuthError::OAuth(OAuthError::TokenExpired { message, .. })) if refused => {
                 Err(self.stop(&format!("was refused and cannot be refreshed ({message})")))
             }
             Err(AuthError::OAuth(OAuthError::TooEarlyToRefresh { .. })) => Ok(None),
@@ -177,9 +183,6 @@ impl TokenKeeper {
             Ok(fresh) => {
                 tracing::info!(account = %self.account, expires_at = ?fresh.expires_at, "token refreshed; its expiry is known now");
                 Ok(Some(fresh))
-            }
-            Err(AuthError::OAuth(OAuthError::TokenExpired { message, .. })) => {
-                Err(self.stop(&format!("was refused and cannot be refreshed ({message})")))
             }
             Err(e) => {
                 tracing::debug!(account = %self.account, error = %e, "not refreshed yet; trying a day after the token was added");
@@ -204,9 +207,16 @@ impl TokenKeeper {
         if now < due {
             return Ok(Look::Until(due));
         }
-        match self.refresh(held.access_token.expose_secret()).await? {
-            Some(fresh) => Ok(Look::New(fresh)),
-            None => Ok(Look::Until(Timestamp(held.issued_at.0 + MIN_AGE_FOR_REFRESH))),
+        match self.refresh(held.access_token.expose_secret(), false).await {
+            Ok(Some(fresh)) => Ok(Look::New(fresh)),
+            Ok(None) => Ok(Look::Until(Timestamp(held.issued_at.0 + MIN_AGE_FOR_REFRESH))),
+            Err(e @ RuntimeError::Stopped { .. }) => Err(e),
+            Err(e) => {
+                // The token still works as far as anyone knows: keep it, and
+                // try again in an hour (of the runtime's clock).
+                tracing::warn!(account = %self.account, error = %e, "could not refresh the token; trying again in an hour");
+                Ok(Look::Until(Timestamp(now.0 + ChronoDuration::hours(1))))
+            }
         }
     }
 
@@ -248,7 +258,7 @@ impl Renewer {
 impl igdm::TokenRenewal for Renewer {
     fn renew<'a>(&'a self, refused: &'a str) -> igdm::client::BoxFuture<'a, Option<String>> {
         Box::pin(async move {
-            match self.keeper.refresh(refused).await {
+            match self.keeper.refresh(refused, true).await {
                 Ok(Some(fresh)) => Some(fresh.access_token.expose_secret().to_owned()),
                 Ok(None) => {
                     tracing::warn!(account = %self.keeper.account, "the token was refused but is too young to refresh");
