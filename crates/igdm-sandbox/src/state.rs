@@ -159,6 +159,10 @@ pub enum FaultMode {
     NotFound,
     /// Successful answers drop optional fields and carry unknown ones.
     Drift,
+    /// Graph API calls made with a token issued before the fault was set
+    /// answer 190/463 (session has expired); the refresh endpoint still
+    /// takes such a token, and tokens issued afterwards work.
+    TokenExpired,
 }
 
 impl FaultMode {
@@ -175,6 +179,7 @@ impl FaultMode {
             "flapping" => Self::Flapping,
             "not_found" | "404" => Self::NotFound,
             "drift" => Self::Drift,
+            "token_expired" | "190" => Self::TokenExpired,
             _ => return None,
         })
     }
@@ -244,6 +249,10 @@ pub struct Account {
     /// flight: never applied, answered (502) only after `latency_ms`; reads
     /// then answer at once.
     pub drop_writes: bool,
+    /// With [`FaultMode::TokenExpired`]: Graph calls with tokens issued
+    /// before this time (µs, virtual clock) are refused as expired.
+    #[serde(skip)]
+    pub(crate) tokens_expired_before_us: Option<Micros>,
     /// Everything the account tried to send.
     pub sent: Vec<SentRecord>,
     /// Customer pk → time of that customer's last message (for messaging windows).
@@ -942,6 +951,7 @@ impl World {
             fault: FaultMode::None,
             latency_ms: 0,
             drop_writes: false,
+            tokens_expired_before_us: None,
             sent: Vec::new(),
             customer_last_message_at: HashMap::new(),
             acks: HashMap::new(),

@@ -25,6 +25,19 @@ use crate::state::{AccountState, StateFile};
 /// `www-claim`), so the owner can persist it.
 pub type SessionSink = Arc<dyn Fn(&Session) + Send + Sync>;
 
+/// A boxed future, as [`TokenRenewal`] returns.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Where a client gets a new access token when the provider refuses its
+/// current one as expired (Graph error 190). The owner of the credential
+/// (igdm-runtime) refreshes it, stores it and hands it back; the client then
+/// retries the refused call once.
+pub trait TokenRenewal: Send + Sync {
+    /// A token to use instead of `refused`, or `None` when there is none
+    /// (the refusal then stands).
+    fn renew<'a>(&'a self, refused: &'a str) -> BoxFuture<'a, Option<String>>;
+}
+
 /// How failed calls are retried.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
@@ -119,6 +132,7 @@ pub struct ClientBuilder {
     pacing: Option<PacingPolicy>,
     session_sink: Option<SessionSink>,
     ledger: Option<Arc<dyn SendLedger>>,
+    renewal: Option<Arc<dyn TokenRenewal>>,
 }
 
 impl ClientBuilder {
@@ -164,6 +178,14 @@ impl ClientBuilder {
     #[must_use]
     pub fn on_session_change(mut self, sink: SessionSink) -> Self {
         self.session_sink = Some(sink);
+        self
+    }
+
+    /// Asks `renewal` for a new access token when the provider refuses the
+    /// current one as expired, and retries the refused call once with it.
+    #[must_use]
+    pub fn token_renewal(mut self, renewal: Arc<dyn TokenRenewal>) -> Self {
+        self.renewal = Some(renewal);
         self
     }
 
@@ -223,6 +245,7 @@ impl ClientBuilder {
                 pacing,
                 buckets,
                 session_sink: self.session_sink,
+                renewal: self.renewal,
                 transport,
                 base_url,
             }),
@@ -289,6 +312,7 @@ struct Inner {
     pacing: PacingPolicy,
     buckets: Vec<Bucket>,
     session_sink: Option<SessionSink>,
+    renewal: Option<Arc<dyn TokenRenewal>>,
     transport: Arc<dyn Transport>,
     base_url: Option<Url>,
 }
@@ -331,6 +355,7 @@ impl Client {
             pacing: None,
             session_sink: None,
             ledger: None,
+            renewal: None,
         }
     }
 
@@ -449,8 +474,10 @@ impl Client {
             self.pace().await?;
         }
         let mut attempt = 0u32;
+        let mut renewed = false;
         loop {
             attempt += 1;
+            let used = self.token_in_use().await;
             let result = self
                 .with_session(async |s: &mut Session| {
                     self.inner.executor.execute(action, params, s).await
@@ -483,6 +510,19 @@ impl Client {
                     return Err(CallError::Api(exec_error(e).to_api_error()));
                 }
                 Err(ExecError::Api(api)) => {
+                    // A token refused as expired changed nothing: renewed
+                    // once, the call is tried once more.
+                    if api.class == ErrorClass::AuthExpired
+                        && !renewed
+                        && self.renew_token(used.as_deref()).await
+                    {
+                        renewed = true;
+                        info!(
+                            action,
+                            "the access token was refused as expired; retrying with a renewed one"
+                        );
+                        continue;
+                    }
                     // Only refusals that certainly changed nothing are retried for writes.
                     let safe = !write || matches!(api.class, ErrorClass::RateLimited);
                     if api.retryable
@@ -506,6 +546,40 @@ impl Client {
                 Err(e) => return Err(CallError::Other(exec_error(e))),
             }
         }
+    }
+
+    /// The access token a call is about to use, when a [`TokenRenewal`]
+    /// may have to replace it.
+    async fn token_in_use(&self) -> Option<String> {
+        self.inner.renewal.as_ref()?;
+        self.inner.session.lock().await.access_token().map(str::to_owned)
+    }
+
+    /// Asks the [`TokenRenewal`] for a token to replace `used`, the one the
+    /// provider refused; true when the session now holds another token
+    /// (possibly renewed meanwhile by a concurrent call).
+    async fn renew_token(&self, used: Option<&str>) -> bool {
+        let Some(renewal) = &self.inner.renewal else { return false };
+        let Some(current) = self.inner.session.lock().await.access_token().map(str::to_owned)
+        else {
+            return false;
+        };
+        if used.is_some_and(|u| u != current) {
+            return true;
+        }
+        match renewal.renew(&current).await {
+            Some(fresh) if fresh != current => {
+                self.set_access_token(fresh).await;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Replaces the access token of the live session (a refreshed token):
+    /// calls that start afterwards use it, without a new client.
+    pub async fn set_access_token(&self, token: impl Into<String>) {
+        self.inner.session.lock().await.set_access_token(token);
     }
 
     fn retry_delay(&self, attempt: u32, retry_after: Option<u64>) -> Option<Duration> {

@@ -32,7 +32,7 @@ pub mod state;
 pub mod sync;
 
 pub use accounts::{AccountConfig, Accounts, PacingOverride};
-pub use client::{CallError, Client, ClientBuilder, RetryPolicy, SessionSink};
+pub use client::{CallError, Client, ClientBuilder, RetryPolicy, SessionSink, TokenRenewal};
 pub use error::{Error, UnsettledSend, exit_code};
 pub use home::Home;
 pub use ledger::{MemoryLedger, SendLedger, SendState, StoreLedger};

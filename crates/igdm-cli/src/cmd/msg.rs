@@ -8,9 +8,9 @@ use igdm::Client;
 use igdm::ops::params;
 use igdm_model::{Conversation, Message};
 
-use super::ctx::Ctx;
 use super::output;
 use crate::Global;
+use igdm_runtime::Runtime;
 
 /// Messaging commands (they act as `--account`, default the only account).
 #[derive(Debug, clap::Subcommand)]
@@ -241,7 +241,7 @@ fn pairs(items: &[String], what: &str) -> anyhow::Result<Vec<(String, String)>> 
 
 /// Runs a messaging command.
 pub async fn run(cmd: MsgCommand, global: &Global) -> anyhow::Result<ExitCode> {
-    let mut ctx = Ctx::open()?;
+    let ctx = Runtime::from_env()?;
     // A local search needs the account's name and the store, not a client
     // (no vault, no connector).
     if let MsgCommand::Search { query, limit, remote: false } = &cmd {
@@ -251,8 +251,8 @@ pub async fn run(cmd: MsgCommand, global: &Global) -> anyhow::Result<ExitCode> {
             Err(e) => usage_error(global.json, &e),
         });
     }
-    let opened = ctx.client(global.account.as_deref()).await?;
-    let code = match dispatch(&opened.client, cmd, global).await {
+    let opened = ctx.open(global.account.as_deref()).await?;
+    let code = match dispatch(opened.client(), cmd, global).await {
         Ok(code) => code,
         Err(Failure::Client(e)) => output::client_error(global.json, &e),
         Err(Failure::Usage(e)) => usage_error(global.json, &e),
@@ -275,6 +275,12 @@ enum Failure {
 impl From<igdm::Error> for Failure {
     fn from(e: igdm::Error) -> Self {
         Self::Client(e)
+    }
+}
+
+impl From<igdm_runtime::RuntimeError> for Failure {
+    fn from(e: igdm_runtime::RuntimeError) -> Self {
+        Self::Usage(e.into())
     }
 }
 
@@ -433,7 +439,7 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
         MsgCommand::Search { query, limit, remote: false } => {
             // `run` answers local searches before opening a client; this arm keeps the match total.
             let account = &client.account().name;
-            return Ok(local_search(&Ctx::open()?, account, &query, limit, j).await?);
+            return Ok(local_search(&Runtime::from_env()?, account, &query, limit, j).await?);
         }
         MsgCommand::Search { query, limit, remote: true } => {
             let out = client
@@ -568,8 +574,8 @@ const FROM_STORE: &str = "served from the local store (synced recently); --remot
 async fn fresh_store(client: &Client) -> Result<Option<igdm_store::Store>, Failure> {
     let ttl: i64 =
         std::env::var("IGDM_FRESH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
-    let ctx = Ctx::open()?;
-    if !ctx.home.join("igdm.db").exists() && std::env::var_os("IGDM_DATABASE_URL").is_none() {
+    let ctx = Runtime::from_env()?;
+    if !ctx.home().join("igdm.db").exists() && std::env::var_os("IGDM_DATABASE_URL").is_none() {
         return Ok(None);
     }
     let store = ctx.store().await?;
@@ -578,7 +584,7 @@ async fn fresh_store(client: &Client) -> Result<Option<igdm_store::Store>, Failu
 }
 
 async fn local_search(
-    ctx: &Ctx,
+    ctx: &Runtime,
     account: &str,
     query: &str,
     limit: Option<u32>,

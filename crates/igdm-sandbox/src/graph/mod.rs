@@ -202,6 +202,31 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     }
 }
 
+/// The `token_expired` fault: a token issued before the fault was set (an
+/// account's built-in token always is) is refused as expired.
+async fn refused_as_expired(
+    sb: &Sandbox,
+    account_id: &str,
+    issued_us: Option<crate::state::Micros>,
+) -> Result<(), GraphError> {
+    let cutoff = sb
+        .read(|w| {
+            w.account(account_id)
+                .ok()
+                .filter(|a| a.fault == crate::state::FaultMode::TokenExpired)
+                .and_then(|a| a.tokens_expired_before_us)
+        })
+        .await;
+    match cutoff {
+        Some(cut) if issued_us.is_none_or(|i| i < cut) => {
+            let at =
+                |us| chrono::DateTime::<chrono::Utc>::from_timestamp_micros(us).unwrap_or_default();
+            Err(GraphError::token_expired(at(cut), at(sb.now_us())))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks the token of a request against the OAuth store (virtual clock) and
 /// the accounts' built-in tokens.
 ///
@@ -210,6 +235,7 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 pub async fn authenticate(sb: &Sandbox, token: Option<&str>) -> Result<Caller, GraphError> {
     let token = token.filter(|t| !t.is_empty()).ok_or_else(GraphError::token_missing)?;
     if let Some(info) = oauth::store(sb).check(token, sb.now_us())? {
+        refused_as_expired(sb, &info.account_id, Some(info.issued_us)).await?;
         return Ok(Caller {
             account_id: info.account_id,
             app_id: info.app_id,
@@ -229,6 +255,9 @@ pub async fn authenticate(sb: &Sandbox, token: Option<&str>) -> Result<Caller, G
             })
         })
         .await;
+    if let Some((account_id, _)) = &found {
+        refused_as_expired(sb, account_id, None).await?;
+    }
     match found {
         Some((account_id, flavour)) => Ok(Caller {
             account_id,
