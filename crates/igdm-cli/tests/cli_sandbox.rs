@@ -280,6 +280,9 @@ async fn graph_account_policy_errors_map_to_exit_codes() {
     let (code, caps) = env.json(&["capabilities"]);
     assert_eq!(code, 0);
     assert_eq!(caps["connector"], "instagram-graph");
+    // Every official-API capability calls a documented endpoint.
+    let all = caps["capabilities"].as_object().unwrap();
+    assert!(all.values().all(|c| c["verified"] == true), "{caps}");
     let (code, actions) = env.json(&["actions", "--search", "ice"]);
     assert_eq!(code, 0);
     assert!(

@@ -75,6 +75,10 @@ pub struct Capability {
     /// `false` declares it explicitly unsupported.
     #[serde(default = "yes")]
     pub supported: bool,
+    /// `false` when no public source confirms the endpoint the action calls
+    /// (it is offered, but callers should not rely on it by default).
+    #[serde(default = "yes")]
+    pub verified: bool,
     /// Limits for this capability.
     #[serde(default)]
     pub limits: Limits,

@@ -737,6 +737,7 @@ pub fn capabilities(client: &Client) -> Value {
                         name.clone(),
                         json!({
                             "supported": cap.supported,
+                            "verified": cap.verified,
                             "action": cap.action.clone().unwrap_or_else(|| name.clone()),
                             "limits": limits_json(&cap.limits),
                             "note": cap.note,

@@ -15,8 +15,8 @@
 //! | GET | `/{conversation-id}[?fields=messages,participants,updated_time]`, `/{conversation-id}/messages` | One conversation |
 //! | GET | `/{message-id}?fields=id,created_time,from,to,message,attachments,reactions,shares,story` | Message detail (20 most recent only) |
 //! | GET | `/{igsid}?fields=name,username,profile_pic,…` | User Profile (consent required) |
-//! | GET | `/{self}?fields=id,user_id,username,name,…` | The account itself (a Page token: the Page, `id,name,instagram_business_account{id,username}`) |
-//! | GET/POST/DELETE | `/{self}/messenger_profile` | Ice breakers, persistent menu |
+//! | GET | `/{self}?fields=id,user_id,username,name,…` | The account itself (`/me` with an Instagram User token: in a `data` envelope, as documented; a Page token: the Page, `id,name,instagram_business_account{id,username}`) |
+//! | GET/POST/DELETE | `/{self}/messenger_profile` | Ice breakers (read back in the format they were set in), persistent menu; changes answer `{success: true}` (Instagram User token) or `{result: "success"}` (Page token) |
 //! | POST | `/{page-id}/message_attachments` | Reusable attachment (Page token) |
 //! | POST | `/me/pass_thread_control`, `/me/take_thread_control`, `/me/request_thread_control` | Handover (Page token) |
 //! | GET | `/me/thread_owner?recipient=`, `/me/secondary_receivers` | Handover (Page token) |
