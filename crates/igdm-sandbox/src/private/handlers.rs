@@ -374,6 +374,10 @@ fn signed_params(p: &Params) -> Result<Params, ApiError> {
             Value::String(s) => s,
             other => other.to_string(),
         };
+        // The app sends `recipient_users: "[]"` beside `thread_ids`: no users.
+        if k == "recipient_users" && text == "[]" {
+            continue;
+        }
         out.insert(k, text);
     }
     Ok(out)
