@@ -571,3 +571,41 @@ async fn a_health_change_made_by_the_client_is_what_status_shows() {
     assert_eq!(code, 0);
     assert!(text.contains("challenge") && text.contains("igdm login shown"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_photo_from_a_file_with_a_text() {
+    use sha2::Digest as _;
+    let env = env().await;
+    env.web_account("snap").await;
+    let customer = env.seed.customers[0]["id"].as_str().unwrap();
+    let (code, v) = env.json(&["send", "--user", customer, "hello"]);
+    assert_eq!(code, 0, "{v}");
+    let (_, convs) = env.json(&["conversations", "--limit", "5"]);
+    let thread = convs["items"][0]["id"].as_str().unwrap().to_owned();
+
+    let mut bytes = b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00".to_vec();
+    bytes.extend((0..120_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    bytes.extend_from_slice(b"\xFF\xD9");
+    let file = env.home.path().join("beach.jpg");
+    std::fs::write(&file, &bytes).unwrap();
+
+    let (code, out) =
+        env.json(&["send", &thread, "--photo", file.to_str().unwrap(), "--text", "the beach"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["result"]["content_type"], "image");
+    assert_eq!(out["text"]["text"], "the beach");
+    assert_eq!(out["bytes"], bytes.len());
+
+    let (_, msgs) = env.json(&["messages", &thread, "--limit", "2"]);
+    let photo = &msgs["items"][1];
+    assert_eq!(photo["content_type"], "image", "{msgs}");
+    let url = photo["attachments"][0]["url"].as_str().unwrap();
+    let served = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(sha2::Sha256::digest(&served), sha2::Sha256::digest(&bytes));
+
+    // A file of the wrong type fails before anything is sent: exit 2.
+    let png = env.home.path().join("pic.png");
+    std::fs::write(&png, b"\x89PNG\r\n\x1a\n0000").unwrap();
+    let (code, err) = env.json(&["send", &thread, "--photo", png.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+}
