@@ -142,7 +142,7 @@ impl SendMedia<'_> {
         let (upload, send) = (format!("upload_{kind}"), format!("send_{kind}"));
         for a in [&upload, &send] {
             if !c.supports(a) {
-                return Err(c.unsupported(a));
+                return Err(no_upload(c, kind, a));
             }
         }
         let file = self
@@ -202,6 +202,24 @@ impl SendMedia<'_> {
         };
         Ok(MediaOutcome { result, media_id, bytes, resumed_from, text })
     }
+}
+
+/// The refusal for a connector that cannot upload local files, naming what
+/// it can do instead.
+fn no_upload(c: &Client, kind: &str, action: &str) -> Error {
+    let by_url = c.supports("send_image");
+    let how = if by_url {
+        " Put the file at a public HTTPS URL Meta can fetch and send that (igdm send CONVERSATION TEXT --image URL), or send it from a personal account (instagram-web), which uploads files."
+    } else {
+        ""
+    };
+    Error::Api(ApiError::new(
+        ErrorClass::InvalidRequest,
+        format!(
+            "the {} connector cannot send a {kind} from a local file (it has no {action} action).{how}",
+            c.connector().id
+        ),
+    ))
 }
 
 /// Whether an upload failure may have left part of the bytes on the server.

@@ -209,3 +209,20 @@ async fn wrong_files_fail_before_any_request_and_the_edge_is_strict() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["debug_info"]["type"], json!("AuthenticationError"));
 }
+
+#[tokio::test]
+async fn the_official_api_without_an_upload_names_the_alternatives() {
+    let (sandbox, seed) = igdm_test::sandbox::seeded().await;
+    let base = sandbox.base_url();
+    let client = igdm_test::clients::graph(&base, &seed, PacingPolicy::none());
+    let dir = tempfile::tempdir().unwrap();
+    let photo = jpeg(dir.path(), 1000);
+    let before = igdm_test::sandbox::stats(&base).await;
+    let err = client.send_media(&seed.long_thread_id, MediaKind::Photo, &photo).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("instagram-graph") && text.contains("public HTTPS URL"), "{text}");
+    assert!(text.contains("--image URL"), "{text}");
+    let igdm::Error::Api(api) = &err else { panic!("{err:?}") };
+    assert_eq!(igdm::exit_code(&api.class), 2);
+    assert_eq!(igdm_test::sandbox::stats(&base).await, before, "nothing was sent");
+}
