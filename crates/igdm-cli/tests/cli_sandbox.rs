@@ -583,9 +583,13 @@ async fn send_photo_from_a_file_with_a_text() {
     let (_, convs) = env.json(&["conversations", "--limit", "5"]);
     let thread = convs["items"][0]["id"].as_str().unwrap().to_owned();
 
-    let mut bytes = b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00".to_vec();
-    bytes.extend((0..120_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
-    bytes.extend_from_slice(b"\xFF\xD9");
+    let picture = image::RgbImage::from_fn(640, 480, |x, y| {
+        image::Rgb([(x * 5 + y) as u8, (x ^ (y * 3)) as u8, ((x * y) >> 4) as u8])
+    });
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+        .encode_image(&picture)
+        .unwrap();
     let file = env.home.path().join("beach.jpg");
     std::fs::write(&file, &bytes).unwrap();
 

@@ -52,17 +52,14 @@ impl MediaKind {
     /// wrong file fails before any request.
     fn check_content(self, path: &Path, head: &[u8]) -> Result<(), Error> {
         let ok = match self {
-            Self::Photo => head.starts_with(&[0xFF, 0xD8, 0xFF]),
+            Self::Photo => head.starts_with(&[0xFF, 0xD8, 0xFF]) || head.starts_with(b"\x89PNG"),
             Self::Video | Self::Voice => head.get(4..8) == Some(b"ftyp"),
         };
         if ok {
             return Ok(());
         }
         let want = match self {
-            Self::Photo if head.starts_with(b"\x89PNG") => {
-                "a JPEG (PNG images are not converted yet; save it as JPEG)"
-            }
-            Self::Photo => "a JPEG image",
+            Self::Photo => "a JPEG or PNG image",
             Self::Video => "an MP4 video",
             Self::Voice => "AAC audio in an MP4 container (.m4a)",
         };
@@ -151,7 +148,19 @@ impl SendMedia<'_> {
             .ok_or_else(|| Error::Api(ApiError::invalid("file", "the path is not valid UTF-8")))?;
         let head = read_head(&self.path)?;
         self.kind.check_content(&self.path, &head)?;
-        let bytes = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or_default();
+        // Instagram takes JPEGs up to a longest side: others are converted.
+        let normalized = match self.kind {
+            MediaKind::Photo => normalize_image(
+                &self.path,
+                c.connector().limits.as_ref().and_then(|l| l.image_max_side),
+            )?,
+            _ => None,
+        };
+        let file = match &normalized {
+            Some(t) => t.0.to_str().unwrap_or(file),
+            None => file,
+        };
+        let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or_default();
         let offset_action = format!("upload_{kind}_offset");
         let resumable = c.supports(&offset_action);
         let names = UploadNames::new();
@@ -220,6 +229,61 @@ fn no_upload(c: &Client, kind: &str, action: &str) -> Error {
             c.connector().id
         ),
     ))
+}
+
+/// A converted image, removed when dropped.
+#[derive(Debug)]
+struct TempImage(PathBuf);
+
+impl Drop for TempImage {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            debug!(path = %self.0.display(), error = %e, "converted image not removed");
+        }
+    }
+}
+
+/// A JPEG whose longest side is within `max_side` goes as it is (`None`);
+/// anything else (a PNG, a larger JPEG) is decoded, scaled down to
+/// `max_side` and written as a JPEG to a temporary file.
+fn normalize_image(path: &Path, max_side: Option<u64>) -> Result<Option<TempImage>, Error> {
+    let invalid = |e: &dyn std::fmt::Display| {
+        Error::Api(ApiError::invalid(
+            "file",
+            format!("{}: not a readable image: {e}", path.display()),
+        ))
+    };
+    let reader = image::ImageReader::open(path)
+        .and_then(image::ImageReader::with_guessed_format)
+        .map_err(|e| invalid(&e))?;
+    let format = reader.format();
+    let max = max_side.and_then(|m| u32::try_from(m).ok()).unwrap_or(u32::MAX);
+    if format == Some(image::ImageFormat::Jpeg) {
+        let (w, h) = image::ImageReader::open(path)
+            .and_then(image::ImageReader::with_guessed_format)
+            .map_err(|e| invalid(&e))?
+            .into_dimensions()
+            .map_err(|e| invalid(&e))?;
+        if w.max(h) <= max {
+            return Ok(None);
+        }
+    }
+    let mut img = reader.decode().map_err(|e| invalid(&e))?;
+    if img.width().max(img.height()) > max {
+        img = img.resize(max, max, image::imageops::FilterType::Triangle);
+    }
+    let rgb = img.to_rgb8();
+    let out =
+        TempImage(std::env::temp_dir().join(format!("igdm-photo-{}.jpg", uuid::Uuid::new_v4())));
+    let io = |source| Error::Io { path: out.0.display().to_string(), source };
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&out.0).map_err(io)?);
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut w, 90)
+        .encode_image(&rgb)
+        .map_err(|e| invalid(&e))?;
+    std::io::Write::flush(&mut w).map_err(io)?;
+    drop(w);
+    info!(from = ?format, width = rgb.width(), height = rgb.height(), "photo converted to JPEG");
+    Ok(Some(out))
 }
 
 /// Whether an upload failure may have left part of the bytes on the server.

@@ -25,8 +25,35 @@ fn write_file(dir: &Path, name: &str, head: &[u8], len: usize, tail: &[u8]) -> P
     path
 }
 
-fn jpeg(dir: &Path, len: usize) -> PathBuf {
-    write_file(dir, "photo.jpg", b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00", len, b"\xFF\xD9")
+/// A picture with detail (so that it does not compress to nothing).
+fn picture(w: u32, h: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 7 + y * 3) as u8, (x ^ y) as u8, ((x * y) >> 3) as u8])
+    })
+}
+
+/// A real `w`×`h` JPEG, followed by `padding` bytes after its end marker.
+fn jpeg_sized(dir: &Path, name: &str, w: u32, h: u32, padding: usize) -> PathBuf {
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 92)
+        .encode_image(&picture(w, h))
+        .unwrap();
+    bytes.resize(bytes.len() + padding, 0);
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn jpeg(dir: &Path) -> PathBuf {
+    jpeg_sized(dir, "photo.jpg", 800, 600, 0)
+}
+
+/// The dimensions of the JPEG a link serves.
+async fn served_jpeg(url: &str) -> (u32, u32) {
+    let (status, body) = download(url).await;
+    assert_eq!(status, 200, "{url}");
+    let img = image::load_from_memory_with_format(&body, image::ImageFormat::Jpeg).unwrap();
+    (img.width(), img.height())
 }
 
 fn mp4(dir: &Path, name: &str, brand: &[u8; 4], len: usize) -> PathBuf {
@@ -78,7 +105,7 @@ async fn photo_video_and_voice_from_files() {
     let dir = tempfile::tempdir().unwrap();
     let conversation = seed.group_thread_id.clone();
 
-    let photo = jpeg(dir.path(), 200_000);
+    let photo = jpeg(dir.path());
     let out =
         send_and_check(&client, &conversation, MediaKind::Photo, &photo, ContentType::Image).await;
     assert_eq!(out.result["content_type"], json!("image"));
@@ -99,6 +126,18 @@ async fn photo_video_and_voice_from_files() {
         })
         .await;
     assert_eq!(kinds, vec!["voice_media", "raven_media", "media"]);
+
+    // A PNG, and a JPEG larger than Instagram takes, go as JPEGs of 1080 at most.
+    let png = dir.path().join("shot.png");
+    picture(2000, 1500).save(&png).unwrap();
+    let big = jpeg_sized(dir.path(), "big.jpg", 1200, 1600, 0);
+    for (file, want) in [(&png, (1080, 810)), (&big, (810, 1080))] {
+        let out = client.send_media(&conversation, MediaKind::Photo, file).await.unwrap();
+        assert_eq!(out.result["content_type"], json!("image"));
+        let m = newest(&client, &conversation).await;
+        assert_eq!(m.content_type, ContentType::Image);
+        assert_eq!(served_jpeg(m.attachments[0].url.as_deref().unwrap()).await, want);
+    }
 
     // A text rides along as a message of its own.
     let out = client
@@ -156,7 +195,7 @@ async fn expired_links_are_refused_and_a_reread_gives_fresh_ones() {
     let base = sandbox.base_url();
     let client = igdm_test::clients::web(&base, &seed, PacingPolicy::none());
     let dir = tempfile::tempdir().unwrap();
-    let photo = jpeg(dir.path(), 50_000);
+    let photo = jpeg(dir.path());
     let conversation = seed.group_thread_id.clone();
     send_and_check(&client, &conversation, MediaKind::Photo, &photo, ContentType::Image).await;
     let old = newest(&client, &conversation).await.attachments[0].url.clone().unwrap();
@@ -181,10 +220,14 @@ async fn wrong_files_fail_before_any_request_and_the_edge_is_strict() {
     let dir = tempfile::tempdir().unwrap();
     let before = igdm_test::sandbox::stats(&base).await;
 
-    let png = write_file(dir.path(), "pic.png", b"\x89PNG\r\n\x1a\n", 1000, b"");
-    let err = client.send_media(&seed.group_thread_id, MediaKind::Photo, &png).await.unwrap_err();
-    assert!(err.to_string().contains("not a JPEG"), "{err}");
-    let big = jpeg(dir.path(), 8 * 1024 * 1024 + 1);
+    let gif = write_file(dir.path(), "pic.gif", b"GIF89a", 1000, b"");
+    let err = client.send_media(&seed.group_thread_id, MediaKind::Photo, &gif).await.unwrap_err();
+    assert!(err.to_string().contains("not a JPEG or PNG image"), "{err}");
+    let broken = write_file(dir.path(), "broken.png", b"\x89PNG\r\n\x1a\n", 1000, b"");
+    let err =
+        client.send_media(&seed.group_thread_id, MediaKind::Photo, &broken).await.unwrap_err();
+    assert!(err.to_string().contains("not a readable image"), "{err}");
+    let big = jpeg_sized(dir.path(), "huge.jpg", 64, 64, 8 * 1024 * 1024);
     let err = client.send_media(&seed.group_thread_id, MediaKind::Photo, &big).await.unwrap_err();
     assert!(err.to_string().contains("more than the maximum"), "{err}");
     assert_eq!(igdm_test::sandbox::stats(&base).await, before, "nothing was sent");
@@ -216,7 +259,7 @@ async fn the_official_api_without_an_upload_names_the_alternatives() {
     let base = sandbox.base_url();
     let client = igdm_test::clients::graph(&base, &seed, PacingPolicy::none());
     let dir = tempfile::tempdir().unwrap();
-    let photo = jpeg(dir.path(), 1000);
+    let photo = jpeg(dir.path());
     let before = igdm_test::sandbox::stats(&base).await;
     let err = client.send_media(&seed.long_thread_id, MediaKind::Photo, &photo).await.unwrap_err();
     let text = err.to_string();
