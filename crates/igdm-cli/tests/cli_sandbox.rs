@@ -660,3 +660,45 @@ async fn a_send_left_unknown_prints_its_ledger_state_and_exits_7() {
     assert!(out.is_empty() && err.contains("unknown (key k1): "), "{err}");
     assert_eq!(env.sent_by(business_id).await.len(), sent_before, "nothing was resent");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_photo_from_a_file_with_a_text() {
+    use sha2::Digest as _;
+    let env = env().await;
+    env.web_account("snap").await;
+    let customer = env.seed.customers[0]["id"].as_str().unwrap();
+    let (code, v) = env.json(&["send", "--user", customer, "hello"]);
+    assert_eq!(code, 0, "{v}");
+    let (_, convs) = env.json(&["conversations", "--limit", "5"]);
+    let thread = convs["items"][0]["id"].as_str().unwrap().to_owned();
+
+    let picture = image::RgbImage::from_fn(640, 480, |x, y| {
+        image::Rgb([(x * 5 + y) as u8, (x ^ (y * 3)) as u8, ((x * y) >> 4) as u8])
+    });
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+        .encode_image(&picture)
+        .unwrap();
+    let file = env.home.path().join("beach.jpg");
+    std::fs::write(&file, &bytes).unwrap();
+
+    let (code, out) =
+        env.json(&["send", &thread, "--photo", file.to_str().unwrap(), "--text", "the beach"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["result"]["content_type"], "image");
+    assert_eq!(out["text"]["text"], "the beach");
+    assert_eq!(out["bytes"], bytes.len());
+
+    let (_, msgs) = env.json(&["messages", &thread, "--limit", "2"]);
+    let photo = &msgs["items"][1];
+    assert_eq!(photo["content_type"], "image", "{msgs}");
+    let url = photo["attachments"][0]["url"].as_str().unwrap();
+    let served = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(sha2::Sha256::digest(&served), sha2::Sha256::digest(&bytes));
+
+    // A file of the wrong type fails before anything is sent: exit 2.
+    let png = env.home.path().join("pic.png");
+    std::fs::write(&png, b"\x89PNG\r\n\x1a\n0000").unwrap();
+    let (code, err) = env.json(&["send", &thread, "--photo", png.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+}

@@ -342,6 +342,9 @@ pub enum ItemKind {
     Clip,
     /// A voice note.
     VoiceMedia,
+    /// A video sent from the camera or gallery (`raven_attachment`), shown
+    /// permanently (`view_mode: permanent`).
+    RavenMedia,
     /// A system line ("X liked a message").
     ActionLog,
     /// XMA post share.
@@ -371,6 +374,7 @@ impl ItemKind {
             Self::ReelShare => "reel_share",
             Self::Clip => "clip",
             Self::VoiceMedia => "voice_media",
+            Self::RavenMedia => "raven_media",
             Self::ActionLog => "action_log",
             Self::XmaMediaShare => "xma_media_share",
             Self::XmaStoryShare => "xma_story_share",

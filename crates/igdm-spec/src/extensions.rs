@@ -50,6 +50,9 @@ pub struct Limits {
     pub text_max_chars: Option<u64>,
     /// Largest image upload in bytes.
     pub image_max_bytes: Option<u64>,
+    /// Longest side, in pixels, of an image the provider takes as sent
+    /// (larger images are scaled down before upload).
+    pub image_max_side: Option<u64>,
     /// Largest video upload in bytes.
     pub video_max_bytes: Option<u64>,
     /// Largest audio upload in bytes.

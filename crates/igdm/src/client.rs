@@ -582,6 +582,52 @@ impl Client {
         self.inner.session.lock().await.set_access_token(token);
     }
 
+    /// Runs `action` once, through the health gate and the rate-limit
+    /// buckets but without write pacing or retries: for the steps of a
+    /// larger operation that retries them itself (the chunks of a resumable
+    /// upload, which resume from the server's offset rather than resend).
+    /// Success is recorded without entering the write ledger: the message
+    /// the steps lead to is the paced write.
+    ///
+    /// # Errors
+    /// Classified provider errors, refusals by igdm's own checks, transport failures.
+    pub async fn call_once(
+        &self,
+        action: &str,
+        params: &Map<String, Value>,
+    ) -> Result<ActionOutput, CallError> {
+        let spec = self
+            .inner
+            .connector
+            .action(action)
+            .ok_or_else(|| CallError::Other(self.unsupported(action)))?;
+        self.gate(!spec.readonly())?;
+        for bucket in &self.inner.buckets {
+            if bucket.spec.applies(action, spec.readonly()) {
+                for limiter in &bucket.limiters {
+                    limiter.until_ready().await;
+                }
+            }
+        }
+        let result = self
+            .with_session(async |s: &mut Session| {
+                self.inner.executor.execute(action, params, s).await
+            })
+            .await;
+        match result {
+            Ok(out) => {
+                self.record_success(false)?;
+                Ok(out)
+            }
+            Err(e) if e.outcome_unknown() => Err(CallError::OutcomeUnknown(e.to_string())),
+            Err(ExecError::Api(api)) => {
+                self.record_failure(&api)?;
+                Err(CallError::Api(api))
+            }
+            Err(e) => Err(CallError::Other(exec_error(e))),
+        }
+    }
+
     fn retry_delay(&self, attempt: u32, retry_after: Option<u64>) -> Option<Duration> {
         if attempt >= self.inner.retry.max_attempts {
             return None;

@@ -226,6 +226,18 @@ pub struct SendArgs {
     /// Print the request instead of sending it.
     #[arg(long)]
     pub print_request: bool,
+    /// Send a photo from a local JPEG file (uploaded, then sent).
+    #[arg(long, value_name = "FILE", group = "media", conflicts_with = "image")]
+    pub photo: Option<std::path::PathBuf>,
+    /// Send a video from a local MP4 file (H.264).
+    #[arg(long, value_name = "FILE", group = "media", conflicts_with = "image")]
+    pub video: Option<std::path::PathBuf>,
+    /// Send a voice note from a local M4A file (AAC in MP4).
+    #[arg(long, value_name = "FILE", group = "media", conflicts_with = "image")]
+    pub voice: Option<std::path::PathBuf>,
+    /// With --photo/--video/--voice: a text sent after the media, as its own message.
+    #[arg(long, value_name = "T")]
+    pub text: Option<String>,
 }
 
 fn pairs(items: &[String], what: &str) -> anyhow::Result<Vec<(String, String)>> {
@@ -625,6 +637,22 @@ async fn simple(
 }
 
 async fn send(client: &Client, args: SendArgs, j: bool) -> Result<ExitCode, Failure> {
+    let media = [
+        (igdm::MediaKind::Photo, &args.photo),
+        (igdm::MediaKind::Video, &args.video),
+        (igdm::MediaKind::Voice, &args.voice),
+    ]
+    .into_iter()
+    .find_map(|(k, f)| f.clone().map(|f| (k, f)));
+    if let Some((kind, file)) = media {
+        return send_media(client, &args, kind, file, j).await;
+    }
+    if args.text.is_some() {
+        return Err(anyhow::anyhow!(
+            "--text goes with --photo, --video or --voice; give the text as TEXT"
+        )
+        .into());
+    }
     let (conversation, text) = match (&args.user, args.args.as_slice()) {
         (Some(_), [text]) => (None, text.clone()),
         (None, [conv, text]) => (Some(conv.clone()), text.clone()),
@@ -709,6 +737,61 @@ fn print_sent(j: bool, outcome: &igdm::SendOutcome) {
             outcome.result.get("id").and_then(Value::as_str).unwrap_or("")
         );
     }
+}
+
+/// `igdm send CONVERSATION --photo|--video|--voice FILE [--text T]`.
+async fn send_media(
+    client: &Client,
+    args: &SendArgs,
+    kind: igdm::MediaKind,
+    file: std::path::PathBuf,
+    j: bool,
+) -> Result<ExitCode, Failure> {
+    if args.user.is_some() {
+        return Err(anyhow::anyhow!(
+            "media go to an existing conversation (Instagram refuses them otherwise): give CONVERSATION instead of --user"
+        )
+        .into());
+    }
+    if args.print_request || args.reply_to.is_some() || !args.quick_replies.is_empty() {
+        return Err(anyhow::anyhow!(
+            "--print-request, --reply-to and --quick-reply do not apply to media sends"
+        )
+        .into());
+    }
+    let (conversation, text) = match args.args.as_slice() {
+        [conv] => (conv.clone(), args.text.clone()),
+        [conv, text] if args.text.is_none() => (conv.clone(), Some(text.clone())),
+        _ => {
+            return Err(
+                anyhow::anyhow!("give CONVERSATION, and the text once (TEXT or --text)").into()
+            );
+        }
+    };
+    let mut req = client.send_media(conversation, kind, file);
+    if let Some(t) = text {
+        req = req.text(t);
+    }
+    if let Some(k) = &args.idempotency_key {
+        req = req.idempotency_key(k.clone());
+    }
+    let out = req.await?;
+    if j {
+        println!("{}", serde_json::to_value(&out).unwrap_or_default());
+    } else {
+        let resumed = if out.resumed_from.is_empty() {
+            String::new()
+        } else {
+            format!(", resumed {} time(s)", out.resumed_from.len())
+        };
+        println!(
+            "sent {} ({} bytes{resumed}): {}",
+            kind.name(),
+            out.bytes,
+            out.result.get("id").and_then(Value::as_str).unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_request(req: &igdm_spec::HttpRequest) {

@@ -447,6 +447,15 @@ impl Serialize for ItemJson<'_> {
                 "clip",
                 &json!({"clip": media_object(it, &it.sender, &first_url(it), true)}),
             )?,
+            ItemKind::RavenMedia => m.serialize_entry(
+                "visual_media",
+                &json!({
+                    "media": media_object(it, &it.sender, &first_url(it), true),
+                    "view_mode": "permanent",
+                    "seen_count": 0,
+                    "replay_expiring_at_us": null,
+                }),
+            )?,
             ItemKind::VoiceMedia => m.serialize_entry(
                 "voice_media",
                 &json!({"media": {
