@@ -228,7 +228,7 @@ async fn token_expired_refuses_older_tokens_until_a_refresh() {
     let fresh = r["access_token"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
     let (s, v) = graph_me(&base, &fresh).await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["username"], json!("shop_fault"));
+    assert_eq!(v["data"][0]["username"], json!("shop_fault"), "{v}");
 
     set_fault(&base, &id, "none").await;
     assert_eq!(
