@@ -329,6 +329,7 @@ impl Session<'_> {
                     el.type_str(&text)
                         .await
                         .map_err(|e| browser_err(Some(i), &format!("type into {selector}"), e))?;
+                    self.ensure_value(i, selector, &el, &text).await?;
                 }
                 Step::Close => break,
             }
@@ -355,6 +356,58 @@ impl Session<'_> {
             StepError::new(StepErrorKind::Navigation, Some(i), format!("cannot open {url}: {e}"))
         })?;
         Ok(())
+    }
+
+    /// Checks that typing left `text` in the field. A headed window that
+    /// has not taken the keyboard focus yet can lose key events; the value
+    /// is then set as a page script would, through the input's own setter
+    /// and an `input` event, so that script-driven forms see it too.
+    async fn ensure_value(
+        &self,
+        i: usize,
+        selector: &str,
+        el: &Element,
+        text: &str,
+    ) -> Result<(), StepError> {
+        let literal = serde_json::Value::String(text.to_owned()).to_string();
+        let holds = |ret: chromiumoxide::cdp::js_protocol::runtime::CallFunctionOnReturns| {
+            ret.result.value.and_then(|v| v.as_bool()).unwrap_or(false)
+        };
+        let check = format!("function() {{ return this.value === {literal}; }}");
+        let typed = el
+            .call_js_fn(check.as_str(), false)
+            .await
+            .map_err(|e| browser_err(Some(i), &format!("read {selector}"), e))?;
+        if holds(typed) {
+            return Ok(());
+        }
+        tracing::debug!(
+            step = i,
+            selector,
+            "typed keys did not reach the field; setting its value"
+        );
+        let set = format!(
+            "function() {{ \
+               const proto = Object.getPrototypeOf(this); \
+               const desc = Object.getOwnPropertyDescriptor(proto, 'value'); \
+               if (desc && desc.set) {{ desc.set.call(this, {literal}); }} else {{ this.value = {literal}; }} \
+               this.dispatchEvent(new Event('input', {{ bubbles: true }})); \
+               this.dispatchEvent(new Event('change', {{ bubbles: true }})); \
+               return this.value === {literal}; }}"
+        );
+        let set = el
+            .call_js_fn(set.as_str(), false)
+            .await
+            .map_err(|e| browser_err(Some(i), &format!("fill {selector}"), e))?;
+        if holds(set) {
+            Ok(())
+        } else {
+            Err(StepError::new(
+                StepErrorKind::Browser,
+                Some(i),
+                format!("the text typed into {selector} did not stay in the field"),
+            ))
+        }
     }
 
     async fn current_url(&self) -> Option<String> {
@@ -429,8 +482,13 @@ impl Session<'_> {
             .collect();
         let deadline = Instant::now() + limit;
         let mut challenge_since: Option<Instant> = None;
+        let mut seen = None;
         loop {
             let url = self.current_url().await.unwrap_or_default();
+            if seen.as_ref() != Some(&url) {
+                tracing::debug!(step = i, url = %redact_query(&url), "wait_for: page at");
+                seen = Some(url.clone());
+            }
             if let Some((_, p)) = patterns.iter().find(|(re, _)| re.is_match(&url)) {
                 tracing::debug!(step = i, pattern = %p, "wait_for: url matched");
                 return Ok(());
@@ -576,4 +634,10 @@ pub async fn run_protocol(input: &str, mut opts: BrowserOptions, force_headless:
         Ok(out) => out.to_protocol_json(),
         Err(e) => fail(e.kind.code(), spec.error_message(&e)),
     }
+}
+
+/// `url` without its query and fragment, which can carry codes and tokens:
+/// what a debug log may show of a page.
+fn redact_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or_default()
 }
