@@ -40,7 +40,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -65,7 +65,15 @@ pub fn routes() -> Router<Arc<Sandbox>> {
         .route("/_sandbox/media/expire", post(expire_all))
         .route("/_sandbox/media/seed", post(seed_incoming))
         .route("/_sandbox/media/interrupt", post(interrupt))
+        // Bodies up to the largest kind's limit reach the checks above (and
+        // seeded media, in base64, too): axum's default 2 MB would refuse a
+        // 5 MB video with a 413 Instagram's edge does not give.
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
+
+/// The largest body the upload edge and the seed endpoint read: 25 MB of
+/// media in base64, and then some.
+const BODY_LIMIT: usize = 36 * 1024 * 1024;
 
 /// What was uploaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
