@@ -214,7 +214,8 @@ impl MediaStore {
     async fn download(&self, url: &str) -> Result<Fetched, Error> {
         let resp = match self.http.get(url).send().await {
             Ok(r) => r,
-            Err(e) => return Ok(Fetched::Failed(format!("download failed: {e}"))),
+            // The link's signature stays out of reports and logs.
+            Err(e) => return Ok(Fetched::Failed(format!("download failed: {}", e.without_url()))),
         };
         let status = resp.status().as_u16();
         if matches!(status, 403 | 404 | 410) {
@@ -243,7 +244,9 @@ impl MediaStore {
                     }
                     body.extend_from_slice(&c);
                 }
-                Err(e) => return Ok(Fetched::Failed(format!("download broke off: {e}"))),
+                Err(e) => {
+                    return Ok(Fetched::Failed(format!("download broke off: {}", e.without_url())));
+                }
             }
         }
         Ok(Fetched::Bytes(body, mime))
@@ -679,4 +682,43 @@ pub fn extension_for(mime: Option<&str>) -> &'static str {
 
 fn store_err(e: igdm_store::StoreError) -> Error {
     Error::Config(format!("local store: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn only_a_sha256_names_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = MediaStore::open(dir.path(), MediaLimits::default()).unwrap();
+        let good = "ab".repeat(32);
+        assert_eq!(m.path_of(&good).unwrap(), dir.path().join("ab").join(&good));
+        for bad in [
+            "",
+            "../etc/passwd",
+            &"AB".repeat(32),
+            &"ab".repeat(33),
+            &format!("{}/x", "a".repeat(62)),
+        ] {
+            assert!(m.path_of(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_same_bytes_are_written_once_and_the_limit_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = MediaLimits { max_file_bytes: 10, account_budget_bytes: None };
+        let m = MediaStore::open(dir.path(), limits).unwrap();
+        let a = m.put(b"hello").await.unwrap();
+        assert!(a.written);
+        let b = m.put(b"hello").await.unwrap();
+        assert_eq!((b.sha256.as_str(), b.written), (a.sha256.as_str(), false));
+        assert_eq!(std::fs::read(m.path_of(&a.sha256).unwrap()).unwrap(), b"hello");
+        assert!(m.put(b"hello world").await.is_err());
+        let s = m.dedup_stats();
+        assert_eq!((s.bytes_seen, s.bytes_written, s.files_seen, s.files_written), (10, 5, 2, 1));
+    }
 }
