@@ -57,6 +57,9 @@ enum Command {
     Sync(cmd::store::SyncArgs),
     /// Export the stored messages of the account.
     Export(cmd::store::ExportArgs),
+    /// Media kept from messages.
+    #[command(subcommand)]
+    Media(cmd::store::MediaCommand),
     /// Walk through igdm against an embedded sandbox (no credentials, no network).
     Demo(cmd::demo::DemoArgs),
     /// Log in to an account in a browser, or import its cookies.
@@ -107,6 +110,7 @@ async fn main() -> ExitCode {
         Command::Drafts(c) => cmd::mcp::drafts(c, &cli.global).await,
         Command::Sync(a) => cmd::store::sync_cmd(a, &cli.global).await,
         Command::Export(a) => cmd::store::export(a, &cli.global).await,
+        Command::Media(c) => cmd::store::media(c, &cli.global).await,
         Command::Demo(a) => cmd::demo::run(a, &cli.global).await,
         Command::Bot(c) => cmd::bot::run(c, &cli.global).await,
         Command::Handover(c) => cmd::bot::handover(c, &cli.global).await,

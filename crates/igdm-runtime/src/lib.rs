@@ -258,6 +258,16 @@ impl Runtime {
         store_url(&self.home)
     }
 
+    /// The media store: `IGDM_MEDIA_DIR`, else `$IGDM_HOME/media`, with the
+    /// limits of `IGDM_MEDIA_MAX_FILE_BYTES` and `IGDM_MEDIA_BUDGET_BYTES`.
+    ///
+    /// # Errors
+    /// Bad limits, or a directory that cannot be created.
+    pub fn media_store(&self) -> Result<igdm::MediaStore, RuntimeError> {
+        self.home.ensure()?;
+        Ok(igdm::MediaStore::from_env(&self.home)?)
+    }
+
     /// The local store: `IGDM_DATABASE_URL`, or SQLite at `$IGDM_HOME/igdm.db`.
     ///
     /// # Errors

@@ -222,3 +222,59 @@ async fn demo_seed_is_realistic() {
     assert_eq!(s, 409, "seeding twice collides on usernames");
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn seeded_media_arrive_as_items_with_working_links_and_bad_bytes_are_refused() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let sb = start().await;
+    let base = sb.base_url();
+    let (_, me) = control(
+        &base,
+        "POST",
+        "/_sandbox/accounts",
+        Some(json!({"kind": "personal", "username": "me"})),
+    )
+    .await;
+    let me = me["id"].as_str().unwrap().to_owned();
+    let sam = customer(&base, "sam").await;
+    let from = sam["pk"].as_str().unwrap();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let photo = [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3];
+    let voice = b"\x00\x00\x00\x18ftypM4A \x00\x00\x02\x00";
+    let (s, v) = control(
+        &base,
+        "POST",
+        "/_sandbox/media/seed",
+        Some(json!({"to": me, "from": from, "media": [
+            {"type": "image", "base64": b64(&photo)},
+            {"type": "audio", "base64": b64(voice)},
+        ]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let items = v["items"].as_array().unwrap();
+    let kinds: Vec<&str> = items.iter().map(|i| i["item_type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["media", "voice_media"]);
+    assert_eq!(items[0]["sha256"], json!(hex::encode(sha2::Sha256::digest(photo))));
+    // The thread serves them from CDN links, like uploads.
+    let (_, media) = control(&base, "GET", "/_sandbox/media", None).await;
+    let listed = media["media"].as_array().unwrap();
+    assert!(
+        listed.iter().any(|m| m["media_id"] == items[1]["media_id"] && m["owner"] == json!(from))
+    );
+
+    for (body, want) in [
+        (json!({"to": me, "from": from, "media": [{"type": "image", "base64": b64(voice)}]}), 400),
+        (json!({"to": me, "from": from, "media": [{"type": "gif", "base64": b64(&photo)}]}), 400),
+        (json!({"to": me, "from": from, "media": [{"type": "image", "base64": "%%"}]}), 400),
+        (
+            json!({"to": me, "from": "404", "media": [{"type": "image", "base64": b64(&photo)}]}),
+            404,
+        ),
+    ] {
+        let (s, v) = control(&base, "POST", "/_sandbox/media/seed", Some(body)).await;
+        assert_eq!(s, want, "{v}");
+        assert!(v["error"].as_str().is_some(), "{v}");
+    }
+}

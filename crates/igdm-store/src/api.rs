@@ -8,9 +8,9 @@ use crate::query::Query;
 use crate::types::Lease;
 use crate::types::{
     ConversationActivity, ConversationFilter, DeadLetterSource, Delivery, DeliveryId, EventId,
-    EventLogCounts, Expansion, InsertedEvents, MutationOutcome, NewDelivery, NewEvent, NewOutbox,
-    OutboxBegin, OutboxEntry, OutboxState, RawDelivery, ReactionChange, RecordedDelivery,
-    SearchHit, StoredEvent, SyncCursor,
+    EventLogCounts, Expansion, InsertedEvents, MediaRef, MediaUsage, MutationOutcome, NewDelivery,
+    NewEvent, NewOutbox, OutboxBegin, OutboxEntry, OutboxState, RawDelivery, ReactionChange,
+    RecordedDelivery, SearchHit, StoredEvent, SyncCursor,
 };
 
 /// A boxed future returned by every [`MessageStore`] method.
@@ -138,6 +138,37 @@ pub trait MessageStore: Send + Sync {
         message_id: &'a str,
         deleted_at: Timestamp,
     ) -> StoreFuture<'a, MutationOutcome>;
+
+    /// A stored message found by its id alone, in any conversation of the
+    /// account (the newest when two conversations share an id).
+    fn find_message<'a>(
+        &'a self,
+        account: &'a str,
+        message_id: &'a str,
+    ) -> StoreFuture<'a, Option<Message>>;
+
+    // ----- kept media -----
+
+    /// Records that an attachment's bytes are kept (replaces the reference
+    /// of the same message position).
+    fn put_media_ref<'a>(&'a self, account: &'a str, media: &'a MediaRef) -> StoreFuture<'a, ()>;
+    /// The kept attachments of a message, by position.
+    fn media_refs<'a>(
+        &'a self,
+        account: &'a str,
+        conversation_id: &'a str,
+        message_id: &'a str,
+    ) -> StoreFuture<'a, Vec<MediaRef>>;
+    /// The kept attachments of a conversation's messages.
+    fn conversation_media<'a>(
+        &'a self,
+        account: &'a str,
+        conversation_id: &'a str,
+    ) -> StoreFuture<'a, Vec<MediaRef>>;
+    /// Whether the account already references a file with this hash.
+    fn has_media<'a>(&'a self, account: &'a str, sha256: &'a str) -> StoreFuture<'a, bool>;
+    /// What the account's kept media use (each distinct file once).
+    fn media_usage<'a>(&'a self, account: &'a str) -> StoreFuture<'a, MediaUsage>;
 
     // ----- sync state and raw payloads -----
 

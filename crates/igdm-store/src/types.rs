@@ -449,3 +449,33 @@ mod tests {
         assert!(OutboxState::Unknown.is_open() && !OutboxState::Sent.is_open());
     }
 }
+
+/// A message attachment kept in the media store: the file holding its bytes,
+/// named by their SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaRef {
+    /// The conversation of the message.
+    pub conversation_id: String,
+    /// The message.
+    pub message_id: String,
+    /// The attachment's position in the message's attachments.
+    pub position: u32,
+    /// Lower-case hex SHA-256 of the bytes (the file's name in the media store).
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// MIME type, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime: Option<String>,
+    /// When the bytes were stored.
+    pub stored_at: Timestamp,
+}
+
+/// What an account's kept media use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaUsage {
+    /// Distinct files (hashes) the account references.
+    pub files: u64,
+    /// Their total size in bytes (each file counted once).
+    pub bytes: u64,
+}

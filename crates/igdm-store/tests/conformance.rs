@@ -12,6 +12,7 @@ conformance!(
     edits_and_deletions_before_their_message,
     reactions_add_remove_and_replace,
     sync_cursors_and_raw_payloads,
+    media_refs_find_messages_and_count_each_file_once,
     outbox_is_idempotent,
     outbox_lists_a_conversations_sends_since_a_time,
     activity_creates_conversations_and_only_moves_forward,
@@ -26,8 +27,8 @@ mod cases {
         Folder, Message, Participant, Reaction, ReplyTo, SendStatus, Timestamp, User,
     };
     use igdm_store::{
-        ConversationActivity, ConversationFilter, MutationOutcome, NewOutbox, OutboxState,
-        ReactionChange, StoreError, SyncCursor,
+        ConversationActivity, ConversationFilter, MediaRef, MediaUsage, MutationOutcome, NewOutbox,
+        OutboxState, ReactionChange, StoreError, SyncCursor,
     };
     use serde_json::json;
 
@@ -395,6 +396,57 @@ mod cases {
         assert_eq!(s.get_raw_payload(ACC, "message", "1").await.unwrap(), Some(raw));
         s.put_raw_payload(ACC, "message", "1", &json!({"v": 2})).await.unwrap();
         assert_eq!(s.get_raw_payload(ACC, "message", "1").await.unwrap(), Some(json!({"v": 2})));
+    }
+
+    pub async fn media_refs_find_messages_and_count_each_file_once(h: &Harness) {
+        let s = &h.store;
+        s.upsert_message(ACC, &msg("c1", "m1", 1, Some("one"))).await.unwrap();
+        s.upsert_message(ACC, &msg("c2", "m2", 2, Some("two"))).await.unwrap();
+        s.upsert_message("other", &msg("c1", "m1", 3, Some("not mine"))).await.unwrap();
+
+        // A message is found by its id alone, in the account's conversations only.
+        let found = s.find_message(ACC, "m2").await.unwrap().unwrap();
+        assert_eq!((found.conversation_id.as_str(), found.text.as_deref()), ("c2", Some("two")));
+        assert_eq!(s.find_message(ACC, "nope").await.unwrap(), None);
+        assert_eq!(
+            s.find_message("other", "m1").await.unwrap().unwrap().text.as_deref(),
+            Some("not mine")
+        );
+
+        let r = |conv: &str, id: &str, pos: u32, sha: &str, size: u64| MediaRef {
+            conversation_id: conv.into(),
+            message_id: id.into(),
+            position: pos,
+            sha256: sha.into(),
+            size,
+            mime: Some("image/jpeg".into()),
+            stored_at: t(5),
+        };
+        assert_eq!(s.media_usage(ACC).await.unwrap(), MediaUsage::default());
+        assert!(!s.has_media(ACC, "aa").await.unwrap());
+        s.put_media_ref(ACC, &r("c1", "m1", 1, "bb", 20)).await.unwrap();
+        s.put_media_ref(ACC, &r("c1", "m1", 0, "aa", 10)).await.unwrap();
+        // The same bytes in another message: one file.
+        s.put_media_ref(ACC, &r("c2", "m2", 0, "aa", 10)).await.unwrap();
+        s.put_media_ref("other", &r("c1", "m1", 0, "cc", 1000)).await.unwrap();
+        assert!(s.has_media(ACC, "aa").await.unwrap());
+        assert!(!s.has_media(ACC, "cc").await.unwrap());
+        assert_eq!(s.media_usage(ACC).await.unwrap(), MediaUsage { files: 2, bytes: 30 });
+
+        let refs = s.media_refs(ACC, "c1", "m1").await.unwrap();
+        assert_eq!(refs, vec![r("c1", "m1", 0, "aa", 10), r("c1", "m1", 1, "bb", 20)]);
+        assert_eq!(
+            s.conversation_media(ACC, "c2").await.unwrap(),
+            vec![r("c2", "m2", 0, "aa", 10)]
+        );
+
+        // Storing a position again replaces its reference; re-syncing the
+        // message leaves the references alone.
+        s.put_media_ref(ACC, &r("c1", "m1", 1, "dd", 7)).await.unwrap();
+        s.upsert_message(ACC, &msg("c1", "m1", 1, Some("one, again"))).await.unwrap();
+        let refs = s.media_refs(ACC, "c1", "m1").await.unwrap();
+        assert_eq!(refs[1].sha256, "dd");
+        assert_eq!(s.media_usage(ACC).await.unwrap(), MediaUsage { files: 2, bytes: 17 });
     }
 
     pub async fn outbox_is_idempotent(h: &Harness) {

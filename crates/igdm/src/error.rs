@@ -85,6 +85,9 @@ pub enum Error {
     /// The provider's answer did not fit igdm's model.
     #[error("unexpected response shape: {0}")]
     Shape(String),
+    /// Media could not be kept (a link that stayed expired, a size limit).
+    #[error("{0}")]
+    Media(String),
 }
 
 impl Error {
@@ -114,9 +117,11 @@ impl Error {
                     .into();
                 e
             }
-            Self::WriteOutcomeUnknown(_) | Self::Ledger(_) | Self::Io { .. } | Self::Shape(_) => {
-                ApiError::new(ErrorClass::Transient, self.to_string())
-            }
+            Self::WriteOutcomeUnknown(_)
+            | Self::Ledger(_)
+            | Self::Io { .. }
+            | Self::Shape(_)
+            | Self::Media(_) => ApiError::new(ErrorClass::Transient, self.to_string()),
         }
     }
 

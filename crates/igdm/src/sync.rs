@@ -17,6 +17,7 @@ use tracing::{debug, info};
 use igdm_model::{Conversation, Message, Timestamp};
 use igdm_store::{MessageStore, SyncCursor};
 
+use crate::keep::{KeepReport, Keeper, MediaStore};
 use crate::ops::{page_of, params};
 use crate::{Client, Error};
 
@@ -31,6 +32,9 @@ pub struct SyncReport {
     pub pages: u64,
     /// Conversations whose history reached its start.
     pub completed: u64,
+    /// What keeping media did ([`sync_with_media`] only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<crate::keep::KeepReport>,
 }
 
 /// Progress events, for progress bars.
@@ -75,6 +79,7 @@ impl Default for SyncOptions {
 pub struct Interrupted;
 
 struct Run<'a> {
+    keeper: Option<Keeper<'a>>,
     client: &'a Client,
     store: &'a dyn MessageStore,
     account: String,
@@ -209,6 +214,10 @@ impl Run<'_> {
         if state.completed {
             self.report.completed += 1;
         }
+        if let Some(keeper) = self.keeper.as_mut() {
+            let report = self.report.media.get_or_insert_with(KeepReport::default);
+            keeper.keep_conversation(id, report).await?;
+        }
         Ok(Ok(()))
     }
 
@@ -249,8 +258,40 @@ pub async fn sync(
     opts: &SyncOptions,
     progress: &mut dyn FnMut(SyncProgress),
 ) -> Result<(SyncReport, bool), Error> {
+    run_sync(client, store, None, opts, progress).await
+}
+
+/// Syncs like [`sync`] and keeps the media of each conversation's messages
+/// in `media` as soon as the conversation is synced, including messages
+/// stored before (their expired links are refreshed by re-reading).
+///
+/// # Errors
+/// As [`sync`].
+pub async fn sync_with_media(
+    client: &Client,
+    store: &dyn MessageStore,
+    media: &MediaStore,
+    opts: &SyncOptions,
+    progress: &mut dyn FnMut(SyncProgress),
+) -> Result<(SyncReport, bool), Error> {
+    let keeper = Keeper::new(client, store, media);
+    run_sync(client, store, Some(keeper), opts, progress).await
+}
+
+async fn run_sync<'a>(
+    client: &'a Client,
+    store: &'a dyn MessageStore,
+    keeper: Option<Keeper<'a>>,
+    opts: &'a SyncOptions,
+    progress: &'a mut dyn FnMut(SyncProgress),
+) -> Result<(SyncReport, bool), Error> {
     let account = client.account().name.clone();
-    let mut run = Run { client, store, account, opts, report: SyncReport::default(), progress };
+    let with_media = keeper.is_some();
+    let mut run =
+        Run { keeper, client, store, account, opts, report: SyncReport::default(), progress };
+    if with_media {
+        run.report.media = Some(KeepReport::default());
+    }
     let convs = match run.inbox().await? {
         Ok(c) => c,
         Err(Interrupted) => return Ok((run.report, true)),

@@ -149,6 +149,19 @@ async fn photo_video_and_voice_from_files() {
 }
 
 #[tokio::test]
+async fn a_video_larger_than_a_default_body_limit_goes_through() {
+    // 6 MB: over the 2 MB an HTTP framework buffers by default, well under
+    // Instagram's 25 MB for video.
+    let (sandbox, seed) = igdm_test::sandbox::seeded().await;
+    let base = sandbox.base_url();
+    let client = igdm_test::clients::web(&base, &seed, PacingPolicy::none());
+    let dir = tempfile::tempdir().unwrap();
+    let video = mp4(dir.path(), "big.mp4", b"isom", 6_000_000);
+    send_and_check(&client, &seed.group_thread_id, MediaKind::Video, &video, ContentType::Video)
+        .await;
+}
+
+#[tokio::test]
 async fn an_interrupted_upload_resumes_from_the_server_offset() {
     let (sandbox, seed) = igdm_test::sandbox::seeded().await;
     let base = sandbox.base_url();

@@ -31,6 +31,8 @@
 //! like Instagram's CDN links. `POST /_sandbox/media/expire` expires every
 //! link at once; re-reading a message then yields a fresh one. A link past
 //! its expiry or revoked answers 403 `URL signature expired`.
+//! `POST /_sandbox/media/seed` makes a user send an account media items
+//! (the bytes given in base64), as if that user had uploaded and sent them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,7 +40,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -47,7 +49,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-use crate::state::{Micros, Sandbox, World};
+use crate::state::{ItemAttachment, ItemKind, Micros, NewItem, Sandbox, SandboxError, World};
 
 /// How long a CDN link lives (Instagram's last a few days).
 const CDN_TTL_SECS: i64 = 3 * 24 * 3600;
@@ -61,8 +63,17 @@ pub fn routes() -> Router<Arc<Sandbox>> {
         .route("/cdn/v/{dir}/{file}", get(cdn))
         .route("/_sandbox/media", get(list_media))
         .route("/_sandbox/media/expire", post(expire_all))
+        .route("/_sandbox/media/seed", post(seed_incoming))
         .route("/_sandbox/media/interrupt", post(interrupt))
+        // Bodies up to the largest kind's limit reach the checks above (and
+        // seeded media, in base64, too): axum's default 2 MB would refuse a
+        // 5 MB video with a 413 Instagram's edge does not give.
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
+
+/// The largest body the upload edge and the seed endpoint read: 25 MB of
+/// media in base64, and then some.
+const BODY_LIMIT: usize = 36 * 1024 * 1024;
 
 /// What was uploaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -515,6 +526,118 @@ fn relink(w: &mut World, store: &MediaStore, base: &str, now: Micros) -> usize {
         }
     }
     n
+}
+
+/// One media item of a `POST /_sandbox/media/seed`.
+#[derive(Deserialize)]
+struct SeedMedia {
+    /// `image`, `video` or `audio`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// The bytes, base64 (standard alphabet).
+    base64: String,
+}
+
+/// `POST /_sandbox/media/seed`.
+#[derive(Deserialize)]
+struct SeedBody {
+    /// The receiving account (id).
+    to: String,
+    /// The sending user (pk or IGSID); not an account.
+    from: String,
+    media: Vec<SeedMedia>,
+}
+
+/// Makes `from` send `to` one media item per entry, in order, in their
+/// (accepted) thread: the bytes are stored as `from`'s uploads and each item
+/// carries a CDN link like a sent attachment. Answers each item's ids with
+/// the `media_id` and the SHA-256 of its bytes.
+async fn seed_incoming(State(sb): State<Arc<Sandbox>>, body: Bytes) -> Response {
+    let refuse = |status: StatusCode, message: String| {
+        (status, Json(json!({"error": message}))).into_response()
+    };
+    let req: SeedBody = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("bad seed body: {e}")),
+    };
+    let mut blobs = Vec::with_capacity(req.media.len());
+    for (n, m) in req.media.iter().enumerate() {
+        let kind = match m.kind.as_str() {
+            "image" => MediaKind::Image,
+            "video" => MediaKind::Video,
+            "audio" => MediaKind::Audio,
+            other => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("media[{n}]: unknown type {other:?}: image|video|audio"),
+                );
+            }
+        };
+        let bytes = match base64::engine::general_purpose::STANDARD.decode(&m.base64) {
+            Ok(b) => b,
+            Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("media[{n}]: {e}")),
+        };
+        if !kind.looks_right(&bytes) || bytes.len() as u64 > kind.max_bytes() {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("media[{n}]: not {} within {} bytes", kind.mime(), kind.max_bytes()),
+            );
+        }
+        blobs.push((kind, bytes));
+    }
+    let store = sb.extension::<MediaStore>();
+    let base = sb.base_url().unwrap_or_default();
+    let result = sb
+        .write(|w| -> Result<Value, SandboxError> {
+            let account = w.account(&req.to)?.id.clone();
+            let pk = w
+                .user(&req.from)
+                .filter(|u| !u.is_account)
+                .map(|u| u.pk.clone())
+                .ok_or_else(|| SandboxError::NotFound(format!("user {}", req.from)))?;
+            let thread = w.thread_with(&account, std::slice::from_ref(&pk), false)?;
+            let mut items = Vec::with_capacity(blobs.len());
+            for (kind, bytes) in blobs {
+                let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
+                let size = bytes.len();
+                let media_id = store.with(|i| {
+                    i.next += 1;
+                    let id = format!("{}", 17_000_000_000_000_000u64 + i.next * 7919);
+                    i.media.insert(
+                        id.clone(),
+                        Blob { owner: pk.clone(), kind, bytes: Bytes::from(bytes), sha256: sha256.clone() },
+                    );
+                    id
+                });
+                let url = store.link(&base, &media_id, w.now_us()).unwrap_or_default();
+                let item_kind = match kind {
+                    MediaKind::Image => ItemKind::Media,
+                    MediaKind::Video => ItemKind::RavenMedia,
+                    MediaKind::Audio => ItemKind::VoiceMedia,
+                };
+                let item = w.append_item(
+                    &thread,
+                    &pk,
+                    NewItem {
+                        kind: Some(item_kind),
+                        attachments: vec![ItemAttachment {
+                            kind: kind.attachment_type().to_owned(),
+                            url,
+                        }],
+                        ..NewItem::default()
+                    },
+                )?;
+                items.push(json!({"item_id": item.id, "mid": item.mid, "media_id": media_id,
+                                  "sha256": sha256, "size": size, "item_type": item.kind.as_str()}));
+            }
+            Ok(json!({"thread_id": thread, "items": items}))
+        })
+        .await;
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(SandboxError::NotFound(m)) => refuse(StatusCode::NOT_FOUND, m),
+        Err(e) => refuse(StatusCode::BAD_REQUEST, e.to_string()),
+    }
 }
 
 #[derive(Deserialize)]

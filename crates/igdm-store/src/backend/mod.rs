@@ -363,6 +363,22 @@ macro_rules! shared_store {
 
         type DbRow = <$db as sqlx::Database>::Row;
 
+        /// Maps a `media_refs` row.
+        fn media_ref_row(row: &DbRow) -> StoreResult<MediaRef> {
+            let position: i64 = row.try_get("position")?;
+            let size: i64 = row.try_get("size")?;
+            Ok(MediaRef {
+                conversation_id: row.try_get("conversation_id")?,
+                message_id: row.try_get("message_id")?,
+                position: u32::try_from(position)
+                    .map_err(|_| StoreError::corrupt("media_refs.position", position))?,
+                sha256: row.try_get("sha256")?,
+                size: to_u64("media_refs.size", size)?,
+                mime: row.try_get("mime")?,
+                stored_at: ts("media_refs.stored_at", row.try_get("stored_at")?)?,
+            })
+        }
+
         impl $store {
             /// Inserts one event inside `tx`; `None` when its dedup key is stored.
             async fn insert_event_in(
@@ -1414,6 +1430,130 @@ macro_rules! shared_store {
                         .fetch_all(&self.pool)
                         .await?;
                     Ok(self.messages_with_reactions(account, &rows).await?.into_iter().next())
+                }
+                .boxed()
+            }
+
+            fn find_message<'a>(
+                &'a self,
+                account: &'a str,
+                message_id: &'a str,
+            ) -> StoreFuture<'a, Option<Message>> {
+                async move {
+                    let sql = format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.account_id = $1 \
+                         AND m.message_id = $2 ORDER BY m.sent_at DESC, m.seq DESC LIMIT 1"
+                    );
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(account)
+                        .bind(message_id)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    Ok(self.messages_with_reactions(account, &rows).await?.into_iter().next())
+                }
+                .boxed()
+            }
+
+            fn put_media_ref<'a>(
+                &'a self,
+                account: &'a str,
+                media: &'a MediaRef,
+            ) -> StoreFuture<'a, ()> {
+                async move {
+                    sqlx::query(
+                        "INSERT INTO media_refs (account_id, conversation_id, message_id, position, sha256, \
+                         size, mime, stored_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (account_id, conversation_id, message_id, position) DO UPDATE SET \
+                         sha256 = excluded.sha256, size = excluded.size, mime = excluded.mime, \
+                         stored_at = excluded.stored_at",
+                    )
+                    .bind(account)
+                    .bind(&media.conversation_id)
+                    .bind(&media.message_id)
+                    .bind(i64::from(media.position))
+                    .bind(&media.sha256)
+                    .bind(to_i64("media size", media.size)?)
+                    .bind(media.mime.as_deref())
+                    .bind(media.stored_at.unix_micros())
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+                .boxed()
+            }
+
+            fn media_refs<'a>(
+                &'a self,
+                account: &'a str,
+                conversation_id: &'a str,
+                message_id: &'a str,
+            ) -> StoreFuture<'a, Vec<MediaRef>> {
+                async move {
+                    let rows = sqlx::query(
+                        "SELECT conversation_id, message_id, position, sha256, size, mime, stored_at \
+                         FROM media_refs WHERE account_id = $1 AND conversation_id = $2 AND message_id = $3 \
+                         ORDER BY position",
+                    )
+                    .bind(account)
+                    .bind(conversation_id)
+                    .bind(message_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter().map(media_ref_row).collect()
+                }
+                .boxed()
+            }
+
+            fn conversation_media<'a>(
+                &'a self,
+                account: &'a str,
+                conversation_id: &'a str,
+            ) -> StoreFuture<'a, Vec<MediaRef>> {
+                async move {
+                    let rows = sqlx::query(
+                        "SELECT conversation_id, message_id, position, sha256, size, mime, stored_at \
+                         FROM media_refs WHERE account_id = $1 AND conversation_id = $2 \
+                         ORDER BY message_id, position",
+                    )
+                    .bind(account)
+                    .bind(conversation_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter().map(media_ref_row).collect()
+                }
+                .boxed()
+            }
+
+            fn has_media<'a>(&'a self, account: &'a str, sha256: &'a str) -> StoreFuture<'a, bool> {
+                async move {
+                    let row = sqlx::query(
+                        "SELECT 1 AS one FROM media_refs WHERE account_id = $1 AND sha256 = $2 LIMIT 1",
+                    )
+                    .bind(account)
+                    .bind(sha256)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(row.is_some())
+                }
+                .boxed()
+            }
+
+            fn media_usage<'a>(&'a self, account: &'a str) -> StoreFuture<'a, MediaUsage> {
+                async move {
+                    let row = sqlx::query(
+                        "SELECT COUNT(*) AS files, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes FROM \
+                         (SELECT sha256, MAX(size) AS size FROM media_refs WHERE account_id = $1 \
+                          GROUP BY sha256) AS kept",
+                    )
+                    .bind(account)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    let files: i64 = row.try_get("files")?;
+                    let bytes: i64 = row.try_get("bytes")?;
+                    Ok(MediaUsage {
+                        files: to_u64("media_refs.files", files)?,
+                        bytes: to_u64("media_refs.size", bytes)?,
+                    })
                 }
                 .boxed()
             }
