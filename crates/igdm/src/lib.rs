@@ -29,6 +29,7 @@ pub mod ops;
 pub mod pacing;
 pub mod state;
 pub mod sync;
+pub mod watch;
 
 pub use accounts::{AccountConfig, Accounts, PacingOverride};
 pub use client::{CallError, Client, ClientBuilder, RetryPolicy, SessionSink};
@@ -38,6 +39,7 @@ pub use ops::{ListConversations, ListMessages, SendMessage, SendOutcome};
 pub use pacing::{PaceDecision, PacingPolicy};
 pub use state::{AccountState, SendRecord, StateFile};
 pub use sync::{SyncOptions, SyncProgress, SyncReport, last_synced, sync};
+pub use watch::{Hub, PollPolicy, WatchStop, Watcher};
 
 pub use igdm_model as model;
 pub use igdm_spec as spec;

@@ -13,3 +13,4 @@ pub mod serve;
 pub mod spec;
 pub mod store;
 pub mod upkeep;
+pub mod watch;

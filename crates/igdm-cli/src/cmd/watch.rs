@@ -1,0 +1,227 @@
+//! `igdm watch`: keeps accounts live and streams every change as a
+//! normalized event (the watcher itself is `igdm::watch`).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use igdm::watch::{Hub, PollPolicy, WatchStop, Watcher};
+use igdm_webhook::{EventOutput, EventSink, ForwardConfig, ForwardSink, JsonLinesSink};
+
+use super::ctx::{Ctx, Opened};
+use crate::Global;
+
+/// `igdm watch`.
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// The accounts to watch (also `--account NAME[,NAME…]`; default: every account).
+    pub names: Vec<String>,
+    /// Write every event as one JSON line to PATH (`-` for stdout, the
+    /// default when no other sink is given).
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<String>,
+    /// POST every event to URL, signed with `IGDM_FORWARD_SECRET`.
+    #[arg(long, value_name = "URL")]
+    pub forward: Option<String>,
+    /// Poll interval right after activity (e.g. 30s); it grows while the
+    /// account is idle [default: the connector's `poll_min_interval`].
+    /// Instagram's own hosts refuse one below the connector's minimum; an
+    /// account on an emulator (`--sandbox`) compresses time instead.
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+    pub interval: Option<Duration>,
+}
+
+fn parse_interval(raw: &str) -> Result<Duration, String> {
+    igdm_auth::session::parse_duration(raw).map_err(|e| e.to_string())
+}
+
+/// The event log of the watchers: beside a SQLite store, a file of its own
+/// (`igdm.watch.db`); with PostgreSQL, the store's database.
+fn log_database(ctx: &Ctx) -> anyhow::Result<String> {
+    match std::env::var("IGDM_DATABASE_URL") {
+        Ok(u) if !u.is_empty() => Ok(u),
+        _ => {
+            ctx.home.ensure()?;
+            Ok(format!("sqlite://{}?mode=rwc", ctx.home.join("igdm.watch.db").display()))
+        }
+    }
+}
+
+fn shared(store: igdm_store::Store) -> Arc<dyn igdm_store::MessageStore> {
+    match store {
+        igdm_store::Store::Sqlite(s) => Arc::new(s),
+        igdm_store::Store::Postgres(p) => Arc::new(p),
+    }
+}
+
+/// Opens the hub every watcher of this process shares: the store, the
+/// watchers' event log and the sinks.
+pub async fn open_hub(
+    ctx: &Ctx,
+    events: Option<&str>,
+    forward: Option<&str>,
+) -> anyhow::Result<Arc<Hub>> {
+    let messages = shared(ctx.store().await?);
+    let log = shared(
+        igdm_store::Store::open(&log_database(ctx)?)
+            .await
+            .context("opening the watchers' event log")?,
+    );
+    let mut hub = Hub::new(messages, log);
+    if let Some(out) = events {
+        let sink = JsonLinesSink::open(&EventOutput::parse(out))
+            .await
+            .with_context(|| format!("opening the event stream {out}"))?;
+        hub = hub.with_sink(Arc::new(sink) as Arc<dyn EventSink>);
+    }
+    if let Some(url) = forward {
+        let secret = std::env::var("IGDM_FORWARD_SECRET")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .context("--forward needs IGDM_FORWARD_SECRET to sign what it sends")?;
+        let sink = ForwardSink::new(ForwardConfig::new(url, secret))?;
+        hub = hub.with_sink(Arc::new(sink));
+    }
+    Ok(Arc::new(hub))
+}
+
+/// The accounts named on the command line (positional names and
+/// `--account`, comma-separated), or every account.
+fn chosen(ctx: &Ctx, args: &WatchArgs, global: &Global) -> anyhow::Result<Vec<String>> {
+    let mut names: Vec<String> = args.names.clone();
+    if let Some(a) = &global.account {
+        names.extend(a.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned));
+    }
+    if names.is_empty() {
+        names = ctx.accounts.accounts.iter().map(|a| a.name.clone()).collect();
+    }
+    if names.is_empty() {
+        bail!("no accounts to watch: add one with `igdm accounts add` or `igdm login`");
+    }
+    names.dedup();
+    for n in &names {
+        ctx.account(Some(n))?;
+    }
+    Ok(names)
+}
+
+/// The poll policy of an account: its connector's, with `--interval`.
+pub fn policy_for(opened: &Opened, interval: Option<Duration>) -> anyhow::Result<PollPolicy> {
+    let client = &opened.client;
+    let policy = PollPolicy::for_connector(client.connector());
+    Ok(match interval {
+        Some(d) => policy.with_interval(d, client.account().base_url.is_some())?,
+        None => policy,
+    })
+}
+
+/// Opens the watched accounts. This is where `igdm watch` (and
+/// `igdm mcp --live`) get their clients: each is an [`Opened`] of
+/// [`Ctx::client`], whose session is written back by [`Opened::finish`].
+pub async fn open_accounts(ctx: &mut Ctx, names: &[String]) -> anyhow::Result<Vec<Opened>> {
+    let mut opened = Vec::with_capacity(names.len());
+    for name in names {
+        opened.push(ctx.client(Some(name)).await?);
+    }
+    Ok(opened)
+}
+
+/// Starts one watcher per opened account; each reports on stderr when its
+/// baseline is taken and when it stops.
+pub fn spawn(
+    opened: &[Opened],
+    hub: &Arc<Hub>,
+    policies: Vec<PollPolicy>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<(String, anyhow::Result<WatchStop>)>> {
+    opened
+        .iter()
+        .zip(policies)
+        .map(|(o, policy)| {
+            let watcher = Watcher::new(o.client.clone(), hub.clone(), policy);
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let name = watcher.account().to_owned();
+                let res = watcher
+                    .run(stop, |n| eprintln!("igdm watch: watching {n}"))
+                    .await
+                    .map_err(anyhow::Error::from);
+                (name, res)
+            })
+        })
+        .collect()
+}
+
+/// Runs `igdm watch` until every watcher stopped or SIGTERM / Ctrl-C.
+pub async fn run(args: WatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    if let Some(url) = &args.forward
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        bail!("--forward must be an http:// or https:// URL, got {url:?}");
+    }
+    let mut ctx = Ctx::open()?;
+    let names = chosen(&ctx, &args, global)?;
+    let events = match (&args.events, &args.forward) {
+        (Some(e), _) => Some(e.as_str()),
+        (None, None) => Some("-"),
+        (None, Some(_)) => None,
+    };
+    let hub = open_hub(&ctx, events, args.forward.as_deref()).await?;
+    let opened = open_accounts(&mut ctx, &names).await?;
+    let policies =
+        opened.iter().map(|o| policy_for(o, args.interval)).collect::<anyhow::Result<Vec<_>>>()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = spawn(&opened, &hub, policies, &stop_rx);
+    let mut code = ExitCode::SUCCESS;
+    let signal = igdm_webhook::shutdown_signal();
+    tokio::pin!(signal);
+    while !tasks.is_empty() {
+        tokio::select! {
+            () = &mut signal => {
+                let _ = stop_tx.send(true);
+                for t in tasks.drain(..) {
+                    if let Ok((name, Err(e))) = t.await {
+                        eprintln!("igdm watch: {name}: {e:#}");
+                    }
+                }
+                break;
+            }
+            (done, _, rest) = futures_select(std::mem::take(&mut tasks)) => {
+                tasks = rest;
+                match done {
+                    Ok((name, Ok(WatchStop::NeedsUser(e)))) => {
+                        eprintln!(
+                            "igdm watch: stopped watching {name}: {}. {} (then run `igdm watch` again)",
+                            e.message, e.remediation
+                        );
+                        code = ExitCode::from(igdm::exit_code(&e.class));
+                    }
+                    Ok((_, Ok(_))) => {}
+                    Ok((name, Err(e))) => {
+                        eprintln!("igdm watch: {name}: {e:#}");
+                        code = ExitCode::from(1);
+                    }
+                    Err(e) => {
+                        eprintln!("igdm watch: a watcher failed: {e}");
+                        code = ExitCode::from(1);
+                    }
+                }
+            }
+        }
+    }
+    for o in opened {
+        o.finish().await?;
+    }
+    Ok(code)
+}
+
+/// The first of `tasks` to finish, and the others.
+async fn futures_select<T>(
+    tasks: Vec<tokio::task::JoinHandle<T>>,
+) -> (Result<T, tokio::task::JoinError>, usize, Vec<tokio::task::JoinHandle<T>>) {
+    if tasks.is_empty() {
+        return std::future::pending().await;
+    }
+    futures::future::select_all(tasks).await
+}
