@@ -374,3 +374,163 @@ async fn a_challenge_stops_one_watcher_and_the_others_go_on() {
     assert_eq!(ev["kind"], "message");
     drop(w.kill());
 }
+
+/// Every message of `stream` (from the start), until `want` arrived or the
+/// stream stays quiet: (`Nats-Msg-Id`, event).
+async fn drain_stream(url: &str, stream: &str, want: usize) -> Vec<(String, Value)> {
+    use futures::StreamExt as _;
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+    let deadline = Instant::now() + WAIT;
+    let stream = loop {
+        match js.get_stream(stream).await {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no stream {stream}: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::All,
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let mut got = Vec::new();
+    loop {
+        // Past `want`, wait a moment more for anything delivered twice.
+        let quiet = if got.len() < want { WAIT } else { Duration::from_secs(1) };
+        let Ok(Some(m)) = tokio::time::timeout(quiet, messages.next()).await else { break };
+        let m = m.unwrap();
+        let id = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Msg-Id"))
+            .map(|v| v.as_str().to_owned())
+            .expect("every message carries Nats-Msg-Id");
+        got.push((id, serde_json::from_slice(&m.payload).unwrap()));
+        m.ack().await.unwrap();
+    }
+    got
+}
+
+/// Each id once, and the events as published.
+fn once_per_id(got: &[(String, Value)]) -> Vec<Value> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for (id, _) in got {
+        *counts.entry(id.as_str()).or_default() += 1;
+    }
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "ids delivered more than once: {twice:?}");
+    got.iter().map(|(_, e)| e.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_publishes_a_burst_to_jetstream_once_per_event() {
+    let Some(nats) = igdm_test::prereq::nats("watch_publishes_a_burst_to_jetstream_once_per_event")
+    else {
+        return;
+    };
+    let env = env().await;
+    let me = env.web_account("me").await;
+    let cust = env.customer("natsfan").await;
+    env.act(&cust, &me, json!({"text": "first"})).await;
+    let w =
+        env.watch(&["--nats", &nats.url, "--nats-subject", "watch.test", "--interval", "100ms"]);
+    w.stderr_line("watching me", WAIT);
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let v = env.act(&cust, &me, json!({"text": format!("n {i}")})).await;
+        expected.push(v["item_id"].as_str().unwrap().to_owned());
+    }
+    env.act(&cust, &me, json!({"reaction": {"mid": expected[19], "emoji": "👍"}})).await;
+    let got = drain_stream(&nats.url, "WATCH_TEST", expected.len() + 1).await;
+    drop(w.kill());
+    let events = once_per_id(&got);
+    let mut ids: Vec<&str> = events
+        .iter()
+        .filter(|e| e["kind"] == "message")
+        .map(|e| e["message_id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut want: Vec<&str> = expected.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    assert_eq!(ids, want);
+    assert_eq!(events.iter().filter(|e| e["kind"] == "reaction").count(), 1);
+}
+
+const SECRET: &str = "nats-test-secret";
+
+/// A signed delivery of a customer message and a reaction to it.
+fn delivery(n: usize) -> String {
+    let ts = 1_790_000_000_000_i64 + i64::try_from(n).unwrap();
+    json!({"object": "instagram", "entry": [{"id": "17841400000000001", "time": ts, "messaging": [
+        {"sender": {"id": "4242"}, "recipient": {"id": "17841400000000001"}, "timestamp": ts,
+         "message": {"mid": format!("nats-{n}"), "text": format!("message {n}")}},
+        {"sender": {"id": "4242"}, "recipient": {"id": "17841400000000001"}, "timestamp": ts,
+         "reaction": {"mid": format!("nats-{n}"), "action": "react", "reaction": "love", "emoji": "❤️"}}
+    ]}]})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_publishes_a_burst_to_jetstream_once_per_event() {
+    let Some(nats) = igdm_test::prereq::nats("serve_publishes_a_burst_to_jetstream_once_per_event")
+    else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", home.path().join("igdm.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_igdm"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--database", &db])
+        .args(["--nats", &nats.url, "--nats-subject", "serve.test"])
+        .env("IGDM_APP_SECRET", SECRET)
+        .env("IGDM_VERIFY_TOKEN", "t")
+        .env("IGDM_HOME", home.path())
+        .env_remove("IGDM_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("igdm serve: listening on ") {
+                let _ = tx.send(rest.trim_end_matches("/webhook").to_owned());
+            }
+        }
+    });
+    let base = rx.recv_timeout(WAIT).expect("igdm serve did not start");
+    let client = reqwest::Client::new();
+    let n = 30;
+    // The burst, then Meta's retries of a third of it.
+    for i in (0..n).chain(0..n / 3) {
+        let body = delivery(i);
+        let sig = igdm_webhook::sign(SECRET.as_bytes(), body.as_bytes());
+        let r = client
+            .post(format!("{base}/webhook"))
+            .header("content-type", "application/json")
+            .header(igdm_webhook::SIGNATURE_HEADER, sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let got = drain_stream(&nats.url, "SERVE_TEST", 2 * n).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let events = once_per_id(&got);
+    assert_eq!(events.len(), 2 * n, "{events:#?}");
+    for i in 0..n {
+        let mid = format!("nats-{i}");
+        for kind in ["message", "reaction"] {
+            let c = events.iter().filter(|e| e["kind"] == kind && e["message_id"] == mid).count();
+            assert_eq!(c, 1, "{kind} of {mid}");
+        }
+    }
+}

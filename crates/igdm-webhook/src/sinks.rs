@@ -187,12 +187,18 @@ pub enum SinkError {
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Client(String),
+    /// NATS refused a connection, a stream or a message.
+    #[error("NATS: {0}")]
+    Nats(String),
+    /// A sink setting is wrong.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// A destination that takes events and returns only once they are
 /// delivered: a producer that marks events done after publishing them
 /// (`igdm watch`) emits each at least once, even when it is killed.
-pub trait EventSink: Send + Sync {
+pub trait EventSink: Send + Sync + std::fmt::Debug {
     /// Delivers `events`, in order.
     fn publish<'a>(&'a self, events: &'a [Arc<Event>]) -> SinkFuture<'a>;
 }
@@ -267,6 +273,112 @@ impl EventSink for ForwardSink {
                 if !forward_one(&self.client, &self.cfg, ev).await {
                     return Err(SinkError::Forward(self.cfg.max_attempts));
                 }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// An event's id: the first 128 bits of the SHA-256 of its JSON, in hex.
+/// The same event published again (a retried delivery, a redelivery after
+/// a crash) has the same id, which is what the JetStream sink sends as
+/// `Nats-Msg-Id` so that the stream keeps it once.
+#[must_use]
+pub fn event_id(event: &Event) -> String {
+    use sha2::Digest as _;
+    let json = serde_json::to_vec(event).unwrap_or_default();
+    hex::encode(&sha2::Sha256::digest(&json)[..16])
+}
+
+/// A token of a NATS subject made from `raw` (`.`, wildcards and spaces
+/// become `_`).
+fn subject_token(raw: &str) -> String {
+    let t: String = raw
+        .chars()
+        .map(|c| if c == '.' || c == '*' || c == '>' || c.is_whitespace() { '_' } else { c })
+        .collect();
+    if t.is_empty() { "_".to_owned() } else { t }
+}
+
+/// NATS JetStream: each event is published to `PREFIX.ACCOUNT.KIND` with
+/// its [`event_id`] as `Nats-Msg-Id` and acknowledged by the stream before
+/// [`EventSink::publish`] returns. The stream (named after the prefix,
+/// subjects `PREFIX.>`) is created when missing; within its duplicate
+/// window (2 minutes by default) a message published again is kept once.
+#[derive(Debug, Clone)]
+pub struct NatsSink {
+    js: async_nats::jetstream::Context,
+    prefix: String,
+}
+
+impl NatsSink {
+    /// The stream name for a subject prefix (`igdm.events` → `IGDM_EVENTS`).
+    #[must_use]
+    pub fn stream_name(prefix: &str) -> String {
+        prefix
+            .chars()
+            .map(
+                |c| {
+                    if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_uppercase() } else { '_' }
+                },
+            )
+            .collect()
+    }
+
+    /// Connects to `url` and makes sure the stream for `prefix` exists.
+    ///
+    /// # Errors
+    /// A prefix that is not a plain subject (empty tokens, wildcards), or a
+    /// server that refuses the connection or the stream.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, SinkError> {
+        let valid = !prefix.is_empty()
+            && prefix.split('.').all(|t| {
+                !t.is_empty()
+                    && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            });
+        if !valid {
+            return Err(SinkError::Invalid(format!(
+                "--nats-subject {prefix:?} must be dot-separated tokens of letters, digits, '_' or '-'"
+            )));
+        }
+        let client =
+            async_nats::connect(url).await.map_err(|e| SinkError::Nats(format!("{url}: {e}")))?;
+        let js = async_nats::jetstream::new(client);
+        js.get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: Self::stream_name(prefix),
+            subjects: vec![format!("{prefix}.>")],
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| SinkError::Nats(format!("stream for {prefix}.>: {e}")))?;
+        Ok(Self { js, prefix: prefix.to_owned() })
+    }
+}
+
+impl EventSink for NatsSink {
+    fn publish<'a>(&'a self, events: &'a [Arc<Event>]) -> SinkFuture<'a> {
+        Box::pin(async move {
+            // Publish them all, then wait for the acknowledgements.
+            let mut acks = Vec::with_capacity(events.len());
+            for ev in events {
+                let subject = format!(
+                    "{}.{}.{}",
+                    self.prefix,
+                    subject_token(&ev.account_id),
+                    subject_token(ev.kind.as_str())
+                );
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", event_id(ev).as_str());
+                let body = bytes::Bytes::from(serde_json::to_vec(&**ev)?);
+                let ack = self
+                    .js
+                    .publish_with_headers(subject, headers, body)
+                    .await
+                    .map_err(|e| SinkError::Nats(e.to_string()))?;
+                acks.push(ack);
+            }
+            for ack in acks {
+                ack.await.map_err(|e| SinkError::Nats(e.to_string()))?;
             }
             Ok(())
         })

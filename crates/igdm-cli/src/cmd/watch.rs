@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use igdm::watch::{Hub, PollPolicy, WatchStop, Watcher};
-use igdm_webhook::{EventOutput, EventSink, ForwardConfig, ForwardSink, JsonLinesSink};
+use igdm_webhook::{EventOutput, EventSink, ForwardConfig, ForwardSink, JsonLinesSink, NatsSink};
 
 use super::ctx::{Ctx, Opened};
 use crate::Global;
@@ -24,6 +24,13 @@ pub struct WatchArgs {
     /// POST every event to URL, signed with `IGDM_FORWARD_SECRET`.
     #[arg(long, value_name = "URL")]
     pub forward: Option<String>,
+    /// Publish every event to NATS JetStream at URL, at least once, with the
+    /// event's id as `Nats-Msg-Id`.
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// The subject prefix for --nats: events go to PREFIX.ACCOUNT.KIND.
+    #[arg(long, value_name = "PREFIX", default_value = "igdm.events", requires = "nats")]
+    pub nats_subject: String,
     /// Poll interval right after activity (e.g. 30s); it grows while the
     /// account is idle [default: the connector's `poll_min_interval`].
     /// Instagram's own hosts refuse one below the connector's minimum; an
@@ -55,13 +62,30 @@ fn shared(store: igdm_store::Store) -> Arc<dyn igdm_store::MessageStore> {
     }
 }
 
+/// The NATS JetStream sink `--nats URL --nats-subject PREFIX` asks for
+/// (`igdm serve` and `igdm watch`).
+pub async fn nats_sink(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn EventSink>> {
+    let sink = NatsSink::connect(url, prefix)
+        .await
+        .with_context(|| format!("connecting to NATS JetStream at {url}"))?;
+    Ok(Arc::new(sink))
+}
+
+/// The sinks a watch process writes to.
+#[derive(Debug, Default)]
+pub struct Sinks<'a> {
+    /// `--events PATH|-`.
+    pub events: Option<&'a str>,
+    /// `--forward URL`.
+    pub forward: Option<&'a str>,
+    /// `--nats URL` and `--nats-subject PREFIX`.
+    pub nats: Option<(&'a str, &'a str)>,
+}
+
 /// Opens the hub every watcher of this process shares: the store, the
 /// watchers' event log and the sinks.
-pub async fn open_hub(
-    ctx: &Ctx,
-    events: Option<&str>,
-    forward: Option<&str>,
-) -> anyhow::Result<Arc<Hub>> {
+pub async fn open_hub(ctx: &Ctx, sinks: Sinks<'_>) -> anyhow::Result<Arc<Hub>> {
+    let Sinks { events, forward, nats } = sinks;
     let messages = shared(ctx.store().await?);
     let log = shared(
         igdm_store::Store::open(&log_database(ctx)?)
@@ -82,6 +106,9 @@ pub async fn open_hub(
             .context("--forward needs IGDM_FORWARD_SECRET to sign what it sends")?;
         let sink = ForwardSink::new(ForwardConfig::new(url, secret))?;
         hub = hub.with_sink(Arc::new(sink));
+    }
+    if let Some((url, prefix)) = nats {
+        hub = hub.with_sink(nats_sink(url, prefix).await?);
     }
     Ok(Arc::new(hub))
 }
@@ -162,12 +189,17 @@ pub async fn run(args: WatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
     }
     let mut ctx = Ctx::open()?;
     let names = chosen(&ctx, &args, global)?;
-    let events = match (&args.events, &args.forward) {
-        (Some(e), _) => Some(e.as_str()),
-        (None, None) => Some("-"),
-        (None, Some(_)) => None,
+    let events = match (&args.events, &args.forward, &args.nats) {
+        (Some(e), _, _) => Some(e.as_str()),
+        (None, None, None) => Some("-"),
+        _ => None,
     };
-    let hub = open_hub(&ctx, events, args.forward.as_deref()).await?;
+    let sinks = Sinks {
+        events,
+        forward: args.forward.as_deref(),
+        nats: args.nats.as_deref().map(|u| (u, args.nats_subject.as_str())),
+    };
+    let hub = open_hub(&ctx, sinks).await?;
     let opened = open_accounts(&mut ctx, &names).await?;
     let policies =
         opened.iter().map(|o| policy_for(o, args.interval)).collect::<anyhow::Result<Vec<_>>>()?;

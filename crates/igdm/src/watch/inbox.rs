@@ -218,6 +218,9 @@ pub(crate) fn diff_thread(
         let mid = m.id.as_str();
         let Some(old) = known.get(mid) else {
             out.push(message_event(account, m));
+            // Reactions it already carries are news too.
+            let bare = Message { reactions: Vec::new(), ..m.clone() };
+            out.extend(reaction_changes(account, conv, snap, m, &bare, now));
             continue;
         };
         if old.is_deleted {
