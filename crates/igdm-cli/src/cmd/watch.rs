@@ -39,7 +39,8 @@ pub struct WatchArgs {
     pub interval: Option<Duration>,
 }
 
-fn parse_interval(raw: &str) -> Result<Duration, String> {
+/// Parses `--interval`.
+pub fn parse_interval(raw: &str) -> Result<Duration, String> {
     igdm_auth::session::parse_duration(raw).map_err(|e| e.to_string())
 }
 
