@@ -1,6 +1,8 @@
 //! The connectors' error tables on responses the sandbox has no fault mode
 //! for (checkpoint, consent, DM privacy, sentry blocks, Graph policy blocks),
-//! classified from recorded bodies.
+//! classified from bodies written here after the shapes the reference
+//! describes (none is a recording of a real answer; the documented Graph
+//! errors are in `fixtures/graph/` and `contract.rs`).
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};

@@ -109,3 +109,27 @@ fn web_declares_pacing_and_official_apis_declare_rate_limits() {
     assert!(load("instagram-page").action("pass_thread_control").is_some());
     assert!(load("instagram-graph").action("pass_thread_control").is_none());
 }
+
+/// Capabilities say whether a public source confirms their endpoint: on the
+/// private API typing over HTTP is unconfirmed (Instagram's apps send it over
+/// realtime), every other offered capability calls a confirmed endpoint, and
+/// an unverified one says why.
+#[test]
+fn capabilities_say_what_is_verified() {
+    for id in ["instagram-web", "instagram-graph", "instagram-page"] {
+        let c = Connector::load(igdm_connectors::by_id(id).unwrap(), id).unwrap();
+        let caps = c.capabilities.as_ref().unwrap();
+        let unverified: Vec<&str> = caps
+            .actions
+            .iter()
+            .filter(|(_, cap)| cap.supported && !cap.verified)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let expected: &[&str] = if id == "instagram-web" { &["typing"] } else { &[] };
+        assert_eq!(unverified, expected, "{id}");
+        for name in unverified {
+            let note = caps.actions[name].note.as_deref().unwrap_or_default();
+            assert!(note.contains("public source"), "{id} {name}: say why: {note:?}");
+        }
+    }
+}

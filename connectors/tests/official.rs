@@ -305,7 +305,8 @@ async fn ice_breakers_and_persistent_menu() {
         assert_eq!(got[0]["call_to_actions"], questions);
         ack(&exec, &mut s, "delete_ice_breakers", json!({})).await;
         let got = run(&exec, &mut s, "get_ice_breakers", json!({})).await.unwrap().data;
-        assert!(got.is_null(), "{id}: {got}");
+        // Documented `{"data": []}`: no locale blocks, an empty list.
+        assert_eq!(got, json!([]), "{id}: {got}");
 
         let items = json!([
             {"type": "postback", "title": "Order status", "payload": "STATUS"},

@@ -811,13 +811,28 @@ impl TokenManager {
     /// # Errors
     /// [`OAuthError::TooEarlyToRefresh`], [`OAuthError::TokenExpired`], provider errors.
     pub async fn refresh_now(&self) -> Result<TokenCredential, AuthError> {
+        self.refresh_checked(true).await
+    }
+
+    /// Refreshes now and leaves the 24-hour rule to the API: for a token
+    /// whose real issue time is unknown (one given by hand, whose recorded
+    /// `issued_at` is when it was added).
+    ///
+    /// # Errors
+    /// [`OAuthError::TokenExpired`]; the API's refusal of a token under 24 h
+    /// old ([`OAuthError::Provider`]); store errors.
+    pub async fn refresh_ignoring_age(&self) -> Result<TokenCredential, AuthError> {
+        self.refresh_checked(false).await
+    }
+
+    async fn refresh_checked(&self, check_age: bool) -> Result<TokenCredential, AuthError> {
         let _guard = self.refresh_lock.lock().await;
         let now = self.clock.now();
         let t = self.load().await?;
         if let Some(e) = self.expired(&t, now) {
             return Err(e.into());
         }
-        if now.0 - t.issued_at.0 < MIN_AGE_FOR_REFRESH {
+        if check_age && now.0 - t.issued_at.0 < MIN_AGE_FOR_REFRESH {
             let expires =
                 t.expires_at.map_or_else(|| "it is revoked".to_owned(), |e| e.to_string());
             return Err(OAuthError::TooEarlyToRefresh { expires }.into());

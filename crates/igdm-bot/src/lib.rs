@@ -24,7 +24,7 @@ use tokio::sync::{Mutex, broadcast};
 use tracing::{debug, info, warn};
 
 use igdm::Client;
-use igdm_model::{AttachmentType, ErrorClass, Event, EventKind, Message, Timestamp};
+use igdm_model::{AttachmentType, ErrorClass, Event, EventKind, Timestamp};
 use igdm_store::{MessageStore, NewOutbox, OutboxEntry, OutboxState, StoreError};
 
 pub use config::BotConfig;
@@ -85,6 +85,13 @@ pub enum SendStatus {
     Failed {
         /// The error.
         error: String,
+    },
+    /// Its outcome is unknown and several messages in the conversation
+    /// could be it: nothing was resent and none was taken for it. The entry
+    /// stays `unknown`; [`Bot::resume`] reads the conversation again.
+    Unknown {
+        /// The ids of the messages that could be the reply.
+        candidates: Vec<String>,
     },
     /// Still open after the retries; [`Bot::resume`] tries again.
     Pending {
@@ -173,6 +180,8 @@ impl Bot {
     ) -> Result<Self, BotError> {
         let intents = config.compile()?;
         let model = config.model.as_ref().map(Model::from_env).transpose()?;
+        // The replies' outbox rows are the client's send ledger.
+        let client = Arc::new(client.with_ledger(Arc::new(igdm::StoreLedger::new(store.clone()))));
         Ok(Self {
             config,
             intents,
@@ -593,7 +602,9 @@ impl Bot {
     }
 
     /// Sends one outbox entry at most once: checks the policy, retries
-    /// retryable errors with backoff, reconciles interrupted attempts.
+    /// retryable errors with backoff, reconciles interrupted attempts. The
+    /// entry is the client's send-ledger record under its key: the client's
+    /// send path moves it through its states.
     async fn deliver(
         &self,
         entry: &OutboxEntry,
@@ -609,14 +620,23 @@ impl Bot {
                 });
             }
             OutboxState::Sending | OutboxState::Unknown => {
-                if let Some(found) = self.find_sent(&current, state).await {
-                    let mid = found["id"].as_str().map(str::to_owned);
-                    if let Some(mid) = &mid {
-                        state.add_bot_mid(mid);
+                // An interrupted attempt may have arrived, even if the window
+                // has closed since: read the conversation before the policy.
+                match self.client.reconcile_send(key).await {
+                    Ok(Some(found)) => {
+                        if let Some(mid) = found.result["id"].as_str() {
+                            state.add_bot_mid(mid);
+                        }
+                        info!(key, "an interrupted send had arrived; not sending it again");
+                        return Ok(SendStatus::Reconciled);
                     }
-                    self.store.outbox_mark(key, OutboxState::Sent, Some(&found), None).await?;
-                    info!(key, "an interrupted send had arrived; not sending it again");
-                    return Ok(SendStatus::Reconciled);
+                    Ok(None) => {}
+                    Err(igdm::Error::SendAmbiguous { candidates, .. }) => {
+                        return Ok(ambiguous(key, candidates));
+                    }
+                    Err(e) => {
+                        debug!(key, error = %e, "could not read the conversation to reconcile")
+                    }
                 }
             }
             _ => {}
@@ -653,38 +673,29 @@ impl Bot {
         let mut delay = StdDuration::from_millis(self.config.policy.backoff_ms);
         let mut last_error = String::new();
         for attempt in 1..=attempts {
-            self.store.outbox_mark(key, OutboxState::Sending, None, None).await?;
-            match self.client.invoke(&action, params.clone()).await {
+            let sent =
+                self.client.send_action(action.as_str(), params.clone()).idempotency_key(key).await;
+            match sent {
                 Ok(out) => {
-                    let mid = out.data["id"].as_str().map(str::to_owned);
+                    let mid = out.result["id"].as_str().map(str::to_owned);
                     if let Some(mid) = &mid {
                         state.add_bot_mid(mid);
                     }
-                    self.store.outbox_mark(key, OutboxState::Sent, Some(&out.data), None).await?;
-                    return Ok(SendStatus::Sent { message_id: mid });
+                    return Ok(match out.outcome {
+                        igdm::Sent::Reconciled => SendStatus::Reconciled,
+                        igdm::Sent::Replayed => SendStatus::AlreadySent,
+                        _ => SendStatus::Sent { message_id: mid },
+                    });
+                }
+                Err(igdm::Error::SendAmbiguous { candidates, .. }) => {
+                    return Ok(ambiguous(key, candidates));
                 }
                 Err(e) => {
                     let api = e.to_api_error();
                     last_error = api.message.clone();
-                    let unknown = last_error.starts_with("outcome unknown");
-                    if unknown {
-                        self.store
-                            .outbox_mark(key, OutboxState::Unknown, None, Some(&last_error))
-                            .await?;
-                        let now_entry = self.store.outbox_get(key).await?;
-                        if let Some(found) = match now_entry {
-                            Some(en) => self.find_sent(&en, state).await,
-                            None => None,
-                        } {
-                            if let Some(mid) = found["id"].as_str() {
-                                state.add_bot_mid(mid);
-                            }
-                            self.store
-                                .outbox_mark(key, OutboxState::Sent, Some(&found), None)
-                                .await?;
-                            return Ok(SendStatus::Reconciled);
-                        }
-                    }
+                    // An unknown outcome that the conversation does not show
+                    // (yet): the next attempt reconciles again before sending.
+                    let unknown = matches!(e, igdm::Error::OutcomeUnknown { .. });
                     let retryable = (api.retryable || unknown)
                         && !matches!(api.class, ErrorClass::OutsideWindow);
                     if !retryable {
@@ -693,11 +704,6 @@ impl Bot {
                             .await?;
                         warn!(key, error = %last_error, "reply failed");
                         return Ok(SendStatus::Failed { error: last_error });
-                    }
-                    if !unknown {
-                        self.store
-                            .outbox_mark(key, OutboxState::Pending, None, Some(&last_error))
-                            .await?;
                     }
                     if attempt < attempts {
                         let wait = api
@@ -716,41 +722,6 @@ impl Bot {
             }
         }
         Ok(SendStatus::Pending { error: last_error })
-    }
-
-    /// Looks in the conversation for a message of ours matching an
-    /// interrupted entry, sent no earlier than a minute before it was recorded.
-    async fn find_sent(&self, entry: &OutboxEntry, state: &CustomerState) -> Option<Value> {
-        let customer = entry.recipient_id.clone()?;
-        let mut p = Map::new();
-        p.insert("user_id".into(), json!(customer));
-        let conv = match self.client.invoke("find_conversation", p).await {
-            Ok(out) => out.data["id"].as_str()?.to_owned(),
-            Err(e) => {
-                debug!(error = %e, "no conversation to reconcile against");
-                return None;
-            }
-        };
-        let (page, _) = match self.client.messages(conv).limit(20).await {
-            Ok(p) => p,
-            Err(e) => {
-                warn!(error = %e, "could not read the conversation to reconcile a send");
-                return None;
-            }
-        };
-        let floor = entry.created_at.0 - Duration::seconds(60);
-        let text = entry.payload["params"]["text"].as_str();
-        let me = self.client.account().user_id.clone();
-        let found: Option<&Message> = page.items.iter().find(|m| {
-            (m.sender.is_self || me.as_deref() == Some(m.sender.id.as_str()))
-                && m.timestamp.0 >= floor
-                && !state.bot_mids.iter().any(|b| b == m.id.as_str())
-                && match text {
-                    Some(t) => m.text.as_deref() == Some(t),
-                    None => m.text.is_none(),
-                }
-        });
-        found.and_then(|m| serde_json::to_value(m).ok())
     }
 
     /// Drives every open outbox entry of the bot (after a restart).
@@ -887,6 +858,13 @@ pub fn event_key(event: &Event) -> String {
         }
     }
     format!("bot:{}", &hex::encode(h.finalize())[..32])
+}
+
+/// A reply that several messages in the conversation could be: reported,
+/// neither resent nor taken for one of them.
+fn ambiguous(key: &str, candidates: Vec<String>) -> SendStatus {
+    warn!(key, ?candidates, "several messages could be this reply; not sending it again");
+    SendStatus::Unknown { candidates }
 }
 
 fn is_story_mention(event: &Event) -> bool {

@@ -331,3 +331,55 @@ async fn rate_limited_replies_are_retried_with_backoff() {
     assert_eq!(accepted, 2, "{sent:#?}");
     assert!(sent.iter().any(|s| s["accepted"] == false), "a refusal was retried: {sent:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_whose_answers_are_lost_are_reconciled_through_the_ledger_or_reported() {
+    let mut env = Env::start().await;
+    let dee = env.customer("dee", "Dee Park").await;
+    let impatient = env.client_over(Some(std::sync::Arc::new(
+        igdm_test::clients::ImpatientWrites::new(std::time::Duration::from_secs(1)),
+    )));
+    let bot = env.bot_with(None, impatient);
+
+    // Both replies (a text and an image) are applied, their answers lost.
+    let e = env.act_event(&dee, json!({"text": "my bag arrived broken"})).await;
+    slow(&env, 2500).await;
+    let handled = bot.handle(&e).await.unwrap();
+    let Handled::Replied { sends, .. } = handled else { panic!("{handled:?}") };
+    let statuses: Vec<_> = sends.iter().map(|s| s.status.clone()).collect();
+    assert_eq!(statuses, [SendStatus::Reconciled, SendStatus::Reconciled], "{sends:?}");
+    assert_eq!(env.sent_to(&dee).await.len(), 2, "each reply once");
+    for s in &sends {
+        let entry = env.store.outbox_get(&s.key).await.unwrap().unwrap();
+        assert_eq!(entry.state, OutboxState::Sent, "the ledger has the verdict");
+        assert!(entry.result.unwrap()["id"].is_string());
+    }
+
+    // The same reply text also went out from the app: two messages could be
+    // the bot's, so it reports them and sends nothing more.
+    slow(&env, 0).await;
+    let e2 = env.act_event(&dee, json!({"text": "my bag arrived broken again"})).await;
+    let planned = bot.prepare(&e2).await.unwrap();
+    let text = planned[0].payload["params"]["text"].as_str().unwrap().to_owned();
+    slow(&env, 2500).await;
+    let human = env.human_reply(&dee, &text).await;
+    let before = env.sent_to(&dee).await.len();
+    let handled = bot.handle(&e2).await.unwrap();
+    slow(&env, 0).await;
+    let Handled::Duplicate(sends) = handled else { panic!("{handled:?}") };
+    let SendStatus::Unknown { candidates } = &sends[0].status else {
+        panic!("an ambiguity is reported: {sends:?}")
+    };
+    assert_eq!(candidates.len(), 2, "{candidates:?}");
+    assert!(candidates.contains(&human));
+    let entry = env.store.outbox_get(&sends[0].key).await.unwrap().unwrap();
+    assert_eq!(entry.state, OutboxState::Unknown);
+    assert_eq!(sends[1].status, SendStatus::Reconciled, "{sends:?}");
+    assert_eq!(env.sent_to(&dee).await.len(), before + 2, "each reply once, nothing resent");
+}
+
+/// The sandbox holds every answer of the account `ms` real milliseconds
+/// after applying the request (0: off).
+async fn slow(env: &Env, ms: u64) {
+    env.control("/_sandbox/faults", json!({"account": env.account_id(), "latency_ms": ms})).await;
+}

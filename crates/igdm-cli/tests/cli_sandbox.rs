@@ -280,6 +280,9 @@ async fn graph_account_policy_errors_map_to_exit_codes() {
     let (code, caps) = env.json(&["capabilities"]);
     assert_eq!(code, 0);
     assert_eq!(caps["connector"], "instagram-graph");
+    // Every official-API capability calls a documented endpoint.
+    let all = caps["capabilities"].as_object().unwrap();
+    assert!(all.values().all(|c| c["verified"] == true), "{caps}");
     let (code, actions) = env.json(&["actions", "--search", "ice"]);
     assert_eq!(code, 0);
     assert!(
@@ -570,4 +573,132 @@ async fn a_health_change_made_by_the_client_is_what_status_shows() {
     let (code, text, _) = env.igdm(&["accounts", "status"]);
     assert_eq!(code, 0);
     assert!(text.contains("challenge") && text.contains("igdm login shown"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_left_unknown_prints_its_ledger_state_and_exits_7() {
+    let env = env().await;
+    let (code, added) =
+        env.json(&["accounts", "add", "shop", "--sandbox", &env.base, "--as", "sunrise_bakery"]);
+    assert_eq!(code, 0, "{added}");
+    let alex = env.seed.customers.iter().find(|c| c["username"] == "alex_rivera").unwrap().clone();
+    let business = env.seed.business.clone();
+    env.control(
+        &format!("/_sandbox/customers/{}/send", alex["pk"].as_str().unwrap()),
+        json!({"to": business["id"], "text": "Still open?"}),
+    )
+    .await;
+    let (code, convs) = env.json(&["--account", "shop", "conversations"]);
+    assert_eq!(code, 0, "{convs}");
+    let conv = convs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["participants"].as_array().unwrap().iter().any(|p| p["id"] == alex["igsid"]))
+        .and_then(|c| c["id"].as_str())
+        .expect("the conversation with alex")
+        .to_owned();
+
+    // An earlier `igdm send … --idempotency-key k1` lost its answer: the
+    // ledger (the store's outbox in $IGDM_HOME) holds it as unknown.
+    let url = format!("sqlite://{}?mode=rwc", env.home.path().join("igdm.db").display());
+    let store = igdm_store::Store::open(&url).await.unwrap();
+    store
+        .outbox_begin(&igdm_store::NewOutbox {
+            idempotency_key: "k1".into(),
+            account_id: "shop".into(),
+            conversation_id: Some(conv.clone()),
+            recipient_id: None,
+            payload: json!({"action": "send", "params": {"conversation_id": conv, "text": "ok"}}),
+        })
+        .await
+        .unwrap();
+    store.outbox_mark("k1", igdm_store::OutboxState::Sending, None, None).await.unwrap();
+    store
+        .outbox_mark("k1", igdm_store::OutboxState::Unknown, None, Some("timed out"))
+        .await
+        .unwrap();
+    store.close().await;
+    // Meanwhile the same text went out twice from the Instagram app.
+    let mut elsewhere = Vec::new();
+    for _ in 0..2 {
+        let r: Value = reqwest::Client::new()
+            .post(format!("{}/v21.0/me/messages", env.base))
+            .bearer_auth(business["access_token"].as_str().unwrap())
+            .json(&json!({"recipient": {"id": alex["igsid"]}, "message": {"text": "ok"}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        elsewhere.push(r["message_id"].as_str().unwrap().to_owned());
+    }
+    let business_id = business["id"].as_str().unwrap();
+    let sent_before = env.sent_by(business_id).await.len();
+
+    let (code, v) =
+        env.json(&["--account", "shop", "send", &conv, "ok", "--idempotency-key", "k1"]);
+    assert_eq!(code, 7, "{v}");
+    assert_eq!(v["idempotency_key"], "k1");
+    assert_eq!(v["outcome"], "unknown");
+    let mut candidates: Vec<String> = v["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    candidates.sort();
+    elsewhere.sort();
+    assert_eq!(candidates, elsewhere, "both messages are named, neither is taken for the send");
+    assert_eq!(v["error"]["retryable"], false, "{v}");
+    assert_eq!(env.sent_by(business_id).await.len(), sent_before, "nothing was resent");
+
+    let (code, out, err) =
+        env.igdm(&["--account", "shop", "send", &conv, "ok", "--idempotency-key", "k1"]);
+    assert_eq!(code, 7, "{out}\n{err}");
+    assert!(out.is_empty() && err.contains("unknown (key k1): "), "{err}");
+    assert_eq!(env.sent_by(business_id).await.len(), sent_before, "nothing was resent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_photo_from_a_file_with_a_text() {
+    use sha2::Digest as _;
+    let env = env().await;
+    env.web_account("snap").await;
+    let customer = env.seed.customers[0]["id"].as_str().unwrap();
+    let (code, v) = env.json(&["send", "--user", customer, "hello"]);
+    assert_eq!(code, 0, "{v}");
+    let (_, convs) = env.json(&["conversations", "--limit", "5"]);
+    let thread = convs["items"][0]["id"].as_str().unwrap().to_owned();
+
+    let picture = image::RgbImage::from_fn(640, 480, |x, y| {
+        image::Rgb([(x * 5 + y) as u8, (x ^ (y * 3)) as u8, ((x * y) >> 4) as u8])
+    });
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+        .encode_image(&picture)
+        .unwrap();
+    let file = env.home.path().join("beach.jpg");
+    std::fs::write(&file, &bytes).unwrap();
+
+    let (code, out) =
+        env.json(&["send", &thread, "--photo", file.to_str().unwrap(), "--text", "the beach"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["result"]["content_type"], "image");
+    assert_eq!(out["text"]["text"], "the beach");
+    assert_eq!(out["bytes"], bytes.len());
+
+    let (_, msgs) = env.json(&["messages", &thread, "--limit", "2"]);
+    let photo = &msgs["items"][1];
+    assert_eq!(photo["content_type"], "image", "{msgs}");
+    let url = photo["attachments"][0]["url"].as_str().unwrap();
+    let served = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(sha2::Sha256::digest(&served), sha2::Sha256::digest(&bytes));
+
+    // A file of the wrong type fails before anything is sent: exit 2.
+    let png = env.home.path().join("pic.png");
+    std::fs::write(&png, b"\x89PNG\r\n\x1a\n0000").unwrap();
+    let (code, err) = env.json(&["send", &thread, "--photo", png.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
 }

@@ -74,6 +74,10 @@ pub struct ToolError {
     /// A page for the user to open, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// For a send left without a verdict: its idempotency key, its state in
+    /// the send ledger (`unknown`) and the messages that could be it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send: Option<serde_json::Value>,
 }
 
 impl ToolOutput {
@@ -138,6 +142,7 @@ impl ToolError {
             needs_user: false,
             remediation: remediation.into(),
             url: None,
+            send: None,
         }
     }
 
@@ -173,13 +178,16 @@ impl From<&ApiError> for ToolError {
             needs_user: e.needs_user,
             remediation: e.remediation.clone(),
             url: e.url.clone(),
+            send: None,
         }
     }
 }
 
 impl From<&igdm::Error> for ToolError {
     fn from(e: &igdm::Error) -> Self {
-        Self::from(&e.to_api_error())
+        let mut out = Self::from(&e.to_api_error());
+        out.send = e.unsettled_send().and_then(|u| serde_json::to_value(u).ok());
+        out
     }
 }
 

@@ -1,7 +1,7 @@
 //! The MCP server: policy, dispatch and the rmcp handler.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
@@ -120,9 +120,6 @@ impl std::fmt::Debug for McpConfig {
 pub struct IgdmServer {
     client: Client,
     config: Arc<McpConfig>,
-    /// `send_to_user` results by idempotency key (the client keeps the
-    /// ledger for `send`).
-    sent_to_user: Arc<Mutex<HashMap<String, Value>>>,
     /// The newest events of the live account, for `wait_for_messages`.
     recent: Arc<std::sync::Mutex<std::collections::VecDeque<Event>>>,
 }
@@ -260,7 +257,7 @@ impl IgdmServer {
                 }
             });
         }
-        Ok(Self { client, config: Arc::new(config), sent_to_user: Arc::default(), recent })
+        Ok(Self { client, config: Arc::new(config), recent })
     }
 
     /// The client.
@@ -718,25 +715,20 @@ impl IgdmServer {
         let a: tools::SendToUser = parse("send_to_user", args)?;
         nonempty("text", &a.text)?;
         let key = a.idempotency_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let earlier = self.sent_to_user.lock().ok().and_then(|m| m.get(&key).cloned());
-        if let Some(message) = earlier {
-            return Ok(ToolOutput::ok(
-                json!({"idempotency_key": key, "outcome": "replayed", "message": message}),
-            ));
-        }
-        let out = self
+        let outcome = self
             .client
-            .invoke(
+            .send_action(
                 "send_to_user",
                 params(&[("user_id", json!(a.user_id)), ("text", json!(a.text))]),
             )
+            .idempotency_key(key)
             .await
             .map_err(|e| ToolError::from(&e))?;
-        if let Ok(mut m) = self.sent_to_user.lock() {
-            m.insert(key.clone(), out.data.clone());
-        }
-        Ok(ToolOutput::ok(json!({"idempotency_key": key, "outcome": "sent", "message": out.data}))
-            .with_warnings(out.warnings))
+        Ok(ToolOutput::ok(json!({
+            "idempotency_key": outcome.idempotency_key,
+            "outcome": outcome.outcome,
+            "message": outcome.result,
+        })))
     }
 
     fn capabilities(&self) -> Value {

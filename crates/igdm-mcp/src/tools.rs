@@ -232,7 +232,7 @@ pub const CATALOG: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "send_typing",
-        description: "Show (or stop showing) the typing indicator; it fades by itself, so repeat while composing.",
+        description: "Show (or stop showing) the typing indicator; it fades by itself, so repeat while composing. Verified on the official API; on personal accounts (instagram-web) the endpoint is unverified (capabilities: verified false), so do not rely on it there.",
         effect: W_ADD,
         action: Some("send_typing"),
         schema: schema::<Typing>,

@@ -621,3 +621,83 @@ async fn search_uses_the_local_store_when_configured() {
     assert!(found["warnings"].to_string().contains("local store"));
     m.http.shutdown();
 }
+
+/// The personal demo account whose writes give up after a second, its sends
+/// in `ledger`.
+fn impatient_web_client(
+    env: &common::Env,
+    ledger: std::sync::Arc<dyn igdm::SendLedger>,
+) -> igdm::Client {
+    let connector = std::sync::Arc::new(
+        igdm_spec::Connector::load(igdm_connectors::INSTAGRAM_WEB, "instagram-web.md").unwrap(),
+    );
+    let account = igdm_test::clients::account(
+        "me",
+        "instagram-web",
+        igdm_model::Backend::Web,
+        &env.base,
+        &env.seed.personal["pk"],
+    );
+    let transport =
+        igdm_spec::ReqwestTransport::with_timeout(std::time::Duration::from_secs(1)).unwrap();
+    igdm::Client::builder(account, connector, igdm_test::clients::web_session(&env.seed.personal))
+        .transport(std::sync::Arc::new(transport))
+        .pacing(igdm::PacingPolicy::none())
+        .ledger(ledger)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_share_the_store_ledger_and_report_unknown_outcomes_typed() {
+    let env = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("igdm.db").display());
+    let store = igdm_store::Store::open(&url).await.unwrap().into_shared();
+    let ledger: std::sync::Arc<dyn igdm::SendLedger> =
+        std::sync::Arc::new(igdm::StoreLedger::new(store.clone()));
+    // Two servers, as two `igdm mcp` processes on one $IGDM_HOME would be.
+    let a = mcp(impatient_web_client(&env, ledger.clone()), McpConfig::default()).await;
+    let b = mcp(impatient_web_client(&env, ledger.clone()), McpConfig::default()).await;
+    let emma = env.seed.customers.iter().find(|u| u["username"] == json!("emma_b")).unwrap();
+    let args = json!({"user_id": emma["pk"], "text": "see you Friday", "idempotency_key": "dm-1"});
+    let first = ok(&a.client, "send_to_user", args.clone()).await;
+    assert_eq!(first["data"]["outcome"], json!("sent"));
+    let before = common::stats(&env).await;
+    let again = ok(&b.client, "send_to_user", args).await;
+    assert_eq!(again["data"]["outcome"], json!("replayed"), "the other server's send: {again}");
+    assert_eq!(again["data"]["message"]["id"], first["data"]["message"]["id"]);
+    assert_eq!(common::stats(&env).await, before, "nothing was sent again");
+    let entry = store.outbox_get("dm-1").await.unwrap().unwrap();
+    assert_eq!(entry.state, igdm::SendState::Sent);
+
+    // A send lost in flight: an error that carries its ledger state.
+    let group = env.seed.group_thread_id.clone();
+    let fault = |body: Value| igdm_test::sandbox::post_ok(&env.base, "/_sandbox/faults", body);
+    let me = env.seed.personal["id"].clone();
+    fault(json!({"account": me, "drop_writes": true, "latency_ms": 2500})).await;
+    let lost = fails(
+        &a.client,
+        "send",
+        json!({"conversation_id": group, "text": "lost in flight", "idempotency_key": "k-lost"}),
+        "transient",
+    )
+    .await;
+    fault(json!({"account": me, "drop_writes": false, "latency_ms": 0})).await;
+    assert_eq!(
+        lost["error"]["send"],
+        json!({"idempotency_key": "k-lost", "state": "unknown", "candidates": []}),
+        "{lost}"
+    );
+    assert_eq!(store.outbox_get("k-lost").await.unwrap().unwrap().state, igdm::SendState::Unknown);
+    // The other server, asked again with the key, reconciles, then sends once.
+    let sent = ok(
+        &b.client,
+        "send",
+        json!({"conversation_id": group, "text": "lost in flight", "idempotency_key": "k-lost"}),
+    )
+    .await;
+    assert_eq!(sent["data"]["outcome"], json!("sent"));
+    a.http.shutdown();
+    b.http.shutdown();
+}

@@ -564,8 +564,8 @@ struct FaultBody {
     /// the request (0 turns it off); left as it is when absent.
     #[serde(default)]
     latency_ms: Option<u64>,
-    /// Private-API writes are lost in flight (never applied, answered 502
-    /// after the latency); left as it is when absent.
+    /// Writes are lost in flight (never applied, answered 502 after the
+    /// latency); left as it is when absent.
     #[serde(default)]
     drop_writes: Option<bool>,
 }
@@ -581,16 +581,18 @@ async fn set_fault(
         .map(|m| {
             FaultMode::parse(m).ok_or_else(|| {
                 bad(format!(
-                    "unknown mode {m:?}: none|login_required|challenge|feedback|ratelimit|html|flapping|not_found|drift"
+                    "unknown mode {m:?}: none|login_required|challenge|feedback|ratelimit|html|flapping|not_found|drift|token_expired"
                 ))
             })
         })
         .transpose()?;
+    let now = sb.now_us();
     let (mode, latency_ms, drop_writes) = sb
         .write(|w| {
             w.account_mut(&f.account).map(|a| {
                 if let Some(m) = mode {
                     a.fault = m;
+                    a.tokens_expired_before_us = (m == FaultMode::TokenExpired).then_some(now);
                 }
                 if let Some(ms) = f.latency_ms {
                     a.latency_ms = ms;

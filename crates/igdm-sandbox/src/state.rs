@@ -159,6 +159,10 @@ pub enum FaultMode {
     NotFound,
     /// Successful answers drop optional fields and carry unknown ones.
     Drift,
+    /// Graph API calls made with a token issued before the fault was set
+    /// answer 190/463 (session has expired); the refresh endpoint still
+    /// takes such a token, and tokens issued afterwards work.
+    TokenExpired,
 }
 
 impl FaultMode {
@@ -175,6 +179,7 @@ impl FaultMode {
             "flapping" => Self::Flapping,
             "not_found" | "404" => Self::NotFound,
             "drift" => Self::Drift,
+            "token_expired" | "190" => Self::TokenExpired,
             _ => return None,
         })
     }
@@ -240,9 +245,14 @@ pub struct Account {
     /// Injected latency (real milliseconds): the private and Graph APIs hold
     /// each answer of this account this long after applying the request.
     pub latency_ms: u64,
-    /// Writes on the private API are lost in flight: never applied, answered
-    /// (502) only after `latency_ms`; reads then answer at once.
+    /// Writes (private API; POST and DELETE on the Graph API) are lost in
+    /// flight: never applied, answered (502) only after `latency_ms`; reads
+    /// then answer at once.
     pub drop_writes: bool,
+    /// With [`FaultMode::TokenExpired`]: Graph calls with tokens issued
+    /// before this time (µs, virtual clock) are refused as expired.
+    #[serde(skip)]
+    pub(crate) tokens_expired_before_us: Option<Micros>,
     /// Everything the account tried to send.
     pub sent: Vec<SentRecord>,
     /// Customer pk → time of that customer's last message (for messaging windows).
@@ -337,6 +347,9 @@ pub enum ItemKind {
     Clip,
     /// A voice note.
     VoiceMedia,
+    /// A video sent from the camera or gallery (`raven_attachment`), shown
+    /// permanently (`view_mode: permanent`).
+    RavenMedia,
     /// A system line ("X liked a message").
     ActionLog,
     /// XMA post share.
@@ -366,6 +379,7 @@ impl ItemKind {
             Self::ReelShare => "reel_share",
             Self::Clip => "clip",
             Self::VoiceMedia => "voice_media",
+            Self::RavenMedia => "raven_media",
             Self::ActionLog => "action_log",
             Self::XmaMediaShare => "xma_media_share",
             Self::XmaStoryShare => "xma_story_share",
@@ -973,6 +987,7 @@ impl World {
             fault: FaultMode::None,
             latency_ms: 0,
             drop_writes: false,
+            tokens_expired_before_us: None,
             sent: Vec::new(),
             customer_last_message_at: HashMap::new(),
             acks: HashMap::new(),

@@ -173,3 +173,67 @@ async fn drift_drops_optional_fields_and_adds_unknown_ones() {
     assert!(th["items"][0].get("igd_unannounced_field").is_some());
     sb.shutdown().await;
 }
+
+async fn graph_me(base: &str, token: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .get(format!("{base}/me"))
+        .query(&[("fields", "user_id,username"), ("access_token", token)])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn token_expired_refuses_older_tokens_until_a_refresh() {
+    let sb = start().await;
+    let base = sb.base_url();
+    let (_, shop) = control(
+        &base,
+        "POST",
+        "/_sandbox/accounts",
+        Some(json!({"kind": "business", "username": "shop_fault"})),
+    )
+    .await;
+    let id = shop["id"].as_str().unwrap().to_owned();
+    let (_, minted) = control(
+        &base,
+        "POST",
+        "/_sandbox/tokens",
+        Some(json!({"account_id": id, "kind": "long_lived"})),
+    )
+    .await;
+    let old = minted["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(graph_me(&base, &old).await.0, 200);
+    control(&base, "POST", "/_sandbox/clock/advance", Some(json!({"seconds": 86_400}))).await;
+
+    set_fault(&base, &id, "token_expired").await;
+    for token in [old.as_str(), shop["access_token"].as_str().unwrap()] {
+        let (s, v) = graph_me(&base, token).await;
+        assert_eq!(s, 400, "{v}");
+        assert_eq!(v["error"]["code"], json!(190), "{v}");
+        assert_eq!(v["error"]["error_subcode"], json!(463), "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("Session has expired"), "{v}");
+    }
+    // The refresh endpoint still takes the refused token; its successor works.
+    let r: Value = reqwest::Client::new()
+        .get(format!("{base}/refresh_access_token"))
+        .query(&[("grant_type", "ig_refresh_token"), ("access_token", old.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fresh = r["access_token"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    let (s, v) = graph_me(&base, &fresh).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["username"], json!("shop_fault"));
+
+    set_fault(&base, &id, "none").await;
+    assert_eq!(
+        graph_me(&base, &old).await.0,
+        200,
+        "the fault lifted, the old token is valid again"
+    );
+}

@@ -21,15 +21,15 @@ async fn ice_breakers_rules() {
         .graph("POST", "/v21.0/me/messenger_profile", Some(json!({"ice_breakers": questions(4)})))
         .await;
     assert_eq!(set.status, 200, "{}", set.body);
-    assert_eq!(set.body, json!({"result": "success"}));
+    // Instagram Login documents `{success: true}`.
+    assert_eq!(set.body, json!({"success": true}));
+    // Set in the flat (existing) format, read back in it: data[0].ice_breakers.
     let got = env
         .graph("GET", &format!("/{}/messenger_profile?fields=ice_breakers", env.id()), None)
         .await;
-    assert_eq!(got.body["data"][0]["ice_breakers"][0]["locale"], "default", "{}", got.body);
-    assert_eq!(
-        got.body["data"][0]["ice_breakers"][0]["call_to_actions"].as_array().unwrap().len(),
-        4
-    );
+    let flat = got.body["data"][0]["ice_breakers"].as_array().unwrap();
+    assert_eq!(flat.len(), 4, "{}", got.body);
+    assert_eq!(flat[0], json!({"question": "Question 0?", "payload": "Q0"}));
 
     let five = env
         .graph("POST", "/me/messenger_profile", Some(json!({"ice_breakers": questions(5)})))
@@ -76,8 +76,14 @@ async fn ice_breakers_rules() {
         )
         .await;
     assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.body, json!({"result": "success"}), "the Messenger Profile API's answer");
+    // Set in the localized (new) format: one {call_to_actions, locale} block per locale.
     let got = env.graph("GET", "/me/messenger_profile?fields=ice_breakers", None).await;
-    assert_eq!(got.body["data"][0]["ice_breakers"].as_array().unwrap().len(), 2);
+    let blocks = got.body["data"].as_array().unwrap();
+    assert_eq!(blocks.len(), 2, "{}", got.body);
+    assert_eq!(blocks[0]["locale"], "default");
+    assert_eq!(blocks[1]["locale"], "pt_BR");
+    assert_eq!(blocks[1]["call_to_actions"].as_array().unwrap().len(), 3);
 
     let (_, control) = env
         .control(
@@ -91,7 +97,7 @@ async fn ice_breakers_rules() {
     let del = env
         .graph("DELETE", "/me/messenger_profile", Some(json!({"fields": ["ice_breakers"]})))
         .await;
-    assert_eq!(del.body, json!({"result": "success"}));
+    assert_eq!(del.body, json!({"success": true}));
     let got = env.graph("GET", "/me/messenger_profile?fields=ice_breakers", None).await;
     assert_eq!(got.body, json!({"data": []}));
 }

@@ -130,8 +130,9 @@ async fn consent_page_and_code_exchange() {
     // The token works on the Graph API.
     let me = env.graph_as(token, "GET", "/v21.0/me?fields=user_id,username", None).await;
     assert_eq!(me.status, 200, "{}", me.body);
-    assert_eq!(me.body["username"], "acme_shop");
-    assert_eq!(me.body["user_id"], env.id().as_str());
+    // The documented envelope: {"data": [{"user_id", "username"}]}.
+    assert_eq!(me.body["data"][0]["username"], "acme_shop", "{}", me.body);
+    assert_eq!(me.body["data"][0]["user_id"], env.id().as_str());
 }
 
 #[tokio::test]

@@ -359,6 +359,10 @@ impl Executor {
                         }
                         Bytes::from(ser.finish())
                     }
+                    BodyFormat::Binary => {
+                        content_type = Some("application/octet-stream");
+                        binary_body(&v).map_err(|m| render_err("body", m))?
+                    }
                 }
             }
         };
@@ -499,6 +503,29 @@ impl Executor {
             }
         }
     }
+}
+
+/// The bytes of a `binary` body: `{file, offset}` names a local file and
+/// where in it to start (resumable uploads send the rest from the server's
+/// offset).
+fn binary_body(v: &Value) -> Result<Bytes, String> {
+    let path = v
+        .get("file")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+        .ok_or("a binary body needs `file`, the path of the file to send")?;
+    let offset = match v.get("offset") {
+        None | Some(Value::Null) => 0,
+        Some(o) => stringify(o)
+            .parse::<u64>()
+            .map_err(|_| format!("`offset` must be a byte count, got {o}"))?,
+    };
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let start = usize::try_from(offset).ok().filter(|o| *o <= data.len()).ok_or_else(|| {
+        format!("offset {offset} is past the end of {path} ({} bytes)", data.len())
+    })?;
+    let mut bytes = Bytes::from(data);
+    Ok(bytes.split_off(start))
 }
 
 /// Maps a successful response body with the operation's `response` block.

@@ -50,6 +50,9 @@ pub struct Limits {
     pub text_max_chars: Option<u64>,
     /// Largest image upload in bytes.
     pub image_max_bytes: Option<u64>,
+    /// Longest side, in pixels, of an image the provider takes as sent
+    /// (larger images are scaled down before upload).
+    pub image_max_side: Option<u64>,
     /// Largest video upload in bytes.
     pub video_max_bytes: Option<u64>,
     /// Largest audio upload in bytes.
@@ -75,6 +78,10 @@ pub struct Capability {
     /// `false` declares it explicitly unsupported.
     #[serde(default = "yes")]
     pub supported: bool,
+    /// `false` when no public source confirms the endpoint the action calls
+    /// (it is offered, but callers should not rely on it by default).
+    #[serde(default = "yes")]
+    pub verified: bool,
     /// Limits for this capability.
     #[serde(default)]
     pub limits: Limits,

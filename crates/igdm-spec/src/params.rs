@@ -23,6 +23,9 @@ pub enum ParamType {
     Object,
     /// One of `values`.
     Enum,
+    /// A local file, given by its path: it must exist and be a regular
+    /// file, and `max_bytes` bounds its size. A `binary` body sends it.
+    File,
 }
 
 impl ParamType {
@@ -36,6 +39,7 @@ impl ParamType {
             "array" => ParamType::Array,
             "object" => ParamType::Object,
             "enum" => ParamType::Enum,
+            "file" => ParamType::File,
             _ => return None,
         })
     }
@@ -50,6 +54,7 @@ impl ParamType {
             ParamType::Array => "array",
             ParamType::Object => "object",
             ParamType::Enum => "enum",
+            ParamType::File => "file",
         }
     }
 }
@@ -236,6 +241,7 @@ impl ParamSpec {
                 }
             },
             ParamType::Enum => v,
+            ParamType::File => return self.check_file(field, v),
         };
         if !self.values.is_empty() {
             let text = stringify(&v);
@@ -307,6 +313,34 @@ impl ParamSpec {
             {
                 return Err(ApiError::invalid(field, format!("fewer than {min} elements ({n})")));
             }
+        }
+        Ok(v)
+    }
+}
+
+impl ParamSpec {
+    /// A `file` parameter: the path of a readable regular file no larger
+    /// than `max_bytes`. Checked before anything is sent, so a missing or
+    /// oversized file fails without a request.
+    fn check_file(&self, field: &str, v: Value) -> Result<Value, ApiError> {
+        let Value::String(path) = &v else {
+            return Err(ApiError::invalid(field, format!("expected a file path, got {v}")));
+        };
+        let meta = std::fs::metadata(path)
+            .map_err(|e| ApiError::invalid(field, format!("cannot read the file {path}: {e}")))?;
+        if !meta.is_file() {
+            return Err(ApiError::invalid(field, format!("{path} is not a regular file")));
+        }
+        if let Some(max) = self.max_bytes
+            && meta.len() > max as u64
+        {
+            return Err(ApiError::invalid(
+                field,
+                format!("{path} has {} bytes, more than the maximum {max}", meta.len()),
+            ));
+        }
+        if meta.len() == 0 {
+            return Err(ApiError::invalid(field, format!("{path} is empty")));
         }
         Ok(v)
     }
@@ -396,7 +430,11 @@ impl ParamSpec {
             ParamType::Array => Some("array"),
             ParamType::Object => Some("object"),
             ParamType::Enum => None,
+            ParamType::File => Some("string"),
         };
+        if self.kind == ParamType::File {
+            s.insert("format".into(), Value::from("path"));
+        }
         if let Some(t) = ty {
             s.insert("type".into(), Value::from(t));
         }

@@ -308,6 +308,11 @@ pub enum BodyFormat {
     Form,
     /// `application/json` (Graph).
     Json,
+    /// Raw bytes (`application/octet-stream` unless a header says
+    /// otherwise): the body template is `{file, offset}`, and the bytes of
+    /// `file` from `offset` (default 0) to its end are sent. Resumable
+    /// uploads send the rest of a file from the offset the server reports.
+    Binary,
 }
 
 /// Where a response hook stores a header value.
@@ -658,10 +663,11 @@ impl Ctx<'_> {
         match s.value.as_str() {
             "form" | "form_urlencoded" => Ok(Some(BodyFormat::Form)),
             "json" => Ok(Some(BodyFormat::Json)),
-            other => {
-                Err(self
-                    .at(&s.referenced, format!("body_format `{other}` is not `form` or `json`")))
-            }
+            "binary" => Ok(Some(BodyFormat::Binary)),
+            other => Err(self.at(
+                &s.referenced,
+                format!("body_format `{other}` is not `form`, `json` or `binary`"),
+            )),
         }
     }
 

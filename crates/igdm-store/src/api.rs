@@ -189,6 +189,15 @@ pub trait MessageStore: Send + Sync {
     fn outbox_get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<OutboxEntry>>;
     /// Entries still open (pending, sending or unknown), oldest first.
     fn outbox_pending<'a>(&'a self) -> StoreFuture<'a, Vec<OutboxEntry>>;
+    /// Entries of `account` addressed to `conversation` (as its
+    /// `conversation_id` or `recipient_id`) recorded at or after `since`,
+    /// oldest first: what reconciliation must not mistake for another send.
+    fn outbox_since<'a>(
+        &'a self,
+        account: &'a str,
+        conversation: &'a str,
+        since: Timestamp,
+    ) -> StoreFuture<'a, Vec<OutboxEntry>>;
 
     // ----- webhook event log -----
 

@@ -119,6 +119,17 @@ impl Store {
 }
 
 /// The URL scheme, if `url` has one (a Windows drive letter is not one).
+impl Store {
+    /// The store behind a shareable trait object.
+    #[must_use]
+    pub fn into_shared(self) -> std::sync::Arc<dyn MessageStore> {
+        match self {
+            Self::Sqlite(s) => std::sync::Arc::new(s),
+            Self::Postgres(s) => std::sync::Arc::new(s),
+        }
+    }
+}
+
 fn scheme(url: &str) -> Option<&str> {
     let (head, _) = url.split_once(':')?;
     let valid = head.len() > 1

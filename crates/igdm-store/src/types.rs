@@ -64,6 +64,10 @@ pub enum OutboxState {
     /// A send was attempted and its outcome is unknown (timeout, crash):
     /// reconcile before retrying.
     Unknown,
+    /// A state this version of igdm does not know, read from a store a newer
+    /// version wrote. Never written; treated as closed (not retried).
+    #[serde(other)]
+    Unrecognized,
 }
 
 impl OutboxState {
@@ -76,7 +80,22 @@ impl OutboxState {
             Self::Sent => "sent",
             Self::Failed => "failed",
             Self::Unknown => "unknown",
+            Self::Unrecognized => "unrecognized",
         }
+    }
+
+    /// Whether a send in this state may still be attempted or reconciled
+    /// (pending, sending or unknown).
+    #[must_use]
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Pending | Self::Sending | Self::Unknown)
+    }
+
+    /// Reads a stored name; a name this version does not know is
+    /// [`OutboxState::Unrecognized`].
+    #[must_use]
+    pub fn from_stored(raw: &str) -> Self {
+        Self::parse(raw).unwrap_or(Self::Unrecognized)
     }
 
     /// Parses a stored name.
@@ -398,3 +417,35 @@ pub struct SearchHit {
 pub const SNIPPET_START: &str = "[";
 /// Marks the end of a match in [`SearchHit::snippet`].
 pub const SNIPPET_END: &str = "]";
+
+#[cfg(test)]
+mod tests {
+    use super::OutboxState;
+
+    #[test]
+    fn outbox_states_keep_stable_names_and_read_unknown_ones() {
+        for state in [
+            OutboxState::Pending,
+            OutboxState::Sending,
+            OutboxState::Sent,
+            OutboxState::Failed,
+            OutboxState::Unknown,
+        ] {
+            let name = state.as_str();
+            assert_eq!(OutboxState::from_stored(name), state);
+            assert_eq!(serde_json::to_value(state).unwrap(), serde_json::json!(name));
+            assert_eq!(
+                serde_json::from_value::<OutboxState>(serde_json::json!(name)).unwrap(),
+                state
+            );
+        }
+        // A state a newer version wrote.
+        assert_eq!(OutboxState::from_stored("parked"), OutboxState::Unrecognized);
+        assert_eq!(
+            serde_json::from_value::<OutboxState>(serde_json::json!("parked")).unwrap(),
+            OutboxState::Unrecognized
+        );
+        assert!(!OutboxState::Unrecognized.is_open());
+        assert!(OutboxState::Unknown.is_open() && !OutboxState::Sent.is_open());
+    }
+}

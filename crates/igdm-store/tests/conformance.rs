@@ -13,6 +13,7 @@ conformance!(
     reactions_add_remove_and_replace,
     sync_cursors_and_raw_payloads,
     outbox_is_idempotent,
+    outbox_lists_a_conversations_sends_since_a_time,
     activity_creates_conversations_and_only_moves_forward,
     concurrent_batches_over_shared_conversations_all_commit,
 );
@@ -454,6 +455,40 @@ mod cases {
         assert!(s.outbox_get("nope").await.unwrap().is_none());
         let empty = NewOutbox { idempotency_key: String::new(), ..other };
         assert!(matches!(s.outbox_begin(&empty).await, Err(StoreError::InvalidInput(_))));
+    }
+
+    pub async fn outbox_lists_a_conversations_sends_since_a_time(h: &Harness) {
+        let s = &h.store;
+        let before = Timestamp::from_unix_seconds(Timestamp::now().unix_seconds() - 1).unwrap();
+        let new = |key: &str, conv: Option<&str>, to: Option<&str>| NewOutbox {
+            idempotency_key: key.into(),
+            account_id: ACC.into(),
+            conversation_id: conv.map(str::to_owned),
+            recipient_id: to.map(str::to_owned),
+            payload: json!({"text": "hi"}),
+        };
+        s.outbox_begin(&new("a", Some("c1"), None)).await.unwrap();
+        s.outbox_begin(&new("b", None, Some("c1"))).await.unwrap();
+        s.outbox_begin(&new("c", Some("c2"), Some("42"))).await.unwrap();
+        s.outbox_begin(&NewOutbox { account_id: "other".into(), ..new("d", Some("c1"), None) })
+            .await
+            .unwrap();
+        let result = json!({"id": "m-a"});
+        s.outbox_mark("a", OutboxState::Sent, Some(&result), None).await.unwrap();
+
+        let keys = |v: Vec<igdm_store::OutboxEntry>| {
+            v.into_iter().map(|e| e.idempotency_key).collect::<Vec<_>>()
+        };
+        let c1 = s.outbox_since(ACC, "c1", before).await.unwrap();
+        assert_eq!(c1[0].result, Some(result), "entries carry their results");
+        assert_eq!(keys(c1), ["a", "b"], "by conversation or recipient, this account only");
+        assert_eq!(keys(s.outbox_since(ACC, "42", before).await.unwrap()), ["c"]);
+        let later = Timestamp::from_unix_seconds(Timestamp::now().unix_seconds() + 5).unwrap();
+        assert!(s.outbox_since(ACC, "c1", later).await.unwrap().is_empty());
+        assert!(matches!(
+            s.outbox_mark("a", OutboxState::Unrecognized, None, None).await,
+            Err(StoreError::InvalidInput(_))
+        ));
     }
 
     fn activity(

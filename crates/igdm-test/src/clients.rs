@@ -79,3 +79,45 @@ pub fn graph(base: &str, seed: &DemoSeed, pacing: PacingPolicy) -> Client {
     let acct = account("shop", "instagram-graph", Backend::Graph, base, &biz["ig_user_id"]);
     Client::builder(acct, connector, graph_session(biz)).pacing(pacing).build().unwrap()
 }
+
+/// A transport whose writes give up after a timeout while reads wait as long
+/// as the server holds them. With the sandbox's latency fault a write is
+/// applied but its answer lost (an unknown outcome), and reading the
+/// conversation afterwards still works.
+#[derive(Debug, Clone)]
+pub struct ImpatientWrites {
+    reads: igdm_spec::ReqwestTransport,
+    writes: igdm_spec::ReqwestTransport,
+}
+
+impl ImpatientWrites {
+    /// Writes time out after `write_timeout`.
+    ///
+    /// # Panics
+    /// When no HTTP client can be built.
+    #[must_use]
+    pub fn new(write_timeout: std::time::Duration) -> Self {
+        Self {
+            reads: igdm_spec::ReqwestTransport::new().expect("HTTP client"),
+            writes: igdm_spec::ReqwestTransport::with_timeout(write_timeout).expect("HTTP client"),
+        }
+    }
+}
+
+type TransportFuture<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<igdm_spec::HttpResponse, igdm_spec::TransportError>>
+            + Send
+            + 'a,
+    >,
+>;
+
+impl igdm_spec::Transport for ImpatientWrites {
+    fn send(&self, req: igdm_spec::HttpRequest) -> TransportFuture<'_> {
+        if req.method == reqwest::Method::GET {
+            self.reads.send(req)
+        } else {
+            self.writes.send(req)
+        }
+    }
+}

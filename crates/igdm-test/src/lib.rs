@@ -7,6 +7,7 @@
 //! - [`pg`]: a fresh PostgreSQL schema per test, and stores in it.
 //! - [`sandbox`]: a sandbox on an ephemeral loopback port and its control API.
 //! - [`clients`]: `igdm::Client`s of the sandbox's demo accounts.
+//! - [`fixtures`]: Meta's documented examples under `connectors/fixtures/`.
 //!
 //! All but [`prereq::required`], [`prereq::missing`] and [`bench_main`] need the
 //! default `harness` feature.
@@ -16,6 +17,8 @@
 
 #[cfg(feature = "harness")]
 pub mod clients;
+#[cfg(feature = "harness")]
+pub mod fixtures;
 #[cfg(feature = "harness")]
 pub mod pg;
 pub mod prereq;

@@ -206,3 +206,40 @@ pub fn nats(test: &str) -> Option<Nats> {
     let addr = rx.recv_timeout(Duration::from_secs(20)).expect("nats-server names its port");
     Some(Nats { child, dir, url: format!("nats://{addr}") })
 }
+
+/// The instagrapi release the private-API oracle tests run (`scripts/test`
+/// installs it into `target/instagrapi-venv`).
+pub const INSTAGRAPI_VERSION: &str = "3.2.2";
+
+/// A Python interpreter with instagrapi [`INSTAGRAPI_VERSION`]: `IGDM_INSTAGRAPI_PYTHON`,
+/// else `target/instagrapi-venv/bin/python` of this repository; `None` after
+/// reporting it missing.
+#[must_use]
+#[track_caller]
+pub fn instagrapi(test: &str) -> Option<PathBuf> {
+    let python = std::env::var_os("IGDM_INSTAGRAPI_PYTHON").map_or_else(
+        || {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/instagrapi-venv/bin/python")
+        },
+        PathBuf::from,
+    );
+    let check = format!(
+        "import instagrapi, sys; sys.exit(0 if instagrapi.__version__ == '{INSTAGRAPI_VERSION}' else 3)"
+    );
+    let found = std::process::Command::new(&python)
+        .args(["-c", &check])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        missing(
+            test,
+            &format!("instagrapi {INSTAGRAPI_VERSION} ({})", python.display()),
+            "run scripts/test (it installs instagrapi into target/instagrapi-venv with python3 -m venv and pip) or set IGDM_INSTAGRAPI_PYTHON",
+        );
+        return None;
+    }
+    Some(python)
+}

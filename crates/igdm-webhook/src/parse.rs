@@ -79,7 +79,7 @@ fn parse_entry(entry: &Value, received_at: Timestamp, out: &mut Vec<ParsedEvent>
         return;
     };
     let account_id = entry.get("id").and_then(id_of).unwrap_or_default();
-    let entry_time = entry.get("time").and_then(millis).and_then(Timestamp::from_unix_millis);
+    let entry_time = entry.get("time").and_then(event_time);
     let fallback_time = entry_time.unwrap_or(received_at);
     for (list, standby) in [("messaging", false), ("standby", true)] {
         if let Some(items) = entry.get(list) {
@@ -124,6 +124,22 @@ fn millis(v: &Value) -> Option<i64> {
         }),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
+    }
+}
+
+/// Below this, a webhook time is in seconds, not milliseconds: as milliseconds
+/// it would fall before March 1973, as seconds it is beyond the year 5000.
+const SECONDS_BELOW: i64 = 100_000_000_000;
+
+/// A webhook time. Meta's examples use milliseconds for messaging events and
+/// `entry.time`, but seconds for some change events (`mentions`: `"time":
+/// 1520622968`); a value too small to be milliseconds of this era is seconds.
+fn event_time(v: &Value) -> Option<Timestamp> {
+    let n = millis(v)?;
+    if n.abs() < SECONDS_BELOW {
+        Timestamp::from_unix_seconds(n)
+    } else {
+        Timestamp::from_unix_millis(n)
     }
 }
 
@@ -197,7 +213,7 @@ fn parse_messaging(
         return unknown(field.unwrap_or("messaging"), account_id, item, fallback_time, field);
     };
     let raw_ts = obj.get("timestamp").and_then(millis);
-    let timestamp = raw_ts.and_then(Timestamp::from_unix_millis).unwrap_or(fallback_time);
+    let timestamp = obj.get("timestamp").and_then(event_time).unwrap_or(fallback_time);
     let ts_key = raw_ts.map_or_else(|| "-".to_owned(), |t| t.to_string());
     let sender = obj.get("sender").and_then(|s| s.get("id")).and_then(id_of);
     let recipient = obj.get("recipient").and_then(|s| s.get("id")).and_then(id_of);
@@ -365,8 +381,10 @@ fn parse_messaging(
     p
 }
 
-/// Fields whose `changes[].value` is a messaging item.
-const MESSAGING_FIELDS: &[&str] = &[
+/// Every webhook field the parser reads: the messaging fields below plus the
+/// change fields `comments`, `live_comments` and `mentions`. Each has a
+/// documented-example fixture under `connectors/fixtures/webhooks/`.
+pub const KNOWN_FIELDS: &[&str] = &[
     "messages",
     "message_echoes",
     "message_reactions",
@@ -377,7 +395,14 @@ const MESSAGING_FIELDS: &[&str] = &[
     "messaging_handover",
     "messaging_optins",
     "standby",
+    "comments",
+    "live_comments",
+    "mentions",
 ];
+
+/// Fields whose `changes[].value` is a messaging item: the first ten of
+/// [`KNOWN_FIELDS`].
+const MESSAGING_FIELDS: &[&str] = KNOWN_FIELDS.split_at(10).0;
 
 fn parse_change(account_id: &str, change: &Value, fallback_time: Timestamp) -> ParsedEvent {
     let field = change.get("field").and_then(Value::as_str).unwrap_or_default();
@@ -393,11 +418,7 @@ fn parse_change(account_id: &str, change: &Value, fallback_time: Timestamp) -> P
     if MESSAGING_FIELDS.contains(&field) {
         return parse_messaging(account_id, value, fallback_time, field == "standby", Some(field));
     }
-    let ts = value
-        .get("timestamp")
-        .and_then(millis)
-        .and_then(Timestamp::from_unix_millis)
-        .unwrap_or(fallback_time);
+    let ts = value.get("timestamp").and_then(event_time).unwrap_or(fallback_time);
     match field {
         "comments" | "live_comments" => {
             let mut e = base_event(EventKind::Comment, account_id, ts);
@@ -455,7 +476,7 @@ fn attachment(a: &Value) -> Attachment {
         "audio" => AttachmentType::Audio,
         "file" => AttachmentType::File,
         "share" | "ig_post" | "ig_reel" | "reel" => AttachmentType::Share,
-        "story_mention" | "story" => AttachmentType::Story,
+        "story_mention" | "story" | "ig_story" => AttachmentType::Story,
         "fallback" | "template" => AttachmentType::Link,
         other => AttachmentType::Unknown(other.to_owned()),
     };

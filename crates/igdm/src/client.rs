@@ -17,12 +17,26 @@ use igdm_spec::{ActionOutput, Connector, ExecError, Executor, HttpRequest, Sessi
 
 use crate::Error;
 use crate::accounts::AccountConfig;
+use crate::ledger::{MemoryLedger, SendLedger};
 use crate::pacing::{PaceDecision, PacingPolicy, decide};
 use crate::state::{AccountState, StateFile};
 
 /// Called with the session after a call changed it (rotated cookies, a new
 /// `www-claim`), so the owner can persist it.
 pub type SessionSink = Arc<dyn Fn(&Session) + Send + Sync>;
+
+/// A boxed future, as [`TokenRenewal`] returns.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Where a client gets a new access token when the provider refuses its
+/// current one as expired (Graph error 190). The owner of the credential
+/// (igdm-runtime) refreshes it, stores it and hands it back; the client then
+/// retries the refused call once.
+pub trait TokenRenewal: Send + Sync {
+    /// A token to use instead of `refused`, or `None` when there is none
+    /// (the refusal then stands).
+    fn renew<'a>(&'a self, refused: &'a str) -> BoxFuture<'a, Option<String>>;
+}
 
 /// How failed calls are retried.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,9 +131,20 @@ pub struct ClientBuilder {
     retry: RetryPolicy,
     pacing: Option<PacingPolicy>,
     session_sink: Option<SessionSink>,
+    ledger: Option<Arc<dyn SendLedger>>,
+    renewal: Option<Arc<dyn TokenRenewal>>,
 }
 
 impl ClientBuilder {
+    /// Records every send in this ledger (default: a [`MemoryLedger`], for
+    /// this process only). Front ends pass the local store's outbox
+    /// ([`crate::StoreLedger`]) so that every process shares one ledger.
+    #[must_use]
+    pub fn ledger(mut self, ledger: Arc<dyn SendLedger>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
     /// Uses this transport instead of a fresh [`igdm_spec::ReqwestTransport`].
     #[must_use]
     pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
@@ -127,7 +152,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Persists health, pacing ledger and idempotency records in this file
+    /// Persists health and the pacing ledger in this file
     /// (default: in memory, for this process only).
     #[must_use]
     pub fn state_file(mut self, file: StateFile) -> Self {
@@ -153,6 +178,14 @@ impl ClientBuilder {
     #[must_use]
     pub fn on_session_change(mut self, sink: SessionSink) -> Self {
         self.session_sink = Some(sink);
+        self
+    }
+
+    /// Asks `renewal` for a new access token when the provider refuses the
+    /// current one as expired, and retries the refused call once with it.
+    #[must_use]
+    pub fn token_renewal(mut self, renewal: Arc<dyn TokenRenewal>) -> Self {
+        self.renewal = Some(renewal);
         self
     }
 
@@ -197,6 +230,7 @@ impl ClientBuilder {
             .filter(|n| *n > 0)
             .map(|n| Arc::new(Semaphore::new(n)));
         Ok(Client {
+            ledger: self.ledger.unwrap_or_else(|| Arc::new(MemoryLedger::default())),
             inner: Arc::new(Inner {
                 account: self.account,
                 connector: self.connector,
@@ -211,6 +245,7 @@ impl ClientBuilder {
                 pacing,
                 buckets,
                 session_sink: self.session_sink,
+                renewal: self.renewal,
                 transport,
                 base_url,
             }),
@@ -277,6 +312,7 @@ struct Inner {
     pacing: PacingPolicy,
     buckets: Vec<Bucket>,
     session_sink: Option<SessionSink>,
+    renewal: Option<Arc<dyn TokenRenewal>>,
     transport: Arc<dyn Transport>,
     base_url: Option<Url>,
 }
@@ -285,6 +321,7 @@ struct Inner {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    ledger: Arc<dyn SendLedger>,
 }
 
 impl std::fmt::Debug for Client {
@@ -317,7 +354,22 @@ impl Client {
             retry: RetryPolicy::default(),
             pacing: None,
             session_sink: None,
+            ledger: None,
+            renewal: None,
         }
+    }
+
+    /// This client with its sends recorded in `ledger` instead; the clone
+    /// shares everything else (session, health, rate limits) with `self`.
+    #[must_use]
+    pub fn with_ledger(&self, ledger: Arc<dyn SendLedger>) -> Self {
+        Self { inner: self.inner.clone(), ledger }
+    }
+
+    /// The send ledger.
+    #[must_use]
+    pub fn ledger(&self) -> &Arc<dyn SendLedger> {
+        &self.ledger
     }
 
     /// The account.
@@ -338,7 +390,7 @@ impl Client {
         &self.inner.pacing
     }
 
-    /// The persisted account state (health, ledger, idempotency records).
+    /// The persisted account state (health, pacing ledger).
     ///
     /// # Errors
     /// When the state file cannot be read.
@@ -422,8 +474,10 @@ impl Client {
             self.pace().await?;
         }
         let mut attempt = 0u32;
+        let mut renewed = false;
         loop {
             attempt += 1;
+            let used = self.token_in_use().await;
             let result = self
                 .with_session(async |s: &mut Session| {
                     self.inner.executor.execute(action, params, s).await
@@ -456,6 +510,19 @@ impl Client {
                     return Err(CallError::Api(exec_error(e).to_api_error()));
                 }
                 Err(ExecError::Api(api)) => {
+                    // A token refused as expired changed nothing: renewed
+                    // once, the call is tried once more.
+                    if api.class == ErrorClass::AuthExpired
+                        && !renewed
+                        && self.renew_token(used.as_deref()).await
+                    {
+                        renewed = true;
+                        info!(
+                            action,
+                            "the access token was refused as expired; retrying with a renewed one"
+                        );
+                        continue;
+                    }
                     // Only refusals that certainly changed nothing are retried for writes.
                     let safe = !write || matches!(api.class, ErrorClass::RateLimited);
                     if api.retryable
@@ -478,6 +545,86 @@ impl Client {
                 }
                 Err(e) => return Err(CallError::Other(exec_error(e))),
             }
+        }
+    }
+
+    /// The access token a call is about to use, when a [`TokenRenewal`]
+    /// may have to replace it.
+    async fn token_in_use(&self) -> Option<String> {
+        self.inner.renewal.as_ref()?;
+        self.inner.session.lock().await.access_token().map(str::to_owned)
+    }
+
+    /// Asks the [`TokenRenewal`] for a token to replace `used`, the one the
+    /// provider refused; true when the session now holds another token
+    /// (possibly renewed meanwhile by a concurrent call).
+    async fn renew_token(&self, used: Option<&str>) -> bool {
+        let Some(renewal) = &self.inner.renewal else { return false };
+        let Some(current) = self.inner.session.lock().await.access_token().map(str::to_owned)
+        else {
+            return false;
+        };
+        if used.is_some_and(|u| u != current) {
+            return true;
+        }
+        match renewal.renew(&current).await {
+            Some(fresh) if fresh != current => {
+                self.set_access_token(fresh).await;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Replaces the access token of the live session (a refreshed token):
+    /// calls that start afterwards use it, without a new client.
+    pub async fn set_access_token(&self, token: impl Into<String>) {
+        self.inner.session.lock().await.set_access_token(token);
+    }
+
+    /// Runs `action` once, through the health gate and the rate-limit
+    /// buckets but without write pacing or retries: for the steps of a
+    /// larger operation that retries them itself (the chunks of a resumable
+    /// upload, which resume from the server's offset rather than resend).
+    /// Success is recorded without entering the write ledger: the message
+    /// the steps lead to is the paced write.
+    ///
+    /// # Errors
+    /// Classified provider errors, refusals by igdm's own checks, transport failures.
+    pub async fn call_once(
+        &self,
+        action: &str,
+        params: &Map<String, Value>,
+    ) -> Result<ActionOutput, CallError> {
+        let spec = self
+            .inner
+            .connector
+            .action(action)
+            .ok_or_else(|| CallError::Other(self.unsupported(action)))?;
+        self.gate(!spec.readonly())?;
+        for bucket in &self.inner.buckets {
+            if bucket.spec.applies(action, spec.readonly()) {
+                for limiter in &bucket.limiters {
+                    limiter.until_ready().await;
+                }
+            }
+        }
+        let result = self
+            .with_session(async |s: &mut Session| {
+                self.inner.executor.execute(action, params, s).await
+            })
+            .await;
+        match result {
+            Ok(out) => {
+                self.record_success(false)?;
+                Ok(out)
+            }
+            Err(e) if e.outcome_unknown() => Err(CallError::OutcomeUnknown(e.to_string())),
+            Err(ExecError::Api(api)) => {
+                self.record_failure(&api)?;
+                Err(CallError::Api(api))
+            }
+            Err(e) => Err(CallError::Other(exec_error(e))),
         }
     }
 
@@ -555,7 +702,7 @@ impl Client {
     }
 
     /// Marks the account healthy again (after a new login); the write ledger
-    /// and idempotency records are kept.
+    /// is kept.
     ///
     /// # Errors
     /// When the state cannot be written.
@@ -753,13 +900,6 @@ impl Client {
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&resp.body).into_owned()));
         Ok((resp.status, body))
     }
-
-    pub(crate) async fn with_state<T>(
-        &self,
-        f: impl FnOnce(&mut AccountState) -> T,
-    ) -> Result<T, Error> {
-        self.inner.state.update_with(f).map(|(_, t)| t)
-    }
 }
 
 /// What [`Client::call`] can fail with.
@@ -780,9 +920,7 @@ impl From<CallError> for Error {
     fn from(e: CallError) -> Self {
         match e {
             CallError::Api(a) => Error::Api(a),
-            CallError::OutcomeUnknown(m) => {
-                Error::Api(ApiError::new(ErrorClass::Transient, format!("outcome unknown: {m}")))
-            }
+            CallError::OutcomeUnknown(m) => Error::WriteOutcomeUnknown(m),
             CallError::Other(e) => e,
         }
     }

@@ -4,6 +4,20 @@ use std::path::Path;
 
 use igdm_model::{ApiError, ErrorClass};
 
+use crate::ledger::SendState;
+
+/// A send left without a verdict, as front ends report it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnsettledSend {
+    /// The idempotency key: sending again with it reconciles again.
+    pub idempotency_key: String,
+    /// Its state in the send ledger (`unknown`).
+    pub state: SendState,
+    /// Ids of the account's messages that could be it (empty: none shows
+    /// yet; two or more: igdm did not guess).
+    pub candidates: Vec<String>,
+}
+
 /// Anything that can go wrong in the client library.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -30,6 +44,27 @@ pub enum Error {
         /// The idempotency key of the send.
         key: String,
     },
+    /// A send's outcome is unknown and the conversation shows more than one
+    /// message of the account that could be it: igdm does not guess. The
+    /// ledger keeps the send `unknown`; nothing was resent.
+    #[error(
+        "the send's outcome is unknown and {} messages of this account with the same text could be it ({}); nothing was resent and none was taken for it (idempotency key {key})",
+        candidates.len(),
+        candidates.join(", ")
+    )]
+    SendAmbiguous {
+        /// The idempotency key of the send.
+        key: String,
+        /// The ids of the messages that could be the send, newest first.
+        candidates: Vec<String>,
+    },
+    /// A write outside the send ledger may or may not have been applied
+    /// (the transport's verdict); it was not retried.
+    #[error("outcome unknown: {0}")]
+    WriteOutcomeUnknown(String),
+    /// The send ledger could not be read or written.
+    #[error("send ledger: {0}")]
+    Ledger(String),
     /// The connector file is broken.
     #[error(transparent)]
     Spec(#[from] igdm_spec::SpecError),
@@ -66,13 +101,53 @@ impl Error {
             Self::Unsupported { .. } | Self::Spec(_) | Self::Config(_) | Self::Home(_) => {
                 ApiError::new(ErrorClass::InvalidRequest, self.to_string())
             }
-            Self::OutcomeUnknown { .. } | Self::Io { .. } | Self::Shape(_) => {
+            Self::OutcomeUnknown { .. } => {
                 let mut e = ApiError::new(ErrorClass::Transient, self.to_string());
-                if matches!(self, Self::OutcomeUnknown { .. }) {
-                    e.retryable = true;
-                }
+                e.retryable = true;
                 e
             }
+            Self::SendAmbiguous { .. } => {
+                let mut e = ApiError::new(ErrorClass::Transient, self.to_string());
+                e.retryable = false;
+                e.remediation = "Read the conversation: if one of the candidates is this send, \
+                    nothing more is needed; if none is, send again with a new idempotency key."
+                    .into();
+                e
+            }
+            Self::WriteOutcomeUnknown(_) | Self::Ledger(_) | Self::Io { .. } | Self::Shape(_) => {
+                ApiError::new(ErrorClass::Transient, self.to_string())
+            }
+        }
+    }
+
+    /// Whether this is a send whose outcome is unknown (typed, never read
+    /// from the message): [`Error::OutcomeUnknown`],
+    /// [`Error::SendAmbiguous`] or [`Error::WriteOutcomeUnknown`].
+    #[must_use]
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            Self::OutcomeUnknown { .. } | Self::SendAmbiguous { .. } | Self::WriteOutcomeUnknown(_)
+        )
+    }
+
+    /// For a send left without a verdict ([`Error::OutcomeUnknown`],
+    /// [`Error::SendAmbiguous`]): its key, its state in the send ledger
+    /// (`unknown`) and the messages that could be it.
+    #[must_use]
+    pub fn unsettled_send(&self) -> Option<UnsettledSend> {
+        match self {
+            Self::OutcomeUnknown { key } => Some(UnsettledSend {
+                idempotency_key: key.clone(),
+                state: SendState::Unknown,
+                candidates: Vec::new(),
+            }),
+            Self::SendAmbiguous { key, candidates } => Some(UnsettledSend {
+                idempotency_key: key.clone(),
+                state: SendState::Unknown,
+                candidates: candidates.clone(),
+            }),
+            _ => None,
         }
     }
 

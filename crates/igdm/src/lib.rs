@@ -25,6 +25,8 @@ pub mod accounts;
 pub mod client;
 mod error;
 pub mod home;
+pub mod ledger;
+pub mod media;
 pub mod ops;
 pub mod pacing;
 pub mod state;
@@ -32,12 +34,14 @@ pub mod sync;
 pub mod watch;
 
 pub use accounts::{AccountConfig, Accounts, PacingOverride};
-pub use client::{CallError, Client, ClientBuilder, RetryPolicy, SessionSink};
-pub use error::{Error, exit_code};
+pub use client::{CallError, Client, ClientBuilder, RetryPolicy, SessionSink, TokenRenewal};
+pub use error::{Error, UnsettledSend, exit_code};
 pub use home::Home;
-pub use ops::{ListConversations, ListMessages, SendMessage, SendOutcome};
+pub use ledger::{MemoryLedger, SendLedger, SendState, StoreLedger};
+pub use ops::{ListConversations, ListMessages, SendAction, SendMessage, SendOutcome, Sent};
+pub use media::{MediaKind, MediaOutcome, SendMedia};
 pub use pacing::{PaceDecision, PacingPolicy};
-pub use state::{AccountState, SendRecord, StateFile};
+pub use state::{AccountState, StateFile};
 pub use sync::{SyncOptions, SyncProgress, SyncReport, last_synced, sync};
 pub use watch::{Hub, PollPolicy, WatchStop, Watcher};
 

@@ -13,7 +13,7 @@ use igdm_spec::{ActionOutput, HttpRequest};
 
 use crate::Error;
 use crate::client::{CallError, Client};
-use crate::state::SendRecord;
+use crate::ledger::SendState;
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -287,16 +287,48 @@ impl<'a> IntoFuture for ListMessages<'a> {
     }
 }
 
+/// How a send ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Sent {
+    /// Sent now: a new message.
+    Sent,
+    /// The key had already sent: the first result is returned, nothing was sent.
+    Replayed,
+    /// An earlier attempt whose outcome was unknown turned out to have
+    /// arrived: that message is returned, nothing was sent.
+    Reconciled,
+}
+
+impl Sent {
+    /// The stable name (`sent`, `replayed`, `reconciled`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Replayed => "replayed",
+            Self::Reconciled => "reconciled",
+        }
+    }
+}
+
+impl std::fmt::Display for Sent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a send returned.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SendOutcome {
     /// The idempotency key used.
     pub idempotency_key: String,
-    /// The mapped result of the send action.
+    /// The mapped result of the send action (for a reconciled send, the
+    /// message found in the conversation).
     pub result: Value,
-    /// `sent` for a fresh send, `replayed` when the key had already sent,
-    /// `reconciled` when the thread showed an earlier attempt arrived.
-    pub outcome: &'static str,
+    /// How it ended.
+    pub outcome: Sent,
 }
 
 /// `client.send(conversation, text)`.
@@ -347,116 +379,20 @@ impl<'a> SendMessage<'a> {
         self.client.build_request("send", &params).await
     }
 
-    /// Sends it, at most once per idempotency key.
+    /// Sends it, at most once per idempotency key, recorded in the client's
+    /// [send ledger](crate::ledger).
     ///
     /// # Errors
     /// As [`Client::call`]; [`Error::OutcomeUnknown`] when the send may have
-    /// arrived and the thread does not show it yet.
+    /// arrived and the conversation does not show it; [`Error::SendAmbiguous`]
+    /// when more than one message could be it.
     pub async fn send(self) -> Result<SendOutcome, Error> {
-        let key = self.idempotency_key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let mut raw = self.params();
-        // The private API de-duplicates on client_context and echoes it on
-        // the item: carry the key there (a fresh token for a key too long).
-        let declares_context = self
-            .client
-            .connector()
-            .action("send")
-            .is_some_and(|a| a.params().contains_key("client_context"));
-        let client_context = declares_context.then(|| {
-            raw.entry("client_context")
-                .or_insert_with(|| {
-                    json!(if key.len() <= 64 {
-                        key.clone()
-                    } else {
-                        uuid::Uuid::new_v4().to_string()
-                    })
-                })
-                .as_str()
-                .map(str::to_owned)
-        });
-        let client_context = client_context.flatten();
-        let params = self.client.adapt("send", raw).await?;
-        // Validate before recording anything.
-        self.client.build_request("send", &params).await?;
-        let now = Timestamp::now();
-        let conversation = self.conversation_id.clone();
-        let text = self.text.clone();
-        let prior = self
-            .client
-            .with_state(|s| match s.sends.get(&key) {
-                Some(r) => Some(r.clone()),
-                None => {
-                    s.sends.insert(
-                        key.clone(),
-                        SendRecord {
-                            at: now,
-                            state: "pending".into(),
-                            result: None,
-                            conversation_id: Some(conversation.clone()),
-                            text: Some(text.clone()),
-                            client_context: client_context.clone(),
-                        },
-                    );
-                    None
-                }
-            })
-            .await?;
-        if let Some(rec) = prior {
-            if rec.state == "sent" {
-                info!(key = %key, "idempotency key already sent; returning the first result");
-                return Ok(SendOutcome {
-                    idempotency_key: key,
-                    result: rec.result.unwrap_or(Value::Null),
-                    outcome: "replayed",
-                });
-            }
-            // An earlier attempt with this key ended without a verdict: read the thread first.
-            let echo = rec.client_context.as_deref();
-            if let Some(found) = self.client.find_sent(&conversation, &text, rec.at, echo).await? {
-                self.client.finish_send(&key, &found).await?;
-                return Ok(SendOutcome {
-                    idempotency_key: key,
-                    result: found,
-                    outcome: "reconciled",
-                });
-            }
+        let params = self.params();
+        let mut action = self.client.send_action("send", params);
+        if let Some(k) = self.idempotency_key {
+            action = action.idempotency_key(k);
         }
-        match self.client.call("send", &params).await {
-            Ok(out) => {
-                self.client.finish_send(&key, &out.data).await?;
-                Ok(SendOutcome { idempotency_key: key, result: out.data, outcome: "sent" })
-            }
-            Err(CallError::OutcomeUnknown(why)) => {
-                warn!(key = %key, %why, "send outcome unknown; reading the thread to reconcile");
-                self.client
-                    .with_state(|s| {
-                        if let Some(r) = s.sends.get_mut(&key) {
-                            r.state = "unknown".into();
-                        }
-                    })
-                    .await?;
-                match self
-                    .client
-                    .find_sent(&conversation, &text, now, client_context.as_deref())
-                    .await?
-                {
-                    Some(found) => {
-                        self.client.finish_send(&key, &found).await?;
-                        Ok(SendOutcome {
-                            idempotency_key: key,
-                            result: found,
-                            outcome: "reconciled",
-                        })
-                    }
-                    None => Err(Error::OutcomeUnknown { key }),
-                }
-            }
-            Err(e) => {
-                // Refused for sure: forget the key so a later retry can send.
-                let _ = self.client.with_state(|s| s.sends.remove(&key)).await;
-                Err(e.into())
-            }
-        }
+        action.send().await
     }
 }
 
@@ -468,53 +404,317 @@ impl<'a> IntoFuture for SendMessage<'a> {
     }
 }
 
+/// `client.send_action(action, params)`: any sending action (a text, an
+/// image, a template, a message to a user) through the send ledger.
+#[must_use = "requests do nothing until awaited"]
+#[derive(Debug)]
+pub struct SendAction<'a> {
+    client: &'a Client,
+    action: String,
+    params: Map<String, Value>,
+    idempotency_key: Option<String>,
+}
+
 impl Client {
-    async fn finish_send(&self, key: &str, result: &Value) -> Result<(), Error> {
-        self.with_state(|s| {
-            if let Some(r) = s.sends.get_mut(key) {
-                r.state = "sent".into();
-                r.result = Some(result.clone());
-            }
-        })
-        .await
+    /// Runs the sending `action` with normalized `params` (adapted as by
+    /// [`Client::invoke`]) at most once per idempotency key, recorded in the
+    /// client's send ledger; an unknown outcome is reconciled by reading the
+    /// conversation.
+    pub fn send_action(
+        &self,
+        action: impl Into<String>,
+        params: Map<String, Value>,
+    ) -> SendAction<'_> {
+        SendAction { client: self, action: action.into(), params, idempotency_key: None }
+    }
+}
+
+/// What reading the conversation says about a send whose outcome is unknown.
+#[derive(Debug, Clone, PartialEq)]
+enum Found {
+    /// This message is the send.
+    One(Value),
+    /// No message is (yet).
+    Nothing,
+    /// Several messages could be it: their ids.
+    Many(Vec<String>),
+}
+
+/// Official-API timestamps have whole seconds, and the provider's clock is
+/// not ours: messages this much older than the attempt still count.
+const CLOCK_TOLERANCE_SECS: i64 = 5;
+
+impl<'a> SendAction<'a> {
+    /// Use this idempotency key (default: a new one). The same key never sends twice.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
     }
 
-    /// Looks in the thread for the message a send produced. Where the
-    /// connector echoes the send's `client_context` on items (the private
-    /// API), only the item carrying `client_context` is it: an earlier message
-    /// with the same text is not. Otherwise, a message of ours with `text`
-    /// sent at or after `since` (less a minute of clock skew).
-    async fn find_sent(
-        &self,
-        conversation: &str,
-        text: &str,
-        since: Timestamp,
-        client_context: Option<&str>,
-    ) -> Result<Option<Value>, Error> {
-        if !self.supports("list") {
-            return Ok(None);
+    /// Sends it.
+    ///
+    /// # Errors
+    /// As [`SendMessage::send`].
+    pub async fn send(self) -> Result<SendOutcome, Error> {
+        let client = self.client;
+        let action = self.action.as_str();
+        let key = self.idempotency_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let mut raw = self.params;
+        // The private API de-duplicates on client_context and echoes it on
+        // the item: carry the key there (a fresh token for a key too long).
+        let declares_context = client
+            .connector()
+            .action(action)
+            .is_some_and(|a| a.params().contains_key("client_context"));
+        if declares_context && !raw.contains_key("client_context") {
+            let token =
+                if key.len() <= 64 { key.clone() } else { uuid::Uuid::new_v4().to_string() };
+            raw.insert("client_context".into(), json!(token));
         }
+        let target = Target::of(&raw);
+        let params = client.adapt(action, raw.clone()).await?;
+        // Validate before recording anything.
+        client.build_request(action, &params).await?;
+        let begun = client
+            .ledger()
+            .begin(&crate::ledger::NewSend {
+                idempotency_key: key.clone(),
+                account_id: client.account().name.clone(),
+                conversation_id: target.conversation.clone(),
+                recipient_id: target.user.clone(),
+                payload: json!({"action": action, "params": raw}),
+            })
+            .await?;
+        let entry = begun.entry;
+        match entry.state {
+            SendState::Sent => {
+                info!(key = %key, "idempotency key already sent; returning the first result");
+                return Ok(SendOutcome {
+                    idempotency_key: key,
+                    result: entry.result.unwrap_or(Value::Null),
+                    outcome: Sent::Replayed,
+                });
+            }
+            SendState::Sending | SendState::Unknown if !begun.created => {
+                // An earlier attempt ended without a verdict: read the conversation first.
+                let stored = Target::of_entry(&entry);
+                match client.reconcile(&entry, &stored, entry.created_at).await? {
+                    Found::One(found) => return client.reconciled(key, found).await,
+                    Found::Many(candidates) => {
+                        return Err(Error::SendAmbiguous { key, candidates });
+                    }
+                    Found::Nothing => {}
+                }
+            }
+            SendState::Unrecognized => {
+                return Err(Error::Ledger(format!(
+                    "the send under key {key} is in a state this version of igdm does not know; nothing was sent"
+                )));
+            }
+            _ => {}
+        }
+        let attempt = Timestamp::now();
+        client.ledger().mark(&key, SendState::Sending, None, None).await?;
+        match client.call(action, &params).await {
+            Ok(out) => {
+                client.ledger().mark(&key, SendState::Sent, Some(&out.data), None).await?;
+                Ok(SendOutcome { idempotency_key: key, result: out.data, outcome: Sent::Sent })
+            }
+            Err(CallError::OutcomeUnknown(why)) => {
+                warn!(key = %key, %why, "send outcome unknown; reading the conversation to reconcile");
+                client.ledger().mark(&key, SendState::Unknown, None, Some(&why)).await?;
+                match client.reconcile(&entry, &target, attempt).await? {
+                    Found::One(found) => client.reconciled(key, found).await,
+                    Found::Many(candidates) => Err(Error::SendAmbiguous { key, candidates }),
+                    Found::Nothing => Err(Error::OutcomeUnknown { key }),
+                }
+            }
+            Err(e) => {
+                // Refused for sure, nothing arrived: a retry may send
+                // (pending), or the refusal is final (failed).
+                let e = Error::from(e);
+                let api = e.to_api_error();
+                let state = if api.retryable { SendState::Pending } else { SendState::Failed };
+                if let Err(err) = client.ledger().mark(&key, state, None, Some(&api.message)).await
+                {
+                    warn!(key = %key, error = %err, "could not record the refused send");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+impl<'a> IntoFuture for SendAction<'a> {
+    type Output = Result<SendOutcome, Error>;
+    type IntoFuture = BoxFut<'a, Self::Output>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+/// Where a send went and what identifies its message, for reconciliation.
+#[derive(Debug, Clone, Default)]
+struct Target {
+    conversation: Option<String>,
+    user: Option<String>,
+    text: Option<String>,
+    client_context: Option<String>,
+}
+
+impl Target {
+    fn of(params: &Map<String, Value>) -> Self {
+        let get = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_owned);
+        Self {
+            conversation: get("conversation_id"),
+            user: get("user_id"),
+            text: get("text"),
+            client_context: get("client_context"),
+        }
+    }
+
+    /// The target recorded in a ledger entry (its normalized parameters).
+    fn of_entry(entry: &crate::ledger::LedgerEntry) -> Self {
+        let mut t = match &entry.payload["params"] {
+            Value::Object(p) => Self::of(p),
+            _ => Self::default(),
+        };
+        // The parameters say where it went; the entry's columns only when
+        // they do not (the bot files a reply under its customer's id).
+        if t.conversation.is_none() && t.user.is_none() {
+            t.conversation.clone_from(&entry.conversation_id);
+            t.user.clone_from(&entry.recipient_id);
+        }
+        t
+    }
+}
+
+impl Client {
+    /// Reads the conversation for a send left `sending` or `unknown` in the
+    /// ledger (by an interrupted process, or an unknown outcome) and records
+    /// what it finds, without sending anything: `Some` with the message when
+    /// it arrived (or the result when the key is already sent), `None` when
+    /// the conversation does not show it (the caller decides whether to send
+    /// again with the same key).
+    ///
+    /// # Errors
+    /// [`Error::SendAmbiguous`] when several messages could be it; a key the
+    /// ledger does not have; the reads' errors.
+    pub async fn reconcile_send(&self, key: &str) -> Result<Option<SendOutcome>, Error> {
+        let entry = self
+            .ledger()
+            .get(key)
+            .await?
+            .ok_or_else(|| Error::Ledger(format!("no send under key {key}")))?;
+        if entry.state == SendState::Sent {
+            return Ok(Some(SendOutcome {
+                idempotency_key: entry.idempotency_key,
+                result: entry.result.unwrap_or(Value::Null),
+                outcome: Sent::Replayed,
+            }));
+        }
+        let target = Target::of_entry(&entry);
+        match self.reconcile(&entry, &target, entry.created_at).await? {
+            Found::One(found) => self.reconciled(key.to_owned(), found).await.map(Some),
+            Found::Many(candidates) => {
+                Err(Error::SendAmbiguous { key: key.to_owned(), candidates })
+            }
+            Found::Nothing => Ok(None),
+        }
+    }
+
+    async fn reconciled(&self, key: String, found: Value) -> Result<SendOutcome, Error> {
+        self.ledger().mark(&key, SendState::Sent, Some(&found), None).await?;
+        info!(key = %key, "an attempt whose outcome was unknown had arrived; not sending it again");
+        Ok(SendOutcome { idempotency_key: key, result: found, outcome: Sent::Reconciled })
+    }
+
+    /// Reads the conversation for the message a send produced.
+    ///
+    /// Where the connector echoes the send's `client_context` on items (the
+    /// private API), only the item carrying it is the send. Otherwise (the
+    /// official API, whose sends carry no id of the caller's) the candidates
+    /// are the account's own messages with the same text (or, for a send
+    /// without text, without text) since the attempt,
+    /// less those other sends in the ledger already claimed: exactly one is
+    /// the send; none leaves it unknown; several are reported, never guessed.
+    async fn reconcile(
+        &self,
+        entry: &crate::ledger::LedgerEntry,
+        target: &Target,
+        since: Timestamp,
+    ) -> Result<Found, Error> {
+        let key = entry.idempotency_key.as_str();
+        if !self.supports("list") {
+            return Ok(Found::Nothing);
+        }
+        let conversation = match (&target.conversation, &target.user) {
+            (Some(c), _) => c.clone(),
+            (None, Some(user)) if self.supports("find_conversation") => {
+                let mut p = Map::new();
+                p.insert("user_id".into(), json!(user));
+                let out = self.invoke("find_conversation", p).await?;
+                match out.data.get("id").and_then(Value::as_str) {
+                    Some(id) => id.to_owned(),
+                    None => return Ok(Found::Nothing),
+                }
+            }
+            _ => return Ok(Found::Nothing),
+        };
         let mut p = Map::new();
         p.insert("conversation_id".into(), json!(conversation));
         p.insert("limit".into(), json!(20));
-        let out = self.call("list", &p).await?;
+        let out = self.invoke("list", p).await?;
         let items = match &out.data {
             Value::Array(items) => items.clone(),
             _ => Vec::new(),
         };
         let echoes = items.iter().any(|m| m.get("client_context").is_some());
-        if let (Some(cc), true) = (client_context, echoes) {
-            return Ok(items.into_iter().find(|m| {
-                m["sender"]["is_self"] == true && m["client_context"].as_str() == Some(cc)
-            }));
+        if let (Some(cc), true) = (&target.client_context, echoes) {
+            return Ok(items
+                .into_iter()
+                .find(|m| {
+                    m["sender"]["is_self"] == true && m["client_context"].as_str() == Some(cc)
+                })
+                .map_or(Found::Nothing, Found::One));
         }
+        // A send without text (an image, a card) is recognized as a message
+        // without text (an empty one, on the official API).
+        let text = target.text.as_deref().filter(|t| !t.is_empty());
         let (page, _) = to_page::<Message>("list", out)?;
-        let floor = since.0 - chrono::Duration::seconds(60);
-        Ok(page
+        let floor = Timestamp(since.0 - chrono::Duration::seconds(CLOCK_TOLERANCE_SECS));
+        // Messages other sends of the ledger already are.
+        let mut claimed: Vec<String> = Vec::new();
+        for other in [Some(conversation.as_str()), target.user.as_deref()].into_iter().flatten() {
+            let day = Timestamp(floor.0 - chrono::Duration::days(1));
+            for e in self.ledger().since(&entry.account_id, other, day).await? {
+                if e.idempotency_key != key
+                    && let Some(id) =
+                        e.result.as_ref().and_then(|r| r.get("id")).and_then(Value::as_str)
+                {
+                    claimed.push(id.to_owned());
+                }
+            }
+        }
+        let me = self.account().user_id.clone();
+        let mut candidates: Vec<Message> = page
             .items
             .into_iter()
-            .find(|m| m.sender.is_self && m.text.as_deref() == Some(text) && m.timestamp.0 >= floor)
-            .map(|m| serde_json::to_value(m).unwrap_or(Value::Null)))
+            .filter(|m| {
+                (m.sender.is_self || me.as_deref() == Some(m.sender.id.as_str()))
+                    && m.text.as_deref().filter(|t| !t.is_empty()) == text
+                    && m.timestamp.0 >= floor.0
+                    && !claimed.iter().any(|c| c == m.id.as_str())
+            })
+            .collect();
+        Ok(match candidates.len() {
+            0 => Found::Nothing,
+            1 => {
+                let m = candidates.remove(0);
+                Found::One(serde_json::to_value(m).map_err(|e| Error::Shape(e.to_string()))?)
+            }
+            _ => Found::Many(candidates.into_iter().map(|m| m.id.0).collect()),
+        })
     }
 }
 

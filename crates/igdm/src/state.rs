@@ -1,10 +1,10 @@
-//! Per-account state that outlives one process: session health, the write
-//! ledger that pacing budgets count, and the idempotency records of sends.
+//! Per-account state that outlives one process: session health and the write
+//! ledger that pacing budgets count. (Sends are recorded in the send ledger,
+//! [`crate::ledger`]; the `sends` records older files carry are ignored.)
 //!
 //! Stored as `$IGDM_HOME/state/<account>.json`, read-modify-written under an
 //! exclusive file lock so that several `igdm` processes agree.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::Duration;
@@ -16,34 +16,9 @@ use igdm_model::{SessionState, Timestamp};
 
 use crate::{Error, Home};
 
-/// How long an idempotency key is remembered.
-pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
-
-/// What a send with an idempotency key produced.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SendRecord {
-    /// When the send was first attempted.
-    pub at: Timestamp,
-    /// `sent` once confirmed, `unknown` while the outcome is not known.
-    pub state: String,
-    /// The mapped result of the first successful send.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<serde_json::Value>,
-    /// The conversation it went to, for reconciliation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conversation_id: Option<String>,
-    /// The text sent, for reconciliation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-    /// The `client_context` the send carried, which the private API echoes
-    /// on the item: reconciliation matches on it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_context: Option<String>,
-}
-
 /// The persisted state of one account: the one record of its session health
 /// (also what the session upkeep and `igdm accounts status` read and write),
-/// the write ledger and the idempotency records.
+/// and the write ledger.
 ///
 /// The session fields sit at the top level of the file (`health`,
 /// `last_success_at`, `last_read_at`, …), as they always have.
@@ -55,18 +30,13 @@ pub struct AccountState {
     /// Times of writes in the last day, oldest first.
     #[serde(default)]
     pub writes: Vec<Timestamp>,
-    /// Idempotency records by key.
-    #[serde(default)]
-    pub sends: BTreeMap<String, SendRecord>,
 }
 
 impl AccountState {
-    /// Drops ledger entries older than a day and expired idempotency keys.
+    /// Drops ledger entries older than a day.
     pub fn prune(&mut self, now: Timestamp) {
         let day_ago = Timestamp(now.0 - ChronoDuration::days(1));
         self.writes.retain(|t| *t > day_ago);
-        let ttl = ChronoDuration::from_std(IDEMPOTENCY_TTL).unwrap_or(ChronoDuration::days(1));
-        self.sends.retain(|_, r| r.at.0 + ttl > now.0);
     }
 
     /// Writes in the window ending at `now`.
@@ -187,7 +157,7 @@ mod tests {
         let home = Home::at(dir.path());
         let old = r#"{"health":{"state":"challenge","url":"https://i/challenge/1/"},
             "last_success_at":"2026-01-02T03:04:05Z","last_read_at":"2026-01-02T03:04:05Z",
-            "writes":[],"sends":{}}"#;
+            "writes":[],"sends":{"k1":{"at":"2026-01-02T03:04:05Z","state":"sent"}}}"#;
         std::fs::create_dir_all(home.join("state")).unwrap();
         std::fs::write(home.join("state").join("old.json"), old).unwrap();
         let file = StateFile::new(&home, "old");
@@ -201,5 +171,8 @@ mod tests {
                 .unwrap();
         assert_eq!(raw["health"]["state"], "challenge");
         assert_eq!(raw["last_error"], "checkpoint");
+        // Idempotency records of older versions are left behind: sends are
+        // in the send ledger now.
+        assert!(raw.get("sends").is_none());
     }
 }

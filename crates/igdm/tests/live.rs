@@ -64,7 +64,7 @@ async fn live_web_reads_and_optional_send() {
     }
     if let Ok(thread) = std::env::var("IGDM_LIVE_WEB_SEND_THREAD") {
         let sent = client.send(thread, "igdm live test").await.expect("send");
-        assert_eq!(sent.outcome, "sent");
+        assert_eq!(sent.outcome, igdm::Sent::Sent);
     }
 }
 

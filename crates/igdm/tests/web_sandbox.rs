@@ -71,13 +71,13 @@ async fn inbox_thread_paging_send_and_react() {
         .idempotency_key("key-1")
         .await
         .unwrap();
-    assert_eq!(first.outcome, "sent");
+    assert_eq!(first.outcome, igdm::Sent::Sent);
     let again = client
         .send(&thread, "it's {{not}} a 'template' | ok")
         .idempotency_key("key-1")
         .await
         .unwrap();
-    assert_eq!(again.outcome, "replayed");
+    assert_eq!(again.outcome, igdm::Sent::Replayed);
     assert_eq!(again.result, first.result);
     let (latest, _) = client.messages(&thread).limit(3).await.unwrap();
     let mine: Vec<_> = latest
@@ -281,7 +281,7 @@ async fn reconciliation_matches_the_echoed_client_context_not_the_text() {
             .unwrap();
     let thread = env.seed.group_thread_id.clone();
     let first = client.send(&thread, "see you at 5").idempotency_key("first").await.unwrap();
-    assert_eq!(first.outcome, "sent");
+    assert_eq!(first.outcome, igdm::Sent::Sent);
     let first_id = first.result["id"].as_str().unwrap().to_owned();
 
     // The same text again within the minute, lost in flight: its outcome is unknown.
@@ -293,17 +293,18 @@ async fn reconciliation_matches_the_echoed_client_context_not_the_text() {
         matches!(err, igdm::Error::OutcomeUnknown { ref key } if key == "second"),
         "the first message is not taken for the second: {err:?}"
     );
-    assert_eq!(client.state().unwrap().sends["second"].state, "unknown");
+    let recorded = client.ledger().get("second").await.unwrap().unwrap();
+    assert_eq!(recorded.state, igdm::SendState::Unknown, "the ledger keeps the verdict typed");
 
     // Once the network is back, the same key reconciles again: still not the
     // first message, so it sends, once.
     fault(json!({"account": account_id, "drop_writes": false, "latency_ms": 0})).await;
     let second = client.send(&thread, "see you at 5").idempotency_key("second").await.unwrap();
-    assert_eq!(second.outcome, "sent");
+    assert_eq!(second.outcome, igdm::Sent::Sent);
     let second_id = second.result["id"].as_str().unwrap().to_owned();
     assert_ne!(second_id, first_id);
     let again = client.send(&thread, "see you at 5").idempotency_key("second").await.unwrap();
-    assert_eq!(again.outcome, "replayed");
+    assert_eq!(again.outcome, igdm::Sent::Replayed);
     assert_eq!(again.result["id"], second.result["id"]);
     let (page, _) = client.messages(&thread).limit(20).await.unwrap();
     let ours = page

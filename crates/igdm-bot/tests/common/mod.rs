@@ -98,6 +98,11 @@ impl Env {
     }
 
     pub fn client(&self) -> Arc<Client> {
+        self.client_over(None)
+    }
+
+    /// A client of the account over `transport` (default: reqwest's).
+    pub fn client_over(&self, transport: Option<Arc<dyn igdm_spec::Transport>>) -> Arc<Client> {
         let connector = Arc::new(
             Connector::load(igdm_connectors::INSTAGRAM_GRAPH, "instagram-graph.md").unwrap(),
         );
@@ -113,25 +118,27 @@ impl Env {
         };
         let session =
             Session::new().with_access_token(self.account["access_token"].as_str().unwrap());
-        Arc::new(
-            Client::builder(account, connector, session)
-                .pacing(PacingPolicy::none())
-                .build()
-                .unwrap(),
-        )
+        let mut builder = Client::builder(account, connector, session).pacing(PacingPolicy::none());
+        if let Some(t) = transport {
+            builder = builder.transport(t);
+        }
+        Arc::new(builder.build().unwrap())
     }
 
     /// A bot on the example file (or `yaml`), reading the sandbox's virtual clock.
     pub fn bot(&self, yaml: Option<&str>) -> Bot {
+        self.bot_with(yaml, self.client())
+    }
+
+    /// As [`Env::bot`], sending with `client`.
+    pub fn bot_with(&self, yaml: Option<&str>, client: Arc<Client>) -> Bot {
         let mut config = BotConfig::parse(yaml.unwrap_or(EXAMPLE)).unwrap();
         config.policy.backoff_ms = 20;
         let offset = self.offset_secs.clone();
-        Bot::new(config, self.client(), self.store.clone()).unwrap().with_clock(Arc::new(
-            move || {
-                let secs = offset.load(Ordering::SeqCst);
-                Timestamp(Timestamp::now().0 + chrono::Duration::seconds(secs))
-            },
-        ))
+        Bot::new(config, client, self.store.clone()).unwrap().with_clock(Arc::new(move || {
+            let secs = offset.load(Ordering::SeqCst);
+            Timestamp(Timestamp::now().0 + chrono::Duration::seconds(secs))
+        }))
     }
 
     pub async fn customer(&self, username: &str, full_name: &str) -> Value {

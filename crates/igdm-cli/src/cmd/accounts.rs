@@ -11,8 +11,8 @@ use igdm_auth::session::AccountStatus;
 use igdm_auth::{Credential, CredentialStore, TokenCredential, TokenKind};
 use igdm_model::{Backend, Timestamp};
 
-use super::ctx::{Ctx, connector};
 use crate::Global;
+use igdm_runtime::{Runtime, connector};
 
 /// Account commands.
 #[derive(Debug, clap::Subcommand)]
@@ -76,12 +76,12 @@ pub struct AddArgs {
 
 /// Runs an accounts command.
 pub async fn run(cmd: AccountsCommand, global: &Global) -> anyhow::Result<ExitCode> {
-    let mut ctx = Ctx::open()?;
+    let mut rt = Runtime::from_env()?;
     match cmd {
-        AccountsCommand::Add(args) => add(&mut ctx, args, global).await,
+        AccountsCommand::Add(args) => add(&mut rt, args, global).await,
         AccountsCommand::List => {
-            let list: Vec<Value> = ctx
-                .accounts
+            let list: Vec<Value> = rt
+                .accounts()
                 .accounts
                 .iter()
                 .map(|a| json!({"name": a.name, "connector": a.connector, "backend": a.backend, "username": a.username, "user_id": a.user_id, "base_url": a.base_url}))
@@ -93,7 +93,7 @@ pub async fn run(cmd: AccountsCommand, global: &Global) -> anyhow::Result<ExitCo
                     "no accounts yet: igdm accounts add NAME --connector … (--cookies FILE | --token TOKEN | --sandbox URL)"
                 );
             } else {
-                for a in &ctx.accounts.accounts {
+                for a in &rt.accounts().accounts {
                     println!(
                         "{:<16} {:<16} {:<20} {}",
                         a.name,
@@ -106,11 +106,13 @@ pub async fn run(cmd: AccountsCommand, global: &Global) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         AccountsCommand::Remove { name } => {
-            let removed =
-                ctx.accounts.remove(&name).ok_or_else(|| anyhow!("no account named {name:?}"))?;
-            ctx.accounts.save(&ctx.home)?;
-            ctx.vault()?.delete(&removed.name).await?;
-            let _ = std::fs::remove_file(ctx.home.join("state").join(format!("{name}.json")));
+            let removed = rt
+                .accounts_mut()
+                .remove(&name)
+                .ok_or_else(|| anyhow!("no account named {name:?}"))?;
+            rt.save_accounts()?;
+            rt.vault()?.delete(&removed.name).await?;
+            let _ = std::fs::remove_file(rt.home().join("state").join(format!("{name}.json")));
             if global.json {
                 println!("{}", json!({"removed": name}));
             } else {
@@ -118,8 +120,8 @@ pub async fn run(cmd: AccountsCommand, global: &Global) -> anyhow::Result<ExitCo
             }
             Ok(ExitCode::SUCCESS)
         }
-        AccountsCommand::Status => status(&mut ctx, global).await,
-        AccountsCommand::Keepalive(args) => super::upkeep::keepalive(&mut ctx, args, global).await,
+        AccountsCommand::Status => status(&rt, global).await,
+        AccountsCommand::Keepalive(args) => super::upkeep::keepalive(&rt, args, global).await,
     }
 }
 
@@ -143,8 +145,8 @@ fn read_arg(value: &str) -> anyhow::Result<String> {
     }
 }
 
-async fn add(ctx: &mut Ctx, args: AddArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    if ctx.accounts.get(&args.name).is_some() {
+async fn add(rt: &mut Runtime, args: AddArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    if rt.accounts().get(&args.name).is_some() {
         bail!(
             "an account named {:?} already exists (igdm accounts remove {} first)",
             args.name,
@@ -157,6 +159,7 @@ async fn add(ctx: &mut Ctx, args: AddArgs, global: &Global) -> anyhow::Result<Ex
         let connector_id =
             args.connector.clone().ok_or_else(|| anyhow!("--connector is required"))?;
         let conn = connector(&connector_id)?;
+        let now = rt.now().await;
         let credential = if let Some(c) = &args.cookies {
             let text = read_arg(c)?;
             let mut cred = igdm_auth::import::import_cookies(
@@ -172,7 +175,7 @@ async fn add(ctx: &mut Ctx, args: AddArgs, global: &Global) -> anyhow::Result<Ex
             Credential::Token(TokenCredential {
                 access_token: SecretString::from(token),
                 expires_at: None,
-                issued_at: Timestamp::now(),
+                issued_at: now,
                 scopes: Vec::new(),
                 kind: if connector_id == "instagram-page" {
                     TokenKind::Page
@@ -203,7 +206,7 @@ async fn add(ctx: &mut Ctx, args: AddArgs, global: &Global) -> anyhow::Result<Ex
         };
         let mut credential = credential;
         if let Credential::Token(token) = &mut credential {
-            identify_token(&mut config, token, conn).await?;
+            rt.identify_token(&mut config, token).await?;
         }
         (config, credential)
     };
@@ -212,9 +215,7 @@ async fn add(ctx: &mut Ctx, args: AddArgs, global: &Global) -> anyhow::Result<Ex
         hourly: args.writes_per_hour,
         daily: args.writes_per_day,
     };
-    ctx.vault()?.put(&config.name, credential).await?;
-    ctx.accounts.add(config.clone())?;
-    ctx.accounts.save(&ctx.home)?;
+    rt.add_account(config.clone(), credential).await?;
     if global.json {
         println!(
             "{}",
@@ -229,36 +230,6 @@ async fn add(ctx: &mut Ctx, args: AddArgs, global: &Global) -> anyhow::Result<Ex
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Asks the API whom `token` belongs to (the connector's `auth.validate`
-/// probe: `/me?fields=user_id,username` for Instagram Login; for a Page token
-/// the Page and its linked Instagram account) and records it on the account
-/// and the credential. Neither call says when the token expires, so its
-/// expiry stays unknown until a refresh or an exchange reports one.
-async fn identify_token(
-    config: &mut AccountConfig,
-    token: &mut TokenCredential,
-    conn: std::sync::Arc<igdm_spec::Connector>,
-) -> anyhow::Result<()> {
-    let session = super::ctx::session_from(&Credential::Token(token.clone()));
-    let client = igdm::Client::builder(config.clone(), conn, session).build()?;
-    let me = client.validate().await.with_context(|| {
-        format!("the token was refused; nothing was stored for {:?}", config.name)
-    })?;
-    let text = |k: &str| {
-        me.data.get(k).and_then(|v| {
-            v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string()))
-        })
-    };
-    let user_id = text("id").ok_or_else(|| {
-        anyhow!("the API did not say which Instagram account the token belongs to: {}", me.data)
-    })?;
-    config.user_id = Some(user_id.clone());
-    config.username = text("username");
-    token.user_id = Some(user_id);
-    token.page_id = text("page_id").or(token.page_id.take());
-    Ok(())
 }
 
 /// Creates an account on a running sandbox (or, with `--as`, finds the one it
@@ -378,12 +349,14 @@ pub fn account_from_sandbox(
 /// `igdm accounts status`: every account's one session record (the state
 /// file the client writes), with the token expiry from the vault and the
 /// write budget left under the account's pacing.
-async fn status(ctx: &mut Ctx, global: &Global) -> anyhow::Result<ExitCode> {
-    let vault = ctx.vault_migrated().await?;
+async fn status(rt: &Runtime, global: &Global) -> anyhow::Result<ExitCode> {
+    let vault = rt.vault_migrated().await?;
     let mut rows = Vec::new();
     let now = Timestamp::now();
-    for a in ctx.accounts.accounts.clone() {
-        let state = igdm::StateFile::new(&ctx.home, &a.name).read()?;
+    // Token expiry is measured on the runtime's clock (a followed sandbox clock in tests).
+    let token_now = rt.now().await;
+    for a in rt.accounts().accounts.clone() {
+        let state = igdm::StateFile::new(rt.home(), &a.name).read()?;
         let conn = connector(&a.connector)?;
         let client = igdm::Client::builder(a.clone(), conn, igdm_spec::Session::new()).build()?;
         let policy = client.pacing();
@@ -395,7 +368,7 @@ async fn status(ctx: &mut Ctx, global: &Global) -> anyhow::Result<ExitCode> {
         };
         let (health, token_expires, next_step) = match vault.get(&a.name).await? {
             Some(cred) => {
-                let st = AccountStatus::derive(&a.name, &cred, &state.session, now);
+                let st = AccountStatus::derive(&a.name, &cred, &state.session, token_now);
                 // An Instagram Login token always expires (60 days): one
                 // whose expiry the API never stated is shown as unknown. A
                 // Page token without one does not expire.

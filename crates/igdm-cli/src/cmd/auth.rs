@@ -31,8 +31,8 @@ use igdm_auth::{
 };
 use igdm_model::{Backend, Timestamp};
 
-use super::ctx::Ctx;
 use crate::Global;
+use igdm_runtime::Runtime;
 
 /// `igdm login`.
 #[derive(Debug, clap::Args)]
@@ -146,14 +146,14 @@ fn backend_of(connector_id: &str) -> Backend {
 
 /// Adds the account to accounts.json, or updates what the login learnt.
 fn register(
-    ctx: &mut Ctx,
+    ctx: &mut Runtime,
     name: &str,
     connector: &str,
     base_url: Option<&str>,
     user_id: Option<String>,
     username: Option<String>,
 ) -> anyhow::Result<()> {
-    if let Some(existing) = ctx.accounts.accounts.iter_mut().find(|a| a.name == name) {
+    if let Some(existing) = ctx.accounts_mut().accounts.iter_mut().find(|a| a.name == name) {
         if existing.connector != connector {
             bail!(
                 "account {name:?} uses the {} connector, not {connector}: pick another name or `igdm accounts remove {name}`",
@@ -164,7 +164,7 @@ fn register(
         existing.user_id = user_id.or(existing.user_id.take());
         existing.username = username.or(existing.username.take());
     } else {
-        ctx.accounts.add(AccountConfig {
+        ctx.accounts_mut().add(AccountConfig {
             name: name.to_owned(),
             connector: connector.to_owned(),
             backend: backend_of(connector),
@@ -175,20 +175,20 @@ fn register(
             created_at: Timestamp::now(),
         })?;
     }
-    ctx.accounts.save(&ctx.home)?;
+    ctx.save_accounts()?;
     Ok(())
 }
 
 /// Runs the connector's `auth.validate` probe with the stored credential.
-async fn validate(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
-    let opened = ctx.client(Some(name)).await?;
-    let out = opened.client.validate().await;
+async fn validate(ctx: &mut Runtime, name: &str) -> anyhow::Result<Value> {
+    let opened = ctx.open(Some(name)).await?;
+    let out = opened.client().validate().await;
     opened.finish().await?;
     let out = out.with_context(|| format!("the stored credential of {name} was refused"))?;
     Ok(out.data)
 }
 
-fn connector_text(args: &LoginArgs, ctx: &Ctx) -> anyhow::Result<(String, String)> {
+fn connector_text(args: &LoginArgs, ctx: &Runtime) -> anyhow::Result<(String, String)> {
     if let Some(path) = &args.spec {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -198,7 +198,7 @@ fn connector_text(args: &LoginArgs, ctx: &Ctx) -> anyhow::Result<(String, String
     let id = args
         .connector
         .clone()
-        .or_else(|| ctx.accounts.get(&args.name).map(|a| a.connector.clone()))
+        .or_else(|| ctx.accounts().get(&args.name).map(|a| a.connector.clone()))
         .unwrap_or_else(|| "instagram-web".to_owned());
     let text = igdm_connectors::by_id(&id).ok_or_else(|| anyhow!("no connector {id:?}"))?;
     Ok((id, text.to_owned()))
@@ -229,13 +229,13 @@ fn with_fill(cfg: &mut AuthConfig, fill: bool) {
 /// Runs `igdm login`.
 pub async fn login(args: LoginArgs, global: &Global) -> anyhow::Result<ExitCode> {
     igdm_auth::validate_account(&args.name)?;
-    let mut ctx = Ctx::open()?;
+    let mut ctx = Runtime::from_env()?;
     let (connector_id, text) = connector_text(&args, &ctx)?;
     let mut cfg = AuthConfig::from_connector_text(&text)?;
     let base_url = args
         .base_url
         .clone()
-        .or_else(|| ctx.accounts.get(&args.name).and_then(|a| a.base_url.clone()));
+        .or_else(|| ctx.accounts().get(&args.name).and_then(|a| a.base_url.clone()));
     let (credential, message) = if let Some(source) = &args.cookies {
         let input = read_source(source)?;
         let mut cred = igdm_auth::import::import_cookies(&input, &cfg.domain, &cfg.cookies, None)?;
@@ -272,7 +272,7 @@ pub async fn login(args: LoginArgs, global: &Global) -> anyhow::Result<ExitCode>
 }
 
 async fn store_cookie_login(
-    ctx: &mut Ctx,
+    ctx: &mut Runtime,
     args: &LoginArgs,
     connector_id: &str,
     base_url: Option<&str>,
@@ -291,7 +291,7 @@ async fn store_cookie_login(
     vault.put(&args.name, Credential::Cookies(credential)).await?;
     register(ctx, &args.name, connector_id, base_url, user_id.clone(), username.clone())?;
     // A fresh login clears a past logout or challenge mark (the write ledger stays).
-    igdm::StateFile::new(&ctx.home, &args.name).update(|s| {
+    igdm::StateFile::new(ctx.home(), &args.name).update(|s| {
         s.session.health = igdm_model::SessionHealth::Healthy;
         s.session.last_error = None;
     })?;
@@ -312,7 +312,7 @@ async fn store_cookie_login(
             )?;
         }
     }
-    let shown = ctx.accounts.get(&args.name).cloned();
+    let shown = ctx.accounts().get(&args.name).cloned();
     let username = shown.as_ref().and_then(|a| a.username.clone());
     if global.json {
         println!(
@@ -336,7 +336,7 @@ async fn store_cookie_login(
 /// Runs `igdm oauth`.
 pub async fn oauth(args: OauthArgs, global: &Global) -> anyhow::Result<ExitCode> {
     igdm_auth::validate_account(&args.name)?;
-    let mut ctx = Ctx::open()?;
+    let mut ctx = Runtime::from_env()?;
     let vault = ctx.vault()?;
     if args.page && args.user_token_env.is_some() {
         return facebook_page(&mut ctx, &args, global).await;
@@ -442,7 +442,7 @@ pub async fn oauth(args: OauthArgs, global: &Global) -> anyhow::Result<ExitCode>
 /// `/me/accounts`, the Page token is stored and checked with the
 /// connector's `auth.validate` probe.
 async fn facebook_page(
-    ctx: &mut Ctx,
+    ctx: &mut Runtime,
     args: &OauthArgs,
     global: &Global,
 ) -> anyhow::Result<ExitCode> {

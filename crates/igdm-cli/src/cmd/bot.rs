@@ -11,8 +11,8 @@ use igdm_model::Timestamp;
 use igdm_store::{MessageStore, Store};
 use serde_json::json;
 
-use super::ctx::Ctx;
 use crate::Global;
+use igdm_runtime::{LiveAccount, Runtime};
 
 /// `igdm bot …`.
 #[derive(Debug, clap::Subcommand)]
@@ -55,23 +55,24 @@ fn load(path: &Path) -> anyhow::Result<BotConfig> {
     Ok(BotConfig::load(path)?)
 }
 
-/// A bot for the `--account` account over `store`.
+/// A bot for the `--account` account over `store`, and the live account it answers as.
 async fn bot_for(
+    rt: &Runtime,
     path: &Path,
     store: Arc<dyn MessageStore>,
     global: &Global,
-) -> anyhow::Result<Bot> {
+) -> anyhow::Result<(Bot, LiveAccount)> {
     let config = load(path)?;
-    let mut ctx = Ctx::open()?;
-    let opened = ctx.client(global.account.as_deref()).await?;
-    let account = opened.client.account();
+    let opened = rt.open(global.account.as_deref()).await?;
+    let account = opened.client().account();
     if account.connector == "instagram-web" {
         bail!(
             "the bot answers business accounts on the official API; {:?} uses the private web API",
             account.name
         );
     }
-    Ok(Bot::new(config, Arc::new(opened.client), store)?)
+    let bot = Bot::new(config, Arc::new(opened.client().clone()), store)?;
+    Ok((bot, opened))
 }
 
 /// Starts the bot on `server`'s event stream (for `igdm serve --bot FILE`).
@@ -80,26 +81,30 @@ async fn bot_for(
 /// # Errors
 /// An invalid bot file, a missing account or credentials, an unreachable store.
 pub async fn start(
+    rt: &Runtime,
     path: &Path,
     database: &str,
     server: &igdm_webhook::Server,
     global: &Global,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<(tokio::task::JoinHandle<()>, LiveAccount)> {
     let store = Store::open(database).await.context("opening the store for the bot")?;
-    let bot = bot_for(path, shared(store), global).await?;
+    let (bot, live) = bot_for(rt, path, shared(store), global).await?;
+    super::upkeep::announce_stop(&live);
     let events = server.subscribe();
     eprintln!("igdm serve: bot from {} is answering", path.display());
-    Ok(tokio::spawn(async move { bot.run(events).await }))
+    Ok((tokio::spawn(async move { bot.run(events).await }), live))
 }
 
 /// Runs `igdm bot …`.
 pub async fn run(cmd: BotCommand, global: &Global) -> anyhow::Result<ExitCode> {
     match cmd {
         BotCommand::SyncProfile(args) => {
-            let ctx = Ctx::open()?;
-            let store = shared(ctx.store().await?);
-            let bot = bot_for(&args.bot, store, global).await?;
-            let done = bot.sync_profile().await?;
+            let rt = Runtime::from_env()?;
+            let store = shared(rt.store().await?);
+            let (bot, live) = bot_for(&rt, &args.bot, store, global).await?;
+            let done = bot.sync_profile().await;
+            live.finish().await?;
+            let done = done?;
             if global.json {
                 println!("{}", json!({"ok": true, "actions": done}));
             } else {
@@ -116,7 +121,7 @@ pub async fn run(cmd: BotCommand, global: &Global) -> anyhow::Result<ExitCode> {
 
 /// Runs `igdm handover take|release CONVERSATION`.
 pub async fn handover(cmd: HandoverCommand, global: &Global) -> anyhow::Result<ExitCode> {
-    let ctx = Ctx::open()?;
+    let ctx = Runtime::from_env()?;
     let account = ctx.account(global.account.as_deref())?;
     let account_id = account.user_id.clone().ok_or_else(|| {
         anyhow!("account {:?} has no Instagram id: log in again with igdm oauth", account.name)

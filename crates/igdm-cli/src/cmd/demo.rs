@@ -12,9 +12,9 @@ use igdm_model::{ConversationKind, Timestamp};
 use igdm_sandbox::{Sandbox, SandboxConfig};
 
 use super::accounts::account_from_sandbox;
-use super::ctx::{connector, session_from};
 use super::output::{conversation_row, message_row};
 use crate::Global;
+use igdm_runtime::{connector, session_from};
 
 /// Options of `igdm demo`.
 #[derive(Debug, clap::Args)]

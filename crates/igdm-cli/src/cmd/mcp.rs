@@ -10,9 +10,9 @@ use serde_json::Value;
 
 use igdm_mcp::{Draft, Drafts, HttpOptions, IgdmServer, McpConfig, Policy};
 
-use super::ctx::Ctx;
 use super::output;
 use crate::Global;
+use igdm_runtime::Runtime;
 
 /// `igdm mcp`.
 #[derive(Debug, clap::Args)]
@@ -76,8 +76,8 @@ pub enum DraftsCommand {
     },
 }
 
-fn drafts_of(ctx: &Ctx) -> Drafts {
-    Drafts::new(ctx.home.join("drafts"))
+fn drafts_of(ctx: &Runtime) -> Drafts {
+    Drafts::new(ctx.home().join("drafts"))
 }
 
 fn non_empty(v: Vec<String>) -> Option<std::collections::BTreeSet<String>> {
@@ -96,11 +96,13 @@ pub async fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
     };
     // Check the options before touching credentials or the network.
     policy.validate()?;
-    let mut ctx = Ctx::open()?;
-    let opened = ctx.client(global.account.as_deref()).await?;
+    let ctx = Runtime::from_env()?;
+    let opened = ctx.open(global.account.as_deref()).await?;
     // A web session is kept alive while the server runs (the connector's
-    // `session.keep_alive`, skipped while the agent's reads keep it alive).
-    let upkeep = super::upkeep::schedule(&opened, &ctx.home);
+    // `session.keep_alive`, skipped while the agent's reads keep it alive);
+    // a token is refreshed before it expires.
+    opened.schedule_keep_alive();
+    super::upkeep::announce_stop(&opened);
     let store = match &args.database {
         Some(url) => {
             Some(Arc::new(igdm_store::Store::open(url).await.context("opening the local store")?))
@@ -121,13 +123,13 @@ pub async fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
         policy,
         drafts: Some(drafts_of(&ctx)),
         store,
-        capabilities: Some(super::msg::capabilities(&opened.client)),
+        capabilities: Some(super::msg::capabilities(opened.client())),
         live,
     };
-    let server = IgdmServer::new(opened.client.clone(), config)?;
+    let server = IgdmServer::new(opened.client().clone(), config)?;
     match args.http {
         None => {
-            tracing::info!(account = %opened.client.account().name, "serving MCP on stdio");
+            tracing::info!(account = %opened.client().account().name, "serving MCP on stdio");
             igdm_mcp::serve_stdio(server, args.events).await?;
         }
         Some(addr) => {
@@ -144,14 +146,11 @@ pub async fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
                 HttpOptions { addr, token, allow_remote: args.allow_remote },
             )
             .await?;
-            eprintln!("igdm mcp: serving {} on {}", opened.client.account().name, running.url());
+            eprintln!("igdm mcp: serving {} on {}", opened.client().account().name, running.url());
             tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
             running.shutdown();
             running.wait().await?;
         }
-    }
-    if let Some(task) = upkeep {
-        task.abort();
     }
     let _ = stop_live.send(true);
     for w in watchers {
@@ -188,7 +187,7 @@ fn draft_row(d: &Draft) -> String {
 
 /// Runs `igdm drafts`.
 pub async fn drafts(cmd: DraftsCommand, global: &Global) -> anyhow::Result<ExitCode> {
-    let mut ctx = Ctx::open()?;
+    let ctx = Runtime::from_env()?;
     let drafts = drafts_of(&ctx);
     match cmd {
         DraftsCommand::List { all } => {
@@ -215,9 +214,9 @@ pub async fn drafts(cmd: DraftsCommand, global: &Global) -> anyhow::Result<ExitC
         }
         DraftsCommand::Approve { id } => {
             let pending = drafts.pending(&id)?;
-            let opened = ctx.client(Some(&pending.account)).await?;
+            let opened = ctx.open(Some(&pending.account)).await?;
             let server = IgdmServer::new(
-                opened.client.clone(),
+                opened.client().clone(),
                 McpConfig { drafts: Some(drafts.clone()), ..McpConfig::default() },
             )?;
             let done = server.approve(&drafts, &id).await?;

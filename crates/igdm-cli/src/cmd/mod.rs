@@ -3,7 +3,6 @@
 pub mod accounts;
 pub mod auth;
 pub mod bot;
-pub mod ctx;
 pub mod demo;
 pub mod mcp;
 pub mod msg;

@@ -8,9 +8,9 @@ use igdm::Client;
 use igdm::ops::params;
 use igdm_model::{Conversation, Message};
 
-use super::ctx::Ctx;
 use super::output;
 use crate::Global;
+use igdm_runtime::Runtime;
 
 /// Messaging commands (they act as `--account`, default the only account).
 #[derive(Debug, clap::Subcommand)]
@@ -226,6 +226,18 @@ pub struct SendArgs {
     /// Print the request instead of sending it.
     #[arg(long)]
     pub print_request: bool,
+    /// Send a photo from a local JPEG file (uploaded, then sent).
+    #[arg(long, value_name = "FILE", group = "media", conflicts_with = "image")]
+    pub photo: Option<std::path::PathBuf>,
+    /// Send a video from a local MP4 file (H.264).
+    #[arg(long, value_name = "FILE", group = "media", conflicts_with = "image")]
+    pub video: Option<std::path::PathBuf>,
+    /// Send a voice note from a local M4A file (AAC in MP4).
+    #[arg(long, value_name = "FILE", group = "media", conflicts_with = "image")]
+    pub voice: Option<std::path::PathBuf>,
+    /// With --photo/--video/--voice: a text sent after the media, as its own message.
+    #[arg(long, value_name = "T")]
+    pub text: Option<String>,
 }
 
 fn pairs(items: &[String], what: &str) -> anyhow::Result<Vec<(String, String)>> {
@@ -241,7 +253,7 @@ fn pairs(items: &[String], what: &str) -> anyhow::Result<Vec<(String, String)>> 
 
 /// Runs a messaging command.
 pub async fn run(cmd: MsgCommand, global: &Global) -> anyhow::Result<ExitCode> {
-    let mut ctx = Ctx::open()?;
+    let ctx = Runtime::from_env()?;
     // A local search needs the account's name and the store, not a client
     // (no vault, no connector).
     if let MsgCommand::Search { query, limit, remote: false } = &cmd {
@@ -251,8 +263,8 @@ pub async fn run(cmd: MsgCommand, global: &Global) -> anyhow::Result<ExitCode> {
             Err(e) => usage_error(global.json, &e),
         });
     }
-    let opened = ctx.client(global.account.as_deref()).await?;
-    let code = match dispatch(&opened.client, cmd, global).await {
+    let opened = ctx.open(global.account.as_deref()).await?;
+    let code = match dispatch(opened.client(), cmd, global).await {
         Ok(code) => code,
         Err(Failure::Client(e)) => output::client_error(global.json, &e),
         Err(Failure::Usage(e)) => usage_error(global.json, &e),
@@ -275,6 +287,12 @@ enum Failure {
 impl From<igdm::Error> for Failure {
     fn from(e: igdm::Error) -> Self {
         Self::Client(e)
+    }
+}
+
+impl From<igdm_runtime::RuntimeError> for Failure {
+    fn from(e: igdm_runtime::RuntimeError) -> Self {
+        Self::Usage(e.into())
     }
 }
 
@@ -433,7 +451,7 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
         MsgCommand::Search { query, limit, remote: false } => {
             // `run` answers local searches before opening a client; this arm keeps the match total.
             let account = &client.account().name;
-            return Ok(local_search(&Ctx::open()?, account, &query, limit, j).await?);
+            return Ok(local_search(&Runtime::from_env()?, account, &query, limit, j).await?);
         }
         MsgCommand::Search { query, limit, remote: true } => {
             let out = client
@@ -568,8 +586,8 @@ const FROM_STORE: &str = "served from the local store (synced recently); --remot
 async fn fresh_store(client: &Client) -> Result<Option<igdm_store::Store>, Failure> {
     let ttl: i64 =
         std::env::var("IGDM_FRESH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
-    let ctx = Ctx::open()?;
-    if !ctx.home.join("igdm.db").exists() && std::env::var_os("IGDM_DATABASE_URL").is_none() {
+    let ctx = Runtime::from_env()?;
+    if !ctx.home().join("igdm.db").exists() && std::env::var_os("IGDM_DATABASE_URL").is_none() {
         return Ok(None);
     }
     let store = ctx.store().await?;
@@ -578,7 +596,7 @@ async fn fresh_store(client: &Client) -> Result<Option<igdm_store::Store>, Failu
 }
 
 async fn local_search(
-    ctx: &Ctx,
+    ctx: &Runtime,
     account: &str,
     query: &str,
     limit: Option<u32>,
@@ -619,6 +637,22 @@ async fn simple(
 }
 
 async fn send(client: &Client, args: SendArgs, j: bool) -> Result<ExitCode, Failure> {
+    let media = [
+        (igdm::MediaKind::Photo, &args.photo),
+        (igdm::MediaKind::Video, &args.video),
+        (igdm::MediaKind::Voice, &args.voice),
+    ]
+    .into_iter()
+    .find_map(|(k, f)| f.clone().map(|f| (k, f)));
+    if let Some((kind, file)) = media {
+        return send_media(client, &args, kind, file, j).await;
+    }
+    if args.text.is_some() {
+        return Err(anyhow::anyhow!(
+            "--text goes with --photo, --video or --voice; give the text as TEXT"
+        )
+        .into());
+    }
     let (conversation, text) = match (&args.user, args.args.as_slice()) {
         (Some(_), [text]) => (None, text.clone()),
         (None, [conv, text]) => (Some(conv.clone()), text.clone()),
@@ -644,7 +678,7 @@ async fn send(client: &Client, args: SendArgs, j: bool) -> Result<ExitCode, Fail
             print_request(&client.build_request(action, &p).await?);
             return Ok(ExitCode::SUCCESS);
         }
-        return object(client, j, action, p).await;
+        return send_recorded(client, j, action, p, args.idempotency_key).await;
     }
     let conversation = conversation.unwrap_or_default();
     if let Some(url) = &args.image {
@@ -653,7 +687,7 @@ async fn send(client: &Client, args: SendArgs, j: bool) -> Result<ExitCode, Fail
             ("url", json!(url)),
             ("text", json!(text)),
         ]);
-        return object(client, j, "send_image", p).await;
+        return send_recorded(client, j, "send_image", p, args.idempotency_key).await;
     }
     let mut req = client.send(conversation, text);
     if let Some(r) = args.reply_to {
@@ -672,15 +706,89 @@ async fn send(client: &Client, args: SendArgs, j: bool) -> Result<ExitCode, Fail
         print_request(&req.build_request().await?);
         return Ok(ExitCode::SUCCESS);
     }
-    let outcome = req.await?;
+    print_sent(j, &req.await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sends any sending action through the client's send ledger.
+async fn send_recorded(
+    client: &Client,
+    j: bool,
+    action: &str,
+    p: Map<String, Value>,
+    key: Option<String>,
+) -> Result<ExitCode, Failure> {
+    let mut req = client.send_action(action, p);
+    if let Some(k) = key {
+        req = req.idempotency_key(k);
+    }
+    print_sent(j, &req.await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_sent(j: bool, outcome: &igdm::SendOutcome) {
     if j {
-        println!("{}", serde_json::to_value(&outcome).unwrap_or_default());
+        println!("{}", serde_json::to_value(outcome).unwrap_or_default());
     } else {
         println!(
             "{} (key {}): {}",
             outcome.outcome,
             outcome.idempotency_key,
             outcome.result.get("id").and_then(Value::as_str).unwrap_or("")
+        );
+    }
+}
+
+/// `igdm send CONVERSATION --photo|--video|--voice FILE [--text T]`.
+async fn send_media(
+    client: &Client,
+    args: &SendArgs,
+    kind: igdm::MediaKind,
+    file: std::path::PathBuf,
+    j: bool,
+) -> Result<ExitCode, Failure> {
+    if args.user.is_some() {
+        return Err(anyhow::anyhow!(
+            "media go to an existing conversation (Instagram refuses them otherwise): give CONVERSATION instead of --user"
+        )
+        .into());
+    }
+    if args.print_request || args.reply_to.is_some() || !args.quick_replies.is_empty() {
+        return Err(anyhow::anyhow!(
+            "--print-request, --reply-to and --quick-reply do not apply to media sends"
+        )
+        .into());
+    }
+    let (conversation, text) = match args.args.as_slice() {
+        [conv] => (conv.clone(), args.text.clone()),
+        [conv, text] if args.text.is_none() => (conv.clone(), Some(text.clone())),
+        _ => {
+            return Err(
+                anyhow::anyhow!("give CONVERSATION, and the text once (TEXT or --text)").into()
+            );
+        }
+    };
+    let mut req = client.send_media(conversation, kind, file);
+    if let Some(t) = text {
+        req = req.text(t);
+    }
+    if let Some(k) = &args.idempotency_key {
+        req = req.idempotency_key(k.clone());
+    }
+    let out = req.await?;
+    if j {
+        println!("{}", serde_json::to_value(&out).unwrap_or_default());
+    } else {
+        let resumed = if out.resumed_from.is_empty() {
+            String::new()
+        } else {
+            format!(", resumed {} time(s)", out.resumed_from.len())
+        };
+        println!(
+            "sent {} ({} bytes{resumed}): {}",
+            kind.name(),
+            out.bytes,
+            out.result.get("id").and_then(Value::as_str).unwrap_or("")
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -712,6 +820,7 @@ pub fn capabilities(client: &Client) -> Value {
                         name.clone(),
                         json!({
                             "supported": cap.supported,
+                            "verified": cap.verified,
                             "action": cap.action.clone().unwrap_or_else(|| name.clone()),
                             "limits": limits_json(&cap.limits),
                             "note": cap.note,

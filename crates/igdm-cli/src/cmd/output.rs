@@ -108,7 +108,43 @@ pub fn error(json_out: bool, e: &ApiError) -> ExitCode {
     ExitCode::from(igdm::exit_code(&e.class))
 }
 
-/// Reports an [`igdm::Error`].
+/// The exit code of a send whose outcome is unknown (nothing was resent).
+pub const EXIT_OUTCOME_UNKNOWN: u8 = 7;
+
+/// Reports an [`igdm::Error`]. A send left without a verdict prints its
+/// ledger state (`outcome: unknown`, the key, the candidate messages) and
+/// exits [`EXIT_OUTCOME_UNKNOWN`].
 pub fn client_error(json_out: bool, e: &igdm::Error) -> ExitCode {
-    error(json_out, &e.to_api_error())
+    let api = e.to_api_error();
+    let Some(unsettled) = e.unsettled_send() else {
+        return error(json_out, &api);
+    };
+    if json_out {
+        let doc = json!({
+            "idempotency_key": unsettled.idempotency_key,
+            "outcome": unsettled.state,
+            "candidates": unsettled.candidates,
+            "error": {
+                "class": api.class,
+                "message": api.message,
+                "retryable": api.retryable,
+                "retry_after": api.retry_after,
+                "needs_user": api.needs_user,
+                "remediation": api.remediation,
+                "url": api.url,
+            },
+        });
+        println!("{doc}");
+    } else {
+        eprintln!(
+            "{} (key {}): {}",
+            unsettled.state.as_str(),
+            unsettled.idempotency_key,
+            api.message
+        );
+        if !api.remediation.is_empty() {
+            eprintln!("  {}", api.remediation);
+        }
+    }
+    ExitCode::from(EXIT_OUTCOME_UNKNOWN)
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use igdm_runtime::{LiveAccount, Runtime};
 use igdm_webhook::{Config, EventOutput, ForwardConfig, Secrets, Server, StoreLog, WEBHOOK_PATH};
 
 use crate::Global;
@@ -70,23 +71,18 @@ pub struct ServeArgs {
 }
 
 /// Opens each named account and schedules its keep-alive.
-async fn keep_alive(
-    names: &[String],
-) -> anyhow::Result<Vec<(super::ctx::Opened, tokio::task::JoinHandle<()>)>> {
+async fn keep_alive(rt: &Runtime, names: &[String]) -> anyhow::Result<Vec<LiveAccount>> {
     let mut out = Vec::new();
-    if names.is_empty() {
-        return Ok(out);
-    }
-    let mut ctx = super::ctx::Ctx::open()?;
     for name in names {
-        let opened = ctx.client(Some(name)).await?;
-        let Some(task) = super::upkeep::schedule(&opened, &ctx.home) else {
+        let live = rt.open(Some(name)).await?;
+        if !live.schedule_keep_alive() {
             bail!(
                 "{name} holds no web session with a keep-alive (only instagram-web cookie sessions need one)"
             );
-        };
+        }
+        super::upkeep::announce_stop(&live);
         eprintln!("igdm serve: keeping the web session of {name} alive");
-        out.push((opened, task));
+        out.push(live);
     }
     Ok(out)
 }
@@ -103,17 +99,6 @@ fn secrets_from_env() -> anyhow::Result<Secrets> {
         )
     };
     Ok(Secrets::new(app_secret, verify_token))
-}
-
-fn default_database() -> anyhow::Result<String> {
-    let home = match std::env::var_os("IGDM_HOME").filter(|d| !d.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => directories::ProjectDirs::from("", "", "igdm")
-            .map(|d| d.data_dir().to_path_buf())
-            .context("no IGDM_HOME and no home directory: pass --database")?,
-    };
-    std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
-    Ok(format!("sqlite://{}", home.join("igdm.db").display()))
 }
 
 /// The default event log beside a SQLite store: `DIR/NAME.webhooks.db` for
@@ -173,9 +158,13 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
         }
         None => None,
     };
+    let rt = Runtime::from_env()?;
     let database = match args.database {
         Some(url) => url,
-        None => default_database()?,
+        None => {
+            rt.home().ensure()?;
+            rt.store_url()
+        }
     };
     let store = igdm_store::Store::open(&database).await.context("opening the store")?;
     let log = match args.log_database.clone().or_else(|| sibling_log(&database)) {
@@ -204,16 +193,19 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
         .with_context(|| format!("binding {}", args.addr))?;
     let local = listener.local_addr()?;
     let server = Server::new(config, log);
-    let _bot = match &args.bot {
-        Some(file) => Some(super::bot::start(file, &database, &server, _global).await?),
+    let bot = match &args.bot {
+        Some(file) => Some(super::bot::start(&rt, file, &database, &server, _global).await?),
         None => None,
     };
-    let upkeep = keep_alive(&args.keep_alive).await?;
+    let upkeep = keep_alive(&rt, &args.keep_alive).await?;
     eprintln!("igdm serve: listening on http://{local}{WEBHOOK_PATH}");
     server.serve_with_shutdown(listener, igdm_webhook::shutdown_signal()).await?;
-    for (opened, task) in upkeep {
+    for live in upkeep {
+        live.finish().await?;
+    }
+    if let Some((task, live)) = bot {
         task.abort();
-        opened.finish().await?;
+        live.finish().await?;
     }
     eprintln!("igdm serve: stopped");
     Ok(ExitCode::SUCCESS)

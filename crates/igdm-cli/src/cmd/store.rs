@@ -9,9 +9,9 @@ use serde_json::json;
 use igdm::{SyncOptions, SyncProgress, sync};
 use igdm_store::ConversationFilter;
 
-use super::ctx::Ctx;
 use super::output;
 use crate::Global;
+use igdm_runtime::Runtime;
 
 /// `igdm sync`.
 #[derive(Debug, clap::Args)]
@@ -31,9 +31,9 @@ pub struct ExportArgs {
 
 /// Runs `igdm sync`.
 pub async fn sync_cmd(args: SyncArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    let mut ctx = Ctx::open()?;
+    let ctx = Runtime::from_env()?;
     let store = ctx.store().await?;
-    let opened = ctx.client(global.account.as_deref()).await?;
+    let opened = ctx.open(global.account.as_deref()).await?;
     let bar = if global.json { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} conversations")
@@ -41,7 +41,7 @@ pub async fn sync_cmd(args: SyncArgs, global: &Global) -> anyhow::Result<ExitCod
     );
     let mut messages = 0u64;
     let opts = SyncOptions { full: args.full, ..SyncOptions::default() };
-    let result = sync(&opened.client, &*store, &opts, &mut |p| match p {
+    let result = sync(opened.client(), &*store, &opts, &mut |p| match p {
         SyncProgress::Conversations(n) => bar.set_length(n),
         SyncProgress::Conversation { index, total, .. } => {
             bar.set_length(total);
@@ -73,7 +73,7 @@ pub async fn sync_cmd(args: SyncArgs, global: &Global) -> anyhow::Result<ExitCod
 
 /// Runs `igdm export`: every stored message of the account, one per line.
 pub async fn export(args: ExportArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    let ctx = Ctx::open()?;
+    let ctx = Runtime::from_env()?;
     let account = ctx.account(global.account.as_deref())?;
     let store = ctx.store().await?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

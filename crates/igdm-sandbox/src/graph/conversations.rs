@@ -124,6 +124,10 @@ fn list_inner(
     now: Micros,
 ) -> Result<Value, GraphError> {
     match req.param("platform").as_deref() {
+        // Instagram Login documents its find-by-person request without
+        // `platform` (the host serves Instagram only); listing still needs it.
+        None | Some("")
+            if caller.flavour == super::Flavour::Instagram && req.param("user_id").is_some() => {}
         None | Some("") => return Err(GraphError::missing_param("platform")),
         Some("instagram") => {}
         Some("messenger") => return Ok(json!({"data": []})),
@@ -317,6 +321,11 @@ fn render_message(
             other => return Err(nonexisting_field(other, "Message")),
         };
         out.insert(name.to_owned(), value);
+    }
+    // A Graph node always names itself, whatever fields were asked for
+    // (the story-mention example asks for `story` and gets `id` too).
+    if !out.contains_key("id") {
+        out.insert("id".into(), json!(item.mid));
     }
     Ok(Value::Object(out))
 }

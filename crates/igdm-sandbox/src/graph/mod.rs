@@ -15,8 +15,8 @@
 //! | GET | `/{conversation-id}[?fields=messages,participants,updated_time]`, `/{conversation-id}/messages` | One conversation |
 //! | GET | `/{message-id}?fields=id,created_time,from,to,message,attachments,reactions,shares,story` | Message detail (20 most recent only) |
 //! | GET | `/{igsid}?fields=name,username,profile_pic,…` | User Profile (consent required) |
-//! | GET | `/{self}?fields=id,user_id,username,name,…` | The account itself (a Page token: the Page, `id,name,instagram_business_account{id,username}`) |
-//! | GET/POST/DELETE | `/{self}/messenger_profile` | Ice breakers, persistent menu |
+//! | GET | `/{self}?fields=id,user_id,username,name,…` | The account itself (`/me` with an Instagram User token: in a `data` envelope, as documented; a Page token: the Page, `id,name,instagram_business_account{id,username}`) |
+//! | GET/POST/DELETE | `/{self}/messenger_profile` | Ice breakers (read back in the format they were set in), persistent menu; changes answer `{success: true}` (Instagram User token) or `{result: "success"}` (Page token) |
 //! | POST | `/{page-id}/message_attachments` | Reusable attachment (Page token) |
 //! | POST | `/me/pass_thread_control`, `/me/take_thread_control`, `/me/request_thread_control` | Handover (Page token) |
 //! | GET | `/me/thread_owner?recipient=`, `/me/secondary_receivers` | Handover (Page token) |
@@ -40,7 +40,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use serde_json::{Map, Value, json};
@@ -202,6 +202,31 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     }
 }
 
+/// The `token_expired` fault: a token issued before the fault was set (an
+/// account's built-in token always is) is refused as expired.
+async fn refused_as_expired(
+    sb: &Sandbox,
+    account_id: &str,
+    issued_us: Option<crate::state::Micros>,
+) -> Result<(), GraphError> {
+    let cutoff = sb
+        .read(|w| {
+            w.account(account_id)
+                .ok()
+                .filter(|a| a.fault == crate::state::FaultMode::TokenExpired)
+                .and_then(|a| a.tokens_expired_before_us)
+        })
+        .await;
+    match cutoff {
+        Some(cut) if issued_us.is_none_or(|i| i < cut) => {
+            let at =
+                |us| chrono::DateTime::<chrono::Utc>::from_timestamp_micros(us).unwrap_or_default();
+            Err(GraphError::token_expired(at(cut), at(sb.now_us())))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks the token of a request against the OAuth store (virtual clock) and
 /// the accounts' built-in tokens.
 ///
@@ -210,6 +235,7 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 pub async fn authenticate(sb: &Sandbox, token: Option<&str>) -> Result<Caller, GraphError> {
     let token = token.filter(|t| !t.is_empty()).ok_or_else(GraphError::token_missing)?;
     if let Some(info) = oauth::store(sb).check(token, sb.now_us())? {
+        refused_as_expired(sb, &info.account_id, Some(info.issued_us)).await?;
         return Ok(Caller {
             account_id: info.account_id,
             app_id: info.app_id,
@@ -229,6 +255,9 @@ pub async fn authenticate(sb: &Sandbox, token: Option<&str>) -> Result<Caller, G
             })
         })
         .await;
+    if let Some((account_id, _)) = &found {
+        refused_as_expired(sb, account_id, None).await?;
+    }
     match found {
         Some((account_id, flavour)) => Ok(Caller {
             account_id,
@@ -435,10 +464,19 @@ async fn dispatch(
     let req = parse_req(method, uri, headers, body)?;
     let token = bearer(headers).or_else(|| req.param("access_token"));
     let caller = authenticate(sb, token.as_deref()).await?;
-    let latency = sb.read(|w| w.accounts.get(&caller.account_id).map_or(0, |a| a.latency_ms)).await;
+    let (latency, drop_writes) = sb
+        .read(|w| {
+            w.accounts.get(&caller.account_id).map_or((0, false), |a| (a.latency_ms, a.drop_writes))
+        })
+        .await;
+    if drop_writes && req.method != Method::GET && req.method != Method::HEAD {
+        // Lost in flight: nothing applied, the answer comes late if at all.
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+        return Ok((StatusCode::BAD_GATEWAY, "Bad Gateway").into_response());
+    }
     // The latency fault holds the answer after the request was applied.
     let answer = route(sb, req, caller).await;
-    if latency > 0 {
+    if latency > 0 && !drop_writes {
         tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
     }
     answer

@@ -17,7 +17,8 @@ pub const MAX_ICE_BREAKERS: usize = 4;
 /// Most persistent-menu items per locale.
 pub const MAX_MENU_ITEMS: usize = 20;
 
-/// `GET /{self}`: the account's own node.
+/// `GET /{self}`: the account's own node (`/me` with an Instagram User token:
+/// in a `data` envelope, as the Instagram Login get-started page shows).
 pub(crate) async fn account_node(
     sb: &Arc<Sandbox>,
     caller: &Caller,
@@ -79,6 +80,11 @@ pub(crate) async fn account_node(
                 other => return Err(nonexisting_field(other, "User")),
             };
             out.insert(f.name.clone(), v);
+        }
+        // Instagram Login's `/me` answers in the `data` envelope its get-started
+        // page documents; the node under its own id answers flat.
+        if req.node == "me" {
+            return Ok(Json(json!({"data": [Value::Object(out)]})));
         }
         Ok(Json(Value::Object(out)))
     })
@@ -163,18 +169,33 @@ pub(crate) async fn messenger_profile(
             let inner = ext.lock();
             let stored = inner.profiles.get(&account);
             let mut entry = Map::new();
+            let mut locale_blocks = Vec::new();
             for n in names {
-                if let Some(v) = stored.and_then(|s| s.get(n)) {
-                    entry.insert(n.to_owned(), v.clone());
+                match stored.and_then(|s| s.get(n)) {
+                    // Ice breakers set in the localized format come back as one
+                    // `{call_to_actions, locale}` block per locale (the "new
+                    // format response"); the flat format as `{ice_breakers: [...]}`.
+                    Some(Value::Array(blocks)) if n == "ice_breakers" && is_localized(blocks) => {
+                        locale_blocks.extend(blocks.iter().cloned());
+                    }
+                    Some(v) => {
+                        entry.insert(n.to_owned(), v.clone());
+                    }
+                    None => {}
                 }
             }
-            let data = if entry.is_empty() { vec![] } else { vec![Value::Object(entry)] };
+            let mut data = if entry.is_empty() { vec![] } else { vec![Value::Object(entry)] };
+            data.extend(locale_blocks);
             Ok(Json(json!({"data": data})))
         }
         Method::POST => {
             let mut updates = Map::new();
             if let Some(ib) = req.params.get("ice_breakers") {
-                updates.insert("ice_breakers".into(), validate_ice_breakers(ib)?);
+                let localized = validate_ice_breakers(ib)?;
+                // The flat format is kept flat: GET answers in the format that was set.
+                let flat = ib.as_array().is_some_and(|a| !is_localized(a));
+                let stored = if flat { localized[0]["call_to_actions"].clone() } else { localized };
+                updates.insert("ice_breakers".into(), stored);
             }
             if let Some(pm) = req.params.get("persistent_menu") {
                 updates.insert("persistent_menu".into(), validate_menu(pm)?);
@@ -185,7 +206,7 @@ pub(crate) async fn messenger_profile(
                 ));
             }
             ext.lock().profiles.entry(account).or_default().extend(updates);
-            Ok(Json(json!({"result": "success"})))
+            Ok(Json(profile_ack(caller)))
         }
         Method::DELETE => {
             let fields =
@@ -212,10 +233,25 @@ pub(crate) async fn messenger_profile(
                     p.remove(n);
                 }
             }
-            Ok(Json(json!({"result": "success"})))
+            Ok(Json(profile_ack(caller)))
         }
         _ => Err(GraphError::unknown_object("messenger_profile", req.method.as_str())),
     }
+}
+
+/// The answer to a messenger-profile change: Instagram Login documents
+/// `{success: true}`, the Messenger Profile API (Page tokens) `{result: "success"}`.
+fn profile_ack(caller: &Caller) -> Value {
+    if caller.flavour == super::Flavour::Instagram {
+        json!({"success": true})
+    } else {
+        json!({"result": "success"})
+    }
+}
+
+/// Whether ice breakers are in the localized format (`{call_to_actions, locale}`).
+fn is_localized(items: &[Value]) -> bool {
+    items.iter().any(|v| v.get("call_to_actions").is_some() || v.get("locale").is_some())
 }
 
 fn str_of<'a>(obj: &'a Map<String, Value>, key: &str, param: &str) -> Result<&'a str, GraphError> {

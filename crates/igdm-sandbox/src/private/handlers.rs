@@ -7,9 +7,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::render::{self, Id, ItemsPage, ThreadJson, UserJson};
+use super::rupload::{MediaKind, MediaStore};
 use super::{ApiError, Ctx, Endpoint, JsonBody, Params, Viewer};
 use crate::state::{
-    AccountKind, ItemKind, Micros, NewItem, Sandbox, SandboxEvent, SentRecord, Thread, World,
+    AccountKind, ItemAttachment, ItemKind, Micros, NewItem, Sandbox, SandboxEvent, SentRecord,
+    Thread, World,
 };
 
 type Res = Result<JsonBody, ApiError>;
@@ -353,8 +355,86 @@ fn check_text(text: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The fields of a signed body (`signed_body=SIGNATURE.<JSON>`), as text.
+fn signed_params(p: &Params) -> Result<Params, ApiError> {
+    let json = p
+        .get("signed_body")
+        .and_then(|b| b.strip_prefix("SIGNATURE."))
+        .ok_or_else(|| ApiError::bad("signed_body is required"))?;
+    let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(json) else {
+        return Err(ApiError::bad("Invalid signed_body"));
+    };
+    let mut out: Params = p
+        .iter()
+        .filter(|(k, _)| *k != "signed_body")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, v) in fields {
+        let text = match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        // The app sends `recipient_users: "[]"` beside `thread_ids`: no users.
+        if k == "recipient_users" && text == "[]" {
+            continue;
+        }
+        out.insert(k, text);
+    }
+    Ok(out)
+}
+
+/// The uploaded media an attachment broadcast sends, checked against what
+/// the broadcast kind takes (`photo_attachment` a photo, `raven_attachment`
+/// a video, `voice_attachment` audio with its waveform).
+fn attachment(
+    sb: &Sandbox,
+    ctx: &Ctx,
+    p: &Params,
+    kind: &str,
+) -> Result<(ItemKind, ItemAttachment), ApiError> {
+    let (want, item_kind) = match kind {
+        "photo_attachment" => (MediaKind::Image, ItemKind::Media),
+        "raven_attachment" => (MediaKind::Video, ItemKind::RavenMedia),
+        _ => (MediaKind::Audio, ItemKind::VoiceMedia),
+    };
+    let fbid = required(p, "attachment_fbid")?;
+    if want == MediaKind::Video
+        && (p.get("video_result").map(String::as_str) != Some(fbid)
+            || p.get("video").map(String::as_str) != Some("1"))
+    {
+        return Err(ApiError::bad("video_result must equal attachment_fbid, with video=1"));
+    }
+    if want == MediaKind::Audio {
+        let waveform: Vec<f64> = serde_json::from_str(required(p, "waveform")?)
+            .map_err(|_| ApiError::bad("waveform must be a JSON array of numbers"))?;
+        if waveform.is_empty()
+            || p.get("waveform_sampling_frequency_hz").map(String::as_str) != Some("10")
+        {
+            return Err(ApiError::bad("Invalid waveform"));
+        }
+        required(p, "upload_id")?;
+    }
+    let store = sb.extension::<MediaStore>();
+    store
+        .blob(fbid)
+        .filter(|b| b.owner == ctx.account.pk && b.kind == want)
+        .ok_or_else(|| ApiError::bad("Invalid attachment_fbid"))?;
+    let base = sb.base_url().unwrap_or_default();
+    let url = store
+        .link(&base, fbid, sb.now_us())
+        .ok_or_else(|| ApiError::bad("Invalid attachment_fbid"))?;
+    Ok((item_kind, ItemAttachment { kind: want.attachment_type().to_owned(), url }))
+}
+
 async fn broadcast(sb: &Sandbox, ctx: &Ctx, kind: &str) -> Res {
-    let p = &ctx.params;
+    let signed;
+    let p = if kind == "raven_attachment" {
+        signed = signed_params(&ctx.params)?;
+        &signed
+    } else {
+        &ctx.params
+    };
+    // Instagram answers 500 on the retired configure routes (instagrapi PR #2765).
     if matches!(kind, "configure_photo" | "configure_video" | "share_voice") {
         return Err(ApiError::fail(StatusCode::INTERNAL_SERVER_ERROR, "Oops, an error occurred."));
     }
@@ -417,8 +497,12 @@ async fn broadcast(sb: &Sandbox, ctx: &Ctx, kind: &str) -> Res {
             reaction = Some((item_id.to_owned(), emoji));
         }
         "photo_attachment" | "voice_attachment" | "raven_attachment" => {
-            required(p, "attachment_fbid")?;
-            return Err(ApiError::bad("Invalid attachment_fbid"));
+            if matches!(recipients, Recipients::Users(_)) {
+                return Err(ApiError::bad("Media can only be sent to an existing thread"));
+            }
+            let (item_kind, att) = attachment(sb, ctx, p, kind)?;
+            new.kind = Some(item_kind);
+            new.attachments = vec![att];
         }
         _ => return Err(ApiError::fail(StatusCode::NOT_FOUND, "Page not found")),
     }

@@ -12,6 +12,7 @@
 
 mod handlers;
 pub mod render;
+pub(crate) mod rupload;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,7 +32,7 @@ use crate::state::{
 
 /// Routes of the private web API.
 pub fn routes() -> Router<Arc<Sandbox>> {
-    Router::new().route("/api/v1/{*rest}", any(dispatch))
+    Router::new().route("/api/v1/{*rest}", any(dispatch)).merge(rupload::routes())
 }
 
 /// Which endpoint a path names.

@@ -212,6 +212,11 @@ fn media_object(item: &Item, owner: &str, url: &str, video: bool) -> Value {
         "original_height": 1350,
         "image_versions2": image_versions(url),
         "organic_tracking_token": "eyJ2ZXJzaW9uIjo1fQ",
+        // Every media object names its owner, its shortcode and when it was
+        // posted (instagrapi's Media model requires all three).
+        "user": {"pk": pk_number(owner), "pk_id": owner, "id": owner},
+        "code": format!("C{}", media_pk(item).chars().take(10).collect::<String>()),
+        "taken_at": item.timestamp_us.div_euclid(1_000_000),
     });
     if video {
         m["video_versions"] =
@@ -442,6 +447,15 @@ impl Serialize for ItemJson<'_> {
                 "clip",
                 &json!({"clip": media_object(it, &it.sender, &first_url(it), true)}),
             )?,
+            ItemKind::RavenMedia => m.serialize_entry(
+                "visual_media",
+                &json!({
+                    "media": media_object(it, &it.sender, &first_url(it), true),
+                    "view_mode": "permanent",
+                    "seen_count": 0,
+                    "replay_expiring_at_us": null,
+                }),
+            )?,
             ItemKind::VoiceMedia => m.serialize_entry(
                 "voice_media",
                 &json!({"media": {
@@ -556,6 +570,8 @@ pub struct ThreadJson<'a> {
     last_non_sender_item_at: Micros,
     muted: bool,
     vc_muted: bool,
+    mentions_muted: bool,
+    approval_required_for_new_members: bool,
     is_pin: bool,
     named: bool,
     canonical: bool,
@@ -631,6 +647,8 @@ pub fn thread<'a>(
         last_non_sender_item_at: w.newest_from_others(t, viewer_pk).map_or(0, |i| i.timestamp_us),
         muted: t.muted,
         vc_muted: false,
+        mentions_muted: false,
+        approval_required_for_new_members: false,
         is_pin: false,
         named: t.title.is_some(),
         canonical: !t.is_group,

@@ -54,11 +54,17 @@ pub enum Filter {
     /// `map_value: from, to, …[, default]`: a lookup table; the `to` of the
     /// first `from` equal to the value (by text), else `default` (else null).
     MapValue,
+    /// `base64`: the value's text in standard base64 (Instagram's Android
+    /// bearer token is the base64 of a small JSON document).
+    Base64,
+    /// `file_size`: the size in bytes of the local file the value names
+    /// (null when it cannot be read), for upload length headers.
+    FileSize,
 }
 
 impl Filter {
     /// All filter names, for error messages.
-    pub const NAMES: &'static str = "default, divide, multiply, to_datetime, to_json, to_attachment, to_string, to_number, length, lower, upper, trim, join, first, last, entries, keys, values, lookup, map_value";
+    pub const NAMES: &'static str = "default, divide, multiply, to_datetime, to_json, to_attachment, to_string, to_number, length, lower, upper, trim, join, first, last, entries, keys, values, lookup, map_value, base64, file_size";
 
     /// The filter called `name`.
     #[must_use]
@@ -84,6 +90,8 @@ impl Filter {
             "values" => Filter::Values,
             "lookup" => Filter::Lookup,
             "map_value" => Filter::MapValue,
+            "base64" => Filter::Base64,
+            "file_size" => Filter::FileSize,
             _ => return None,
         })
     }
@@ -139,6 +147,17 @@ impl Filter {
             }
             Filter::ToDatetime => to_datetime(&v, args.first()),
             Filter::ToJson => Ok(Value::String(v.to_string())),
+            Filter::Base64 => Ok(if v.is_null() {
+                Value::Null
+            } else {
+                use base64::Engine as _;
+                Value::String(base64::engine::general_purpose::STANDARD.encode(stringify(&v)))
+            }),
+            Filter::FileSize => Ok(v
+                .as_str()
+                .and_then(|p| std::fs::metadata(p).ok())
+                .filter(std::fs::Metadata::is_file)
+                .map_or(Value::Null, |m| Value::from(m.len()))),
             Filter::ToAttachment => Ok(to_attachment(&v)),
             Filter::ToString => {
                 Ok(if v.is_null() { Value::Null } else { Value::String(stringify(&v)) })

@@ -637,7 +637,7 @@ macro_rules! shared_store {
                     conversation_id: row.try_get("conversation_id")?,
                     recipient_id: row.try_get("recipient_id")?,
                     payload: row.try_get::<Json<serde_json::Value>, _>("payload")?.0,
-                    state: OutboxState::parse(&state).ok_or_else(|| StoreError::corrupt("outbox.state", &state))?,
+                    state: OutboxState::from_stored(&state),
                     attempts: u32::try_from(row.try_get::<i64, _>("attempts")?)
                         .map_err(|e| StoreError::corrupt("outbox.attempts", e))?,
                     last_error: row.try_get("last_error")?,
@@ -1703,6 +1703,9 @@ macro_rules! shared_store {
                 error: Option<&'a str>,
             ) -> StoreFuture<'a, OutboxEntry> {
                 async move {
+                    if state == OutboxState::Unrecognized {
+                        return Err(StoreError::InvalidInput("an outbox state this version does not know cannot be written".into()));
+                    }
                     let done = sqlx::query(
                         "UPDATE outbox SET state = $2, attempts = attempts + $3, \
                          last_error = COALESCE($4, last_error), result = COALESCE($5, result), updated_at = $6 \
@@ -1740,6 +1743,29 @@ macro_rules! shared_store {
                          ORDER BY created_at, idempotency_key"
                     );
                     let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+                    rows.iter().map(Self::row_to_outbox).collect()
+                }
+                .boxed()
+            }
+
+            fn outbox_since<'a>(
+                &'a self,
+                account: &'a str,
+                conversation: &'a str,
+                since: Timestamp,
+            ) -> StoreFuture<'a, Vec<OutboxEntry>> {
+                async move {
+                    let sql = format!(
+                        "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE account_id = $1 \
+                         AND (conversation_id = $2 OR recipient_id = $2) AND created_at >= $3 \
+                         ORDER BY created_at, idempotency_key"
+                    );
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(account)
+                        .bind(conversation)
+                        .bind(since.unix_micros())
+                        .fetch_all(&self.pool)
+                        .await?;
                     rows.iter().map(Self::row_to_outbox).collect()
                 }
                 .boxed()
