@@ -375,6 +375,36 @@ async fn a_challenge_stops_one_watcher_and_the_others_go_on() {
     drop(w.kill());
 }
 
+/// The `rur` cookie the vault of `home` holds for `account`.
+async fn stored_rur(home: &std::path::Path, account: &str) -> String {
+    use igdm_auth::CredentialStore as _;
+    use secrecy::ExposeSecret as _;
+    let rt = igdm_runtime::Runtime::at(igdm::Home::at(home)).unwrap();
+    match rt.vault().unwrap().get(account).await.unwrap() {
+        Some(igdm_auth::Credential::Cookies(c)) => c.get("rur").unwrap().expose_secret().to_owned(),
+        other => panic!("no cookies stored for {account}: {other:?}"),
+    }
+}
+
+/// The watcher polls an account the runtime opened: cookies its polls rotate
+/// reach the vault while it is still watching, not only when it stops (it is
+/// killed here, so nothing runs at exit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_the_polls_rotate_reach_the_vault_while_watching() {
+    let env = env().await;
+    env.web_account("me").await;
+    let first = stored_rur(env.home.path(), "me").await;
+    let w = env.watch(&["me", "--events", "-", "--interval", "200ms"]);
+    w.stderr_line("watching me", WAIT);
+    // The sandbox rotates `rur` every third request of a session.
+    let deadline = Instant::now() + WAIT;
+    while stored_rur(env.home.path(), "me").await == first {
+        assert!(Instant::now() < deadline, "the rotated rur never reached the vault");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(w.kill());
+}
+
 /// Every message of `stream` (from the start), until `want` arrived or the
 /// stream stays quiet: (`Nats-Msg-Id`, event).
 async fn drain_stream(url: &str, stream: &str, want: usize) -> Vec<(String, Value)> {

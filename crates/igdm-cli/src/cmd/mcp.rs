@@ -154,8 +154,11 @@ pub async fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
     }
     let _ = stop_live.send(true);
     for w in watchers {
-        if let Ok((name, Ok(igdm::WatchStop::NeedsUser(e)))) = w.await {
-            eprintln!("igdm mcp: {name} stopped being live: {}. {}", e.message, e.remediation);
+        // The runtime's own stop was announced when it happened.
+        if let Ok((name, Ok(end @ super::watch::Ended::Watcher(_)))) = w.await
+            && let Some(why) = end.needs_user()
+        {
+            eprintln!("igdm mcp: {name} stopped being live: {why}");
         }
     }
     opened.finish().await?;

@@ -9,7 +9,8 @@ use anyhow::{Context as _, bail};
 use igdm::watch::{Hub, PollPolicy, WatchStop, Watcher};
 use igdm_webhook::{EventOutput, EventSink, ForwardConfig, ForwardSink, JsonLinesSink, NatsSink};
 
-use super::ctx::{Ctx, Opened};
+use igdm_runtime::{LiveAccount, Runtime};
+
 use crate::Global;
 
 /// `igdm watch`.
@@ -46,12 +47,12 @@ pub fn parse_interval(raw: &str) -> Result<Duration, String> {
 
 /// The event log of the watchers: beside a SQLite store, a file of its own
 /// (`igdm.watch.db`); with PostgreSQL, the store's database.
-fn log_database(ctx: &Ctx) -> anyhow::Result<String> {
+fn log_database(rt: &Runtime) -> anyhow::Result<String> {
     match std::env::var("IGDM_DATABASE_URL") {
         Ok(u) if !u.is_empty() => Ok(u),
         _ => {
-            ctx.home.ensure()?;
-            Ok(format!("sqlite://{}?mode=rwc", ctx.home.join("igdm.watch.db").display()))
+            rt.home().ensure()?;
+            Ok(format!("sqlite://{}?mode=rwc", rt.home().join("igdm.watch.db").display()))
         }
     }
 }
@@ -85,11 +86,11 @@ pub struct Sinks<'a> {
 
 /// Opens the hub every watcher of this process shares: the store, the
 /// watchers' event log and the sinks.
-pub async fn open_hub(ctx: &Ctx, sinks: Sinks<'_>) -> anyhow::Result<Arc<Hub>> {
+pub async fn open_hub(rt: &Runtime, sinks: Sinks<'_>) -> anyhow::Result<Arc<Hub>> {
     let Sinks { events, forward, nats } = sinks;
-    let messages = shared(ctx.store().await?);
+    let messages = shared(rt.store().await.context("opening the local store")?);
     let log = shared(
-        igdm_store::Store::open(&log_database(ctx)?)
+        igdm_store::Store::open(&log_database(rt)?)
             .await
             .context("opening the watchers' event log")?,
     );
@@ -116,27 +117,27 @@ pub async fn open_hub(ctx: &Ctx, sinks: Sinks<'_>) -> anyhow::Result<Arc<Hub>> {
 
 /// The accounts named on the command line (positional names and
 /// `--account`, comma-separated), or every account.
-fn chosen(ctx: &Ctx, args: &WatchArgs, global: &Global) -> anyhow::Result<Vec<String>> {
+fn chosen(rt: &Runtime, args: &WatchArgs, global: &Global) -> anyhow::Result<Vec<String>> {
     let mut names: Vec<String> = args.names.clone();
     if let Some(a) = &global.account {
         names.extend(a.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned));
     }
     if names.is_empty() {
-        names = ctx.accounts.accounts.iter().map(|a| a.name.clone()).collect();
+        names = rt.accounts().accounts.iter().map(|a| a.name.clone()).collect();
     }
     if names.is_empty() {
         bail!("no accounts to watch: add one with `igdm accounts add` or `igdm login`");
     }
     names.dedup();
     for n in &names {
-        ctx.account(Some(n))?;
+        rt.account(Some(n))?;
     }
     Ok(names)
 }
 
 /// The poll policy of an account: its connector's, with `--interval`.
-pub fn policy_for(opened: &Opened, interval: Option<Duration>) -> anyhow::Result<PollPolicy> {
-    let client = &opened.client;
+pub fn policy_for(account: &LiveAccount, interval: Option<Duration>) -> anyhow::Result<PollPolicy> {
+    let client = account.client();
     let policy = PollPolicy::for_connector(client.connector());
     Ok(match interval {
         Some(d) => policy.with_interval(d, client.account().base_url.is_some())?,
@@ -144,37 +145,69 @@ pub fn policy_for(opened: &Opened, interval: Option<Duration>) -> anyhow::Result
     })
 }
 
-/// Opens the watched accounts. This is where `igdm watch` (and
-/// `igdm mcp --live`) get their clients: each is an [`Opened`] of
-/// [`Ctx::client`], whose session is written back by [`Opened::finish`].
-pub async fn open_accounts(ctx: &mut Ctx, names: &[String]) -> anyhow::Result<Vec<Opened>> {
+/// Opens the watched accounts through the runtime: the clients the
+/// watchers poll are those of these [`LiveAccount`]s, which write rotated
+/// cookies back to the vault, refresh an Instagram Login token before it
+/// expires and keep a web session alive (the keep-alive skips its turn while
+/// the polls' reads keep the session alive). [`LiveAccount::finish`] ends
+/// that upkeep.
+pub async fn open_accounts(rt: &Runtime, names: &[String]) -> anyhow::Result<Vec<LiveAccount>> {
     let mut opened = Vec::with_capacity(names.len());
     for name in names {
-        opened.push(ctx.client(Some(name)).await?);
+        let account = rt.open(Some(name)).await?;
+        account.schedule_keep_alive();
+        opened.push(account);
     }
     Ok(opened)
 }
 
-/// Starts one watcher per opened account; each reports on stderr when its
-/// baseline is taken and when it stops.
+/// Why a watcher ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The watcher stopped: asked to, or the session needs the user.
+    Watcher(WatchStop),
+    /// The runtime stopped the account (a token that expired or could not be
+    /// refreshed, a keep-alive that met a logout or challenge): the next step.
+    Account(String),
+}
+
+impl Ended {
+    /// What the user must do, when the account needs them.
+    #[must_use]
+    pub fn needs_user(&self) -> Option<String> {
+        match self {
+            Self::Watcher(WatchStop::NeedsUser(e)) => {
+                Some(format!("{}. {}", e.message, e.remediation))
+            }
+            Self::Account(step) => Some(step.clone()),
+            Self::Watcher(_) => None,
+        }
+    }
+}
+
+/// Starts one watcher per account; each reports on stderr when its baseline
+/// is taken. A watcher ends when `stop` turns true, when its session needs
+/// the user, or when the runtime stops its account.
 pub fn spawn(
-    opened: &[Opened],
+    accounts: &[LiveAccount],
     hub: &Arc<Hub>,
     policies: Vec<PollPolicy>,
     stop: &tokio::sync::watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<(String, anyhow::Result<WatchStop>)>> {
-    opened
+) -> Vec<tokio::task::JoinHandle<(String, anyhow::Result<Ended>)>> {
+    accounts
         .iter()
         .zip(policies)
-        .map(|(o, policy)| {
-            let watcher = Watcher::new(o.client.clone(), hub.clone(), policy);
-            let stop = stop.clone();
+        .map(|(account, policy)| {
+            let watcher = Watcher::new(account.client().clone(), hub.clone(), policy);
+            let (account, stop) = (account.clone(), stop.clone());
             tokio::spawn(async move {
-                let name = watcher.account().to_owned();
-                let res = watcher
-                    .run(stop, |n| eprintln!("igdm watch: watching {n}"))
-                    .await
-                    .map_err(anyhow::Error::from);
+                let name = account.name().to_owned();
+                let res = tokio::select! {
+                    res = watcher.run(stop, |n| eprintln!("igdm watch: watching {n}")) => {
+                        res.map(Ended::Watcher).map_err(anyhow::Error::from)
+                    }
+                    step = account.wait_stopped() => Ok(Ended::Account(step)),
+                };
                 (name, res)
             })
         })
@@ -188,8 +221,8 @@ pub async fn run(args: WatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
     {
         bail!("--forward must be an http:// or https:// URL, got {url:?}");
     }
-    let mut ctx = Ctx::open()?;
-    let names = chosen(&ctx, &args, global)?;
+    let rt = Runtime::from_env()?;
+    let names = chosen(&rt, &args, global)?;
     let events = match (&args.events, &args.forward, &args.nats) {
         (Some(e), _, _) => Some(e.as_str()),
         (None, None, None) => Some("-"),
@@ -200,8 +233,8 @@ pub async fn run(args: WatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
         forward: args.forward.as_deref(),
         nats: args.nats.as_deref().map(|u| (u, args.nats_subject.as_str())),
     };
-    let hub = open_hub(&ctx, sinks).await?;
-    let opened = open_accounts(&mut ctx, &names).await?;
+    let hub = open_hub(&rt, sinks).await?;
+    let opened = open_accounts(&rt, &names).await?;
     let policies =
         opened.iter().map(|o| policy_for(o, args.interval)).collect::<anyhow::Result<Vec<_>>>()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -223,14 +256,18 @@ pub async fn run(args: WatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
             (done, _, rest) = futures_select(std::mem::take(&mut tasks)) => {
                 tasks = rest;
                 match done {
-                    Ok((name, Ok(WatchStop::NeedsUser(e)))) => {
-                        eprintln!(
-                            "igdm watch: stopped watching {name}: {}. {} (then run `igdm watch` again)",
-                            e.message, e.remediation
-                        );
-                        code = ExitCode::from(igdm::exit_code(&e.class));
+                    Ok((name, Ok(end))) => {
+                        if let Some(why) = end.needs_user() {
+                            eprintln!(
+                                "igdm watch: stopped watching {name}: {why} (then run `igdm watch` again)"
+                            );
+                            let class = match &end {
+                                Ended::Watcher(WatchStop::NeedsUser(e)) => e.class.clone(),
+                                _ => igdm_model::ErrorClass::AuthExpired,
+                            };
+                            code = ExitCode::from(igdm::exit_code(&class));
+                        }
                     }
-                    Ok((_, Ok(_))) => {}
                     Ok((name, Err(e))) => {
                         eprintln!("igdm watch: {name}: {e:#}");
                         code = ExitCode::from(1);
