@@ -49,11 +49,8 @@ fn main() {
 }
 
 fn run(s: &Settings) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         latency(s).await;
         sinks(s).await;
@@ -112,11 +109,12 @@ async fn latency(s: &Settings) {
     };
     send("start".to_owned()).await;
     let interval = Duration::from_millis(s.interval_ms);
-    let mut child = igdm(&["watch", "--events", "-", "--interval", &format!("{}ms", s.interval_ms)])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        igdm(&["watch", "--events", "-", "--interval", &format!("{}ms", s.interval_ms)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
     let (tx, lines) = mpsc::channel::<(Instant, String)>();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -197,7 +195,8 @@ async fn per_event(name: &str, sink: &dyn EventSink, events: &[Arc<Event>]) {
 async fn sinks(s: &Settings) {
     let evs = events(s.events);
     let dir = tempfile::tempdir().unwrap();
-    let file = JsonLinesSink::open(&EventOutput::File(dir.path().join("events.jsonl"))).await.unwrap();
+    let file =
+        JsonLinesSink::open(&EventOutput::File(dir.path().join("events.jsonl"))).await.unwrap();
     per_event("json lines (file, flushed per batch)", &file, &evs).await;
     let lines = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap().lines().count();
     assert_eq!(lines, s.events);

@@ -38,8 +38,8 @@ pub use client::{CallError, Client, ClientBuilder, RetryPolicy, SessionSink, Tok
 pub use error::{Error, UnsettledSend, exit_code};
 pub use home::Home;
 pub use ledger::{MemoryLedger, SendLedger, SendState, StoreLedger};
-pub use ops::{ListConversations, ListMessages, SendAction, SendMessage, SendOutcome, Sent};
 pub use media::{MediaKind, MediaOutcome, SendMedia};
+pub use ops::{ListConversations, ListMessages, SendAction, SendMessage, SendOutcome, Sent};
 pub use pacing::{PaceDecision, PacingPolicy};
 pub use state::{AccountState, StateFile};
 pub use sync::{SyncOptions, SyncProgress, SyncReport, last_synced, sync};
