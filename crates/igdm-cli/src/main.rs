@@ -45,6 +45,8 @@ enum Command {
     Sandbox(cmd::sandbox::SandboxArgs),
     /// Receive Instagram webhooks: verify, store, process and stream events.
     Serve(cmd::serve::ServeArgs),
+    /// Keep accounts live: poll their inboxes and stream every change as an event.
+    Watch(cmd::watch::WatchArgs),
     /// Manage accounts.
     #[command(subcommand)]
     Accounts(cmd::accounts::AccountsCommand),
@@ -105,6 +107,7 @@ async fn main() -> ExitCode {
         Command::Spec(c) => cmd::spec::run(c, &cli.global).await,
         Command::Sandbox(a) => cmd::sandbox::run(a, &cli.global).await,
         Command::Serve(a) => cmd::serve::run(a, &cli.global).await,
+        Command::Watch(a) => cmd::watch::run(a, &cli.global).await,
         Command::Accounts(c) => cmd::accounts::run(c, &cli.global).await,
         Command::Mcp(a) => cmd::mcp::run(a, &cli.global).await,
         Command::Drafts(c) => cmd::mcp::drafts(c, &cli.global).await,

@@ -294,3 +294,77 @@ async fn http_mode_prints_a_generated_token_and_requires_it() {
     assert!(().serve(wrong).await.is_err(), "a wrong token gets no session");
     child.kill().await.unwrap();
 }
+
+/// `igdm mcp --live`: `wait_for_messages` gets the customer's reply that
+/// arrives after the call started, and returns at once for one that
+/// arrived before a call with `since`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_messages_gets_the_reply_sent_after_the_call() {
+    let sb = Sandbox::new(SandboxConfig::default());
+    let running = sb.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let base = running.base_url();
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let added = run_ok(home, &["accounts", "add", "me", "--sandbox", &base]).await;
+    let me_pk = added["user_id"].as_str().unwrap().to_owned();
+    let accounts = igdm_test::sandbox::control(&base, "GET", "/_sandbox/accounts", None).await.1;
+    let acct = accounts["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["pk"] == json!(me_pk))
+        .and_then(|a| a["id"].as_str())
+        .unwrap()
+        .to_owned();
+    let cust =
+        igdm_test::sandbox::post_ok(&base, "/_sandbox/customers", json!({"username": "eli"})).await
+            ["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let say = |text: &str| {
+        let (base, cust, acct) = (base.clone(), cust.clone(), acct.clone());
+        let text = text.to_owned();
+        async move {
+            igdm_test::sandbox::post_ok(
+                &base,
+                &format!("/_sandbox/customers/{cust}/send"),
+                json!({"to": acct, "text": text}),
+            )
+            .await
+        }
+    };
+    say("hi, are you open?").await;
+
+    let c = session(home, &["--live", "--interval", "200ms"]).await;
+    // Without --live the tool says what to do; here it waits.
+    let (waited, injected) =
+        tokio::join!(ok(&c, "wait_for_messages", json!({"timeout_seconds": 60})), async {
+            // After the call started (and the watcher's first poll).
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            say("yes, until 6").await;
+            say("and tomorrow too").await;
+        });
+    let () = injected;
+    let msgs = waited["data"]["messages"].as_array().unwrap();
+    let texts: Vec<&str> = msgs.iter().filter_map(|m| m["text"].as_str()).collect();
+    assert!(texts.contains(&"yes, until 6"), "{waited}");
+    assert!(!texts.contains(&"hi, are you open?"), "history is not news: {waited}");
+    assert_eq!(waited["data"]["timed_out"], json!(false));
+    let since = waited["data"]["since"].as_str().unwrap().to_owned();
+
+    // A reply that arrived between calls is answered at once.
+    say("one more thing").await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let again = ok(&c, "wait_for_messages", json!({"since": since, "timeout_seconds": 1})).await;
+    let texts: Vec<&str> = again["data"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert!(texts.contains(&"one more thing"), "{again}");
+    assert!(!texts.contains(&"yes, until 6"), "{again}");
+    fails(&c, "wait_for_messages", json!({"timeout_seconds": 0}), "invalid_request").await;
+    c.cancel().await.unwrap();
+}

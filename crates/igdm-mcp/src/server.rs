@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequest,
@@ -16,6 +17,7 @@ use serde_json::{Map, Value, json};
 use tracing::{debug, info};
 
 use igdm::Client;
+use igdm_model::{Event, EventKind, Timestamp};
 
 use crate::McpError;
 use crate::drafts::{Draft, DraftStatus, Drafts};
@@ -98,6 +100,9 @@ pub struct McpConfig {
     /// The connector's capability descriptor (as `igdm capabilities --json`
     /// prints it); when absent, `capabilities` lists the connector's actions.
     pub capabilities: Option<Value>,
+    /// The watchers' hub when the account is kept live (`igdm mcp --live`):
+    /// `wait_for_messages` answers from its events.
+    pub live: Option<Arc<igdm::watch::Hub>>,
 }
 
 impl std::fmt::Debug for McpConfig {
@@ -115,7 +120,14 @@ impl std::fmt::Debug for McpConfig {
 pub struct IgdmServer {
     client: Client,
     config: Arc<McpConfig>,
+    /// The newest events of the live account, for `wait_for_messages`.
+    recent: Arc<std::sync::Mutex<std::collections::VecDeque<Event>>>,
 }
+
+/// Events kept for `wait_for_messages` callers that come back later.
+const RECENT: usize = 1000;
+/// A burst ends when no further message came for this long.
+const DEBOUNCE: Duration = Duration::from_millis(1500);
 
 impl std::fmt::Debug for IgdmServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -152,6 +164,69 @@ fn opt<T: serde::Serialize>(v: Option<T>) -> Value {
 }
 
 impl IgdmServer {
+    /// `wait_for_messages`: messages already kept after `since`, else the
+    /// next burst, else nothing after the timeout.
+    async fn wait_for_messages(&self, args: &Map<String, Value>) -> Result<ToolOutput, ToolError> {
+        let a: tools::WaitForMessages = parse("wait_for_messages", args)?;
+        let timeout = match a.timeout_seconds {
+            None => Duration::from_secs(30),
+            Some(n @ 1..=300) => Duration::from_secs(n),
+            Some(n) => {
+                return Err(ToolError::invalid(format!(
+                    "timeout_seconds must be 1..=300, got {n}"
+                )));
+            }
+        };
+        let since = match a.since.as_deref().map(str::parse::<i64>) {
+            None => None,
+            Some(Ok(ms)) => Some(ms),
+            Some(Err(_)) => {
+                return Err(ToolError::invalid("since must be the `since` of an earlier answer"));
+            }
+        };
+        let Some(hub) = &self.config.live else {
+            return Err(ToolError::new(
+                "invalid_request",
+                "this server does not keep the account live",
+                "Start it with `igdm mcp --live`.",
+            ));
+        };
+        let started = Timestamp::now().unix_millis();
+        let after = since.unwrap_or(started);
+        let conv = a.conversation_id.as_deref();
+        let wanted = |e: &Event| {
+            e.kind == EventKind::Message
+                && !e.is_echo
+                && e.timestamp.unix_millis() > after
+                && conv.is_none_or(|c| e.conversation_id.as_deref() == Some(c))
+        };
+        let mut rx = hub.subscribe();
+        let mut found: Vec<Event> = match self.recent.lock() {
+            Ok(r) if since.is_some() => r.iter().filter(|e| wanted(e)).cloned().collect(),
+            _ => Vec::new(),
+        };
+        if found.is_empty() {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut window = deadline;
+            loop {
+                match tokio::time::timeout_at(window, rx.recv()).await {
+                    Ok(Ok(e)) if wanted(&e) => {
+                        found.push(e);
+                        window = tokio::time::Instant::now() + DEBOUNCE;
+                    }
+                    Ok(Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) | Err(_) => break,
+                }
+            }
+        }
+        let next = found.iter().map(|e| e.timestamp.unix_millis()).max().unwrap_or(after);
+        Ok(ToolOutput::ok(json!({
+            "messages": found,
+            "since": next.to_string(),
+            "timed_out": found.is_empty(),
+        })))
+    }
+
     /// A server for `client`'s account.
     ///
     /// # Errors
@@ -161,7 +236,28 @@ impl IgdmServer {
         if config.policy.approve && config.drafts.is_none() {
             return Err(McpError::Config("approval mode needs a drafts directory".into()));
         }
-        Ok(Self { client, config: Arc::new(config) })
+        let recent: Arc<std::sync::Mutex<std::collections::VecDeque<Event>>> = Arc::default();
+        if let Some(hub) = &config.live {
+            let mut rx = hub.subscribe();
+            let keep = recent.clone();
+            tokio::spawn(async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(e) => {
+                            if let Ok(mut r) = keep.lock() {
+                                if r.len() == RECENT {
+                                    r.pop_front();
+                                }
+                                r.push_back(e);
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            });
+        }
+        Ok(Self { client, config: Arc::new(config), recent })
     }
 
     /// The client.
@@ -525,6 +621,7 @@ impl IgdmServer {
                     action => self.invoke(action, Map::new()).await,
                 };
             }
+            "wait_for_messages" => return self.wait_for_messages(args).await,
             "send" => return self.send(args).await,
             "send_to_user" => return self.send_to_user(args).await,
             "react" => {

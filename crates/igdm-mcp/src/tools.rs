@@ -140,6 +140,13 @@ pub const CATALOG: &[ToolSpec] = &[
         schema: schema::<NoArgs>,
     },
     ToolSpec {
+        name: "wait_for_messages",
+        description: "Wait for new messages from other people (not the account's own), optionally in one conversation. Returns at once when messages newer than `since` already arrived, else when the next ones arrive (a burst comes as one answer) or after `timeout_seconds`. Pass the returned `since` to the next call. Needs `igdm mcp --live`.",
+        effect: Effect::Read,
+        action: None,
+        schema: schema::<WaitForMessages>,
+    },
+    ToolSpec {
         name: "capabilities",
         description: "What this account's connector can do, with its limits.",
         effect: Effect::Read,
@@ -300,6 +307,18 @@ pub fn messages_tool(read_only: bool) -> Tool {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoArgs {}
+
+/// `wait_for_messages`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitForMessages {
+    /// Only messages of this conversation.
+    pub conversation_id: Option<String>,
+    /// The `since` of a previous answer: only messages after it.
+    pub since: Option<String>,
+    /// How long to wait at most (1–300 s, default 30).
+    pub timeout_seconds: Option<u64>,
+}
 
 /// `list_conversations`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]

@@ -24,6 +24,7 @@ const READS: &[&str] = &[
     "get_presence",
     "get_user_profile",
     "get_ice_breakers",
+    "wait_for_messages",
     "capabilities",
     "account_status",
 ];

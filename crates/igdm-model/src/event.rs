@@ -104,3 +104,28 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
 }
+
+impl Event {
+    /// An event of `kind` for `account_id` at `timestamp`, every other field
+    /// absent.
+    #[must_use]
+    pub fn new(kind: EventKind, account_id: impl Into<String>, timestamp: Timestamp) -> Self {
+        Self {
+            kind,
+            account_id: account_id.into(),
+            conversation_id: None,
+            sender_id: None,
+            recipient_id: None,
+            message_id: None,
+            timestamp,
+            is_echo: false,
+            text: None,
+            attachments: Vec::new(),
+            reaction: None,
+            postback: None,
+            reply_to: None,
+            quick_reply_payload: None,
+            details: None,
+        }
+    }
+}

@@ -260,6 +260,11 @@ pub struct Account {
     /// client_context → broadcast ack already returned (private-API de-dup).
     #[serde(skip)]
     pub(crate) acks: HashMap<String, bytes::Bytes>,
+    /// The account's realtime sequence number (`seq_id` of the inbox):
+    /// every change to its threads moves it on, as Instagram's iris
+    /// sequence does.
+    #[serde(default)]
+    pub seq_id: u64,
 }
 
 impl fmt::Debug for Account {
@@ -690,6 +695,26 @@ pub enum SandboxEvent {
     },
 }
 
+impl SandboxEvent {
+    /// The account whose threads the event concerns.
+    #[must_use]
+    pub fn account(&self) -> &str {
+        match self {
+            Self::MessageCreated { account, .. }
+            | Self::ReactionChanged { account, .. }
+            | Self::Read { account, .. }
+            | Self::Edited { account, .. }
+            | Self::Unsent { account, .. }
+            | Self::Postback { account, .. }
+            | Self::StoryMention { account, .. }
+            | Self::Referral { account, .. }
+            | Self::Comment { account, .. }
+            | Self::Typing { account, .. }
+            | Self::ThreadUpdated { account, .. } => account,
+        }
+    }
+}
+
 /// Request counters of one endpoint class.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EndpointStats {
@@ -841,7 +866,14 @@ impl World {
     }
 
     /// Queues an event; it is broadcast when the write lock is released.
+    /// The account's `seq_id` moves on with every event.
     pub fn emit(&mut self, event: SandboxEvent) {
+        // Typing is realtime-only: it never shows in the inbox.
+        if !matches!(event, SandboxEvent::Typing { .. })
+            && let Some(a) = self.accounts.get_mut(event.account())
+        {
+            a.seq_id += 1;
+        }
         self.outbox.push(event);
     }
 
@@ -959,6 +991,7 @@ impl World {
             sent: Vec::new(),
             customer_last_message_at: HashMap::new(),
             acks: HashMap::new(),
+            seq_id: 0,
         };
         self.accounts.insert(id, account.clone());
         Ok(account)

@@ -123,9 +123,17 @@ pub struct Pacing {
     pub writes_per_day: Option<u32>,
     /// Requests in flight per account at once.
     pub concurrency: Option<u32>,
-    /// Shortest polling interval for reads.
+    /// Shortest polling interval for reads: how often a watcher polls
+    /// right after activity.
     #[serde(default, deserialize_with = "de_duration")]
     pub poll_min_interval: Option<Duration>,
+    /// Longest polling interval: where a watcher's interval settles after
+    /// a long idle time.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub poll_max_interval: Option<Duration>,
+    /// Most requests a watcher may make per rolling hour for one account
+    /// (its read budget, every request of a poll counted).
+    pub poll_reads_per_hour: Option<u32>,
     /// How long writes stay paused after an action block.
     #[serde(default, deserialize_with = "de_duration")]
     pub action_block_cooldown: Option<Duration>,

@@ -1,7 +1,7 @@
 //! Test support shared by the tests of every igdm crate (a dev-dependency only).
 //!
 //! - [`prereq`]: one place that decides whether a test's prerequisite (PostgreSQL,
-//!   Chromium, Xvfb) is there. A missing one **fails** the test under CI (`CI` set) or
+//!   Chromium, Xvfb, NATS) is there. A missing one **fails** the test under CI (`CI` set) or
 //!   with `IGDM_REQUIRE_ALL=1`; elsewhere the test is recorded as skipped in the file
 //!   named by `IGDM_TEST_SKIP_LOG`, which `scripts/test` lists at the end of the run.
 //! - [`pg`]: a fresh PostgreSQL schema per test, and stores in it.

@@ -139,6 +139,74 @@ pub fn xvfb(test: &str) -> Option<Xvfb> {
     Some(Xvfb { child, display: format!(":{n}") })
 }
 
+#[cfg(feature = "harness")]
+/// A `nats-server -js` of a test's own, on a loopback port it picked
+/// itself, with its JetStream storage in a directory removed on drop.
+#[derive(Debug)]
+pub struct Nats {
+    child: Child,
+    dir: PathBuf,
+    /// Its client URL, `nats://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+#[cfg(feature = "harness")]
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(feature = "harness")]
+/// Starts a NATS server with JetStream (`IGDM_NATS_SERVER`, else
+/// `nats-server` on the `PATH` or `/usr/sbin/nats-server`); `None` after
+/// reporting it missing.
+///
+/// # Panics
+/// When the server is installed but does not start or names no port.
+#[must_use]
+#[track_caller]
+pub fn nats(test: &str) -> Option<Nats> {
+    let on_path = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p).map(|d| d.join("nats-server")).find(|f| f.is_file())
+    });
+    let bin = std::env::var_os("IGDM_NATS_SERVER")
+        .map(PathBuf::from)
+        .or(on_path)
+        .or_else(|| Some(PathBuf::from("/usr/sbin/nats-server")).filter(|p| p.is_file()));
+    let Some(bin) = bin else {
+        missing(test, "nats-server", "install Debian's nats-server (scripts/test does)");
+        return None;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!("igdm-nats-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory for JetStream");
+    let mut child = Command::new(&bin)
+        .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nats-server starts");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent && let Some(addr) = line.split("Listening for client connections on ").nth(1) {
+                let _ = tx.send(addr.trim().to_owned());
+                sent = true;
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(20)).expect("nats-server names its port");
+    Some(Nats { child, dir, url: format!("nats://{addr}") })
+}
+
 /// The instagrapi release the private-API oracle tests run (`scripts/test`
 /// installs it into `target/instagrapi-venv`).
 pub const INSTAGRAPI_VERSION: &str = "3.2.2";

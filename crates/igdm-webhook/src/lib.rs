@@ -51,7 +51,10 @@ pub use metrics::Metrics;
 pub use parse::{ParseError, ParsedDelivery, ParsedEvent, parse_delivery};
 pub use server::{Config, Secrets, ServeError, Server, WEBHOOK_PATH, shutdown_signal};
 pub use signature::{SIGNATURE_HEADER, sign, verify};
-pub use sinks::{EventOutput, ForwardConfig};
+pub use sinks::{
+    EventOutput, EventSink, ForwardConfig, ForwardSink, JsonLinesSink, NatsSink, SinkError,
+    SinkFuture, event_id,
+};
 pub use store::{
     BoxError, ClaimedDelivery, ClaimedEvent, DeliveryContent, DeliveryReceipt, Expansion,
     ExpansionReceipt, Lease, LogCounts, NewDelivery, NewEvent, StoreFuture, WebhookStore,

@@ -164,23 +164,7 @@ fn content_hash(account_id: &str, item: &Value) -> String {
 }
 
 fn base_event(kind: EventKind, account_id: &str, timestamp: Timestamp) -> Event {
-    Event {
-        kind,
-        account_id: account_id.to_owned(),
-        conversation_id: None,
-        sender_id: None,
-        recipient_id: None,
-        message_id: None,
-        timestamp,
-        is_echo: false,
-        text: None,
-        attachments: Vec::new(),
-        reaction: None,
-        postback: None,
-        reply_to: None,
-        quick_reply_payload: None,
-        details: None,
-    }
+    Event::new(kind, account_id, timestamp)
 }
 
 fn unknown(

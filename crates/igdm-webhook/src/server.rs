@@ -21,7 +21,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::metrics::Metrics;
 use crate::parse::parse_delivery;
 use crate::signature::{SIGNATURE_HEADER, verify};
-use crate::sinks::{EventOutput, ForwardConfig, run_event_writer, run_forwarder};
+use crate::sinks::{EventOutput, EventSink, ForwardConfig, run_event_writer, run_forwarder};
 use crate::store::{
     ClaimedEvent, DeliveryContent, Expansion, Lease, NewDelivery, NewEvent, WebhookStore,
 };
@@ -104,6 +104,10 @@ pub struct Config {
     pub events: Option<EventOutput>,
     /// The outgoing hook, if any.
     pub forward: Option<ForwardConfig>,
+    /// Sinks every processed event is published to before it is marked
+    /// processed (at least once: an event a sink refused is processed and
+    /// published again once its lease runs out), such as NATS JetStream.
+    pub sinks: Vec<Arc<dyn EventSink>>,
     /// Longest time shutdown spends draining pending events. Default 10 s.
     pub drain_timeout: Duration,
     /// How long processing may wait for a busy receiver. While any
@@ -140,6 +144,7 @@ impl Config {
             broadcast_capacity: 4096,
             events: None,
             forward: None,
+            sinks: Vec::new(),
             drain_timeout: Duration::from_secs(10),
             defer_while_busy: None,
         }
@@ -1021,6 +1026,23 @@ impl Worker {
                             tracing::error!(error = %e, "recording a failure failed");
                         }
                     }
+                }
+            }
+            if !self.config.sinks.is_empty() && !out.is_empty() {
+                let shared: Vec<Arc<Event>> = out.iter().cloned().map(Arc::new).collect();
+                let mut refused = false;
+                for sink in &self.config.sinks {
+                    if let Err(e) = sink.publish(&shared).await {
+                        // Left leased: processed and published again once
+                        // the lease runs out.
+                        Metrics::inc(&self.metrics.processing_errors);
+                        tracing::error!(error = %e, "a sink refused events");
+                        refused = true;
+                        break;
+                    }
+                }
+                if refused {
+                    continue;
                 }
             }
             if let Err(e) = self.store.complete_events(&done).await {

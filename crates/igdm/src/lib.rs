@@ -32,6 +32,7 @@ pub mod ops;
 pub mod pacing;
 pub mod state;
 pub mod sync;
+pub mod watch;
 
 pub use accounts::{AccountConfig, Accounts, PacingOverride};
 pub use client::{CallError, Client, ClientBuilder, RetryPolicy, SessionSink, TokenRenewal};
@@ -44,6 +45,7 @@ pub use ops::{ListConversations, ListMessages, SendAction, SendMessage, SendOutc
 pub use pacing::{PaceDecision, PacingPolicy};
 pub use state::{AccountState, StateFile};
 pub use sync::{SyncOptions, SyncProgress, SyncReport, last_synced, sync, sync_with_media};
+pub use watch::{Hub, PollPolicy, WatchStop, Watcher};
 
 pub use igdm_model as model;
 pub use igdm_spec as spec;

@@ -43,6 +43,13 @@ pub struct McpArgs {
     /// notification (stdio only).
     #[arg(long, value_name = "PATH", conflicts_with = "http")]
     pub events: Option<std::path::PathBuf>,
+    /// Keep the account live with the watcher (`igdm watch`'s polling, into
+    /// the local store): enables `wait_for_messages`.
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: the poll interval right after activity (see `igdm watch --interval`).
+    #[arg(long, value_name = "DURATION", requires = "live", value_parser = super::watch::parse_interval)]
+    pub interval: Option<std::time::Duration>,
     /// Search the local store at this URL instead of asking Instagram.
     #[arg(long, env = "IGDM_DATABASE_URL", hide_env_values = true)]
     pub database: Option<String>,
@@ -102,11 +109,22 @@ pub async fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    // `--live`: the account's watcher, opened like `igdm watch`'s.
+    let (stop_live, stop_rx) = tokio::sync::watch::channel(false);
+    let mut live = None;
+    let mut watchers = Vec::new();
+    if args.live {
+        let policy = super::watch::policy_for(&opened, args.interval)?;
+        let hub = super::watch::open_hub(&ctx, super::watch::Sinks::default()).await?;
+        watchers = super::watch::spawn(std::slice::from_ref(&opened), &hub, vec![policy], &stop_rx);
+        live = Some(hub);
+    }
     let config = McpConfig {
         policy,
         drafts: Some(drafts_of(&ctx)),
         store,
         capabilities: Some(super::msg::capabilities(opened.client())),
+        live,
     };
     let server = IgdmServer::new(opened.client().clone(), config)?;
     match args.http {
@@ -132,6 +150,15 @@ pub async fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
             tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
             running.shutdown();
             running.wait().await?;
+        }
+    }
+    let _ = stop_live.send(true);
+    for w in watchers {
+        // The runtime's own stop was announced when it happened.
+        if let Ok((name, Ok(end @ super::watch::Ended::Watcher(_)))) = w.await
+            && let Some(why) = end.needs_user()
+        {
+            eprintln!("igdm mcp: {name} stopped being live: {why}");
         }
     }
     opened.finish().await?;

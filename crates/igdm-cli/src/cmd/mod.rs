@@ -12,3 +12,4 @@ pub mod serve;
 pub mod spec;
 pub mod store;
 pub mod upkeep;
+pub mod watch;

@@ -32,6 +32,15 @@ pub struct ServeArgs {
     /// POST every processed event to URL, signed with `IGDM_FORWARD_SECRET`.
     #[arg(long, value_name = "URL")]
     pub forward: Option<String>,
+    /// Publish every processed event to NATS JetStream at URL (e.g.
+    /// nats://127.0.0.1:4222), at least once, with the event's id as
+    /// `Nats-Msg-Id`.
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// The subject prefix for --nats: events go to PREFIX.ACCOUNT.KIND, in
+    /// a stream named after the prefix (created when missing).
+    #[arg(long, value_name = "PREFIX", default_value = "igdm.events", requires = "nats")]
+    pub nats_subject: String,
     /// Largest accepted webhook body, in bytes.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub body_limit: usize,
@@ -175,6 +184,9 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
     config.lease = std::time::Duration::from_secs(args.lease_secs.max(1));
     config.events = args.events.as_deref().map(EventOutput::parse);
     config.forward = forward;
+    if let Some(url) = &args.nats {
+        config.sinks.push(super::watch::nats_sink(url, &args.nats_subject).await?);
+    }
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await

@@ -164,7 +164,7 @@ async fn inbox(sb: &Sandbox, ctx: &Ctx, folder: Folder) -> Res {
                     next_cursor: cursor_obj(page.last()),
                     blended_inbox_enabled: true,
                 },
-                seq_id: w.threads.values().map(|t| t.items.len()).sum::<usize>() + 40_000,
+                seq_id: w.account(&acc.id).map_or(0, |a| a.seq_id) + 40_000,
                 snapshot_at_ms: now / 1000,
                 pending_requests_total: pending_total,
                 has_pending_top_requests: pending_total > 0,
@@ -181,7 +181,7 @@ async fn inbox(sb: &Sandbox, ctx: &Ctx, folder: Folder) -> Res {
 struct InboxJson<'a> {
     viewer: Option<UserJson<'a>>,
     inbox: InboxBody<'a>,
-    seq_id: usize,
+    seq_id: u64,
     snapshot_at_ms: Micros,
     pending_requests_total: usize,
     has_pending_top_requests: bool,
