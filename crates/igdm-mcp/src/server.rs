@@ -191,8 +191,9 @@ impl IgdmServer {
                 "Start it with `igdm mcp --live`.",
             ));
         };
-        let started = Timestamp::now().unix_millis();
-        let after = since.unwrap_or(started);
+        // Without a cursor, "new" means published after the call began: an
+        // event's own time comes from Instagram's clock and may trail ours.
+        let after = since.unwrap_or(i64::MIN);
         let conv = a.conversation_id.as_deref();
         let wanted = |e: &Event| {
             e.kind == EventKind::Message
@@ -219,7 +220,12 @@ impl IgdmServer {
                 }
             }
         }
-        let next = found.iter().map(|e| e.timestamp.unix_millis()).max().unwrap_or(after);
+        let next = found
+            .iter()
+            .map(|e| e.timestamp.unix_millis())
+            .max()
+            .or(since)
+            .unwrap_or_else(|| Timestamp::now().unix_millis());
         Ok(ToolOutput::ok(json!({
             "messages": found,
             "since": next.to_string(),
