@@ -37,17 +37,34 @@ async fn run_ok(home: &Path, args: &[&str]) -> Value {
 }
 
 async fn session(home: &Path, args: &[&str]) -> RunningService<RoleClient, ()> {
+    session_with(home, args, ()).await
+}
+
+async fn session_with<H: rmcp::ClientHandler>(
+    home: &Path,
+    args: &[&str],
+    handler: H,
+) -> RunningService<RoleClient, H> {
     let mut cmd = igdm(home);
     cmd.arg("mcp").args(args);
     let transport = TokioChildProcess::new(cmd).unwrap();
-    ().serve(transport).await.unwrap()
+    handler.serve(transport).await.unwrap()
 }
 
-async fn call(
-    c: &RunningService<RoleClient, ()>,
-    name: &str,
-    args: Value,
-) -> (CallToolResult, Value) {
+/// A client that reports the resources the server says were updated.
+struct Updates(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl rmcp::ClientHandler for Updates {
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        let _ = self.0.send(params.uri);
+    }
+}
+
+async fn call(c: &rmcp::Peer<RoleClient>, name: &str, args: Value) -> (CallToolResult, Value) {
     let args: Map<String, Value> = args.as_object().cloned().unwrap_or_default();
     let r = c
         .call_tool(CallToolRequestParams::new(name.to_owned()).with_arguments(args))
@@ -57,21 +74,21 @@ async fn call(
     (r, v)
 }
 
-async fn ok(c: &RunningService<RoleClient, ()>, name: &str, args: Value) -> Value {
+async fn ok(c: &rmcp::Peer<RoleClient>, name: &str, args: Value) -> Value {
     let (r, v) = call(c, name, args).await;
     assert_ne!(r.is_error, Some(true), "{name}: {v}");
     assert_eq!(v["ok"], json!(true), "{name}: {v}");
     v
 }
 
-async fn fails(c: &RunningService<RoleClient, ()>, name: &str, args: Value, class: &str) -> Value {
+async fn fails(c: &rmcp::Peer<RoleClient>, name: &str, args: Value, class: &str) -> Value {
     let (r, v) = call(c, name, args).await;
     assert_eq!(r.is_error, Some(true), "{name} should fail: {v}");
     assert_eq!(v["error"]["class"], json!(class), "{name}: {v}");
     v
 }
 
-async fn names(c: &RunningService<RoleClient, ()>) -> Vec<String> {
+async fn names(c: &rmcp::Peer<RoleClient>) -> Vec<String> {
     c.list_all_tools().await.unwrap().iter().map(|t| t.name.to_string()).collect()
 }
 
@@ -336,7 +353,8 @@ async fn wait_for_messages_gets_the_reply_sent_after_the_call() {
     };
     say("hi, are you open?").await;
 
-    let c = session(home, &["--live", "--interval", "200ms"]).await;
+    let (updates, mut updated) = tokio::sync::mpsc::unbounded_channel();
+    let c = session_with(home, &["--live", "--interval", "200ms"], Updates(updates)).await;
     // Without --live the tool says what to do; here it waits.
     let (waited, injected) =
         tokio::join!(ok(&c, "wait_for_messages", json!({"timeout_seconds": 60})), async {
@@ -366,5 +384,64 @@ async fn wait_for_messages_gets_the_reply_sent_after_the_call() {
     assert!(texts.contains(&"one more thing"), "{again}");
     assert!(!texts.contains(&"yes, until 6"), "{again}");
     fails(&c, "wait_for_messages", json!({"timeout_seconds": 0}), "invalid_request").await;
+
+    // The inbox as a resource: a subscriber is told when a message arrives,
+    // and reading the resource gives it.
+    let listed = c.list_all_resources().await.unwrap();
+    assert!(listed.iter().any(|r| r.uri == igdm_mcp::INBOX_URI), "{listed:?}");
+    #[allow(deprecated)] // `resources/subscribe` is what a session opened by `initialize` has.
+    c.subscribe(rmcp::model::SubscribeRequestParams::new(igdm_mcp::INBOX_URI)).await.unwrap();
+    say("is there parking?").await;
+    let uri = tokio::time::timeout(std::time::Duration::from_secs(30), updated.recv())
+        .await
+        .expect("an update within 30 s")
+        .expect("the session is open");
+    assert_eq!(uri, igdm_mcp::INBOX_URI);
+    let read = c
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(igdm_mcp::INBOX_URI))
+        .await
+        .unwrap();
+    let rmcp::model::ResourceContents::TextResourceContents { text, .. } = &read.contents[0] else {
+        panic!("{read:?}")
+    };
+    assert!(text.contains("is there parking?"), "{text}");
+    c.cancel().await.unwrap();
+
+    // A host on MCP 2026-07-28 (no `initialize`) subscribes with
+    // `subscriptions/listen` instead.
+    let mut cmd = igdm(home);
+    cmd.arg("mcp").args(["--live", "--interval", "200ms"]);
+    let c = rmcp::service::ClientServiceExt::serve_with_lifecycle(
+        (),
+        TokioChildProcess::new(cmd).unwrap(),
+        rmcp::service::ClientLifecycleMode::Discover {
+            preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+        },
+    )
+    .await
+    .unwrap();
+    let mut sub = c
+        .listen(
+            rmcp::model::SubscriptionFilter::builder()
+                .resource_subscription(igdm_mcp::INBOX_URI)
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sub.acknowledged().resource_subscriptions.as_deref(),
+        Some(&[igdm_mcp::INBOX_URI.to_owned()][..])
+    );
+    say("do you deliver?").await;
+    let note = tokio::time::timeout(std::time::Duration::from_secs(30), sub.next())
+        .await
+        .expect("a notification within 30 s")
+        .unwrap()
+        .expect("the subscription is open");
+    let rmcp::model::ServerNotification::ResourceUpdatedNotification(n) = note else {
+        panic!("unexpected notification {note:?}")
+    };
+    assert_eq!(n.params.uri, igdm_mcp::INBOX_URI);
+    sub.cancel().await.unwrap();
     c.cancel().await.unwrap();
 }

@@ -7,10 +7,12 @@ use std::time::Duration;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequest,
     ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationSchema, Implementation,
-    InputRequest, InputRequests, InputRequiredResult, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool,
+    InputRequest, InputRequests, InputRequiredResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    Resource, ResourceContents, ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig,
+    SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -116,16 +118,42 @@ impl std::fmt::Debug for McpConfig {
 }
 
 /// The igdm MCP server for one account. Cheap to clone.
-#[derive(Clone)]
 pub struct IgdmServer {
     client: Client,
     config: Arc<McpConfig>,
     /// The newest events of the live account, for `wait_for_messages`.
     recent: Arc<std::sync::Mutex<std::collections::VecDeque<Event>>>,
+    /// The task that tells this session's peer of new messages, after a
+    /// `resources/subscribe` to [`INBOX_URI`] (MCP before 2026-07-28).
+    inbox_subscription: Arc<std::sync::Mutex<Option<tokio::task::AbortHandle>>>,
+}
+
+/// A clone is a server for another session (the HTTP transport makes one
+/// per session): it shares the account, the policy and the live events,
+/// and has no inbox subscription of its own yet.
+impl Clone for IgdmServer {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            config: self.config.clone(),
+            recent: self.recent.clone(),
+            inbox_subscription: Arc::default(),
+        }
+    }
 }
 
 /// Events kept for `wait_for_messages` callers that come back later.
 const RECENT: usize = 1000;
+/// The resource that stands for the live account's inbox: subscribers are
+/// told when a new message arrives; reading it gives the newest ones.
+pub const INBOX_URI: &str = "igdm://inbox";
+/// How many messages reading [`INBOX_URI`] gives.
+const INBOX_READ: usize = 50;
+
+/// A message from someone else: what waiting and the inbox resource report.
+fn is_news(e: &Event) -> bool {
+    e.kind == EventKind::Message && !e.is_echo
+}
 /// A burst ends when no further message came for this long.
 const DEBOUNCE: Duration = Duration::from_millis(1500);
 
@@ -196,8 +224,7 @@ impl IgdmServer {
         let after = since.unwrap_or(i64::MIN);
         let conv = a.conversation_id.as_deref();
         let wanted = |e: &Event| {
-            e.kind == EventKind::Message
-                && !e.is_echo
+            is_news(e)
                 && e.timestamp.unix_millis() > after
                 && conv.is_none_or(|c| e.conversation_id.as_deref() == Some(c))
         };
@@ -263,7 +290,7 @@ impl IgdmServer {
                 }
             });
         }
-        Ok(Self { client, config: Arc::new(config), recent })
+        Ok(Self { client, config: Arc::new(config), recent, inbox_subscription: Arc::default() })
     }
 
     /// The client.
@@ -856,7 +883,16 @@ fn result_of(out: &ToolOutput) -> CallToolResult {
 
 impl ServerHandler for IgdmServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = if self.config.live.is_some() {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("igdm", env!("CARGO_PKG_VERSION")))
             .with_instructions(format!(
                 "Instagram Direct messages of account {:?}. Reading never marks anything read; \
@@ -872,6 +908,137 @@ impl ServerHandler for IgdmServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         Ok(ListToolsResult::with_all_items(self.tools()))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        if self.config.live.is_none() {
+            return Ok(ListResourcesResult::default());
+        }
+        let inbox = Resource::new(INBOX_URI, "inbox")
+            .with_title("New messages")
+            .with_description(
+                "The newest messages other people sent to this account, as the live watcher \
+                 received them. Subscribe to be told when one arrives.",
+            )
+            .with_mime_type("application/json");
+        Ok(ListResourcesResult::with_all_items(vec![inbox]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        if request.uri != INBOX_URI || self.config.live.is_none() {
+            return Err(ErrorData::resource_not_found(
+                format!("no resource {}; with --live the server offers {INBOX_URI}", request.uri),
+                None,
+            ));
+        }
+        let news: Vec<Event> = match self.recent.lock() {
+            Ok(r) => {
+                let all: Vec<&Event> = r.iter().filter(|e| is_news(e)).collect();
+                all[all.len().saturating_sub(INBOX_READ)..].iter().map(|e| (*e).clone()).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        let text = json!({ "messages": news, "note": output::UNTRUSTED_NOTE }).to_string();
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, INBOX_URI).with_mime_type("application/json"),
+        ])
+        .into())
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let Some(hub) = self.config.live.as_ref().filter(|_| request.uri == INBOX_URI) else {
+            return Err(ErrorData::resource_not_found(
+                format!("no resource {} to subscribe to; with --live: {INBOX_URI}", request.uri),
+                None,
+            ));
+        };
+        let mut rx = hub.subscribe();
+        let peer = context.peer;
+        let task = tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(e) if is_news(&e) => {
+                        let note = ResourceUpdatedNotificationParam::new(INBOX_URI);
+                        if let Err(e) = peer.notify_resource_updated(note).await {
+                            debug!(error = %e, "inbox subscriber gone");
+                            break;
+                        }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        if let Ok(mut slot) = self.inbox_subscription.lock()
+            && let Some(earlier) = slot.replace(task.abort_handle())
+        {
+            earlier.abort();
+        }
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        _request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if let Some(task) = self.inbox_subscription.lock().ok().and_then(|mut s| s.take()) {
+            task.abort();
+        }
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        self.config.live.as_ref()?;
+        let inbox = requested.resource_subscriptions.iter().flatten().any(|u| u == INBOX_URI);
+        let mut accepted = SubscriptionFilter::new();
+        if inbox {
+            accepted.resource_subscriptions = Some(vec![INBOX_URI.to_owned()]);
+        }
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let inbox = context
+            .accepted()
+            .resource_subscriptions
+            .as_ref()
+            .is_some_and(|u| u.iter().any(|u| u == INBOX_URI));
+        let Some(hub) = self.config.live.as_ref().filter(|_| inbox) else {
+            context.cancelled().await;
+            return Ok(());
+        };
+        let mut rx = hub.subscribe();
+        loop {
+            tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                got = rx.recv() => match got {
+                    Ok(e) if is_news(&e) => {
+                        if let Err(e) = context.sink().notify_resource_updated(INBOX_URI).await {
+                            debug!(error = %e, "inbox subscription closed");
+                            return Ok(());
+                        }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                },
+            }
+        }
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
