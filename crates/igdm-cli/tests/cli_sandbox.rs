@@ -24,7 +24,13 @@ async fn env() -> Env {
 
 impl Env {
     fn igdm(&self, args: &[&str]) -> (i32, String, String) {
+        self.igdm_with(&[], args)
+    }
+
+    /// Runs `igdm` with extra environment variables.
+    fn igdm_with(&self, vars: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
         let mut cmd = Command::cargo_bin("igdm").unwrap();
+        cmd.envs(vars.iter().copied());
         cmd.args(args)
             .env("IGDM_HOME", self.home.path())
             .env_remove("IGDM_VAULT_PASSPHRASE")
@@ -701,4 +707,98 @@ async fn send_photo_from_a_file_with_a_text() {
     std::fs::write(&png, b"\x89PNG\r\n\x1a\n0000").unwrap();
     let (code, err) = env.json(&["send", &thread, "--photo", png.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
+}
+
+/// `IGDM_RECORD` writes what real accounts exchange, without a secret or an
+/// id of the account in it, and `igdm spec replay` maps it offline; a
+/// recording whose shape the connector no longer reads is named.
+#[tokio::test(flavor = "multi_thread")]
+async fn recorded_exchanges_hold_no_secret_and_replay_offline() {
+    let env = env().await;
+    let me = env.web_account("recording.owner").await;
+    let cookies = env.cookies("recording.owner").await;
+    let customer = env.seed.customers[0]["id"].as_str().unwrap().to_owned();
+    let customer_name = env.seed.customers[0]["username"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("recordings");
+    let rec_arg = rec.to_str().unwrap();
+    let recording = [("IGDM_RECORD", rec_arg)];
+
+    let (code, out, err) = env.igdm_with(&recording, &["send", "--user", &customer, "hello"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    env.control(
+        &format!("/_sandbox/customers/{customer}/send"),
+        json!({"to": me, "text": "a recorded answer"}),
+    )
+    .await;
+    let (code, out, err) = env.igdm_with(&recording, &["--json", "conversations"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let convs: Value = serde_json::from_str(out.trim()).unwrap();
+    let thread = convs["items"][0]["id"].as_str().unwrap().to_owned();
+    for args in [
+        vec!["messages", thread.as_str(), "--remote"],
+        vec!["request", "direct_v2/inbox/", "--query", "limit=2"],
+    ] {
+        let (code, out, err) = env.igdm_with(&recording, &args);
+        assert_eq!(code, 0, "{args:?}: {out}\n{err}");
+    }
+
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(&rec)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert!(files.len() >= 4, "one file per exchange: {files:?}");
+    let mut secrets: Vec<String> = ["sessionid", "csrftoken", "ds_user_id"]
+        .iter()
+        .filter_map(|n| cookies.get(n).map(|v| v.expose_secret().to_owned()))
+        .collect();
+    assert_eq!(secrets.len(), 3, "the session holds the cookies this test looks for");
+    secrets.extend([me, thread, customer, customer_name]);
+    let mut inbox_file = None;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for s in &secrets {
+            assert!(!text.contains(s.as_str()), "{s:?} left in {}:\n{text}", f.display());
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(f).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", f.display());
+        }
+        let v: Value = serde_json::from_str(&text).unwrap();
+        if v["action"] == "list_conversations" {
+            inbox_file = Some((f.clone(), v));
+        }
+    }
+    assert!(
+        std::fs::read_to_string(&files[0]).unwrap().contains("instagram-web"),
+        "a recording names its connector"
+    );
+
+    let (code, out, err) = env.igdm(&["--json", "spec", "replay", rec_arg]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["failed"], 0, "{report}");
+    let items = report["items"].as_array().unwrap();
+    assert_eq!(items.len(), files.len());
+    let inbox = items.iter().find(|i| i["action"] == "list_conversations").unwrap();
+    assert!(inbox["items"].as_u64().unwrap() >= 1, "the inbox decodes into conversations: {inbox}");
+
+    // Instagram renames a key the mapping reads: replay names the file.
+    let (file, mut v) = inbox_file.expect("the inbox read was recorded");
+    for t in v["response"]["body"]["inbox"]["threads"].as_array_mut().unwrap() {
+        let o = t.as_object_mut().unwrap();
+        let id = o.remove("thread_id").unwrap();
+        o.insert("thread_key".into(), id);
+    }
+    std::fs::write(&file, serde_json::to_vec(&v).unwrap()).unwrap();
+    let (code, out, err) = env.igdm(&["spec", "replay", rec_arg]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let name = file.file_name().unwrap().to_str().unwrap();
+    let failing: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert_eq!(failing.len(), 1, "{out}");
+    assert!(failing[0].contains(name), "{out}");
+    assert!(out.contains("1 failed"), "{out}");
 }

@@ -32,6 +32,8 @@ pub(crate) struct Parts {
     pub check_every: Duration,
     /// The store whose outbox is the send ledger (opened at the first send).
     pub store_url: String,
+    /// Where exchanges are recorded, if anywhere.
+    pub recorder: Option<Arc<igdm_spec::record::Recorder>>,
 }
 
 struct Live {
@@ -98,6 +100,7 @@ pub(crate) async fn open(p: Parts) -> Result<LiveAccount, RuntimeError> {
     let mut builder = Client::builder(p.account, p.connector, session_from(&credential))
         .ledger(Arc::new(igdm::StoreLedger::open_on_first_use(p.store_url)))
         .state_file(StateFile::new(&p.home, &name))
+        .recorder(p.recorder)
         .on_session_change(Arc::new(move |s: &Session| {
             if let Ok(mut slot) = slot.lock() {
                 *slot = Some(s.clone());

@@ -54,6 +54,14 @@ pub enum RuntimeError {
         /// What the user must do.
         next_step: String,
     },
+    /// The recording directory (`IGDM_RECORD`) could not be prepared.
+    #[error("recording into {dir}: {source}")]
+    Recording {
+        /// The directory.
+        dir: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The sandbox clock could not be followed.
     #[error("the sandbox clock at {url}: {message}")]
     Clock {

@@ -44,12 +44,17 @@ use igdm::{AccountConfig, Accounts, Home};
 use igdm_auth::oauth::{Clock, SystemClock};
 use igdm_auth::{Credential, CredentialStore, TokenCredential, Vault};
 use igdm_model::Timestamp;
+use igdm_spec::record::Recorder;
 use igdm_spec::{Connector, Session};
 use secrecy::ExposeSecret;
 
 pub use account::LiveAccount;
 pub use clock::{SANDBOX_CLOCK_ENV, SandboxClock};
 pub use error::RuntimeError;
+
+/// The environment variable naming a directory to record every exchange
+/// into, redacted ([`Runtime::recording_to`]).
+pub const RECORD_ENV: &str = "IGDM_RECORD";
 
 /// How often a long-running account looks at its token when it follows the
 /// system clock (it also wakes when a refresh falls due).
@@ -118,6 +123,7 @@ pub struct Runtime {
     clock: Arc<dyn Clock>,
     follow: Option<Arc<SandboxClock>>,
     check_every: Duration,
+    recorder: Option<Arc<Recorder>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -145,6 +151,9 @@ impl Runtime {
             rt.follow = Some(clock);
             rt.check_every = CHECK_EVERY_SANDBOX;
         }
+        if let Some(dir) = std::env::var_os(RECORD_ENV).filter(|d| !d.is_empty()) {
+            rt = rt.recording_to(dir.into())?;
+        }
         Ok(rt)
     }
 
@@ -162,7 +171,20 @@ impl Runtime {
             clock: Arc::new(SystemClock),
             follow: None,
             check_every: CHECK_EVERY,
+            recorder: None,
         })
+    }
+
+    /// Writes every exchange of the accounts opened from now on, redacted,
+    /// into `dir` (see [`igdm_spec::record`]).
+    ///
+    /// # Errors
+    /// When the directory or its hashing key cannot be created.
+    pub fn recording_to(mut self, dir: std::path::PathBuf) -> Result<Self, RuntimeError> {
+        let recorder = Recorder::new(&dir)
+            .map_err(|e| RuntimeError::Recording { dir: dir.display().to_string(), source: e })?;
+        self.recorder = Some(Arc::new(recorder));
+        Ok(self)
     }
 
     /// Measures token lifetimes with `clock`, and lets an open account sleep
@@ -365,6 +387,7 @@ impl Runtime {
             follow: self.follow.clone(),
             check_every: self.check_every,
             store_url: store_url(&self.home),
+            recorder: self.recorder.clone(),
         })
         .await
     }

@@ -93,6 +93,7 @@ pub struct Executor {
     connector: Arc<Connector>,
     transport: Arc<dyn Transport>,
     base_url: Option<Url>,
+    recorder: Option<Arc<crate::record::Recorder>>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -141,7 +142,21 @@ impl Executor {
     /// An executor for `connector` over `transport`.
     #[must_use]
     pub fn new(connector: Arc<Connector>, transport: Arc<dyn Transport>) -> Self {
-        Self { connector, transport, base_url: None }
+        Self { connector, transport, base_url: None, recorder: None }
+    }
+
+    /// Writes every exchange, redacted, into `recorder`'s directory
+    /// ([`crate::record`]), for contributing fixtures.
+    #[must_use]
+    pub fn with_recorder(mut self, recorder: Option<Arc<crate::record::Recorder>>) -> Self {
+        self.recorder = recorder;
+        self
+    }
+
+    /// The recorder exchanges are written to, if any.
+    #[must_use]
+    pub fn recorder(&self) -> Option<&Arc<crate::record::Recorder>> {
+        self.recorder.as_ref()
     }
 
     /// Sends every request to `base_url` instead of the connector's hosts:
@@ -202,7 +217,7 @@ impl Executor {
         let params = validate_params(a.params(), params).map_err(ExecError::InvalidParams)?;
         self.check_credentials(session)?;
         let req = self.build(&a.op, params.clone(), session)?;
-        let mut out = self.run(&a.op, req, params, session, None).await?;
+        let mut out = self.run(action, &a.op, req, params, session, None).await?;
         out.warnings.extend(a.warnings().iter().cloned());
         Ok(out)
     }
@@ -225,7 +240,7 @@ impl Executor {
             .ok_or_else(|| ExecError::UnknownAction(action.to_owned()))?;
         let params = validate_params(a.params(), params).map_err(ExecError::InvalidParams)?;
         self.check_credentials(session)?;
-        let mut out = self.run(&a.op, req, params, session, None).await?;
+        let mut out = self.run(action, &a.op, req, params, session, None).await?;
         out.warnings.extend(a.warnings().iter().cloned());
         Ok(out)
     }
@@ -235,7 +250,7 @@ impl Executor {
         let p = self.validate_probe()?;
         self.check_credentials(session)?;
         let req = self.build(&p.op, json!({}), session)?;
-        self.run(&p.op, req, json!({}), session, Some(p)).await
+        self.run("auth.validate", &p.op, req, json!({}), session, Some(p)).await
     }
 
     /// Runs the `session.keep_alive` probe.
@@ -243,7 +258,7 @@ impl Executor {
         let p = self.keep_alive_probe()?;
         self.check_credentials(session)?;
         let req = self.build(&p.op, json!({}), session)?;
-        self.run(&p.op, req, json!({}), session, Some(p)).await
+        self.run("session.keep_alive", &p.op, req, json!({}), session, Some(p)).await
     }
 
     fn validate_probe(&self) -> Result<&Probe, ExecError> {
@@ -460,6 +475,7 @@ impl Executor {
 
     async fn run(
         &self,
+        action: &str,
         op: &Operation,
         req: HttpRequest,
         params: Value,
@@ -474,7 +490,11 @@ impl Executor {
             path = req.url.path(),
             "sending"
         );
+        let kept = self.recorder.as_ref().map(|r| (r, req.clone()));
         let resp = self.transport.send(req).await?;
+        if let Some((recorder, req)) = kept {
+            recorder.record(&self.connector.id, Some(action), &params, &req, &resp);
+        }
         self.absorb(&resp, session);
         if let Some(e) =
             probe.and_then(|p| p.error_for(&resp)).or_else(|| self.connector.classify(&resp))

@@ -23,6 +23,7 @@ pub mod expr;
 mod extensions;
 mod mapping;
 mod params;
+pub mod record;
 mod session;
 mod shape;
 mod spec;

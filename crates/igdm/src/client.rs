@@ -133,9 +133,19 @@ pub struct ClientBuilder {
     session_sink: Option<SessionSink>,
     ledger: Option<Arc<dyn SendLedger>>,
     renewal: Option<Arc<dyn TokenRenewal>>,
+    recorder: Option<Arc<igdm_spec::record::Recorder>>,
 }
 
 impl ClientBuilder {
+    /// Writes every exchange, redacted, into `recorder`'s directory, so that
+    /// a user with a real account can contribute fixtures
+    /// ([`igdm_spec::record`]; replay them with [`crate::replay`]).
+    #[must_use]
+    pub fn recorder(mut self, recorder: Option<Arc<igdm_spec::record::Recorder>>) -> Self {
+        self.recorder = recorder;
+        self
+    }
+
     /// Records every send in this ledger (default: a [`MemoryLedger`], for
     /// this process only). Front ends pass the local store's outbox
     /// ([`crate::StoreLedger`]) so that every process shares one ledger.
@@ -209,7 +219,8 @@ impl ClientBuilder {
             ),
         };
         let executor = Executor::new(self.connector.clone(), transport.clone())
-            .with_base_url(base_url.clone());
+            .with_base_url(base_url.clone())
+            .with_recorder(self.recorder);
         let pacing = self.pacing.unwrap_or_else(|| pacing_from(&self.connector, &self.account));
         let buckets = self
             .connector
@@ -356,6 +367,7 @@ impl Client {
             session_sink: None,
             ledger: None,
             renewal: None,
+            recorder: None,
         }
     }
 
@@ -884,6 +896,7 @@ impl Client {
         }
         debug!(method = %req.method, url = %req.url, "raw request");
         let permit = self.request_slot().await;
+        let kept = self.inner.executor.recorder().map(|r| (r.clone(), req.clone()));
         let resp = self
             .inner
             .transport
@@ -891,6 +904,9 @@ impl Client {
             .await
             .map_err(|e| exec_error(ExecError::Transport(e)))?;
         drop(permit);
+        if let Some((recorder, sent)) = kept {
+            recorder.record(&connector.id, None, &Value::Null, &sent, &resp);
+        }
         if let Some(err) = connector.classify(&resp) {
             self.record_failure(&err).map_err(Error::from)?;
             return Err(Error::Api(err));

@@ -26,6 +26,15 @@ pub enum SpecCommand {
     },
     /// Run one action of a connector file and print the mapped result as JSON.
     Run(RunArgs),
+    /// Map exchanges recorded with `IGDM_RECORD=DIR` through the connectors,
+    /// offline (exit code 1 when one no longer maps).
+    Replay {
+        /// The recording directory.
+        dir: PathBuf,
+        /// A connector file to use instead of the built-in connector with its id.
+        #[arg(long, value_name = "FILE")]
+        connector: Option<PathBuf>,
+    },
 }
 
 /// Options of `igdm spec run`.
@@ -57,7 +66,46 @@ pub async fn run(cmd: SpecCommand, global: &Global) -> anyhow::Result<ExitCode> 
     match cmd {
         SpecCommand::Validate { file } => validate(&file, global),
         SpecCommand::Run(args) => run_action(args, global).await,
+        SpecCommand::Replay { dir, connector } => replay(&dir, connector.as_deref(), global),
     }
+}
+
+/// `igdm spec replay`: one line (or one JSON item) per recording.
+fn replay(dir: &Path, file: Option<&Path>, global: &Global) -> anyhow::Result<ExitCode> {
+    let own = match file {
+        None => None,
+        Some(f) => match load(f)? {
+            Ok(c) => Some(Arc::new(c)),
+            Err(code) => return Ok(code),
+        },
+    };
+    let results = igdm::replay::replay_dir(dir, |id| match &own {
+        Some(c) if c.id == id => Some(c.clone()),
+        _ => igdm_runtime::connector(id).ok(),
+    })
+    .with_context(|| format!("cannot read recordings in {}", dir.display()))?;
+    let failed = results.iter().filter(|r| !r.ok).count();
+    if global.json {
+        println!("{}", json!({"items": results, "failed": failed}));
+    } else {
+        for r in &results {
+            let what = format!(
+                "{} {}",
+                r.connector.as_deref().unwrap_or("?"),
+                r.action.as_deref().unwrap_or("(raw request)")
+            );
+            if r.ok {
+                println!("ok    {}  {what}  {} item(s)", r.file.display(), r.items);
+            } else {
+                println!("FAIL  {}  {what}", r.file.display());
+                for p in &r.problems {
+                    println!("      {p}");
+                }
+            }
+        }
+        println!("{} recording(s), {failed} failed", results.len());
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// Loads a connector file; a load error is printed as `FILE:line:column: message`.
