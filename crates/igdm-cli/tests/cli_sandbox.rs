@@ -802,3 +802,60 @@ async fn recorded_exchanges_hold_no_secret_and_replay_offline() {
     assert!(failing[0].contains(name), "{out}");
     assert!(out.contains("1 failed"), "{out}");
 }
+
+/// `igdm run` reaches any action by name: lists as list documents, message
+/// sends through the send ledger, and parameters the action does not take
+/// refused before any request.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_reaches_any_action_through_the_client() {
+    let env = env().await;
+    let me = env.web_account("runner").await;
+    let customer = env.seed.customers[0]["id"].as_str().unwrap().to_owned();
+    let (code, v) = env.json(&["send", "--user", &customer, "hello"]);
+    assert_eq!(code, 0, "{v}");
+    env.control(
+        &format!("/_sandbox/customers/{customer}/send"),
+        json!({"to": me, "text": "an answer"}),
+    )
+    .await;
+
+    let (code, list) = env.json(&["run", "list_conversations", "--param", "limit=5"]);
+    assert_eq!(code, 0, "{list}");
+    assert!(list["has_more"].is_boolean() && list["warnings"].is_array(), "{list}");
+    let thread = list["items"][0]["id"].as_str().unwrap().to_owned();
+
+    let input = json!({"conversation_id": thread, "text": "sent by name"}).to_string();
+    let (code, sent) =
+        env.json(&["run", "send", "--input", &input, "--idempotency-key", "run-key-1"]);
+    assert_eq!(code, 0, "{sent}");
+    assert_eq!(sent["outcome"], "sent", "{sent}");
+    let (code, again) =
+        env.json(&["run", "send", "--input", &input, "--idempotency-key", "run-key-1"]);
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["outcome"], "replayed", "the ledger holds the key: {again}");
+    let (code, msgs) = env.json(&["messages", &thread, "--remote"]);
+    assert_eq!(code, 0, "{msgs}");
+    let copies =
+        msgs["items"].as_array().unwrap().iter().filter(|m| m["text"] == "sent by name").count();
+    assert_eq!(copies, 1, "{msgs}");
+
+    // A write that sends no message: its mapped object.
+    let (code, muted) = env.json(&["run", "mute", "-p", &format!("conversation_id={thread}")]);
+    assert_eq!(code, 0, "{muted}");
+
+    // Refused before any request: an undeclared parameter, a key where no
+    // message is sent, an unknown action, input that is not an object.
+    let before = env.requests_of(&me).await;
+    let conv = format!("conversation_id={thread}");
+    for args in [
+        vec!["run", "send", "-p", conv.as_str(), "-p", "text=x", "-p", "quick_replies=[1]"],
+        vec!["run", "mute", "-p", conv.as_str(), "--idempotency-key", "k"],
+        vec!["run", "no_such_action"],
+        vec!["run", "send", "--input", "[1, 2]"],
+    ] {
+        let (code, v) = env.json(&args);
+        assert_eq!(code, 2, "{args:?}: {v}");
+        assert_eq!(v["error"]["class"], "invalid_request", "{args:?}: {v}");
+    }
+    assert_eq!(env.requests_of(&me).await, before, "nothing was sent");
+}

@@ -42,7 +42,10 @@ pub use home::Home;
 pub use keep::{DedupStats, KeepReport, Keeper, MediaLimits, MediaStore};
 pub use ledger::{MemoryLedger, SendLedger, SendState, StoreLedger};
 pub use media::{MediaKind, MediaOutcome, SendMedia};
-pub use ops::{ListConversations, ListMessages, SendAction, SendMessage, SendOutcome, Sent};
+pub use ops::{
+    ListConversations, ListMessages, MESSAGE_SENDS, Performed, SendAction, SendMessage,
+    SendOutcome, Sent,
+};
 pub use pacing::{PaceDecision, PacingPolicy};
 pub use state::{AccountState, StateFile};
 pub use sync::{SyncOptions, SyncProgress, SyncReport, last_synced, sync, sync_with_media};

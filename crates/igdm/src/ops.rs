@@ -65,6 +65,38 @@ pub fn backend_hint(action: &str, connector: &str) -> Option<&'static str> {
     (other != connector).then_some(other)
 }
 
+/// The actions that create a message. Run by name ([`Client::perform`]),
+/// they go through the send ledger: at most once per idempotency key, an
+/// unknown outcome reconciled, never blindly resent.
+pub const MESSAGE_SENDS: &[&str] = &[
+    "send",
+    "send_to_user",
+    "send_link",
+    "send_like",
+    "send_like_heart",
+    "media_share",
+    "send_photo",
+    "send_video",
+    "send_voice",
+    "send_image",
+    "send_audio",
+    "send_file",
+    "send_attachment",
+    "send_quick_replies",
+    "send_generic_template",
+    "send_button_template",
+];
+
+/// What [`Client::perform`] did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Performed {
+    /// A message send, through the send ledger.
+    Sent(SendOutcome),
+    /// Any other action: its mapped output.
+    Ran(ActionOutput),
+}
+
 /// Action parameters from `(name, value)` pairs; null values are left out,
 /// so optional parameters can be passed as `Value::Null` when absent.
 #[must_use]
@@ -804,6 +836,39 @@ impl Client {
         );
         e.remediation = format!("Leave out `{param}`, or use an account whose connector takes it.");
         e
+    }
+
+    /// Runs any action of the connector by name, as front ends do for
+    /// what no typed builder covers: an action in [`MESSAGE_SENDS`] goes
+    /// through [`Client::send_action`] (with `idempotency_key`, or a new
+    /// one), any other through [`Client::invoke`]. Parameters are checked
+    /// against the action before any request; one it does not declare is
+    /// refused.
+    ///
+    /// # Errors
+    /// As [`SendAction::send`] and [`Client::invoke`]; an idempotency key
+    /// given for an action that sends no message is refused (it could not
+    /// be honoured).
+    pub async fn perform(
+        &self,
+        action: &str,
+        params: Map<String, Value>,
+        idempotency_key: Option<String>,
+    ) -> Result<Performed, Error> {
+        if MESSAGE_SENDS.contains(&action) {
+            let mut req = self.send_action(action, params);
+            if let Some(k) = idempotency_key {
+                req = req.idempotency_key(k);
+            }
+            return Ok(Performed::Sent(req.await?));
+        }
+        if idempotency_key.is_some() {
+            return Err(Error::Api(igdm_model::ApiError::invalid(
+                "idempotency_key",
+                format!("{action} sends no message; only message sends take an idempotency key"),
+            )));
+        }
+        Ok(Performed::Ran(self.invoke(action, params).await?))
     }
 
     /// Runs a normalized action: parameters are [adapted](Self::adapt) first.

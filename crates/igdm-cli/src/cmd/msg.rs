@@ -176,6 +176,22 @@ pub enum MsgCommand {
         #[arg(long)]
         body: Option<String>,
     },
+    /// Run any action of the account's connector (`igdm actions` lists them),
+    /// through the account's limits, pacing and, for message sends, the send ledger.
+    Run {
+        /// The action.
+        action: String,
+        /// The parameters as one JSON object; `@FILE` reads it from a file, `-` from stdin.
+        #[arg(long, value_name = "JSON")]
+        input: Option<String>,
+        /// A parameter as NAME=VALUE (repeatable; over `--input`). VALUE is read
+        /// as JSON when it parses, else as text; `string` parameters keep the text.
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// For a message send: the idempotency key (the same key never sends twice).
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
     /// Every action of the account's connector, with its parameters as JSON Schema.
     Actions {
         /// Only actions whose name or description contains these words.
@@ -542,6 +558,25 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
             let doc = capabilities(client);
             output::object(j, &doc, |v| serde_json::to_string_pretty(v).unwrap_or_default());
         }
+        MsgCommand::Run { action, input, params: pairs_given, idempotency_key } => {
+            let mut p = match input.as_deref() {
+                None => Map::new(),
+                Some(text) => run_input(text)?,
+            };
+            let kind = |name: &str| {
+                client
+                    .connector()
+                    .action(&action)
+                    .and_then(|a| a.params().get(name))
+                    .map(|s| s.kind)
+            };
+            p.extend(super::spec::parse_params(&pairs_given, kind)?);
+            match client.perform(&action, p, idempotency_key).await? {
+                igdm::Performed::Sent(outcome) => print_sent(j, &outcome),
+                igdm::Performed::Ran(out) => print_output(client, j, &action, out),
+                _ => {}
+            }
+        }
         MsgCommand::Actions { search } => {
             let words: Vec<String> =
                 search.unwrap_or_default().split_whitespace().map(str::to_lowercase).collect();
@@ -724,6 +759,43 @@ async fn send_recorded(
     }
     print_sent(j, &req.await?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--input` of `igdm run`: a JSON object, `@FILE` or `-` (stdin).
+fn run_input(text: &str) -> anyhow::Result<Map<String, Value>> {
+    use anyhow::Context as _;
+    let raw = if text == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading --input from stdin")?
+    } else if let Some(file) = text.strip_prefix('@') {
+        std::fs::read_to_string(file).with_context(|| format!("reading --input from {file}"))?
+    } else {
+        text.to_owned()
+    };
+    match serde_json::from_str::<Value>(&raw).context("--input is not JSON")? {
+        Value::Object(m) => Ok(m),
+        other => anyhow::bail!("--input must be a JSON object of parameters, got {other}"),
+    }
+}
+
+/// An action's output: a list document when the action pages, else its object.
+fn print_output(client: &Client, j: bool, action: &str, out: igdm_spec::ActionOutput) {
+    let pages = client.connector().action(action).is_some_and(igdm_spec::Action::has_page);
+    if pages || out.data.is_array() {
+        let items = match out.data {
+            Value::Array(items) => items,
+            Value::Null => Vec::new(),
+            one => vec![one],
+        };
+        let (next_cursor, has_more) =
+            out.page.map_or((None, false), |p| (p.next_cursor, p.has_more));
+        let page = igdm_model::Page { items, next_cursor, has_more };
+        output::page(j, &page, &out.warnings, |v| v.to_string());
+    } else {
+        for w in &out.warnings {
+            eprintln!("warning: {w}");
+        }
+        output::object(j, &out.data, |v| serde_json::to_string_pretty(v).unwrap_or_default());
+    }
 }
 
 fn print_sent(j: bool, outcome: &igdm::SendOutcome) {

@@ -164,7 +164,7 @@ fn validate(file: &Path, global: &Global) -> anyhow::Result<ExitCode> {
 }
 
 /// Parses `NAME=VALUE` pairs against the action's declared parameters.
-fn parse_params(
+pub(crate) fn parse_params(
     raw: &[String],
     kind_of: impl Fn(&str) -> Option<ParamType>,
 ) -> anyhow::Result<Map<String, Value>> {
