@@ -859,3 +859,79 @@ async fn run_reaches_any_action_through_the_client() {
     }
     assert_eq!(env.requests_of(&me).await, before, "nothing was sent");
 }
+
+/// A connector file a user brings (seed 001's, verbatim) backs an account:
+/// installed into the home by its id, then read and sent through like an
+/// embedded connector.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connector_file_of_ones_own_backs_an_account() {
+    let env = env().await;
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../igdm-spec/tests/fixtures/seed001.md");
+    let (code, out, err) = env.igdm(&[
+        "--json",
+        "accounts",
+        "add",
+        "seed",
+        "--connector-file",
+        file,
+        "--sandbox",
+        &env.base,
+        "--as",
+        "maya.lens",
+        "--min-write-interval",
+        "0",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let added: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(added["connector"], "instagram", "{added}");
+    let installed = env.home.path().join("connectors/instagram.md");
+    assert_eq!(
+        std::fs::read_to_string(&installed).unwrap(),
+        std::fs::read_to_string(file).unwrap(),
+        "installed verbatim"
+    );
+
+    let (code, convs) = env.json(&["--account", "seed", "conversations"]);
+    assert_eq!(code, 0, "{convs}");
+    let thread = convs["items"][0]["id"].as_str().unwrap().to_owned();
+    let (code, sent) = env.json(&["--account", "seed", "send", &thread, "through my own file"]);
+    assert_eq!(code, 0, "{sent}");
+    assert_eq!(sent["outcome"], "sent", "{sent}");
+    let (code, msgs) = env.json(&["--account", "seed", "messages", &thread, "--remote"]);
+    assert_eq!(code, 0, "{msgs}");
+    assert!(
+        msgs["items"].as_array().unwrap().iter().any(|m| m["text"] == "through my own file"),
+        "{msgs}"
+    );
+    let (code, caps) = env.json(&["--account", "seed", "actions"]);
+    assert_eq!(code, 0, "{caps}");
+    assert_eq!(caps["items"].as_array().unwrap().len(), 18, "the file's actions: {caps}");
+
+    // Another file under the same id, an embedded connector's id, a file
+    // that does not load: refused, nothing added.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(file).unwrap();
+    let other = dir.path().join("other.md");
+    std::fs::write(&other, text.replacen("name: Instagram", "name: Another", 1)).unwrap();
+    let builtin = dir.path().join("builtin.md");
+    std::fs::write(&builtin, text.replacen("id: instagram", "id: instagram-web", 1)).unwrap();
+    let broken = dir.path().join("broken.md");
+    std::fs::write(&broken, text.replacen("auth:", "auth: [", 1)).unwrap();
+    for (path, says) in [(&other, "another file"), (&builtin, "embedded"), (&broken, "broken.md")] {
+        let (code, out, err) = env.igdm(&[
+            "accounts",
+            "add",
+            "again",
+            "--connector-file",
+            path.to_str().unwrap(),
+            "--sandbox",
+            &env.base,
+            "--as",
+            "maya.lens",
+        ]);
+        assert_ne!(code, 0, "{out}\n{err}");
+        assert!(err.contains(says), "{says}: {err}");
+    }
+    let (_, list) = env.json(&["accounts", "list"]);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+}

@@ -445,3 +445,46 @@ async fn wait_for_messages_gets_the_reply_sent_after_the_call() {
     sub.cancel().await.unwrap();
     c.cancel().await.unwrap();
 }
+
+/// An account backed by a connector file of the user's own (seed 001's,
+/// verbatim) is served to agents like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_file_of_ones_own_serves_agents() {
+    let sb = Sandbox::new(SandboxConfig::default());
+    let running = sb.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    sb.seed_demo().await.unwrap();
+    let base = running.base_url();
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../igdm-spec/tests/fixtures/seed001.md");
+    let added = run_ok(
+        home,
+        &[
+            "accounts",
+            "add",
+            "seed",
+            "--connector-file",
+            file,
+            "--sandbox",
+            &base,
+            "--as",
+            "maya.lens",
+            "--min-write-interval",
+            "0",
+        ],
+    )
+    .await;
+    assert_eq!(added["connector"], "instagram", "{added}");
+
+    let c = session(home, &[]).await;
+    let convs = ok(&c, "list_conversations", json!({})).await;
+    let conv = convs["data"][0]["id"].as_str().unwrap().to_owned();
+    let sent = ok(&c, "send", json!({"conversation_id": conv, "text": "an agent, my file"})).await;
+    assert_eq!(sent["data"]["outcome"], json!("sent"), "{sent}");
+    let msgs = ok(&c, "list_messages", json!({"conversation_id": conv})).await;
+    assert!(
+        msgs["data"].as_array().unwrap().iter().any(|m| m["text"] == "an agent, my file"),
+        "{msgs}"
+    );
+    c.cancel().await.unwrap();
+}

@@ -1,4 +1,9 @@
 //! Accounts, conversations, messages, users and pages.
+//!
+//! Reading, the types also take the vocabulary of the original connector
+//! format (seed 001): `type` and `name` of a conversation, `handle` and
+//! `name` of a participant, `content` of a message. Connector files written
+//! to that shape back an account unchanged; igdm writes its own names.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -67,10 +72,10 @@ pub struct Participant {
     /// The user id.
     pub id: UserId,
     /// The username (handle), when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "handle", skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// The display name, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "name", skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
 }
 
@@ -80,12 +85,13 @@ pub struct Conversation {
     /// The conversation id.
     pub id: ConversationId,
     /// Direct or group.
+    #[serde(alias = "type")]
     pub kind: ConversationKind,
     /// The title, when the provider gives one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "name", skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// The other participants.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub participants: Vec<Participant>,
     /// Whether there is something unread.
     #[serde(default)]
@@ -260,13 +266,13 @@ pub struct Message {
     /// What it carries.
     pub content_type: ContentType,
     /// Its text, when it has one. Kept after deletion.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "content", skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// Media attachments.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub attachments: Vec<Attachment>,
     /// Reactions on it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub reactions: Vec<Reaction>,
     /// What it replies to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -338,6 +344,15 @@ impl<T> Page<T> {
     }
 }
 
+/// A list a mapping left null (nothing there) reads as empty.
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,5 +392,32 @@ mod tests {
         assert_eq!(json["sender"]["id"], "1");
         let back: Message = serde_json::from_value(json).unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn the_original_format_names_read_and_igdm_names_are_written() {
+        let c: Conversation = serde_json::from_value(serde_json::json!({
+            "id": "1", "type": "group", "name": "Trip",
+            "participants": [{"id": 7, "handle": "ana", "name": "Ana"}]
+        }))
+        .unwrap();
+        assert_eq!(c.kind, ConversationKind::Group);
+        assert_eq!(c.title.as_deref(), Some("Trip"));
+        assert_eq!(c.participants[0].username.as_deref(), Some("ana"));
+        assert_eq!(c.participants[0].display_name.as_deref(), Some("Ana"));
+        let out = serde_json::to_value(&c).unwrap();
+        assert_eq!(out["kind"], "group");
+        assert_eq!(out["title"], "Trip");
+        assert!(out.get("type").is_none() && out.get("name").is_none());
+
+        let m: Message = serde_json::from_value(serde_json::json!({
+            "id": "3", "conversation_id": "1", "sender": {"id": "7"},
+            "timestamp": "2023-11-14T22:13:20Z", "content_type": "text",
+            "content": "hi", "reactions": null, "attachments": null
+        }))
+        .unwrap();
+        assert_eq!(m.text.as_deref(), Some("hi"));
+        assert!(m.reactions.is_empty() && m.attachments.is_empty());
+        assert_eq!(serde_json::to_value(&m).unwrap()["text"], "hi");
     }
 }

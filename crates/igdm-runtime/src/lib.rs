@@ -62,6 +62,10 @@ const CHECK_EVERY: Duration = Duration::from_secs(3600);
 /// How often it looks when it follows a sandbox's virtual clock.
 const CHECK_EVERY_SANDBOX: Duration = Duration::from_millis(500);
 
+/// The directory under `$IGDM_HOME` holding the connector files users
+/// brought (`igdm accounts add --connector-file`), one `<id>.md` each.
+pub const CONNECTORS_DIR: &str = "connectors";
+
 /// Loads the embedded connector with `id`.
 ///
 /// # Errors
@@ -195,6 +199,93 @@ impl Runtime {
         self.follow = None;
         self.check_every = check_every;
         self
+    }
+
+    /// The connector with `id`: an embedded one, else a file installed in
+    /// this home with [`Runtime::install_connector`].
+    ///
+    /// # Errors
+    /// An unknown id; an installed file that no longer loads.
+    pub fn connector(&self, id: &str) -> Result<Arc<Connector>, RuntimeError> {
+        if igdm_connectors::by_id(id).is_some() {
+            return connector(id);
+        }
+        let path = self.installed_connector_path(id)?;
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Connector::load(&text, &path.display().to_string())
+                .map(Arc::new)
+                .map_err(|e| RuntimeError::Connector { id: id.to_owned(), message: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => connector(id),
+            Err(e) => Err(RuntimeError::Connector {
+                id: id.to_owned(),
+                message: format!("reading {}: {e}", path.display()),
+            }),
+        }
+    }
+
+    /// Checks a connector file and installs it into this home under its
+    /// `id`, so that accounts can use it like an embedded connector.
+    /// Installing the same text again is a no-op.
+    ///
+    /// # Errors
+    /// A file that does not load (with its line and column); an id of an
+    /// embedded connector or one that is not a plain name; a different file
+    /// already installed under the id.
+    pub fn install_connector(
+        &self,
+        file: &std::path::Path,
+    ) -> Result<Arc<Connector>, RuntimeError> {
+        let text = std::fs::read_to_string(file).map_err(|e| RuntimeError::Connector {
+            id: file.display().to_string(),
+            message: format!("reading it: {e}"),
+        })?;
+        let loaded = Connector::load(&text, &file.display().to_string()).map_err(|e| {
+            RuntimeError::Connector { id: file.display().to_string(), message: e.to_string() }
+        })?;
+        let id = loaded.id.clone();
+        if igdm_connectors::by_id(&id).is_some() {
+            return Err(RuntimeError::Connector {
+                id,
+                message: "is an embedded connector's id: use --connector for it, or give the file another id".into(),
+            });
+        }
+        let path = self.installed_connector_path(&id)?;
+        let io = |e: std::io::Error| RuntimeError::Connector {
+            id: id.clone(),
+            message: format!("installing into {}: {e}", path.display()),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(existing) if existing == text => {}
+            Ok(_) => {
+                return Err(RuntimeError::Connector {
+                    id: id.clone(),
+                    message: format!(
+                        "another file with this id is installed at {}; remove it (and the accounts using it) first",
+                        path.display()
+                    ),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(io)?;
+                }
+                std::fs::write(&path, &text).map_err(io)?;
+            }
+            Err(e) => return Err(io(e)),
+        }
+        Ok(Arc::new(loaded))
+    }
+
+    fn installed_connector_path(&self, id: &str) -> Result<std::path::PathBuf, RuntimeError> {
+        let plain = !id.is_empty()
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !plain {
+            return Err(RuntimeError::Connector {
+                id: id.to_owned(),
+                message: "a connector id is letters, digits, `-` and `_`".into(),
+            });
+        }
+        Ok(self.home.join(CONNECTORS_DIR).join(format!("{id}.md")))
     }
 
     /// The home directory.
@@ -339,8 +430,9 @@ impl Runtime {
         token: &mut TokenCredential,
     ) -> Result<(), RuntimeError> {
         let session = session_from(&Credential::Token(token.clone()));
-        let client = igdm::Client::builder(config.clone(), connector(&config.connector)?, session)
-            .build()?;
+        let client =
+            igdm::Client::builder(config.clone(), self.connector(&config.connector)?, session)
+                .build()?;
         let me = client.validate().await.map_err(|source| RuntimeError::TokenRefused {
             account: config.name.clone(),
             source: Box::new(source),
@@ -368,7 +460,7 @@ impl Runtime {
     /// expired token (with the next step), vault or state file errors.
     pub async fn open(&self, name: Option<&str>) -> Result<LiveAccount, RuntimeError> {
         let account = self.account(name)?;
-        let connector = connector(&account.connector)?;
+        let connector = self.connector(&account.connector)?;
         let vault = self.vault_migrated().await?;
         let credential = vault
             .get(&account.name)

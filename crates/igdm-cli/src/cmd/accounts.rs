@@ -44,6 +44,11 @@ pub struct AddArgs {
     /// The connector: instagram-web, instagram-graph or instagram-page.
     #[arg(long)]
     pub connector: Option<String>,
+    /// A connector file of your own (any file `igdm spec validate` accepts):
+    /// checked, installed under `$IGDM_HOME/connectors/` by its id, and used
+    /// for this account.
+    #[arg(long, conflicts_with = "connector", value_name = "PATH")]
+    pub connector_file: Option<std::path::PathBuf>,
     /// Talk to this base URL instead of Instagram (a sandbox, a proxy).
     #[arg(long)]
     pub base_url: Option<String>,
@@ -125,10 +130,12 @@ pub async fn run(cmd: AccountsCommand, global: &Global) -> anyhow::Result<ExitCo
     }
 }
 
-fn backend_of(connector_id: &str) -> Backend {
-    match connector_id {
-        "instagram-web" => Backend::Web,
-        "instagram-page" => Backend::Page,
+/// The surface a connector speaks: a cookie session is the private web API,
+/// a token the official one (the Page flavour by its id).
+fn backend_of(conn: &igdm_spec::Connector) -> Backend {
+    match (conn.id.as_str(), &conn.auth.kind) {
+        ("instagram-page", _) => Backend::Page,
+        (_, igdm_spec::AuthType::Cookies) => Backend::Web,
         _ => Backend::Graph,
     }
 }
@@ -154,11 +161,19 @@ async fn add(rt: &mut Runtime, args: AddArgs, global: &Global) -> anyhow::Result
         );
     }
     let (mut config, credential) = if let Some(url) = &args.sandbox {
-        provision(&args, url).await?
+        let conn = match (&args.connector_file, &args.connector) {
+            (Some(file), _) => Some(rt.install_connector(file)?),
+            (None, Some(id)) => Some(rt.connector(id)?),
+            (None, None) => None,
+        };
+        provision(&args, url, conn.as_deref()).await?
     } else {
-        let connector_id =
-            args.connector.clone().ok_or_else(|| anyhow!("--connector is required"))?;
-        let conn = connector(&connector_id)?;
+        let conn = match (&args.connector_file, &args.connector) {
+            (Some(file), _) => rt.install_connector(file)?,
+            (None, Some(id)) => rt.connector(id)?,
+            (None, None) => bail!("--connector ID or --connector-file PATH is required"),
+        };
+        let connector_id = conn.id.clone();
         let now = rt.now().await;
         let credential = if let Some(c) = &args.cookies {
             let text = read_arg(c)?;
@@ -197,7 +212,7 @@ async fn add(rt: &mut Runtime, args: AddArgs, global: &Global) -> anyhow::Result
         let mut config = AccountConfig {
             name: args.name.clone(),
             connector: connector_id.clone(),
-            backend: backend_of(&connector_id),
+            backend: backend_of(&conn),
             base_url: args.base_url.clone(),
             user_id,
             username: None,
@@ -234,22 +249,28 @@ async fn add(rt: &mut Runtime, args: AddArgs, global: &Global) -> anyhow::Result
 
 /// Creates an account on a running sandbox (or, with `--as`, finds the one it
 /// already hosts) and returns its config and credential.
+/// Without a connector, the account's kind picks one (personal:
+/// instagram-web, business: instagram-graph).
 pub async fn provision(
     args: &AddArgs,
     sandbox: &str,
+    conn: Option<&igdm_spec::Connector>,
 ) -> anyhow::Result<(AccountConfig, Credential)> {
     let base = sandbox.trim_end_matches('/');
     if let Some(username) = &args.as_username {
         let body = existing_sandbox_account(base, username).await?;
-        let connector_id = match (&args.connector, body["kind"].as_str()) {
+        let conn = match (conn, body["kind"].as_str()) {
             (Some(c), _) => c.clone(),
-            (None, Some("business")) => "instagram-graph".to_owned(),
-            (None, _) => "instagram-web".to_owned(),
+            (None, Some("business")) => (*connector("instagram-graph")?).clone(),
+            (None, _) => (*connector("instagram-web")?).clone(),
         };
-        return account_from_sandbox(&args.name, &connector_id, base, &body);
+        return account_from_sandbox(&args.name, &conn, base, &body);
     }
-    let connector_id = args.connector.clone().unwrap_or_else(|| "instagram-web".to_owned());
-    let kind = if connector_id == "instagram-web" { "personal" } else { "business" };
+    let conn = match conn {
+        Some(c) => c.clone(),
+        None => (*connector("instagram-web")?).clone(),
+    };
+    let kind = if backend_of(&conn) == Backend::Web { "personal" } else { "business" };
     let resp = reqwest::Client::new()
         .post(format!("{base}/_sandbox/accounts"))
         .json(&json!({"kind": kind, "username": args.name}))
@@ -262,7 +283,7 @@ pub async fn provision(
     if !status.is_success() {
         bail!("the sandbox refused the account: {body}");
     }
-    account_from_sandbox(&args.name, &connector_id, base, &body)
+    account_from_sandbox(&args.name, &conn, base, &body)
 }
 
 /// The control API's record (credentials included) of the sandbox account `username`.
@@ -292,13 +313,15 @@ async fn existing_sandbox_account(base: &str, username: &str) -> anyhow::Result<
 /// Builds an account and its credential from the sandbox's account JSON.
 pub fn account_from_sandbox(
     name: &str,
-    connector_id: &str,
+    conn: &igdm_spec::Connector,
     base: &str,
     body: &Value,
 ) -> anyhow::Result<(AccountConfig, Credential)> {
     let text =
         |v: &Value| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string()));
-    let credential = if connector_id == "instagram-web" {
+    let connector_id = conn.id.as_str();
+    let backend = backend_of(conn);
+    let credential = if backend == Backend::Web {
         let cookies =
             body["cookies"].as_object().ok_or_else(|| anyhow!("sandbox gave no cookies"))?;
         let map = cookies
@@ -310,7 +333,7 @@ pub fn account_from_sandbox(
         cred.base_url = Some(base.to_owned());
         Credential::Cookies(cred)
     } else {
-        let (token, kind) = if connector_id == "instagram-page" {
+        let (token, kind) = if backend == Backend::Page {
             (text(&body["page_token"]), TokenKind::Page)
         } else {
             (text(&body["access_token"]), TokenKind::InstagramUser)
@@ -331,12 +354,11 @@ pub fn account_from_sandbox(
             base_url: Some(base.to_owned()),
         })
     };
-    let user_id =
-        if connector_id == "instagram-web" { text(&body["pk"]) } else { text(&body["id"]) };
+    let user_id = if backend == Backend::Web { text(&body["pk"]) } else { text(&body["id"]) };
     let config = AccountConfig {
         name: name.to_owned(),
         connector: connector_id.to_owned(),
-        backend: backend_of(connector_id),
+        backend,
         base_url: Some(base.to_owned()),
         user_id,
         username: text(&body["username"]),
@@ -357,7 +379,7 @@ async fn status(rt: &Runtime, global: &Global) -> anyhow::Result<ExitCode> {
     let token_now = rt.now().await;
     for a in rt.accounts().accounts.clone() {
         let state = igdm::StateFile::new(rt.home(), &a.name).read()?;
-        let conn = connector(&a.connector)?;
+        let conn = rt.connector(&a.connector)?;
         let client = igdm::Client::builder(a.clone(), conn, igdm_spec::Session::new()).build()?;
         let policy = client.pacing();
         let left = |budget: Option<u32>, secs: u64| {

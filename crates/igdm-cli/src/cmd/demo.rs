@@ -34,14 +34,13 @@ fn client_for(
     base: &str,
     account: &Value,
 ) -> anyhow::Result<Client> {
+    let conn = connector(connector_id)?;
     let (mut config, credential): (AccountConfig, _) =
-        account_from_sandbox(name, connector_id, base, account)?;
+        account_from_sandbox(name, &conn, base, account)?;
     config.pacing = igdm::PacingOverride::default();
     let session = session_from(&credential);
     // The demo paces nothing: the sandbox is local and the walk should be quick.
-    Ok(Client::builder(config, connector(connector_id)?, session)
-        .pacing(PacingPolicy::none())
-        .build()?)
+    Ok(Client::builder(config, conn, session).pacing(PacingPolicy::none()).build()?)
 }
 
 async fn control(
