@@ -7,7 +7,7 @@ mod cmd;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 /// Options every subcommand accepts.
 #[derive(Debug, Clone, clap::Args)]
@@ -76,8 +76,46 @@ enum Command {
     /// Take a conversation from the bot for a person, or give it back.
     #[command(subcommand)]
     Handover(cmd::bot::HandoverCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or write one per subcommand into a directory.
+    Man {
+        /// Write `igdm.1` and a page per subcommand (`igdm-send.1`, …) here.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
     #[command(flatten)]
     Msg(cmd::msg::MsgCommand),
+}
+
+/// `igdm completions` and `igdm man`: generated from the argument definitions,
+/// so they cannot fall behind them.
+fn reference(command: &Command) -> anyhow::Result<ExitCode> {
+    let mut cli = Cli::command();
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut cli, "igdm", &mut std::io::stdout());
+        }
+        Command::Man { dir: None } => clap_mangen::Man::new(cli).render(&mut std::io::stdout())?,
+        Command::Man { dir: Some(dir) } => {
+            std::fs::create_dir_all(dir)?;
+            clap_mangen::generate_to(cli, dir)?;
+            let mut pages: Vec<String> = std::fs::read_dir(dir)?
+                .filter_map(Result::ok)
+                .map(|e| e.path().display().to_string())
+                .filter(|p| p.ends_with(".1"))
+                .collect();
+            pages.sort();
+            for p in pages {
+                println!("{p}");
+            }
+        }
+        _ => {}
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_tracing(verbose: u8) {
@@ -118,6 +156,7 @@ async fn main() -> ExitCode {
         Command::Bot(c) => cmd::bot::run(c, &cli.global).await,
         Command::Handover(c) => cmd::bot::handover(c, &cli.global).await,
         Command::Msg(c) => cmd::msg::run(c, &cli.global).await,
+        c @ (Command::Completions { .. } | Command::Man { .. }) => reference(&c),
         Command::Login(a) => cmd::auth::login(a, &cli.global).await,
         Command::Oauth(a) => cmd::auth::oauth(a, &cli.global).await,
         Command::BrowserRun(a) => cmd::auth::browser_run(a, &cli.global).await,

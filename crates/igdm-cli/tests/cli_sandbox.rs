@@ -935,3 +935,30 @@ async fn a_connector_file_of_ones_own_backs_an_account() {
     let (_, list) = env.json(&["accounts", "list"]);
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
 }
+
+/// Completions and man pages come from the argument definitions.
+#[tokio::test(flavor = "multi_thread")]
+async fn completions_and_man_pages_cover_every_subcommand() {
+    let env = env().await;
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let (code, out, err) = env.igdm(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {err}");
+        for word in ["conversations", "run", "connector-file", "replay"] {
+            assert!(out.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let (code, page, err) = env.igdm(&["man"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(page.starts_with(".ie") || page.contains(".TH igdm 1"), "{page}");
+    assert!(page.contains("conversations") && page.contains("accounts"), "{page}");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = env.igdm(&["man", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for name in ["igdm.1", "igdm-run.1", "igdm-accounts-add.1", "igdm-spec-replay.1"] {
+        let path = dir.path().join(name);
+        assert!(path.exists(), "{name} missing: {out}");
+        assert!(out.contains(name), "{out}");
+    }
+    let add = std::fs::read_to_string(dir.path().join("igdm-accounts-add.1")).unwrap();
+    assert!(add.contains("connector\\-file"), "{add}");
+}
