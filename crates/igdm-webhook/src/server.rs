@@ -607,10 +607,25 @@ async fn receive(
     }
 }
 
+/// The `object` of Instagram's deliveries, for Instagram Login and for the
+/// Page flavour alike (Meta's webhook examples,
+/// <https://developers.facebook.com/documentation/instagram-platform/webhooks/examples>).
+/// `page` deliveries are the Facebook Page's own Messenger events.
+const INSTAGRAM_OBJECT: &str = "instagram";
+
 /// What a signed body holds: its events with their dedup keys, or why it
-/// cannot be parsed.
+/// cannot be parsed or applied (another platform's delivery).
 fn delivery_content(body: &[u8], received_at: Timestamp) -> DeliveryContent {
     match parse_delivery(body, received_at) {
+        Ok(parsed) if parsed.object.as_deref().is_some_and(|o| o != INSTAGRAM_OBJECT) => {
+            let object = parsed.object.unwrap_or_default();
+            tracing::warn!(%object, "a delivery for another platform; kept, not applied");
+            DeliveryContent::DeadLetter {
+                reason: format!(
+                    "object {object:?} is not Instagram's (\"{INSTAGRAM_OBJECT}\"): kept, not applied"
+                ),
+            }
+        }
         Ok(parsed) => {
             let mut events = Vec::with_capacity(parsed.events.len());
             for p in parsed.events {

@@ -98,10 +98,17 @@ async fn bad_signatures_oversize_and_malformed_bodies() {
     assert_eq!(counts.dead_letters, 2);
     assert_eq!(counts.deliveries, 2);
 
+    // A Facebook Page's Messenger delivery (Meta's `standby` example, object
+    // `page`): kept and acknowledged, never applied as Instagram events.
+    let page = br#"{"object":"page","entry":[{"id":"1234","time":1458692752478,"messaging":[{"sender":{"id":"55"},"recipient":{"id":"1234"},"timestamp":1458692752478,"message":{"mid":"m_page_1","text":"from Messenger"}}]}]}"#;
+    assert_eq!(srv.post_signed(page).await, 200);
+    let counts = store.event_log_counts().await.unwrap();
+    assert_eq!((counts.deliveries, counts.dead_letters), (3, 3), "{counts:?}");
+
     let m = srv.metrics_text().await;
     assert!(m.contains("igdm_webhook_rejected_total{reason=\"signature\"} 4"), "{m}");
     assert!(m.contains("igdm_webhook_rejected_total{reason=\"too_large\"} 1"), "{m}");
-    assert!(m.contains("igdm_webhook_dead_letters_total 2"), "{m}");
+    assert!(m.contains("igdm_webhook_dead_letters_total 3"), "{m}");
     let health = srv.client.get(format!("{}/healthz", srv.base)).send().await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
     srv.stop().await;
