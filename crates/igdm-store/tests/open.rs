@@ -241,3 +241,91 @@ async fn readers_open_current_files_read_only_and_migrate_others() {
     store.upsert_messages("me", std::slice::from_ref(&msg)).await.unwrap();
     store.close().await;
 }
+
+/// A store written before search walked the index in time order (schema
+/// 0004: the FTS5 rowid was `seq`) opens with this build: migration 0005
+/// rebuilds the index by the time-ordered key, so the messages stored before
+/// it are found newest first, whatever order they were written in, and
+/// messages written after it join the same order.
+#[tokio::test]
+async fn a_store_from_before_the_time_ordered_index_migrates_and_searches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let url = format!("sqlite://{}", path.display());
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    let mut old = sqlx::migrate::Migrator::new(migrations.as_path()).await.unwrap();
+    old.migrations.to_mut().retain(|m| m.version <= 4);
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    old.run(&pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO conversations (account_id, conversation_id, updated_at) VALUES ('me', 'c', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Written in an order unrelated to time: `seq` (the old rowid) rises
+    // while `sent_at` jumps back and forth, minutes and years apart.
+    let minutes = [7_i64, 3, 900_000, 5, 1, 42, 2, 600_000];
+    for (i, minute) in minutes.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO messages (account_id, conversation_id, message_id, sender_id, sent_at, \
+             content_type, text) VALUES ('me', 'c', $1, '42', $2, 'text', $3)",
+        )
+        .bind(format!("old{i}"))
+        .bind(1_600_000_000_000_000 + minute * 60_000_000)
+        .bind(if i % 2 == 0 { "heron and more" } else { "heron" })
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let old_hits: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'heron'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(old_hits, 8, "the old index holds every message");
+    pool.close().await;
+
+    let store = Store::open(&url).await.unwrap();
+    let mut newest =
+        igdm_model::Timestamp::from_unix_micros(1_600_000_000_000_000 + 900_001 * 60_000_000)
+            .unwrap();
+    let mut fresh = common::text_message("c", "new", "heron at last");
+    fresh.timestamp = newest;
+    store.upsert_messages("me", std::slice::from_ref(&fresh)).await.unwrap();
+    // Expected: the new message, then the old ones by minute, newest first.
+    let mut order: Vec<(i64, String)> =
+        minutes.iter().enumerate().map(|(i, m)| (*m, format!("old{i}"))).collect();
+    order.sort_by_key(|(minute, _)| std::cmp::Reverse(*minute));
+    let mut expected = vec!["new".to_owned()];
+    expected.extend(order.iter().map(|(_, id)| id.clone()));
+    for page_size in [20, 3] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page =
+                store.search_text("me", "heron", page_size, cursor.as_deref()).await.unwrap();
+            for hit in &page.items {
+                assert!(hit.message.timestamp <= newest, "newest first");
+                newest = hit.message.timestamp;
+                seen.push(hit.message.id.0.clone());
+            }
+            if !page.has_more {
+                break;
+            }
+            cursor = page.next_cursor;
+        }
+        assert_eq!(seen, expected, "pages of {page_size}");
+        newest = fresh.timestamp;
+    }
+    let phrase = store.search_text("me", "\"heron and\"", 20, None).await.unwrap();
+    let ids: Vec<String> = phrase.items.into_iter().map(|h| h.message.id.0).collect();
+    let evens: Vec<String> = order
+        .into_iter()
+        .filter(|(_, id)| id.trim_start_matches("old").parse::<usize>().is_ok_and(|i| i % 2 == 0))
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(ids, evens);
+    store.close().await;
+}

@@ -12,6 +12,7 @@ conformance!(
     deleted_and_other_accounts_are_hidden,
     edits_reach_the_index,
     newest_first_equals_the_like_scan,
+    relevance_orders_every_match_by_rank,
     relevance_ranks_the_newest_window,
 );
 
@@ -325,17 +326,16 @@ mod cases {
         }
     }
 
-    /// A differential test: on a generated corpus whose times crowd into a
-    /// few minutes (many messages per minute, some in the same
-    /// microsecond), stored in an order unrelated to time, newest-first
-    /// search returns exactly the newest matches a `LIKE` scan finds, page
-    /// by page, for every single word and with a sender filter.
-    pub async fn newest_first_equals_the_like_scan(h: &Harness) {
+    /// Stores a generated corpus: 900 messages of one to five words of a
+    /// 40-word vocabulary (low-numbered words common, high ones rare), from
+    /// three senders, whose times crowd into seven minutes (some in the same
+    /// microsecond), written in an order unrelated to time, every 31st one
+    /// deleted, and 50 copies under another account. Returns the vocabulary.
+    async fn generated_corpus(s: &Store) -> Vec<String> {
         use rand::rngs::StdRng;
         use rand::seq::SliceRandom as _;
         use rand::{Rng as _, SeedableRng as _};
 
-        let s = &h.store;
         let vocabulary: Vec<String> = (0..40).map(|i| format!("w{i}x")).collect();
         let mut rng = StdRng::seed_from_u64(29);
         let base = day(2024, 5, 1, 12).unix_micros();
@@ -370,6 +370,15 @@ mod cases {
                 .unwrap();
         }
         s.upsert_messages("other", &messages[..50]).await.unwrap();
+        vocabulary
+    }
+
+    /// A differential test: on the generated corpus, newest-first search
+    /// returns exactly the newest matches a `LIKE` scan finds, page by page,
+    /// for every single word and with a sender filter.
+    pub async fn newest_first_equals_the_like_scan(h: &Harness) {
+        let s = &h.store;
+        let vocabulary = generated_corpus(s).await;
         for word in &vocabulary {
             let expected = like_scan(s, word, None).await;
             let page = s.search_text(ACC, word, 20, None).await.unwrap();
@@ -382,6 +391,42 @@ mod cases {
         }
         // The common words fill pages: the walk stopped early.
         assert!(like_scan(s, "w0x", None).await.len() > 100);
+    }
+
+    /// On the generated corpus (fewer matches than the relevance window),
+    /// `sort:relevance` pages through exactly the matches a `LIKE` scan
+    /// finds, with and without a sender filter, each once, best first
+    /// across pages, equal ranks newest first.
+    pub async fn relevance_orders_every_match_by_rank(h: &Harness) {
+        let s = &h.store;
+        let vocabulary = generated_corpus(s).await;
+        for word in vocabulary.iter().step_by(3) {
+            for (query, sender) in [(word.clone(), None), (format!("{word} from:2"), Some("2"))] {
+                let mut hits: Vec<SearchHit> = Vec::new();
+                let mut cursor = None;
+                let ranked = parse_query(&format!("{query} sort:relevance"));
+                loop {
+                    let page = s.search(ACC, &ranked, 6, cursor.as_deref()).await.unwrap();
+                    hits.extend(page.items);
+                    if !page.has_more {
+                        break;
+                    }
+                    cursor = page.next_cursor;
+                }
+                let mut got: Vec<String> = hits.iter().map(|h| h.message.id.0.clone()).collect();
+                let mut expected = like_scan(s, word, sender).await;
+                assert!(
+                    hits.windows(2).all(|w| w[0].rank > w[1].rank
+                        || (w[0].rank == w[1].rank
+                            && w[0].message.timestamp >= w[1].message.timestamp)),
+                    "{query}: best first, ties newest first"
+                );
+                assert!(hits.iter().all(|h| h.rank > 0.0), "{query}: ranked");
+                got.sort();
+                expected.sort();
+                assert_eq!(got, expected, "{query}: every match once");
+            }
+        }
     }
 
     /// `sort:relevance` ranks the newest matches only: a strong match older
