@@ -1,0 +1,70 @@
+//! The live inbox from Rust: a `Watcher` polls a sandbox account and a
+//! `Hub::events()` stream hands its events to the program.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use igdm::PacingPolicy;
+use igdm::watch::{Hub, PollPolicy, WatchStop, Watcher};
+use igdm_model::EventKind;
+use igdm_store::{MessageStore, Store};
+use serde_json::json;
+
+async fn store(dir: &std::path::Path, name: &str) -> Arc<dyn MessageStore> {
+    let url = format!("sqlite://{}?mode=rwc", dir.join(name).display());
+    match Store::open(&url).await.unwrap() {
+        Store::Sqlite(s) => Arc::new(s),
+        Store::Postgres(p) => Arc::new(p),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customers_message_arrives_on_the_event_stream() {
+    let (running, seed) = igdm_test::sandbox::seeded().await;
+    let base = running.base_url();
+    let client = igdm_test::clients::web(&base, &seed, PacingPolicy::none());
+    let dir = tempfile::tempdir().unwrap();
+    let hub =
+        Arc::new(Hub::new(store(dir.path(), "igdm.db").await, store(dir.path(), "log.db").await));
+    let mut events = Box::pin(hub.events());
+    let policy = PollPolicy::for_connector(client.connector())
+        .with_interval(Duration::from_millis(200), true)
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let watcher = Watcher::new(client, hub.clone(), policy);
+    let task = tokio::spawn(watcher.run(stop_rx, move |_| {
+        let _ = ready_tx.send(());
+    }));
+    ready_rx.await.expect("the first poll (the baseline) completes");
+
+    let customer = seed.customers[0]["id"].as_str().unwrap();
+    let sent: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/_sandbox/customers/{customer}/send"))
+        .json(&json!({"to": seed.personal["id"], "text": "is the shop open today?"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    // A bound that keeps a broken watcher from hanging the suite; no speed is measured here.
+    let event = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let e = events.next().await.expect("the stream stays open while the hub lives");
+            if e.kind == EventKind::Message {
+                return e;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no message event after the customer's send: {sent}"));
+    assert_eq!(event.text.as_deref(), Some("is the shop open today?"), "{event:?}");
+    assert!(!event.is_echo, "{event:?}");
+
+    stop_tx.send(true).unwrap();
+    let stopped = task.await.unwrap().unwrap();
+    assert!(matches!(stopped, WatchStop::Stopped), "{stopped:?}");
+}
