@@ -962,3 +962,67 @@ async fn completions_and_man_pages_cover_every_subcommand() {
     let add = std::fs::read_to_string(dir.path().join("igdm-accounts-add.1")).unwrap();
     assert!(add.contains("connector\\-file"), "{add}");
 }
+
+/// `igdm request` sends form bodies to path templates, and its writes count
+/// against the account's write budget like any send.
+#[tokio::test(flavor = "multi_thread")]
+async fn raw_requests_send_forms_and_spend_the_write_budget() {
+    let env = env().await;
+    let (code, out, err) = env.igdm(&[
+        "accounts",
+        "add",
+        "raw",
+        "--sandbox",
+        &env.base,
+        "--min-write-interval",
+        "0",
+        "--writes-per-hour",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let me = env.account_id("raw").await;
+    let customer = env.seed.customers[0]["id"].as_str().unwrap().to_owned();
+    let (code, sent) = env.json(&["send", "--user", &customer, "hello"]);
+    assert_eq!(code, 0, "{sent}");
+    let (_, convs) = env.json(&["conversations"]);
+    let thread = convs["items"][0]["id"].as_str().unwrap().to_owned();
+    let var = format!("t={thread}");
+
+    let (code, v) = env.json(&[
+        "request",
+        "direct_v2/threads/{t}/mute/",
+        "--var",
+        &var,
+        "--method",
+        "POST",
+        "--form",
+        "_uuid=device-1",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["body"]["status"], "ok", "{v}");
+    let (code, conv) = env.json(&["conversation", &thread]);
+    assert_eq!(code, 0, "{conv}");
+    assert_eq!(conv["muted"], true, "the form POST reached the thread: {conv}");
+
+    // Two writes spent the hour's budget of two: the third is refused
+    // before it is sent.
+    let before = env.requests_of(&me).await;
+    let (code, v) = env.json(&[
+        "request",
+        "direct_v2/threads/{t}/unmute/",
+        "--var",
+        &var,
+        "--method",
+        "POST",
+        "--form",
+        "_uuid=device-1",
+    ]);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["error"]["class"], "rate_limited", "{v}");
+    assert_eq!(env.requests_of(&me).await, before, "nothing was sent");
+
+    // A placeholder without a value is refused.
+    let (code, v) = env.json(&["request", "direct_v2/threads/{t}/"]);
+    assert_eq!(code, 2, "{v}");
+}

@@ -822,17 +822,19 @@ impl Client {
     /// connector's API base URL (after any base-URL override). It goes through
     /// the account's auth headers (taken from the connector's validation
     /// probe), the health gate, the rate-limit buckets that apply to every
-    /// read or write, and the connector's error classifier.
+    /// read or write, write pacing and budgets for any method but `GET` and
+    /// `HEAD`, and the connector's error classifier.
     ///
     /// # Errors
-    /// Classified provider errors; a connector without a probe to take auth from.
+    /// Classified provider errors; a connector without a probe to take auth
+    /// from; a spent write budget.
     pub async fn raw_request(
         &self,
         method: http::Method,
         path: &str,
         query: &[(String, String)],
         headers: &[(String, String)],
-        json_body: Option<&Value>,
+        body: &RawBody,
     ) -> Result<(u16, Value), Error> {
         let write = method != http::Method::GET && method != http::Method::HEAD;
         self.gate(write).map_err(Error::from)?;
@@ -878,14 +880,23 @@ impl Client {
         req.headers.remove(http::header::CONTENT_TYPE);
         req.headers.remove(http::header::CONTENT_LENGTH);
         req.body = bytes::Bytes::new();
-        if let Some(body) = json_body {
-            req.body = bytes::Bytes::from(
-                serde_json::to_vec(body).map_err(|e| Error::Shape(e.to_string()))?,
-            );
-            req.headers.insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
+        let (bytes, content_type) = match body {
+            RawBody::Empty => (Vec::new(), None),
+            RawBody::Json(v) => (
+                serde_json::to_vec(v).map_err(|e| Error::Shape(e.to_string()))?,
+                Some("application/json"),
+            ),
+            RawBody::Form(fields) => (
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .finish()
+                    .into_bytes(),
+                Some("application/x-www-form-urlencoded; charset=UTF-8"),
+            ),
+        };
+        if let Some(ct) = content_type {
+            req.body = bytes::Bytes::from(bytes);
+            req.headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(ct));
         }
         for (k, v) in headers {
             let name = http::HeaderName::from_bytes(k.as_bytes())
@@ -894,7 +905,10 @@ impl Client {
                 .map_err(|e| Error::Api(ApiError::invalid("header", e)))?;
             req.headers.insert(name, value);
         }
-        debug!(method = %req.method, url = %req.url, "raw request");
+        if write {
+            self.pace().await?;
+        }
+        debug!(method = %req.method, path = req.url.path(), "raw request");
         let permit = self.request_slot().await;
         let kept = self.inner.executor.recorder().map(|r| (r.clone(), req.clone()));
         let resp = self
@@ -916,6 +930,19 @@ impl Client {
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&resp.body).into_owned()));
         Ok((resp.status, body))
     }
+}
+
+/// The body of a [`Client::raw_request`].
+#[derive(Debug, Clone, Default)]
+pub enum RawBody {
+    /// No body.
+    #[default]
+    Empty,
+    /// A JSON document.
+    Json(Value),
+    /// Form fields, sent `application/x-www-form-urlencoded` (the private
+    /// API's writes).
+    Form(Vec<(String, String)>),
 }
 
 /// What [`Client::call`] can fail with.

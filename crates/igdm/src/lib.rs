@@ -36,7 +36,9 @@ pub mod sync;
 pub mod watch;
 
 pub use accounts::{AccountConfig, Accounts, PacingOverride};
-pub use client::{CallError, Client, ClientBuilder, RetryPolicy, SessionSink, TokenRenewal};
+pub use client::{
+    CallError, Client, ClientBuilder, RawBody, RetryPolicy, SessionSink, TokenRenewal,
+};
 pub use error::{Error, UnsettledSend, exit_code};
 pub use home::Home;
 pub use keep::{DedupStats, KeepReport, Keeper, MediaLimits, MediaStore};

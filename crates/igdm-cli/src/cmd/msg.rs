@@ -159,10 +159,18 @@ pub enum MsgCommand {
     },
     /// What the account's connector can do, with limits.
     Capabilities,
-    /// A raw API call through the account's auth, rate limits and error classifier.
+    /// A raw API call through the account's auth, rate limits, write pacing and error classifier.
     Request {
-        /// Path relative to the connector's API base URL (e.g. `direct_v2/inbox/`).
+        /// Path relative to the connector's API base URL (e.g. `direct_v2/inbox/`);
+        /// `{name}` is replaced by `--var name=value`, percent-encoded.
         path: String,
+        /// A value for `{name}` in the path, `name=value` (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// A form field, `key=value` (repeatable): the body is sent
+        /// `application/x-www-form-urlencoded`, as the private API's writes are.
+        #[arg(long = "form", value_name = "KEY=VALUE", conflicts_with = "body")]
+        form: Vec<String>,
         /// HTTP method.
         #[arg(long, default_value = "GET")]
         method: String,
@@ -529,7 +537,7 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
                 }
             };
         }
-        MsgCommand::Request { path, method, headers, query, body } => {
+        MsgCommand::Request { path, vars, form, method, headers, query, body } => {
             let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
                 .map_err(|e| anyhow::anyhow!("--method: {e}"))?;
             let headers: Vec<(String, String)> = headers
@@ -541,12 +549,16 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
                 })
                 .collect::<Result<_, _>>()?;
             let query = pairs(&query, "--query")?;
-            let body: Option<Value> = body
-                .map(|b| serde_json::from_str(&b))
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("--body: {e}"))?;
+            let body = match body {
+                Some(b) => igdm::RawBody::Json(
+                    serde_json::from_str(&b).map_err(|e| anyhow::anyhow!("--body: {e}"))?,
+                ),
+                None if !form.is_empty() => igdm::RawBody::Form(pairs(&form, "--form")?),
+                None => igdm::RawBody::Empty,
+            };
+            let path = fill_path(&path, &pairs(&vars, "--var")?)?;
             let (status, value) =
-                client.raw_request(method, &path, &query, &headers, body.as_ref()).await?;
+                client.raw_request(method, &path, &query, &headers, &body).await?;
             if j {
                 println!("{}", json!({"status": status, "body": value}));
             } else {
@@ -759,6 +771,29 @@ async fn send_recorded(
     }
     print_sent(j, &req.await?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `path` with each `{name}` replaced by its `--var`, percent-encoded as a
+/// path segment; a placeholder without a value, or a value without a
+/// placeholder, is refused.
+fn fill_path(path: &str, vars: &[(String, String)]) -> anyhow::Result<String> {
+    let mut out = path.to_owned();
+    for (name, value) in vars {
+        let slot = format!("{{{name}}}");
+        if !out.contains(&slot) {
+            anyhow::bail!("--var {name}: the path has no {slot}");
+        }
+        let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes())
+            .collect::<String>()
+            .replace('+', "%20");
+        out = out.replace(&slot, &encoded);
+    }
+    if let Some(start) = out.find('{')
+        && let Some(len) = out[start..].find('}')
+    {
+        anyhow::bail!("the path's {} has no --var", &out[start..=start + len]);
+    }
+    Ok(out)
 }
 
 /// The `--input` of `igdm run`: a JSON object, `@FILE` or `-` (stdin).
