@@ -1026,3 +1026,47 @@ async fn raw_requests_send_forms_and_spend_the_write_budget() {
     let (code, v) = env.json(&["request", "direct_v2/threads/{t}/"]);
     assert_eq!(code, 2, "{v}");
 }
+
+/// Message requests: listed, one accepted into the inbox, one declined.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_are_listed_approved_and_declined() {
+    let env = env().await;
+    let me = env.web_account("asked").await;
+    for (c, text) in env.seed.customers[..2].iter().zip(["may I ask something?", "buy followers"]) {
+        env.control(
+            &format!("/_sandbox/customers/{}/send", c["id"].as_str().unwrap()),
+            json!({"to": me, "text": text}),
+        )
+        .await;
+    }
+    let (code, pending) = env.json(&["requests", "list"]);
+    assert_eq!(code, 0, "{pending}");
+    let items = pending["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{pending}");
+    let of = |name: &str| {
+        items
+            .iter()
+            .find(|t| t["participants"].to_string().contains(name))
+            .and_then(|t| t["id"].as_str())
+            .unwrap()
+            .to_owned()
+    };
+    let keep = of(env.seed.customers[0]["username"].as_str().unwrap());
+    let drop = of(env.seed.customers[1]["username"].as_str().unwrap());
+
+    let (code, v) = env.json(&["requests", "approve", &keep]);
+    assert_eq!(code, 0, "{v}");
+    let (code, v) = env.json(&["requests", "decline", &drop]);
+    assert_eq!(code, 0, "{v}");
+
+    let (_, pending) = env.json(&["requests", "list"]);
+    assert_eq!(pending["items"].as_array().unwrap().len(), 0, "{pending}");
+    let (_, inbox) = env.json(&["conversations"]);
+    let ids: Vec<&str> =
+        inbox["items"].as_array().unwrap().iter().filter_map(|t| t["id"].as_str()).collect();
+    assert!(ids.contains(&keep.as_str()), "approved into the inbox: {inbox}");
+    assert!(!ids.contains(&drop.as_str()), "declined, not in the inbox: {inbox}");
+    // Declining twice is the provider's refusal, passed on.
+    let (code, v) = env.json(&["requests", "decline", &drop]);
+    assert_ne!(code, 0, "{v}");
+}

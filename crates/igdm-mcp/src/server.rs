@@ -538,6 +538,9 @@ impl IgdmServer {
                 if a.unread {
                     req = req.unread();
                 }
+                if a.pending {
+                    req = req.pending();
+                }
                 if let Some(c) = a.cursor {
                     req = req.cursor(c);
                 }
@@ -696,7 +699,7 @@ impl IgdmServer {
                     )
                     .await;
             }
-            "mark_unread" | "mute" | "unmute" | "archive" => {
+            "mark_unread" | "mute" | "unmute" | "archive" | "approve" | "decline" => {
                 let a: tools::ConversationRef = parse(name, args)?;
                 nonempty("conversation_id", &a.conversation_id)?;
                 return self

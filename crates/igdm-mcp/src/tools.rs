@@ -231,6 +231,20 @@ pub const CATALOG: &[ToolSpec] = &[
         schema: schema::<ConversationRef>,
     },
     ToolSpec {
+        name: "approve",
+        description: "Accept a message request (list them with list_conversations pending=true): the conversation moves to the inbox.",
+        effect: W_ADD,
+        action: Some("approve"),
+        schema: schema::<ConversationRef>,
+    },
+    ToolSpec {
+        name: "decline",
+        description: "Decline a message request: it leaves the requests folder.",
+        effect: W_DESTROY,
+        action: Some("decline"),
+        schema: schema::<ConversationRef>,
+    },
+    ToolSpec {
         name: "send_typing",
         description: "Show (or stop showing) the typing indicator; it fades by itself, so repeat while composing. Verified on the official API; on personal accounts (instagram-web) the endpoint is unverified (capabilities: verified false), so do not rely on it there.",
         effect: W_ADD,
@@ -326,6 +340,9 @@ pub struct ListConversations {
     /// Only conversations with unread messages.
     #[serde(default)]
     pub unread: bool,
+    /// Message requests (personal accounts) instead of the inbox.
+    #[serde(default)]
+    pub pending: bool,
     /// At most this many (1–50, default 20).
     pub limit: Option<u32>,
     /// `page.next_cursor` of a previous call.

@@ -489,6 +489,9 @@ pub struct Thread {
     pub pending: bool,
     /// Moved to the hidden-requests folder.
     pub spam: bool,
+    /// A request the account declined: gone from its folders.
+    #[serde(default)]
+    pub declined: bool,
     /// Flagged by the account.
     pub flagged: bool,
     /// Marked unread by the account.
@@ -1179,6 +1182,7 @@ impl World {
             items: Vec::new(),
             muted: false,
             hidden: false,
+            declined: false,
             pending,
             spam: false,
             flagged: false,

@@ -30,6 +30,7 @@ pub fn backend_hint(action: &str, connector: &str) -> Option<&'static str> {
         "mark_unread",
         "list_pending",
         "approve",
+        "decline",
         "send_link",
         "media_share",
     ];

@@ -184,6 +184,9 @@ pub enum MsgCommand {
         #[arg(long)]
         body: Option<String>,
     },
+    /// Message requests: list them, accept one into the inbox, or decline it.
+    #[command(subcommand)]
+    Requests(RequestsOp),
     /// Run any action of the account's connector (`igdm actions` lists them),
     /// through the account's limits, pacing and, for message sends, the send ledger.
     Run {
@@ -205,6 +208,30 @@ pub enum MsgCommand {
         /// Only actions whose name or description contains these words.
         #[arg(long)]
         search: Option<String>,
+    },
+}
+
+/// `igdm requests list|approve|decline`.
+#[derive(Debug, clap::Subcommand)]
+pub enum RequestsOp {
+    /// The pending message requests.
+    List {
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Continue from the cursor of a previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Accept a request: the conversation moves to the inbox.
+    Approve {
+        /// The conversation id.
+        conversation_id: String,
+    },
+    /// Decline a request: it leaves the requests folder.
+    Decline {
+        /// The conversation id.
+        conversation_id: String,
     },
 }
 
@@ -569,6 +596,28 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
         MsgCommand::Capabilities => {
             let doc = capabilities(client);
             output::object(j, &doc, |v| serde_json::to_string_pretty(v).unwrap_or_default());
+        }
+        MsgCommand::Requests(op) => {
+            return match op {
+                RequestsOp::List { limit, cursor } => {
+                    let mut req = client.conversations().pending();
+                    if let Some(n) = limit {
+                        req = req.limit(n);
+                    }
+                    if let Some(c) = cursor {
+                        req = req.cursor(c);
+                    }
+                    let (page, warnings) = req.await?;
+                    output::page(j, &page, &warnings, output::conversation_row);
+                    Ok(ExitCode::SUCCESS)
+                }
+                RequestsOp::Approve { conversation_id: c } => {
+                    object(client, j, "approve", params(&[("conversation_id", json!(c))])).await
+                }
+                RequestsOp::Decline { conversation_id: c } => {
+                    object(client, j, "decline", params(&[("conversation_id", json!(c))])).await
+                }
+            };
         }
         MsgCommand::Run { action, input, params: pairs_given, idempotency_key } => {
             let mut p = match input.as_deref() {

@@ -30,6 +30,7 @@ pub(super) async fn handle(sb: &Arc<Sandbox>, endpoint: &Endpoint, ctx: Ctx) -> 
         Endpoint::GetByParticipants => get_by_participants(sb, &ctx).await,
         Endpoint::Broadcast(kind) => broadcast(sb, &ctx, kind).await,
         Endpoint::Approve(t) => flag(sb, &ctx, t, "approve").await,
+        Endpoint::Decline(t) => flag(sb, &ctx, t, "decline").await,
         Endpoint::MarkUnread(t) => flag(sb, &ctx, t, "mark_unread").await,
         Endpoint::Mute(t) => flag(sb, &ctx, t, "mute").await,
         Endpoint::Unmute(t) => flag(sb, &ctx, t, "unmute").await,
@@ -104,12 +105,13 @@ async fn inbox(sb: &Sandbox, ctx: &Ctx, folder: Folder) -> Res {
             .into_iter()
             .filter(|t| match folder {
                 Folder::Inbox => !t.pending && !t.spam && !t.hidden,
-                Folder::Pending => t.pending && !t.spam,
-                Folder::Spam => t.spam,
+                Folder::Pending => t.pending && !t.spam && !t.declined,
+                Folder::Spam => t.spam && !t.declined,
             })
             .collect();
         let unseen = all.iter().filter(|t| t.is_unread(&acc.pk)).count();
-        let pending_total = w.threads_of(&acc.id).iter().filter(|t| t.pending && !t.spam).count();
+        let pending_total =
+            w.threads_of(&acc.id).iter().filter(|t| t.pending && !t.spam && !t.declined).count();
         let filtered: Vec<&Thread> = all
             .into_iter()
             .filter(|t| match filter {
@@ -643,6 +645,12 @@ async fn flag(sb: &Sandbox, ctx: &Ctx, id: &str, change: &str) -> Res {
                 }
                 t.pending = false;
                 t.spam = false;
+            }
+            "decline" => {
+                if !t.pending || t.declined {
+                    return Err(ApiError::bad("Thread is not a pending request"));
+                }
+                t.declined = true;
             }
             "mark_unread" => t.marked_unread = true,
             "mute" => t.muted = true,

@@ -45,6 +45,7 @@ pub(crate) enum Endpoint {
     GetByParticipants,
     Broadcast(String),
     Approve(String),
+    Decline(String),
     ItemReactions(String, String),
     Seen(String, String),
     Delete(String, String),
@@ -75,6 +76,7 @@ impl Endpoint {
             }
             ["direct_v2", "threads", t] if get => Self::Thread((*t).to_owned()),
             ["direct_v2", "threads", t, "approve"] if post => Self::Approve((*t).to_owned()),
+            ["direct_v2", "threads", t, "decline"] if post => Self::Decline((*t).to_owned()),
             ["direct_v2", "threads", t, "mark_unread"] if post => Self::MarkUnread((*t).to_owned()),
             ["direct_v2", "threads", t, "mute"] if post => Self::Mute((*t).to_owned()),
             ["direct_v2", "threads", t, "unmute"] if post => Self::Unmute((*t).to_owned()),
