@@ -76,6 +76,8 @@ enum Command {
     /// Take a conversation from the bot for a person, or give it back.
     #[command(subcommand)]
     Handover(cmd::bot::HandoverCommand),
+    /// Check recorded exchanges against the connectors (`--replay DIR`).
+    Doctor(cmd::spec::DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions {
         /// The shell.
@@ -156,6 +158,7 @@ async fn main() -> ExitCode {
         Command::Bot(c) => cmd::bot::run(c, &cli.global).await,
         Command::Handover(c) => cmd::bot::handover(c, &cli.global).await,
         Command::Msg(c) => cmd::msg::run(c, &cli.global).await,
+        Command::Doctor(a) => cmd::spec::doctor(&a, &cli.global),
         c @ (Command::Completions { .. } | Command::Man { .. }) => reference(&c),
         Command::Login(a) => cmd::auth::login(a, &cli.global).await,
         Command::Oauth(a) => cmd::auth::oauth(a, &cli.global).await,

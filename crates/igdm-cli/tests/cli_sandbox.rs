@@ -710,7 +710,7 @@ async fn send_photo_from_a_file_with_a_text() {
 }
 
 /// `IGDM_RECORD` writes what real accounts exchange, without a secret or an
-/// id of the account in it, and `igdm spec replay` maps it offline; a
+/// id of the account in it, and `igdm doctor --replay` maps it offline; a
 /// recording whose shape the connector no longer reads is named.
 #[tokio::test(flavor = "multi_thread")]
 async fn recorded_exchanges_hold_no_secret_and_replay_offline() {
@@ -735,13 +735,12 @@ async fn recorded_exchanges_hold_no_secret_and_replay_offline() {
     assert_eq!(code, 0, "{out}\n{err}");
     let convs: Value = serde_json::from_str(out.trim()).unwrap();
     let thread = convs["items"][0]["id"].as_str().unwrap().to_owned();
-    for args in [
-        vec!["messages", thread.as_str(), "--remote"],
-        vec!["request", "direct_v2/inbox/", "--query", "limit=2"],
-    ] {
-        let (code, out, err) = env.igdm_with(&recording, &args);
-        assert_eq!(code, 0, "{args:?}: {out}\n{err}");
-    }
+    let (code, out, err) = env.igdm_with(&recording, &["messages", &thread, "--remote"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    // One raw call recorded by its flag alone.
+    let (code, out, err) =
+        env.igdm(&["request", "direct_v2/inbox/", "--query", "limit=2", "--record", rec_arg]);
+    assert_eq!(code, 0, "{out}\n{err}");
 
     let files: Vec<std::path::PathBuf> = std::fs::read_dir(&rec)
         .unwrap()
@@ -749,6 +748,10 @@ async fn recorded_exchanges_hold_no_secret_and_replay_offline() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     assert!(files.len() >= 4, "one file per exchange: {files:?}");
+    assert!(
+        files.iter().any(|f| f.to_string_lossy().ends_with("-request.json")),
+        "the raw call is recorded: {files:?}"
+    );
     let mut secrets: Vec<String> = ["sessionid", "csrftoken", "ds_user_id"]
         .iter()
         .filter_map(|n| cookies.get(n).map(|v| v.expose_secret().to_owned()))
@@ -777,7 +780,7 @@ async fn recorded_exchanges_hold_no_secret_and_replay_offline() {
         "a recording names its connector"
     );
 
-    let (code, out, err) = env.igdm(&["--json", "spec", "replay", rec_arg]);
+    let (code, out, err) = env.igdm(&["--json", "doctor", "--replay", rec_arg]);
     assert_eq!(code, 0, "{out}\n{err}");
     let report: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(report["failed"], 0, "{report}");
@@ -794,7 +797,7 @@ async fn recorded_exchanges_hold_no_secret_and_replay_offline() {
         o.insert("thread_key".into(), id);
     }
     std::fs::write(&file, serde_json::to_vec(&v).unwrap()).unwrap();
-    let (code, out, err) = env.igdm(&["spec", "replay", rec_arg]);
+    let (code, out, err) = env.igdm(&["doctor", "--replay", rec_arg]);
     assert_eq!(code, 1, "{out}\n{err}");
     let name = file.file_name().unwrap().to_str().unwrap();
     let failing: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL")).collect();
@@ -943,7 +946,7 @@ async fn completions_and_man_pages_cover_every_subcommand() {
     for shell in ["bash", "zsh", "fish", "powershell"] {
         let (code, out, err) = env.igdm(&["completions", shell]);
         assert_eq!(code, 0, "{shell}: {err}");
-        for word in ["conversations", "run", "connector-file", "replay"] {
+        for word in ["conversations", "run", "connector-file", "doctor"] {
             assert!(out.contains(word), "{shell} completion lacks {word}");
         }
     }
@@ -954,7 +957,7 @@ async fn completions_and_man_pages_cover_every_subcommand() {
     let dir = tempfile::tempdir().unwrap();
     let (code, out, err) = env.igdm(&["man", "--dir", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    for name in ["igdm.1", "igdm-run.1", "igdm-accounts-add.1", "igdm-spec-replay.1"] {
+    for name in ["igdm.1", "igdm-run.1", "igdm-accounts-add.1", "igdm-doctor.1"] {
         let path = dir.path().join(name);
         assert!(path.exists(), "{name} missing: {out}");
         assert!(out.contains(name), "{out}");

@@ -164,6 +164,9 @@ pub enum MsgCommand {
         /// Path relative to the connector's API base URL (e.g. `direct_v2/inbox/`);
         /// `{name}` is replaced by `--var name=value`, percent-encoded.
         path: String,
+        /// Record this exchange, redacted, into DIR (see `igdm doctor --replay`).
+        #[arg(long, value_name = "DIR")]
+        record: Option<std::path::PathBuf>,
         /// A value for `{name}` in the path, `name=value` (repeatable).
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,
@@ -304,7 +307,10 @@ fn pairs(items: &[String], what: &str) -> anyhow::Result<Vec<(String, String)>> 
 
 /// Runs a messaging command.
 pub async fn run(cmd: MsgCommand, global: &Global) -> anyhow::Result<ExitCode> {
-    let ctx = Runtime::from_env()?;
+    let mut ctx = Runtime::from_env()?;
+    if let MsgCommand::Request { record: Some(dir), .. } = &cmd {
+        ctx = ctx.recording_to(dir.clone())?;
+    }
     // A local search needs the account's name and the store, not a client
     // (no vault, no connector).
     if let MsgCommand::Search { query, limit, remote: false } = &cmd {
@@ -564,7 +570,7 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
                 }
             };
         }
-        MsgCommand::Request { path, vars, form, method, headers, query, body } => {
+        MsgCommand::Request { path, record: _, vars, form, method, headers, query, body } => {
             let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
                 .map_err(|e| anyhow::anyhow!("--method: {e}"))?;
             let headers: Vec<(String, String)> = headers

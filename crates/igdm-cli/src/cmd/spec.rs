@@ -26,15 +26,24 @@ pub enum SpecCommand {
     },
     /// Run one action of a connector file and print the mapped result as JSON.
     Run(RunArgs),
-    /// Map exchanges recorded with `IGDM_RECORD=DIR` through the connectors,
-    /// offline (exit code 1 when one no longer maps).
-    Replay {
-        /// The recording directory.
-        dir: PathBuf,
-        /// A connector file to use instead of the built-in connector with its id.
-        #[arg(long, value_name = "FILE")]
-        connector: Option<PathBuf>,
-    },
+}
+
+/// Options of `igdm doctor`.
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Map the exchanges recorded into DIR (`IGDM_RECORD=DIR`, `igdm request
+    /// --record DIR`) through the connectors, offline; exit code 1 when one
+    /// no longer maps.
+    #[arg(long, value_name = "DIR")]
+    pub replay: PathBuf,
+    /// A connector file to use instead of the built-in connector with its id.
+    #[arg(long, value_name = "FILE")]
+    pub connector: Option<PathBuf>,
+}
+
+/// Runs `igdm doctor`.
+pub fn doctor(args: &DoctorArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    replay(&args.replay, args.connector.as_deref(), global)
 }
 
 /// Options of `igdm spec run`.
@@ -66,11 +75,10 @@ pub async fn run(cmd: SpecCommand, global: &Global) -> anyhow::Result<ExitCode> 
     match cmd {
         SpecCommand::Validate { file } => validate(&file, global),
         SpecCommand::Run(args) => run_action(args, global).await,
-        SpecCommand::Replay { dir, connector } => replay(&dir, connector.as_deref(), global),
     }
 }
 
-/// `igdm spec replay`: one line (or one JSON item) per recording.
+/// `igdm doctor --replay`: one line (or one JSON item) per recording.
 fn replay(dir: &Path, file: Option<&Path>, global: &Global) -> anyhow::Result<ExitCode> {
     let own = match file {
         None => None,
