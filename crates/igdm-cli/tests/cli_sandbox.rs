@@ -1073,3 +1073,43 @@ async fn requests_are_listed_approved_and_declined() {
     let (code, v) = env.json(&["requests", "decline", &drop]);
     assert_ne!(code, 0, "{v}");
 }
+
+/// `send --user @name` finds the user among the account's conversations, on
+/// both surfaces; a name no conversation shows is not found (exit 5).
+#[tokio::test(flavor = "multi_thread")]
+async fn send_to_a_username_known_from_the_conversations() {
+    let env = env().await;
+    for (name, connector) in [("web.at", "instagram-web"), ("graph.at", "instagram-graph")] {
+        let (code, out, err) = env.igdm(&[
+            "accounts",
+            "add",
+            name,
+            "--sandbox",
+            &env.base,
+            "--connector",
+            connector,
+            "--min-write-interval",
+            "0",
+        ]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        let me = env.account_id(name).await;
+        let customer = &env.seed.customers[0];
+        env.control(
+            &format!("/_sandbox/customers/{}/send", customer["id"].as_str().unwrap()),
+            json!({"to": me, "text": "hello there"}),
+        )
+        .await;
+        let at = format!("@{}", customer["username"].as_str().unwrap());
+        let (code, sent) =
+            env.json(&["--account", name, "send", "--user", &at, "answer by username"]);
+        assert_eq!(code, 0, "{connector}: {sent}");
+        assert_eq!(sent["outcome"], "sent", "{connector}: {sent}");
+
+        let before = env.requests_of(&me).await;
+        let (code, v) =
+            env.json(&["--account", name, "send", "--user", "@nobody_here_at_all", "hi"]);
+        assert_eq!(code, 5, "{connector}: {v}");
+        assert_eq!(v["error"]["class"], "not_found", "{connector}: {v}");
+        assert!(env.requests_of(&me).await > before, "{connector}: it read the conversations");
+    }
+}

@@ -750,12 +750,13 @@ impl IgdmServer {
     async fn send_to_user(&self, args: &Map<String, Value>) -> Result<ToolOutput, ToolError> {
         let a: tools::SendToUser = parse("send_to_user", args)?;
         nonempty("text", &a.text)?;
+        let user = self.client.resolve_user(&a.user_id).await.map_err(|e| ToolError::from(&e))?;
         let key = a.idempotency_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let outcome = self
             .client
             .send_action(
                 "send_to_user",
-                params(&[("user_id", json!(a.user_id)), ("text", json!(a.text))]),
+                params(&[("user_id", json!(user)), ("text", json!(a.text))]),
             )
             .idempotency_key(key)
             .await

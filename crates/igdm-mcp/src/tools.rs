@@ -424,7 +424,7 @@ pub struct Send {
 /// `send_to_user`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 pub struct SendToUser {
-    /// The recipient's user id.
+    /// The recipient's user id, or `@username` of someone in the account's conversations.
     pub user_id: String,
     /// The text to send.
     pub text: String,

@@ -88,6 +88,9 @@ pub const MESSAGE_SENDS: &[&str] = &[
     "send_button_template",
 ];
 
+/// How many pages of conversations [`Client::resolve_user`] reads per folder.
+const USERNAME_PAGES: usize = 5;
+
 /// What [`Client::perform`] did.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -837,6 +840,58 @@ impl Client {
         );
         e.remediation = format!("Leave out `{param}`, or use an account whose connector takes it.");
         e
+    }
+
+    /// The user id for `user`: an id as given, or for `@username` the id of
+    /// the participant with that username in the account's conversations
+    /// (inbox, then message requests where the connector has them; the
+    /// newest `USERNAME_PAGES` pages of each). Neither Instagram surface
+    /// offers igdm a confirmed lookup of arbitrary usernames, so someone the
+    /// account never talked to must be given by id.
+    ///
+    /// # Errors
+    /// A username no conversation shows (`not_found`), and the errors of
+    /// listing conversations.
+    pub async fn resolve_user(&self, user: &str) -> Result<String, Error> {
+        let Some(name) = user.strip_prefix('@') else {
+            return Ok(user.to_owned());
+        };
+        if name.is_empty() {
+            return Err(Error::Api(igdm_model::ApiError::invalid("user", "@ needs a username")));
+        }
+        for pending in [false, true] {
+            if pending && !self.supports("list_pending") {
+                continue;
+            }
+            let mut cursor: Option<String> = None;
+            for _ in 0..USERNAME_PAGES {
+                let mut req = self.conversations();
+                if pending {
+                    req = req.pending();
+                }
+                if let Some(c) = cursor.take() {
+                    req = req.cursor(c);
+                }
+                let (page, _) = req.await?;
+                let found =
+                    page.items.iter().flat_map(|c| &c.participants).find(|p| {
+                        p.username.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(name))
+                    });
+                if let Some(p) = found {
+                    return Ok(p.id.to_string());
+                }
+                match page.next_cursor {
+                    Some(c) if page.has_more => cursor = Some(c),
+                    _ => break,
+                }
+            }
+        }
+        let mut e = igdm_model::ApiError::new(
+            igdm_model::ErrorClass::NotFound,
+            format!("no conversation of this account has a participant @{name}"),
+        );
+        e.remediation = "Give the user's id instead: Instagram offers no username lookup igdm can rely on for someone the account never talked to.".into();
+        Err(Error::Api(e))
     }
 
     /// Runs any action of the connector by name, as front ends do for

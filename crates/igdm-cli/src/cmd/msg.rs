@@ -259,7 +259,8 @@ pub struct SendArgs {
     /// CONVERSATION TEXT, or just TEXT with --user.
     #[arg(required = true, num_args = 1..=2)]
     pub args: Vec<String>,
-    /// Send to this user id (opens the conversation when needed).
+    /// Send to this user id, or `@username` of someone in the account's
+    /// conversations (opens the conversation when needed).
     #[arg(long)]
     pub user: Option<String>,
     /// Quote-reply to this message id.
@@ -768,6 +769,7 @@ async fn send(client: &Client, args: SendArgs, j: bool) -> Result<ExitCode, Fail
         .map(|(t, p)| json!({"title": t, "payload": p}))
         .collect();
     if let Some(user) = &args.user {
+        let user = client.resolve_user(user).await?;
         let action = if args.image.is_some() { "send_image" } else { "send_to_user" };
         let p = params(&[
             ("user_id", json!(user)),
