@@ -488,3 +488,75 @@ async fn a_connector_file_of_ones_own_serves_agents() {
     );
     c.cancel().await.unwrap();
 }
+
+/// Agents list message requests, accept one and decline another, and send
+/// to a correspondent by `@username`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_handle_message_requests() {
+    let sb = Sandbox::new(SandboxConfig::default());
+    let running = sb.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let base = running.base_url();
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let added =
+        run_ok(home, &["accounts", "add", "me", "--sandbox", &base, "--min-write-interval", "0"])
+            .await;
+    let http = reqwest::Client::new();
+    let accounts: Value =
+        http.get(format!("{base}/_sandbox/accounts")).send().await.unwrap().json().await.unwrap();
+    let acct_id = accounts["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["pk"] == added["user_id"])
+        .and_then(|a| a["id"].as_str())
+        .unwrap()
+        .to_owned();
+    for (name, text) in [("asks.first", "a question"), ("spams.second", "cheap followers")] {
+        let who: Value = http
+            .post(format!("{base}/_sandbox/customers"))
+            .json(&json!({"username": name, "full_name": name}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let pk = who["pk"].as_str().unwrap();
+        let r = http
+            .post(format!("{base}/_sandbox/customers/{pk}/send"))
+            .json(&json!({"to": acct_id, "text": text}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+
+    let c = session(home, &[]).await;
+    let all = names(&c).await;
+    assert!(all.iter().any(|n| n == "approve") && all.iter().any(|n| n == "decline"), "{all:?}");
+    let pending = ok(&c, "list_conversations", json!({"pending": true})).await;
+    let requests = pending["data"].as_array().unwrap().clone();
+    assert_eq!(requests.len(), 2, "{pending}");
+    let of = |name: &str| {
+        requests
+            .iter()
+            .find(|t| t["participants"].to_string().contains(name))
+            .and_then(|t| t["id"].as_str())
+            .unwrap()
+            .to_owned()
+    };
+    let (keep, drop) = (of("asks.first"), of("spams.second"));
+    ok(&c, "approve", json!({"conversation_id": keep})).await;
+    ok(&c, "decline", json!({"conversation_id": drop})).await;
+    let pending = ok(&c, "list_conversations", json!({"pending": true})).await;
+    assert_eq!(pending["data"].as_array().unwrap().len(), 0, "{pending}");
+    let inbox = ok(&c, "list_conversations", json!({})).await;
+    assert!(inbox["data"].to_string().contains(&keep), "{inbox}");
+
+    let sent =
+        ok(&c, "send_to_user", json!({"user_id": "@asks.first", "text": "happy to help"})).await;
+    assert_eq!(sent["data"]["outcome"], json!("sent"), "{sent}");
+    fails(&c, "send_to_user", json!({"user_id": "@never.met", "text": "hi"}), "not_found").await;
+    c.cancel().await.unwrap();
+}
