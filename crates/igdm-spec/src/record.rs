@@ -85,11 +85,18 @@ impl Recording {
 }
 
 /// Writes recordings into a directory (created 0700, files 0600).
-#[derive(Debug)]
 pub struct Recorder {
     dir: PathBuf,
     key: [u8; 32],
     seq: AtomicU64,
+}
+
+/// The hashing key stays out of debug output: with it, hashed ids could be
+/// confirmed by guessing.
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder").field("dir", &self.dir).finish_non_exhaustive()
+    }
 }
 
 impl Recorder {
