@@ -378,21 +378,7 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
     let j = global.json;
     match cmd {
         MsgCommand::Conversations { unread, pending, limit, cursor } => {
-            let mut req = client.conversations();
-            if unread {
-                req = req.unread();
-            }
-            if pending {
-                req = req.pending();
-            }
-            if let Some(n) = limit {
-                req = req.limit(n);
-            }
-            if let Some(c) = cursor {
-                req = req.cursor(c);
-            }
-            let (page, warnings) = req.await?;
-            output::page(j, &page, &warnings, output::conversation_row);
+            list_conversations(client, j, unread, pending, limit, cursor).await?;
         }
         MsgCommand::Conversation { id } => {
             let out = client
@@ -607,16 +593,7 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
         MsgCommand::Requests(op) => {
             return match op {
                 RequestsOp::List { limit, cursor } => {
-                    let mut req = client.conversations().pending();
-                    if let Some(n) = limit {
-                        req = req.limit(n);
-                    }
-                    if let Some(c) = cursor {
-                        req = req.cursor(c);
-                    }
-                    let (page, warnings) = req.await?;
-                    output::page(j, &page, &warnings, output::conversation_row);
-                    Ok(ExitCode::SUCCESS)
+                    list_conversations(client, j, false, true, limit, cursor).await
                 }
                 RequestsOp::Approve { conversation_id: c } => {
                     object(client, j, "approve", params(&[("conversation_id", json!(c))])).await
@@ -827,6 +804,33 @@ async fn send_recorded(
         req = req.idempotency_key(k);
     }
     print_sent(j, &req.await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One page of the inbox (or of the message requests), printed.
+async fn list_conversations(
+    client: &Client,
+    j: bool,
+    unread: bool,
+    pending: bool,
+    limit: Option<u32>,
+    cursor: Option<String>,
+) -> Result<ExitCode, Failure> {
+    let mut req = client.conversations();
+    if unread {
+        req = req.unread();
+    }
+    if pending {
+        req = req.pending();
+    }
+    if let Some(n) = limit {
+        req = req.limit(n);
+    }
+    if let Some(c) = cursor {
+        req = req.cursor(c);
+    }
+    let (page, warnings) = req.await?;
+    output::page(j, &page, &warnings, output::conversation_row);
     Ok(ExitCode::SUCCESS)
 }
 
