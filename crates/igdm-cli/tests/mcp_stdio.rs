@@ -501,9 +501,7 @@ async fn agents_handle_message_requests() {
     let added =
         run_ok(home, &["accounts", "add", "me", "--sandbox", &base, "--min-write-interval", "0"])
             .await;
-    let http = reqwest::Client::new();
-    let accounts: Value =
-        http.get(format!("{base}/_sandbox/accounts")).send().await.unwrap().json().await.unwrap();
+    let (_, accounts) = igdm_test::sandbox::control(&base, "GET", "/_sandbox/accounts", None).await;
     let acct_id = accounts["accounts"]
         .as_array()
         .unwrap()
@@ -513,23 +511,19 @@ async fn agents_handle_message_requests() {
         .unwrap()
         .to_owned();
     for (name, text) in [("asks.first", "a question"), ("spams.second", "cheap followers")] {
-        let who: Value = http
-            .post(format!("{base}/_sandbox/customers"))
-            .json(&json!({"username": name, "full_name": name}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let who = igdm_test::sandbox::post_ok(
+            &base,
+            "/_sandbox/customers",
+            json!({"username": name, "full_name": name}),
+        )
+        .await;
         let pk = who["pk"].as_str().unwrap();
-        let r = http
-            .post(format!("{base}/_sandbox/customers/{pk}/send"))
-            .json(&json!({"to": acct_id, "text": text}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        igdm_test::sandbox::post_ok(
+            &base,
+            &format!("/_sandbox/customers/{pk}/send"),
+            json!({"to": acct_id, "text": text}),
+        )
+        .await;
     }
 
     let c = session(home, &[]).await;
