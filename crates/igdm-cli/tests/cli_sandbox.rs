@@ -909,6 +909,16 @@ async fn a_connector_file_of_ones_own_backs_an_account() {
     let (code, caps) = env.json(&["--account", "seed", "actions"]);
     assert_eq!(code, 0, "{caps}");
     assert_eq!(caps["items"].as_array().unwrap().len(), 18, "the file's actions: {caps}");
+    // Recordings of such an account replay through the installed file.
+    let rec = env.home.path().join("recordings");
+    let rec = rec.to_str().unwrap();
+    let (code, out, err) =
+        env.igdm_with(&[("IGDM_RECORD", rec)], &["--account", "seed", "conversations"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, report) = env.json(&["doctor", "--replay", rec]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert!(report["items"].to_string().contains("\"connector\":\"instagram\""), "{report}");
 
     // Another file under the same id, an embedded connector's id, a file
     // that does not load: refused, nothing added.

@@ -87,9 +87,14 @@ fn replay(dir: &Path, file: Option<&Path>, global: &Global) -> anyhow::Result<Ex
             Err(code) => return Ok(code),
         },
     };
-    let results = igdm::replay::replay_dir(dir, |id| match &own {
-        Some(c) if c.id == id => Some(c.clone()),
-        _ => igdm_runtime::connector(id).ok(),
+    // Connectors installed into the home (`accounts add --connector-file`)
+    // resolve as they do for the accounts that recorded; without a readable
+    // home, the embedded ones still do.
+    let home = igdm_runtime::Runtime::from_env().ok();
+    let results = igdm::replay::replay_dir(dir, |id| match (&own, &home) {
+        (Some(c), _) if c.id == id => Some(c.clone()),
+        (_, Some(rt)) => rt.connector(id).ok(),
+        (_, None) => igdm_runtime::connector(id).ok(),
     })
     .with_context(|| format!("cannot read recordings in {}", dir.display()))?;
     let failed = results.iter().filter(|r| !r.ok).count();
