@@ -40,15 +40,12 @@ async fn a_customers_message_arrives_on_the_event_stream() {
     ready_rx.await.expect("the first poll (the baseline) completes");
 
     let customer = seed.customers[0]["id"].as_str().unwrap();
-    let sent: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/_sandbox/customers/{customer}/send"))
-        .json(&json!({"to": seed.personal["id"], "text": "is the shop open today?"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sent = igdm_test::sandbox::post_ok(
+        &base,
+        &format!("/_sandbox/customers/{customer}/send"),
+        json!({"to": seed.personal["id"], "text": "is the shop open today?"}),
+    )
+    .await;
 
     // A bound that keeps a broken watcher from hanging the suite; no speed is measured here.
     let event = tokio::time::timeout(Duration::from_secs(30), async {
