@@ -13,39 +13,15 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::io::Write as _;
 use std::path::Path;
-use std::pin::Pin;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use common::Harness;
+use common::{Harness, Recording};
 use igdm_model::Timestamp;
-use igdm_spec::{
-    Connector, Executor, HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError,
-};
+use igdm_spec::{Connector, Executor, ReqwestTransport};
 use serde_json::{Map, Value, json};
-
-/// A transport that keeps every response body it passes on.
-struct Recording {
-    inner: ReqwestTransport,
-    bodies: Arc<Mutex<Vec<bytes::Bytes>>>,
-}
-
-impl Transport for Recording {
-    fn send(
-        &self,
-        req: HttpRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<HttpResponse, TransportError>> + Send + '_>> {
-        let bodies = Arc::clone(&self.bodies);
-        Box::pin(async move {
-            let resp = self.inner.send(req).await?;
-            bodies.lock().expect("lock").push(resp.body.clone());
-            Ok(resp)
-        })
-    }
-}
 
 fn web_connector() -> Connector {
     Connector::load(igdm_connectors::by_id("instagram-web").expect("web"), "instagram-web.md")
@@ -78,13 +54,13 @@ fn expected_content_type(item_type: &str, media_type: Option<i64>) -> &'static s
         "media" | "raven_media" | "visual_media" if media_type == Some(2) => "video",
         "media" | "raven_media" | "visual_media" | "animated_media" => "image",
         "voice_media" => "voice",
-        "static_sticker" | "selfie_sticker" => "sticker",
+        "static_sticker" => "sticker",
         "media_share" | "xma_media_share" | "felix_share" => "media_share",
         "clip" | "xma_clip" | "reel_share" | "xma_reel_share" => "reel_share",
         "story_share" | "xma_story_share" => "story_reply",
         "xma_reel_mention" => "story_mention",
-        "action_log" | "video_call_event" | "title" => "system",
-        "reaction" | "reaction_log" => "reaction",
+        "action_log" | "video_call_event" => "system",
+        "reaction_log" => "reaction",
         "placeholder" | "expired_placeholder" => "unsupported",
         _ => "other",
     }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use common::{Harness, ack, api_err, invalid, ok, run};
 use igdm_model::{ContentType, Conversation, ConversationKind, ErrorClass, Folder, Message};
@@ -538,4 +538,56 @@ async fn a_message_outside_the_page_is_not_found() {
         api_err(&exec, &mut s, "get", json!({"conversation_id": group, "message_id": "1"})).await;
     assert_eq!(e.class, ErrorClass::NotFound);
     assert_eq!(e.message, format!("no message 1 among the 20 newest of conversation {group}"));
+}
+
+/// The item types the connector's `content_type` mapping names: the keys of
+/// its `item_type | map_value` pairs, read from the connector file.
+fn item_types_the_mapping_reads() -> BTreeSet<String> {
+    let text = igdm_connectors::by_id(WEB).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains(": .item_type | map_value:"))
+        .expect("the item_type map of `list`");
+    let pairs = line.split("map_value:").nth(1).unwrap();
+    let quoted: Vec<&str> = pairs.split('\'').skip(1).step_by(2).collect();
+    quoted.iter().step_by(2).map(|s| (*s).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn the_demo_seed_shows_every_item_type_the_mapping_reads() {
+    let h = Harness::start().await;
+    let (exec, bodies) = h.recording_executor(WEB);
+    for account in [&h.seed.personal, &h.seed.business] {
+        let mut s = Harness::web_session(account);
+        for action in ["list_conversations", "list_pending"] {
+            let (convs, _) = ok::<Vec<Conversation>>(&exec, &mut s, action, json!({})).await;
+            for c in convs {
+                let params = json!({"conversation_id": c.id.as_str()});
+                let _: (Vec<Message>, _) = ok(&exec, &mut s, "list", params).await;
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for body in bodies.lock().unwrap().iter() {
+        let v: Value = serde_json::from_slice(body).unwrap();
+        let threads =
+            v["inbox"]["threads"].as_array().cloned().unwrap_or_else(|| vec![v["thread"].clone()]);
+        for t in &threads {
+            for it in t["items"].as_array().into_iter().flatten() {
+                seen.insert(it["item_type"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let read = item_types_the_mapping_reads();
+    assert!(read.len() >= 20, "the map was found: {read:?}");
+    let missing: Vec<&String> = read.difference(&seen).collect();
+    assert!(
+        missing.is_empty(),
+        "item types the mapping reads that the demo never shows: {missing:?}"
+    );
+    let unmapped: Vec<&String> = seen.difference(&read).collect();
+    assert!(
+        unmapped.is_empty(),
+        "item types the demo shows that the mapping does not name: {unmapped:?}"
+    );
 }

@@ -3,13 +3,38 @@
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use igdm_model::{ApiError, ErrorClass};
 use igdm_sandbox::{DemoSeed, RunningSandbox};
-use igdm_spec::{ActionOutput, Connector, ExecError, Executor, ReqwestTransport, Session};
+use igdm_spec::{
+    ActionOutput, Connector, ExecError, Executor, HttpRequest, HttpResponse, ReqwestTransport,
+    Session, Transport, TransportError,
+};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
+
+/// A transport that keeps every response body it passes on.
+pub struct Recording {
+    pub inner: ReqwestTransport,
+    pub bodies: Arc<Mutex<Vec<bytes::Bytes>>>,
+}
+
+impl Transport for Recording {
+    fn send(
+        &self,
+        req: HttpRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<HttpResponse, TransportError>> + Send + '_>> {
+        let bodies = Arc::clone(&self.bodies);
+        Box::pin(async move {
+            let resp = self.inner.send(req).await?;
+            bodies.lock().expect("lock").push(resp.body.clone());
+            Ok(resp)
+        })
+    }
+}
 
 /// A running sandbox with the demo seed.
 pub struct Harness {
@@ -35,6 +60,19 @@ impl Harness {
         let transport = ReqwestTransport::new().unwrap();
         Executor::new(Arc::new(connector), Arc::new(transport))
             .with_base_url(Some(url::Url::parse(&self.base_url()).unwrap()))
+    }
+
+    /// An executor like [`Self::executor`] that also keeps every response
+    /// body it receives.
+    pub fn recording_executor(&self, id: &str) -> (Executor, Arc<Mutex<Vec<bytes::Bytes>>>) {
+        let text = igdm_connectors::by_id(id).unwrap();
+        let connector = Connector::load(text, &format!("{id}.md")).unwrap();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let transport =
+            Recording { inner: ReqwestTransport::new().unwrap(), bodies: Arc::clone(&bodies) };
+        let exec = Executor::new(Arc::new(connector), Arc::new(transport))
+            .with_base_url(Some(url::Url::parse(&self.base_url()).unwrap()));
+        (exec, bodies)
     }
 
     /// A web session from an account's control-API view (its cookies).

@@ -176,7 +176,7 @@ pub fn seed_world(w: &mut World) -> Result<DemoSeed, SandboxError> {
         ),
     )?;
 
-    // Personal: Sam, with a reel and a voice note.
+    // Personal: Sam, with a reel, a voice note and every other item type.
     let st = w.thread_with(&me, std::slice::from_ref(sam), false)?;
     let mut s = Script { w, thread: st, at: start + 30 * 60 * MINUTE };
     s.text(sam, "did you see this?")?;
@@ -186,6 +186,67 @@ pub fn seed_world(w: &mut World) -> Result<DemoSeed, SandboxError> {
     )?;
     s.text(&me_pk, "haha yes, the cat at the end 😂")?;
     s.say(sam, attach(ItemKind::VoiceMedia, "audio", "https://cdn.example/voice/demo.m4a", None))?;
+    // The rest of the item types Instagram's apps put in a thread.
+    let cdn = "https://scontent.cdninstagram.com/v/t51.2885-15";
+    s.say(sam, attach(ItemKind::VisualMedia, "image", &format!("{cdn}/demo_view_once.jpg"), None))?;
+    s.say(
+        &me_pk,
+        attach(
+            ItemKind::AnimatedMedia,
+            "image",
+            "https://media.giphy.com/media/demoGif/200.gif",
+            None,
+        ),
+    )?;
+    s.say(sam, NewItem { kind: Some(ItemKind::StaticSticker), ..NewItem::default() })?;
+    s.say(
+        sam,
+        NewItem {
+            kind: Some(ItemKind::StoryShare),
+            text: Some("look who's here".into()),
+            ..NewItem::default()
+        },
+    )?;
+    s.say(
+        sam,
+        attach(
+            ItemKind::FelixShare,
+            "video",
+            "https://scontent.cdninstagram.com/v/t50.2886-16/demo_igtv.mp4",
+            Some("watch till the end"),
+        ),
+    )?;
+    s.say(sam, NewItem { kind: Some(ItemKind::Placeholder), ..NewItem::default() })?;
+    s.say(sam, NewItem { kind: Some(ItemKind::ExpiredPlaceholder), ..NewItem::default() })?;
+    s.say(
+        &me_pk,
+        NewItem {
+            kind: Some(ItemKind::VideoCallEvent),
+            text: Some("Video chat ended".into()),
+            ..NewItem::default()
+        },
+    )?;
+    s.say(sam, NewItem { kind: Some(ItemKind::ReactionLog), ..NewItem::default() })?;
+    s.say(&me_pk, attach(ItemKind::RavenMedia, "video", &format!("{cdn}/demo_clip.mp4"), None))?;
+    s.say(
+        sam,
+        NewItem {
+            media_id: Some("3300000000000000001_72000000001".into()),
+            ..attach(
+                ItemKind::MediaShare,
+                "image",
+                &format!("{cdn}/demo_post.jpg"),
+                Some("brunch?"),
+            )
+        },
+    )?;
+    let stories = "https://www.instagram.com/stories/sam_okafor/3300000000000000002/";
+    s.say(sam, attach(ItemKind::XmaStoryShare, "share", stories, Some("this view")))?;
+    s.say(&me_pk, attach(ItemKind::XmaReelShare, "share", stories, Some("so jealous")))?;
+    s.say(
+        sam,
+        attach(ItemKind::XmaClip, "ig_reel", "https://www.instagram.com/reel/C0demoReel2/", None),
+    )?;
     s.say(
         &me_pk,
         NewItem {

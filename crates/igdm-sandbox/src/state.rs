@@ -360,10 +360,30 @@ pub enum ItemKind {
     XmaReelMention,
     /// XMA reel.
     XmaClip,
+    /// XMA reply to a reel or story.
+    XmaReelShare,
     /// A generic XMA card (links, products).
     GenericXma,
     /// A postback (button tap) echoed into the thread.
     Postback,
+    /// A view-once photo or video (`visual_media`, `view_mode: once`).
+    VisualMedia,
+    /// A GIF from the GIF picker (`animated_media`).
+    AnimatedMedia,
+    /// A sticker from the sticker tray (`static_sticker`).
+    StaticSticker,
+    /// A shared story that is no longer available (`story_share`).
+    StoryShare,
+    /// A shared IGTV video (`felix_share`).
+    FelixShare,
+    /// Content Instagram cannot show in this client (`placeholder`).
+    Placeholder,
+    /// A view-once message already seen or expired (`expired_placeholder`).
+    ExpiredPlaceholder,
+    /// A call started or ended in the thread (`video_call_event`).
+    VideoCallEvent,
+    /// A reaction recorded as its own item (`reaction_log`).
+    ReactionLog,
 }
 
 impl ItemKind {
@@ -385,8 +405,18 @@ impl ItemKind {
             Self::XmaStoryShare => "xma_story_share",
             Self::XmaReelMention => "xma_reel_mention",
             Self::XmaClip => "xma_clip",
+            Self::XmaReelShare => "xma_reel_share",
             Self::GenericXma => "generic_xma",
             Self::Postback => "text",
+            Self::VisualMedia => "visual_media",
+            Self::AnimatedMedia => "animated_media",
+            Self::StaticSticker => "static_sticker",
+            Self::StoryShare => "story_share",
+            Self::FelixShare => "felix_share",
+            Self::Placeholder => "placeholder",
+            Self::ExpiredPlaceholder => "expired_placeholder",
+            Self::VideoCallEvent => "video_call_event",
+            Self::ReactionLog => "reaction_log",
         }
     }
 }

@@ -875,7 +875,7 @@ async fn search(sb: &Sandbox, ctx: &Ctx) -> Res {
                     }
                     json!({
                         "matched_message_info": {
-                            "item_info": render::item(t, i, &acc.pk),
+                            "item_info": render::item(w, t, i, &acc.pk),
                             "matched_text_ranges": [],
                         },
                         "thread": thread,

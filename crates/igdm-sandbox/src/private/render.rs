@@ -203,7 +203,14 @@ fn image_versions(url: &str) -> Value {
     ]})
 }
 
-fn media_object(item: &Item, owner: &str, url: &str, video: bool) -> Value {
+fn media_object(w: &World, item: &Item, owner: &str, url: &str, video: bool) -> Value {
+    let mut user = json!({"pk": pk_number(owner), "pk_id": owner, "id": owner});
+    if let Some(u) = w.users.get(owner) {
+        user["username"] = json!(u.username);
+        user["full_name"] = json!(u.full_name);
+        user["profile_pic_url"] = json!(u.profile_pic_url);
+        user["is_private"] = json!(false);
+    }
     let mut m = json!({
         "id": format!("{}_{owner}", media_pk(item)),
         "pk": media_pk(item),
@@ -214,7 +221,7 @@ fn media_object(item: &Item, owner: &str, url: &str, video: bool) -> Value {
         "organic_tracking_token": "eyJ2ZXJzaW9uIjo1fQ",
         // Every media object names its owner, its shortcode and when it was
         // posted (instagrapi's Media model requires all three).
-        "user": {"pk": pk_number(owner), "pk_id": owner, "id": owner},
+        "user": user,
         "code": format!("C{}", media_pk(item).chars().take(10).collect::<String>()),
         "taken_at": item.timestamp_us.div_euclid(1_000_000),
     });
@@ -222,6 +229,16 @@ fn media_object(item: &Item, owner: &str, url: &str, video: bool) -> Value {
         m["video_versions"] =
             json!([{"type": 101, "width": 720, "height": 900, "url": url, "id": media_pk(item)}]);
         m["video_duration"] = json!(12.4);
+    }
+    m
+}
+
+/// The media of a `visual_media` item: its model types `video_duration` as
+/// whole seconds where feed media carry fractions, so none is given.
+fn visual_media_object(w: &World, item: &Item, video: bool) -> Value {
+    let mut m = media_object(w, item, &item.sender, &first_url(item), video);
+    if let Some(o) = m.as_object_mut() {
+        o.remove("video_duration");
     }
     m
 }
@@ -338,6 +355,7 @@ struct LinkContext<'a> {
 /// An item, as in `items[]`; build it with [`item`].
 #[derive(Debug, Clone, Copy)]
 pub struct ItemJson<'a> {
+    w: &'a World,
     thread: &'a Thread,
     it: &'a Item,
     viewer_pk: &'a str,
@@ -345,13 +363,18 @@ pub struct ItemJson<'a> {
 
 /// An item, as in `items[]`. `viewer_pk` decides `is_sent_by_viewer`.
 #[must_use]
-pub fn item<'a>(thread: &'a Thread, it: &'a Item, viewer_pk: &'a str) -> ItemJson<'a> {
-    ItemJson { thread, it, viewer_pk }
+pub fn item<'a>(
+    w: &'a World,
+    thread: &'a Thread,
+    it: &'a Item,
+    viewer_pk: &'a str,
+) -> ItemJson<'a> {
+    ItemJson { w, thread, it, viewer_pk }
 }
 
 impl Serialize for ItemJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Self { thread, it, viewer_pk } = *self;
+        let Self { w, thread, it, viewer_pk } = *self;
         let last = it.id.bytes().last().unwrap_or(b'0');
         let user_id =
             if last.is_multiple_of(2) { pk_number(&it.sender) } else { Id::Text(&it.sender) };
@@ -421,10 +444,13 @@ impl Serialize for ItemJson<'_> {
             ItemKind::Like => m.serialize_entry("like", HEART)?,
             ItemKind::Media => {
                 let video = it.attachments.first().is_some_and(|a| a.kind == "video");
-                m.serialize_entry("media", &media_object(it, &it.sender, &first_url(it), video))?;
+                m.serialize_entry(
+                    "media",
+                    &media_object(w, it, &it.sender, &first_url(it), video),
+                )?;
             }
             ItemKind::MediaShare => {
-                let mut media = media_object(it, &it.sender, &first_url(it), false);
+                let mut media = media_object(w, it, &it.sender, &first_url(it), false);
                 media["code"] = json!(format!("C{}", &media_pk(it)[..10]));
                 media["caption"] = json!({"text": text});
                 if let Some(id) = &it.media_id {
@@ -440,17 +466,17 @@ impl Serialize for ItemJson<'_> {
                     "reel_owner_id": pk_number(viewer_pk),
                     "is_reel_persisted": false,
                     "reel_type": "user_reel",
-                    "media": media_object(it, viewer_pk, &first_url(it), false),
+                    "media": media_object(w, it, viewer_pk, &first_url(it), false),
                 }),
             )?,
             ItemKind::Clip => m.serialize_entry(
                 "clip",
-                &json!({"clip": media_object(it, &it.sender, &first_url(it), true)}),
+                &json!({"clip": media_object(w, it, &it.sender, &first_url(it), true)}),
             )?,
             ItemKind::RavenMedia => m.serialize_entry(
                 "visual_media",
                 &json!({
-                    "media": media_object(it, &it.sender, &first_url(it), true),
+                    "media": visual_media_object(w, it, true),
                     "view_mode": "permanent",
                     "seen_count": 0,
                     "replay_expiring_at_us": null,
@@ -479,7 +505,82 @@ impl Serialize for ItemJson<'_> {
                 m.serialize_entry("xma_reel_mention", &xma(it, "Mentioned you in their story"))?
             }
             ItemKind::XmaClip => m.serialize_entry("xma_clip", &xma(it, "Reel"))?,
+            ItemKind::XmaReelShare => {
+                m.serialize_entry("xma_reel_share", &xma(it, "Replied to their story"))?;
+            }
             ItemKind::GenericXma => m.serialize_entry("generic_xma", &xma(it, text))?,
+            ItemKind::VisualMedia => {
+                let video = it.attachments.first().is_some_and(|a| a.kind == "video");
+                let expires = it.timestamp_us / 1_000_000 + 24 * 3600;
+                m.serialize_entry(
+                    "visual_media",
+                    &json!({
+                        "media": visual_media_object(w, it, video),
+                        "view_mode": "once",
+                        "seen_count": 0,
+                        "url_expire_at_secs": expires,
+                    }),
+                )?;
+            }
+            ItemKind::AnimatedMedia => {
+                let url = first_url(it);
+                let mp4 = url.strip_suffix(".gif").map(|u| format!("{u}.mp4"));
+                m.serialize_entry(
+                    "animated_media",
+                    &json!({
+                        "id": media_pk(it),
+                        "images": {"fixed_height": {
+                            "url": url,
+                            "mp4": mp4.unwrap_or_else(|| url.clone()),
+                            "width": "356",
+                            "height": "200",
+                        }},
+                        "is_random": false,
+                        "is_sticker": false,
+                    }),
+                )?;
+            }
+            ItemKind::StaticSticker => {
+                m.serialize_entry("static_sticker", &json!({"id": media_pk(it)}))?;
+            }
+            ItemKind::StoryShare => m.serialize_entry(
+                "story_share",
+                &json!({
+                    "text": text,
+                    "message": "This story is unavailable",
+                    "title": "Story unavailable",
+                    "reason": 3,
+                    "is_linked": false,
+                }),
+            )?,
+            ItemKind::FelixShare => m.serialize_entry(
+                "felix_share",
+                &json!({
+                    "text": text,
+                    "video": media_object(w, it, &it.sender, &first_url(it), true),
+                }),
+            )?,
+            ItemKind::Placeholder => m.serialize_entry(
+                "placeholder",
+                &json!({
+                    "is_linked": false,
+                    "title": "Post unavailable",
+                    "message": "This post is unavailable.",
+                }),
+            )?,
+            ItemKind::ExpiredPlaceholder => m.serialize_entry(
+                "placeholder",
+                &json!({
+                    "is_linked": false,
+                    "title": "Message unavailable",
+                    "message": "This message is no longer available.",
+                }),
+            )?,
+            ItemKind::VideoCallEvent => m.serialize_entry(
+                "video_call_event",
+                &json!({"action": "video_call_ended", "description": text}),
+            )?,
+            ItemKind::ReactionLog => {}
         }
         m.end()
     }
@@ -642,7 +743,7 @@ pub fn thread<'a>(
         users: members().map(|u| users.user(u)).collect(),
         left_users: [],
         admin_user_ids: if t.is_group { vec![viewer_id] } else { Vec::new() },
-        items: page.items.iter().map(|i| item(t, i, viewer_pk)).collect(),
+        items: page.items.iter().map(|i| item(w, t, i, viewer_pk)).collect(),
         last_activity_at: t.last_activity_us(),
         last_non_sender_item_at: w.newest_from_others(t, viewer_pk).map_or(0, |i| i.timestamp_us),
         muted: t.muted,
@@ -674,6 +775,6 @@ pub fn thread<'a>(
         is_close_friend_thread: false,
         relevancy_score: 0,
         inviter: w.accounts.get(&t.account).and_then(|a| w.users.get(&a.pk)).map(|u| users.user(u)),
-        last_permanent_item: t.visible_items().next_back().map(|lp| item(t, lp, viewer_pk)),
+        last_permanent_item: t.visible_items().next_back().map(|lp| item(w, t, lp, viewer_pk)),
     }
 }
