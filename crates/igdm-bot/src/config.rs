@@ -69,9 +69,18 @@ pub struct IntentConfig {
     /// Attachment types (`image`, `video`, `audio`, `file`, `share`, `story`, `link`).
     #[serde(default)]
     pub attachments: Vec<String>,
+    /// Referral refs (the `ref` of an ig.me link or an ad click) that open
+    /// a conversation with this intent.
+    #[serde(default)]
+    pub referral_ref: Vec<String>,
     /// The replies, sent in order.
     #[serde(default)]
     pub replies: Vec<Reply>,
+    /// After its replies, hand the conversation to a person: thread control
+    /// goes to the inbox app where the account has the Handover Protocol, and
+    /// the bot pauses for this customer until released.
+    #[serde(default)]
+    pub handover: bool,
 }
 
 /// One reply message. Exactly one of `text`, `card`, `image` must be set.
@@ -198,12 +207,24 @@ pub struct HandoverConfig {
     /// releases, to another app pauses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_id: Option<String>,
+    /// The app a conversation is passed to when a person takes it: the Page
+    /// Inbox (`263902037430900`) unless another human-agent app is used.
+    #[serde(default = "default_inbox_app")]
+    pub inbox_app_id: String,
 }
 
 impl Default for HandoverConfig {
     fn default() -> Self {
-        Self { idle_minutes: default_idle(), app_id: None }
+        Self { idle_minutes: default_idle(), app_id: None, inbox_app_id: default_inbox_app() }
     }
+}
+
+/// The Page Inbox's app id, which Meta's Handover Protocol docs give as the
+/// target for passing a thread to people answering in the Page's inbox.
+pub const PAGE_INBOX_APP_ID: &str = "263902037430900";
+
+fn default_inbox_app() -> String {
+    PAGE_INBOX_APP_ID.to_owned()
 }
 
 fn default_idle() -> u64 {

@@ -11,6 +11,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod config;
+pub mod handover;
 pub mod model;
 pub mod state;
 
@@ -29,6 +30,7 @@ use igdm_store::{MessageStore, NewOutbox, OutboxEntry, OutboxState, StoreError};
 
 pub use config::BotConfig;
 use config::{CompiledIntent, Reply};
+pub use handover::{HandoverDone, give_back, hand_to_person, request_control};
 pub use model::Model;
 pub use state::{CustomerState, Role, Takeover, Turn};
 
@@ -139,6 +141,7 @@ enum Plan {
     /// Replies recorded in the outbox, to deliver.
     Send {
         intent: String,
+        handover: bool,
         entries: Vec<OutboxEntry>,
         account: String,
         customer: String,
@@ -272,6 +275,9 @@ impl Bot {
         match event.kind {
             EventKind::Message if event.is_echo => self.on_echo(event).await,
             EventKind::Message | EventKind::Postback => self.on_inbound(event).await,
+            EventKind::Referral if self.referral_intent(event).is_some() => {
+                self.on_inbound(event).await
+            }
             EventKind::Handover => self.on_thread_control(event).await,
             _ => Ok(Handled::Ignored(format!("{} events need no reply", event.kind.as_str()))),
         }
@@ -328,13 +334,18 @@ impl Bot {
             let id = id.as_str().map(str::to_owned).or_else(|| id.as_u64().map(|n| n.to_string()));
             match (&self.config.handover.app_id, id) {
                 (Some(app), Some(id)) => *app == id,
-                (None, _) => true,
+                // Unconfigured: any app but the inbox people answer in (the
+                // bot's own escalation comes back as such a pass).
+                (None, Some(id)) => id != self.config.handover.inbox_app_id,
+                (None, None) => true,
                 (Some(_), None) => false,
             }
         };
         let take = match action {
-            "take_thread_control" => true,
-            "pass_thread_control" => !ours(&details[action]["new_owner_app_id"]),
+            // Whoever now owns the thread: another app means a person.
+            "take_thread_control" | "pass_thread_control" => {
+                !ours(&details[action]["new_owner_app_id"])
+            }
             _ => return Ok(Handled::Ignored(format!("thread control action {action:?}"))),
         };
         let account = self.account(event);
@@ -357,7 +368,10 @@ impl Bot {
     /// Store and state errors.
     pub async fn prepare(&self, event: &Event) -> Result<Vec<OutboxEntry>, BotError> {
         let _guard = self.lock.lock().await;
-        if event.is_echo || !matches!(event.kind, EventKind::Message | EventKind::Postback) {
+        let referral = event.kind == EventKind::Referral && self.referral_intent(event).is_some();
+        if event.is_echo
+            || !(referral || matches!(event.kind, EventKind::Message | EventKind::Postback))
+        {
             return Ok(Vec::new());
         }
         Ok(match self.plan(event).await? {
@@ -369,7 +383,7 @@ impl Bot {
     async fn on_inbound(&self, event: &Event) -> Result<Handled, BotError> {
         match self.plan(event).await? {
             Plan::Done(h) => Ok(h),
-            Plan::Send { intent, entries, account, customer, mut state } => {
+            Plan::Send { intent, handover, entries, account, customer, mut state } => {
                 let mut sends = Vec::new();
                 for entry in &entries {
                     let status = self.deliver(entry, &mut state).await?;
@@ -385,6 +399,19 @@ impl Bot {
                     sends.push(SendReport { key: entry.idempotency_key.clone(), status });
                 }
                 state.save(&*self.store, &account, &customer).await?;
+                if handover {
+                    let done = hand_to_person(
+                        &self.client,
+                        &*self.store,
+                        &account,
+                        &customer,
+                        event.timestamp,
+                        &self.config.handover.inbox_app_id,
+                        &format!("igdm bot: intent {intent}"),
+                    )
+                    .await?;
+                    info!(customer = %customer, intent = %intent, meta = ?done.meta_action, "the intent hands the conversation to a person");
+                }
                 Ok(Handled::Replied { intent, sends })
             }
         }
@@ -435,6 +462,7 @@ impl Bot {
         }
 
         let (intent, replies) = self.choose(event, &said).await;
+        let handover = self.intents.iter().any(|i| i.config.name == intent && i.config.handover);
         let vars = Vars {
             name: state.name.clone().or_else(|| state.username.clone()),
             username: state.username.clone(),
@@ -458,7 +486,7 @@ impl Bot {
             entries.push(begun.entry);
         }
         state.save(&*self.store, &account, &customer).await?;
-        Ok(Plan::Send { intent, entries, account, customer, state })
+        Ok(Plan::Send { intent, handover, entries, account, customer, state })
     }
 
     async fn look_up(&self, customer: &str, state: &mut CustomerState) {
@@ -479,6 +507,16 @@ impl Bot {
         }
     }
 
+    /// The intent whose `referral_ref` names the event's referral (an
+    /// ig.me link or an ad click that opened the conversation).
+    fn referral_intent(&self, event: &Event) -> Option<&CompiledIntent> {
+        let details = event.details.as_ref()?;
+        let referral = &details["referral"];
+        let r =
+            referral["ref"].as_str().or_else(|| referral["ads_context_data"]["ad_id"].as_str())?;
+        self.intents.iter().find(|i| i.config.referral_ref.iter().any(|x| x == r))
+    }
+
     /// The intent of an event and its replies.
     async fn choose(&self, event: &Event, said: &str) -> (String, Vec<Reply>) {
         if is_story_mention(event) && !self.config.story_mention.is_empty() {
@@ -494,10 +532,11 @@ impl Bot {
             .or_else(|| event.postback.as_ref().and_then(|p| p.title.as_deref()))
             .unwrap_or_default();
         let kinds: Vec<&str> = event.attachments.iter().map(|a| a.kind.as_str()).collect();
-        let by_rule = self
-            .intents
-            .iter()
-            .find(|i| payload.is_some_and(|p| i.config.payloads.iter().any(|x| x == p)));
+        let by_rule = self.referral_intent(event).or_else(|| {
+            self.intents
+                .iter()
+                .find(|i| payload.is_some_and(|p| i.config.payloads.iter().any(|x| x == p)))
+        });
         let by_rule = by_rule
             .or_else(|| {
                 self.intents

@@ -239,6 +239,8 @@ async fn profile_sync_sets_ice_breakers_and_menu() {
     assert!(text.contains("Visit the shop"), "{profile}");
 }
 
+const INBOX: &str = igdm_bot::config::PAGE_INBOX_APP_ID;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thread_control_on_the_page_flavour_pauses_and_releases() {
     let mut env = Env::start().await;
@@ -248,7 +250,7 @@ async fn thread_control_on_the_page_flavour_pauses_and_releases() {
     let first = env.act_event(&fay, json!({"text": "do you ship to Oslo?"})).await;
     assert!(all_sent(&bot.handle(&first).await.unwrap()));
 
-    let control = |action: &str| igdm_model::Event {
+    let control = |action: &str, new_owner: &str, previous: &str| igdm_model::Event {
         kind: igdm_model::EventKind::Handover,
         conversation_id: Some(igsid.clone()),
         sender_id: Some(igsid.clone()),
@@ -259,14 +261,20 @@ async fn thread_control_on_the_page_flavour_pauses_and_releases() {
         quick_reply_payload: None,
         postback: None,
         details: Some(
-            json!({"action": action, action: {"new_owner_app_id": "263902037430900", "previous_owner_app_id": "1"}}),
+            json!({"action": action, action: {"new_owner_app_id": new_owner, "previous_owner_app_id": previous}}),
         ),
         ..first.clone()
     };
-    assert_eq!(bot.handle(&control("take_thread_control")).await.unwrap(), Handled::TakenOver);
+    assert_eq!(
+        bot.handle(&control("take_thread_control", INBOX, "1")).await.unwrap(),
+        Handled::TakenOver
+    );
     let e = env.act_event(&fay, json!({"text": "hello?"})).await;
     assert_eq!(bot.handle(&e).await.unwrap(), Handled::Paused);
-    assert_eq!(bot.handle(&control("pass_thread_control")).await.unwrap(), Handled::Released);
+    assert_eq!(
+        bot.handle(&control("pass_thread_control", "1", INBOX)).await.unwrap(),
+        Handled::Released
+    );
     let e = env.act_event(&fay, json!({"text": "price?"})).await;
     assert!(all_sent(&bot.handle(&e).await.unwrap()));
     assert_eq!(env.sent_to(&fay).await.len(), 2);
@@ -382,4 +390,85 @@ async fn replies_whose_answers_are_lost_are_reconciled_through_the_ledger_or_rep
 /// after applying the request (0: off).
 async fn slow(env: &Env, ms: u64) {
     env.control("/_sandbox/faults", json!({"account": env.account_id(), "latency_ms": ms})).await;
+}
+
+const ESCALATING: &str = r#"
+brand: Acme Studio
+intents:
+  - name: spring
+    referral_ref: [SPRING24]
+    replies:
+      - text: "Welcome! Your spring code is SPRING24."
+  - name: human
+    keywords: ["a person"]
+    handover: true
+    replies:
+      - text: "Connecting you with our team."
+  - name: general
+    replies:
+      - text: "Thanks for your message!"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referral_picks_its_intent_and_an_escalation_passes_thread_control() {
+    let mut env = Env::start().await;
+    let client = env.page_client();
+    let bot = env.bot_with(Some(ESCALATING), client.clone());
+    let gil = env.customer("gil.amar", "Gil Amar").await;
+    let igsid = gil["igsid"].as_str().unwrap().to_owned();
+    let owner = |client: std::sync::Arc<igdm::Client>, igsid: String| async move {
+        let mut p = serde_json::Map::new();
+        p.insert("user_id".into(), json!(igsid));
+        client.invoke("get_thread_owner", p).await.unwrap().data["app_id"].clone()
+    };
+
+    // A first message that came through an ig.me link carries its ref.
+    let referral = json!({"ref": "SPRING24", "source": "SHORTLINK", "type": "OPEN_THREAD"});
+    let e = env.act_event(&gil, json!({"text": "hi!", "referral": referral})).await;
+    assert_eq!(e.kind, igdm_model::EventKind::Message);
+    let h = bot.handle(&e).await.unwrap();
+    assert_eq!(intent(&h), "spring");
+    assert!(all_sent(&h), "{h:?}");
+    // In an existing conversation the link arrives as a referral of its own.
+    let e = env.act_event(&gil, json!({"referral": referral})).await;
+    assert_eq!(e.kind, igdm_model::EventKind::Referral);
+    let h = bot.handle(&e).await.unwrap();
+    assert_eq!(intent(&h), "spring");
+    assert!(all_sent(&h), "{h:?}");
+    // A referral no intent names gets no reply.
+    let other = json!({"ref": "UNKNOWN", "source": "SHORTLINK", "type": "OPEN_THREAD"});
+    let e = env.act_event(&gil, json!({"referral": other})).await;
+    assert!(matches!(bot.handle(&e).await.unwrap(), Handled::Ignored(_)));
+
+    // The escalation intent replies, then passes the thread to the Page Inbox.
+    let e = env.act_event(&gil, json!({"text": "can I talk to a person?"})).await;
+    let h = bot.handle(&e).await.unwrap();
+    assert_eq!(intent(&h), "human");
+    assert!(all_sent(&h), "{h:?}");
+    assert_eq!(
+        owner(client.clone(), igsid.clone()).await,
+        json!(igdm_bot::config::PAGE_INBOX_APP_ID)
+    );
+    // Meta reports the pass back as a handover event: it keeps the pause.
+    let passed = env.next_event(|e| e.kind == igdm_model::EventKind::Handover).await;
+    assert_eq!(bot.handle(&passed).await.unwrap(), Handled::TakenOver);
+    let e = env.act_event(&gil, json!({"text": "hello?"})).await;
+    assert_eq!(bot.handle(&e).await.unwrap(), Handled::Paused);
+    assert_eq!(env.sent_to(&gil).await.len(), 3, "the paused message got no reply");
+
+    // Given back: thread control returns to this app and the bot answers.
+    let done = igdm_bot::give_back(&client, &*env.store, &env.account_id(), &igsid, "resolved")
+        .await
+        .unwrap();
+    assert_eq!(done.meta_action, Some("take_thread_control"));
+    assert!(done.was_taken);
+    assert_ne!(
+        owner(client.clone(), igsid.clone()).await,
+        json!(igdm_bot::config::PAGE_INBOX_APP_ID)
+    );
+    // The take is reported back too: the bot keeps the conversation.
+    let taken = env.next_event(|e| e.kind == igdm_model::EventKind::Handover).await;
+    assert_eq!(bot.handle(&taken).await.unwrap(), Handled::Released);
+    let e = env.act_event(&gil, json!({"text": "what about shipping"})).await;
+    assert!(all_sent(&bot.handle(&e).await.unwrap()));
 }

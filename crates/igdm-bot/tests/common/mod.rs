@@ -101,27 +101,47 @@ impl Env {
         self.client_over(None)
     }
 
-    /// A client of the account over `transport` (default: reqwest's).
-    pub fn client_over(&self, transport: Option<Arc<dyn igdm_spec::Transport>>) -> Arc<Client> {
-        let connector = Arc::new(
-            Connector::load(igdm_connectors::INSTAGRAM_GRAPH, "instagram-graph.md").unwrap(),
-        );
-        let account = AccountConfig {
-            name: "shop".into(),
-            connector: "instagram-graph".into(),
-            backend: Backend::Graph,
+    /// The account as `connector` (`backend`) sees it, on the sandbox.
+    fn config(&self, name: &str, connector: &str, backend: Backend) -> AccountConfig {
+        AccountConfig {
+            name: name.into(),
+            connector: connector.into(),
+            backend,
             base_url: Some(self.base.clone()),
             user_id: Some(self.account_id()),
             username: Some("acme_studio".into()),
             pacing: igdm::PacingOverride::default(),
             created_at: Timestamp::now(),
-        };
+        }
+    }
+
+    /// A client of the account over `transport` (default: reqwest's).
+    pub fn client_over(&self, transport: Option<Arc<dyn igdm_spec::Transport>>) -> Arc<Client> {
+        let connector = Arc::new(
+            Connector::load(igdm_connectors::INSTAGRAM_GRAPH, "instagram-graph.md").unwrap(),
+        );
+        let account = self.config("shop", "instagram-graph", Backend::Graph);
         let session =
             Session::new().with_access_token(self.account["access_token"].as_str().unwrap());
         let mut builder = Client::builder(account, connector, session).pacing(PacingPolicy::none());
         if let Some(t) = transport {
             builder = builder.transport(t);
         }
+        Arc::new(builder.build().unwrap())
+    }
+
+    /// A client of the account on the Facebook Login flavour (Page token),
+    /// which has the Handover Protocol.
+    pub fn page_client(&self) -> Arc<Client> {
+        let connector = Arc::new(
+            Connector::load(igdm_connectors::INSTAGRAM_PAGE, "instagram-page.md").unwrap(),
+        );
+        let account = self.config("shop-page", "instagram-page", Backend::Page);
+        let mut session =
+            Session::new().with_access_token(self.account["page_token"].as_str().unwrap());
+        session.set_extra("user_id", self.account_id());
+        session.set_extra("page_id", self.account["page_id"].as_str().unwrap());
+        let builder = Client::builder(account, connector, session).pacing(PacingPolicy::none());
         Arc::new(builder.build().unwrap())
     }
 
@@ -168,8 +188,13 @@ impl Env {
                 .await
                 .expect("an event within 10 s")
                 .unwrap();
-            if matches!(e.kind, EventKind::Message | EventKind::Postback | EventKind::Handover)
-                && pred(&e)
+            if matches!(
+                e.kind,
+                EventKind::Message
+                    | EventKind::Postback
+                    | EventKind::Handover
+                    | EventKind::Referral
+            ) && pred(&e)
             {
                 return e;
             }

@@ -32,15 +32,36 @@ pub struct SyncProfileArgs {
 /// `igdm handover …`.
 #[derive(Debug, clap::Subcommand)]
 pub enum HandoverCommand {
-    /// A person takes the conversation: the bot stays quiet until release.
+    /// A person takes the conversation: thread control passes to the inbox
+    /// app where the account has the Handover Protocol, and the bot stays
+    /// quiet until release.
     Take {
         /// The conversation (the customer's IGSID on the official API).
         conversation: String,
+        /// The app that gets thread control (default: the Page Inbox).
+        #[arg(long, value_name = "APP_ID", default_value = igdm_bot::config::PAGE_INBOX_APP_ID)]
+        to_app: String,
+        /// A note passed along with thread control.
+        #[arg(long, default_value = "")]
+        metadata: String,
     },
-    /// Give the conversation back to the bot.
+    /// Give the conversation back to the bot (taking thread control back
+    /// where the account has the Handover Protocol).
     Release {
         /// The conversation (the customer's IGSID on the official API).
         conversation: String,
+        /// A note passed along with thread control.
+        #[arg(long, default_value = "")]
+        metadata: String,
+    },
+    /// Ask the app that has the conversation to pass it to this one
+    /// (Handover Protocol accounts only).
+    Request {
+        /// The conversation (the customer's IGSID on the official API).
+        conversation: String,
+        /// A note passed along with the request.
+        #[arg(long, default_value = "")]
+        metadata: String,
     },
 }
 
@@ -119,35 +140,72 @@ pub async fn run(cmd: BotCommand, global: &Global) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Runs `igdm handover take|release CONVERSATION`.
+/// Runs `igdm handover take|release|request CONVERSATION`.
 pub async fn handover(cmd: HandoverCommand, global: &Global) -> anyhow::Result<ExitCode> {
-    let ctx = Runtime::from_env()?;
-    let account = ctx.account(global.account.as_deref())?;
-    let account_id = account.user_id.clone().ok_or_else(|| {
-        anyhow!("account {:?} has no Instagram id: log in again with igdm oauth", account.name)
+    let rt = Runtime::from_env()?;
+    let live = rt.open(global.account.as_deref()).await?;
+    let client = live.client().clone();
+    let account_id = client.account().user_id.clone().ok_or_else(|| {
+        anyhow!(
+            "account {:?} has no Instagram id: log in again with igdm oauth",
+            client.account().name
+        )
     })?;
-    let store = ctx.store().await?;
-    let (conversation, taken) = match cmd {
-        HandoverCommand::Take { conversation } => {
-            igdm_bot::take_over(&*store, &account_id, &conversation, Timestamp::now()).await?;
-            (conversation, true)
+    let store = rt.store().await?;
+    let result = match &cmd {
+        HandoverCommand::Take { conversation, to_app, metadata } => {
+            let now = Timestamp::now();
+            igdm_bot::hand_to_person(
+                &client,
+                &*store,
+                &account_id,
+                conversation,
+                now,
+                to_app,
+                metadata,
+            )
+            .await
         }
-        HandoverCommand::Release { conversation } => {
-            let was = igdm_bot::release(&*store, &account_id, &conversation).await?;
-            if !was && !global.json {
-                eprintln!("igdm handover: {conversation} was not taken over");
-            }
-            (conversation, false)
+        HandoverCommand::Release { conversation, metadata } => {
+            igdm_bot::give_back(&client, &*store, &account_id, conversation, metadata).await
+        }
+        HandoverCommand::Request { conversation, metadata } => {
+            igdm_bot::request_control(&client, conversation, metadata).await
         }
     };
+    live.finish().await?;
+    let done = match result {
+        Ok(done) => done,
+        Err(igdm_bot::BotError::Client(e)) => {
+            return Ok(super::output::client_error(global.json, &e));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (conversation, human) = match &cmd {
+        HandoverCommand::Take { conversation, .. } => (conversation, Some(true)),
+        HandoverCommand::Release { conversation, .. } => (conversation, Some(false)),
+        HandoverCommand::Request { conversation, .. } => (conversation, None),
+    };
     if global.json {
-        println!("{}", json!({"conversation": conversation, "human": taken}));
-    } else if taken {
         println!(
-            "{conversation}: a person has the conversation; the bot stays quiet until release"
+            "{}",
+            json!({"conversation": conversation, "human": human, "meta_action": done.meta_action})
         );
-    } else {
-        println!("{conversation}: the bot answers again");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let told = done.meta_action.map_or_else(
+        || " (recorded locally; this account's API has no handover)".to_owned(),
+        |a| format!(" ({a})"),
+    );
+    match human {
+        Some(true) => println!(
+            "{conversation}: a person has the conversation; the bot stays quiet until release{told}"
+        ),
+        Some(false) if !done.was_taken => {
+            println!("{conversation}: was not taken over; the bot answers{told}");
+        }
+        Some(false) => println!("{conversation}: the bot answers again{told}"),
+        None => println!("{conversation}: thread control requested{told}"),
     }
     Ok(ExitCode::SUCCESS)
 }
