@@ -368,7 +368,7 @@ async fn graph_call(
 
 /// The placeholder values of the demo seed: the business, its Page, Alex,
 /// the conversation with Alex and Alex's latest message, Jordan's story
-/// mention, and a post of the business.
+/// mention, a post of the business and Alex's comment on it.
 async fn seed_ids(h: &Harness) -> Ids {
     let b = &h.seed.business;
     let token = b["access_token"].as_str().expect("token");
@@ -423,7 +423,15 @@ async fn seed_ids(h: &Harness) -> Ids {
             json!({}),
         )
         .await;
+    let alex_pk = h.customer("alex_rivera")["pk"].as_str().expect("pk").to_owned();
+    let comment = h
+        .control(
+            &format!("/_sandbox/customers/{alex_pk}/send"),
+            json!({"to": b["id"], "comment": {"text": "Is this in stock?", "media_id": post["id"]}}),
+        )
+        .await;
     let mut vars = BTreeMap::new();
+    vars.insert("<COMMENT_ID>", comment["comment_id"].as_str().expect("comment id").to_owned());
     vars.insert("<IG_ID>", b["ig_user_id"].as_str().expect("ig id").to_owned());
     vars.insert("<PAGE_ID>", b["page_id"].as_str().expect("page id").to_owned());
     vars.insert("<IGSID>", alex);

@@ -1123,3 +1123,80 @@ async fn send_to_a_username_known_from_the_conversations() {
         assert!(env.requests_of(&me).await > before, "{connector}: it read the conversations");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_comment_and_handover_reach_meta_where_the_account_can() {
+    let env = env().await;
+    let business = &env.seed.business;
+    for (name, connector, token) in [
+        ("shop", "instagram-graph", business["access_token"].as_str().unwrap()),
+        ("page", "instagram-page", business["page_token"].as_str().unwrap()),
+    ] {
+        let args = ["accounts", "add", name, "--connector", connector, "--base-url", &env.base];
+        let (code, added) =
+            env.json(&[&args[..], &["--token", token, "--min-write-interval", "0"]].concat());
+        assert_eq!(code, 0, "{added}");
+    }
+    let customer = &env.seed.customers[1];
+    let igsid = customer["igsid"].as_str().unwrap();
+    // A private reply on each flavour, then the one-per-comment rule.
+    for name in ["shop", "page"] {
+        let c = env
+            .control(
+                &format!("/_sandbox/customers/{}/send", customer["id"].as_str().unwrap()),
+                json!({"to": business["id"], "comment": {"text": "how much is shipping?"}}),
+            )
+            .await;
+        let id = c["comment_id"].as_str().unwrap().to_owned();
+        let (code, sent) =
+            env.json(&["--account", name, "reply-comment", &id, "Shipping is free!"]);
+        assert_eq!(code, 0, "{name}: {sent}");
+        assert_eq!(sent["outcome"], "sent", "{name}: {sent}");
+        assert!(sent["result"]["id"].as_str().is_some_and(|m| !m.is_empty()), "{sent}");
+        let (code, again) = env.json(&["--account", name, "reply-comment", &id, "Also, hi"]);
+        assert_ne!(code, 0, "{name}: a second private reply to one comment: {again}");
+        assert!(
+            again["error"]["message"].as_str().unwrap().contains("Only one private reply"),
+            "{again}"
+        );
+    }
+    // The private API has no private replies: refused before any request.
+    let me = env.web_account("personal.rc").await;
+    let before = env.requests_of(&me).await;
+    let (code, v) =
+        env.json(&["--account", "personal.rc", "reply-comment", "17870913679156914", "hi"]);
+    assert_ne!(code, 0, "{v}");
+    assert_eq!(env.requests_of(&me).await, before, "nothing was sent: {v}");
+
+    // Handover: the Page flavour tells Meta; Instagram Login records it locally.
+    let (code, v) = env.json(&["--account", "page", "handover", "take", igsid]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["meta_action"], "pass_thread_control", "{v}");
+    assert_eq!(v["human"], true);
+    let (code, owner) = env.json(&[
+        "--account",
+        "page",
+        "run",
+        "get_thread_owner",
+        "-p",
+        &format!("user_id={igsid}"),
+    ]);
+    assert_eq!(code, 0, "{owner}");
+    assert_eq!(owner["app_id"], "263902037430900", "{owner}");
+    let (code, v) = env.json(&["--account", "page", "handover", "request", igsid]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["meta_action"], "request_thread_control", "{v}");
+    let (code, v) = env.json(&["--account", "page", "handover", "release", igsid]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["meta_action"], "take_thread_control", "{v}");
+    // Asking for a thread this app already has: Meta's refusal, as JSON.
+    let (code, v) = env.json(&["--account", "page", "handover", "request", igsid]);
+    assert_ne!(code, 0, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("already controls"), "{v}");
+
+    let (code, v) = env.json(&["--account", "shop", "handover", "take", igsid]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["meta_action"], Value::Null, "{v}");
+    let (code, v) = env.json(&["--account", "shop", "handover", "request", igsid]);
+    assert_ne!(code, 0, "Instagram Login has no handover endpoint: {v}");
+}

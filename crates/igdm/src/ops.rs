@@ -86,6 +86,7 @@ pub const MESSAGE_SENDS: &[&str] = &[
     "send_quick_replies",
     "send_generic_template",
     "send_button_template",
+    "reply_to_comment",
 ];
 
 /// How many pages of conversations [`Client::resolve_user`] reads per folder.
@@ -474,6 +475,9 @@ enum Found {
     Nothing,
     /// Several messages could be it: their ids.
     Many(Vec<String>),
+    /// Nothing can be read to tell (no conversation to look in, or the
+    /// connector cannot list messages): the outcome stays unknown.
+    CannotTell,
 }
 
 /// Official-API timestamps have whole seconds, and the provider's clock is
@@ -540,6 +544,7 @@ impl<'a> SendAction<'a> {
                         return Err(Error::SendAmbiguous { key, candidates });
                     }
                     Found::Nothing => {}
+                    Found::CannotTell => return Err(Error::OutcomeUnknown { key }),
                 }
             }
             SendState::Unrecognized => {
@@ -562,7 +567,7 @@ impl<'a> SendAction<'a> {
                 match client.reconcile(&entry, &target, attempt).await? {
                     Found::One(found) => client.reconciled(key, found).await,
                     Found::Many(candidates) => Err(Error::SendAmbiguous { key, candidates }),
-                    Found::Nothing => Err(Error::OutcomeUnknown { key }),
+                    Found::Nothing | Found::CannotTell => Err(Error::OutcomeUnknown { key }),
                 }
             }
             Err(e) => {
@@ -634,8 +639,10 @@ impl Client {
     /// again with the same key).
     ///
     /// # Errors
-    /// [`Error::SendAmbiguous`] when several messages could be it; a key the
-    /// ledger does not have; the reads' errors.
+    /// [`Error::SendAmbiguous`] when several messages could be it;
+    /// [`Error::OutcomeUnknown`] when there is nothing to read (a private
+    /// reply to a comment names no conversation); a key the ledger does not
+    /// have; the reads' errors.
     pub async fn reconcile_send(&self, key: &str) -> Result<Option<SendOutcome>, Error> {
         let entry = self
             .ledger()
@@ -656,6 +663,7 @@ impl Client {
                 Err(Error::SendAmbiguous { key: key.to_owned(), candidates })
             }
             Found::Nothing => Ok(None),
+            Found::CannotTell => Err(Error::OutcomeUnknown { key: key.to_owned() }),
         }
     }
 
@@ -682,7 +690,7 @@ impl Client {
     ) -> Result<Found, Error> {
         let key = entry.idempotency_key.as_str();
         if !self.supports("list") {
-            return Ok(Found::Nothing);
+            return Ok(Found::CannotTell);
         }
         let conversation = match (&target.conversation, &target.user) {
             (Some(c), _) => c.clone(),
@@ -695,7 +703,7 @@ impl Client {
                     None => return Ok(Found::Nothing),
                 }
             }
-            _ => return Ok(Found::Nothing),
+            _ => return Ok(Found::CannotTell),
         };
         let mut p = Map::new();
         p.insert("conversation_id".into(), json!(conversation));

@@ -147,6 +147,18 @@ pub enum MsgCommand {
         #[arg(long)]
         remote: bool,
     },
+    /// Answer a comment on the account's post, reel, story or ad with one
+    /// private message to its author (official API; within 7 days of the
+    /// comment, one message per comment).
+    ReplyComment {
+        /// The comment's id (from a `comments` or `live_comments` webhook).
+        comment_id: String,
+        /// The message.
+        text: String,
+        /// Idempotency key: a repeated command with the same key sends at most once.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
     /// A user's profile.
     Profile {
         /// The user id.
@@ -539,6 +551,14 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
                 .await?;
             let (page, warnings) = igdm::ops::page_of::<Message>("get_unread", out)?;
             output::page(j, &page, &warnings, output::message_row);
+        }
+        MsgCommand::ReplyComment { comment_id, text, idempotency_key } => {
+            let p = params(&[("comment_id", json!(comment_id)), ("text", json!(text))]);
+            if let igdm::Performed::Sent(outcome) =
+                client.perform("reply_to_comment", p, idempotency_key).await?
+            {
+                print_sent(j, &outcome);
+            }
         }
         MsgCommand::Profile { user } => {
             return object(client, j, "get_profile", params(&[("user_id", json!(user))])).await;
