@@ -265,3 +265,53 @@ async fn a_customer_message_reaches_an_open_thread_live() {
     assert!(seen.contains("class=\"msg in\""), "{seen}");
     env.live.finish().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reply_is_explained_and_the_ledger_states_are_shown() {
+    let env = env().await;
+    let cookie = env.session().await;
+    let (_, _, page) = env.get(&cookie, &env.thread_path()).await;
+    let (csrf, key) = (field(&page, "csrf"), field(&page, "key"));
+    let send = format!("{}/send", env.thread_path());
+    let origin = env.origin();
+    let headers = [("cookie", cookie.as_str()), ("origin", origin.as_str())];
+
+    // Instagram refuses the write: the page says so and keeps the text.
+    igdm_test::sandbox::post_ok(
+        &env.base,
+        "/_sandbox/faults",
+        json!({"account": env.account_id, "mode": "feedback"}),
+    )
+    .await;
+    let form = [("csrf", csrf.as_str()), ("key", key.as_str()), ("text", "blocked <reply>")];
+    let (s, page) = env.post(&send, &headers, &form).await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY, "{page}");
+    assert!(page.contains("Not sent: "), "{page}");
+    assert!(page.contains(">blocked &lt;reply&gt;</textarea>"), "the text is kept: {page}");
+    assert_ne!(field(&page, "key"), key, "a new attempt gets a new key");
+    assert!(env.sent_texts().await.is_empty());
+    let entry =
+        env.store.outbox_get(&key).await.unwrap().expect("the refused send is in the ledger");
+    assert_eq!(entry.state, igdm_store::OutboxState::Failed);
+    assert!(page.contains("class=\"send state-failed\""), "{page}");
+
+    // A send the ledger holds as unknown is shown as such, with why it is not resent.
+    let unknown = igdm_store::NewOutbox {
+        idempotency_key: "ui-unknown-1".into(),
+        account_id: "web".into(),
+        conversation_id: Some(env.conversation.clone()),
+        recipient_id: None,
+        payload: json!({"action": "send", "params": {"text": "did this arrive?"}}),
+    };
+    env.store.outbox_begin(&unknown).await.unwrap();
+    env.store
+        .outbox_mark("ui-unknown-1", igdm_store::OutboxState::Unknown, None, Some("timed out"))
+        .await
+        .unwrap();
+    let (_, _, page) = env.get(&cookie, &env.thread_path()).await;
+    assert!(page.contains("class=\"send state-unknown\""), "{page}");
+    assert!(
+        page.contains("did this arrive?") && page.contains("never resends it blindly"),
+        "{page}"
+    );
+}
