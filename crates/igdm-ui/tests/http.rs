@@ -315,3 +315,79 @@ async fn a_refused_reply_is_explained_and_the_ledger_states_are_shown() {
         "{page}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_come_from_the_media_store_never_from_instagrams_cdn() {
+    let env = env().await;
+    let cookie = env.session().await;
+    let cdn = "https://scontent.cdninstagram.example/v/photo.jpg?sig=viewer";
+    let with = |id: &str, kind: &str| -> Message {
+        serde_json::from_value(json!({
+            "id": id,
+            "conversation_id": "media-thread",
+            "sender": {"id": "c2", "username": "sender"},
+            "timestamp": Timestamp::now(),
+            "content_type": kind,
+            "attachments": [{"type": kind, "url": cdn}],
+        }))
+        .unwrap()
+    };
+    env.store
+        .upsert_messages(
+            "web",
+            &[with("kept-photo", "image"), with("kept-file", "file"), with("gone", "image")],
+        )
+        .await
+        .unwrap();
+    let png = b"\x89PNG\r\n\x1a\nnot really a picture";
+    let html = b"<script>alert(1)</script>";
+    for (mid, bytes, mime) in
+        [("kept-photo", &png[..], "image/png"), ("kept-file", &html[..], "text/html")]
+    {
+        let stored = env.media.put(bytes).await.unwrap();
+        env.store
+            .put_media_ref(
+                "web",
+                &igdm_store::MediaRef {
+                    conversation_id: "media-thread".into(),
+                    message_id: mid.into(),
+                    position: 0,
+                    sha256: stored.sha256,
+                    size: stored.size,
+                    mime: Some(mime.into()),
+                    stored_at: Timestamp::now(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let (_, _, page) = env.get(&cookie, "/t/web/media-thread").await;
+    assert!(!page.contains("cdninstagram"), "no CDN link reaches the page: {page}");
+    assert!(page.contains("href=\"/media/web/media-thread/kept-photo/0\""), "{page}");
+    assert!(page.contains("not kept locally"), "{page}");
+
+    let r = env
+        .http
+        .get(env.url("/media/web/media-thread/kept-photo/0"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), png);
+    // A kept file that is not media downloads; it never renders as a page.
+    let r = env
+        .http
+        .get(env.url("/media/web/media-thread/kept-file/0"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "application/octet-stream");
+    assert_eq!(r.headers()["content-disposition"], "attachment");
+    let (s, _, _) = env.get(&cookie, "/media/web/media-thread/gone/0").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let r = env.http.get(env.url("/media/web/media-thread/kept-photo/0")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}

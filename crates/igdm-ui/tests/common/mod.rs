@@ -30,6 +30,8 @@ pub struct Env {
     /// The conversation with the customer, as the store names it.
     pub conversation: String,
     pub store: Arc<dyn MessageStore>,
+    /// The media store the inbox serves kept attachments from.
+    pub media: Arc<igdm::MediaStore>,
     pub live: LiveAccount,
     pub ui: RunningUi,
     pub stop: tokio::sync::watch::Sender<bool>,
@@ -91,11 +93,14 @@ pub async fn env() -> Env {
     .await
     .expect("the watcher never stored the customer's conversation");
 
+    let media = Arc::new(
+        igdm::MediaStore::open(home.path().join("media"), igdm::MediaLimits::default()).unwrap(),
+    );
     let inbox = Inbox {
         accounts: vec![InboxAccount::opened(live.clone())],
         store: store.clone(),
         hub: Some(hub),
-        media: None,
+        media: Some(media.clone()),
     };
     let ui = igdm_ui::serve(inbox, UiOptions::new("127.0.0.1:0".parse().unwrap(), TOKEN.into()))
         .await
@@ -110,6 +115,7 @@ pub async fn env() -> Env {
         customer,
         conversation,
         store,
+        media,
         live,
         ui,
         stop,
