@@ -94,22 +94,44 @@ fn surface(b: &Backend) -> &'static str {
     }
 }
 
-/// The account's health as one word, and a next step when it needs the user.
-fn health(account: &InboxAccount) -> (String, Option<String>) {
+/// What the inbox says about an account.
+struct Standing {
+    /// Its health as one word.
+    health: String,
+    /// Writes in the last day against the daily budget, when opened.
+    budget: Option<String>,
+    /// The next step, when it needs the user.
+    step: Option<String>,
+}
+
+fn standing(account: &InboxAccount) -> Standing {
     let live = match &account.live {
         Ok(l) => l,
-        Err(step) => return ("not opened".into(), Some(step.clone())),
+        Err(step) => {
+            return Standing {
+                health: "not opened".into(),
+                budget: None,
+                step: Some(step.clone()),
+            };
+        }
     };
-    if let Some(step) = live.stopped() {
-        return ("stopped".into(), Some(step));
-    }
-    match live.client().state() {
+    let client = live.client();
+    let (health, budget, error) = match client.state() {
         Ok(state) => {
             let v = serde_json::to_value(&state.session.health).unwrap_or_default();
             let word = v.get("state").and_then(|s| s.as_str()).or(v.as_str()).unwrap_or("unknown");
-            (word.to_owned(), None)
+            let used = state.writes_within(Timestamp::now(), Duration::from_secs(24 * 3600));
+            let budget = match client.pacing().daily {
+                Some(cap) => format!("{used} of {cap} writes in 24 h"),
+                None => format!("{used} writes in 24 h"),
+            };
+            (word.to_owned(), Some(budget), None)
         }
-        Err(e) => ("unknown".into(), Some(e.to_string())),
+        Err(e) => ("unknown".to_owned(), None, Some(e.to_string())),
+    };
+    match live.stopped() {
+        Some(step) => Standing { health: "stopped".into(), budget, step: Some(step) },
+        None => Standing { health, budget, step: error },
     }
 }
 
@@ -152,7 +174,7 @@ async fn inbox_page(State(app): State<Arc<App>>, Query(q): Query<InboxQuery>) ->
     let mut b = Html::new();
     b.raw("<section class=\"accounts\"><h2>Accounts</h2><ul>");
     for a in &inbox.accounts {
-        let (word, step) = health(a);
+        let Standing { health: word, budget, step } = standing(a);
         b.raw("<li><a href=\"/?account=")
             .text(&url_part(&a.name))
             .raw("\">")
@@ -164,6 +186,9 @@ async fn inbox_page(State(app): State<Arc<App>>, Query(q): Query<InboxQuery>) ->
             .raw("\">")
             .text(&word)
             .raw("</span>");
+        if let Some(budget) = budget {
+            b.raw(" <span class=\"budget\">").text(&budget).raw("</span>");
+        }
         if let Some(step) = step {
             b.raw("<p class=\"next-step\">").text(&step).raw("</p>");
         }

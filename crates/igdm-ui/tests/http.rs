@@ -167,6 +167,9 @@ async fn cross_site_writes_are_refused_and_a_reply_goes_through_the_ledger() {
         env.post(&send, &headers, &[("csrf", csrf.as_str()), ("key", "k2"), ("text", "  ")]).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(env.sent_texts().await.len(), 2);
+    // The inbox counts both against the account's write budget.
+    let (_, _, page) = env.get(&cookie, "/").await;
+    assert!(page.contains("\">2 of ") || page.contains("\">2 writes"), "{page}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,7 +179,8 @@ async fn the_inbox_lists_filters_and_searches_and_threads_page_back() {
     let (_, _, page) = env.get(&cookie, "/").await;
     assert!(page.contains("web_ui") || page.contains(">web<"), "{page}");
     assert!(page.contains("private web API"), "the account's surface: {page}");
-    assert!(page.contains("health-"), "the account's health: {page}");
+    assert!(page.contains("health health-healthy"), "the account's health: {page}");
+    assert!(page.contains(" writes in 24 h</span>"), "the account's write budget: {page}");
     assert!(page.contains(&format!("href=\"/t/web/{}\"", env.conversation)), "{page}");
     assert!(page.contains("class=\"conv unread\""), "the new conversation is unread: {page}");
 
