@@ -10,7 +10,7 @@ use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use igdm_model::{Backend, Conversation, ErrorClass, Message, Timestamp};
+use igdm_model::{Backend, Conversation, ErrorClass, Folder, Message, Timestamp};
 use igdm_store::{ConversationFilter, MediaRef, MessageStore, OutboxEntry, OutboxState};
 use serde::Deserialize;
 use tracing::warn;
@@ -155,6 +155,7 @@ fn thread_href(account: &str, conversation: &str) -> String {
 pub(crate) struct InboxQuery {
     account: Option<String>,
     unread: Option<String>,
+    folder: Option<String>,
     q: Option<String>,
 }
 
@@ -167,6 +168,17 @@ async fn inbox_page(State(app): State<Arc<App>>, Query(q): Query<InboxQuery>) ->
         return error_page(StatusCode::NOT_FOUND, &format!("no account named {name}"));
     }
     let unread = q.unread.as_deref().is_some_and(|u| !u.is_empty() && u != "0");
+    let folder = match q.folder.as_deref().unwrap_or("") {
+        "" => None,
+        "inbox" => Some(Folder::Inbox),
+        "requests" => Some(Folder::Pending),
+        other => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                &format!("no folder named {other}: inbox or requests"),
+            );
+        }
+    };
     let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let chosen: Vec<&InboxAccount> =
         inbox.accounts.iter().filter(|a| only.is_none_or(|n| a.name == n)).collect();
@@ -208,13 +220,21 @@ async fn inbox_page(State(app): State<Arc<App>>, Query(q): Query<InboxQuery>) ->
     if unread {
         b.raw(" checked");
     }
-    b.raw("> unread only</label> <input type=\"search\" name=\"q\" placeholder=\"search messages\" value=\"")
+    b.raw("> unread only</label> <select name=\"folder\">");
+    for (value, label) in [("", "all folders"), ("inbox", "inbox"), ("requests", "requests")] {
+        b.raw("<option value=\"").text(value).raw("\"");
+        if q.folder.as_deref().unwrap_or("") == value {
+            b.raw(" selected");
+        }
+        b.raw(">").text(label).raw("</option>");
+    }
+    b.raw("</select> <input type=\"search\" name=\"q\" placeholder=\"search messages\" value=\"")
         .text(search.unwrap_or(""))
         .raw("\"> <button>Show</button></form>");
 
     match search {
         Some(text) => search_results(&mut b, inbox.store.as_ref(), &chosen, text).await,
-        None => conversation_list(&mut b, inbox.store.as_ref(), &chosen, unread).await,
+        None => conversation_list(&mut b, inbox.store.as_ref(), &chosen, unread, folder).await,
     }
     respond(StatusCode::OK, page("inbox", &b))
 }
@@ -224,8 +244,9 @@ async fn conversation_list(
     store: &dyn MessageStore,
     accounts: &[&InboxAccount],
     unread: bool,
+    folder: Option<Folder>,
 ) {
-    let filter = ConversationFilter { unread: unread.then_some(true), ..Default::default() };
+    let filter = ConversationFilter { unread: unread.then_some(true), folder };
     let mut rows: Vec<(&str, Conversation)> = Vec::new();
     for a in accounts {
         match store.list_conversations(&a.name, &filter, INBOX_PAGE, None).await {
@@ -254,6 +275,9 @@ async fn conversation_list(
             .raw("</span> <span class=\"account\">")
             .text(account)
             .raw("</span>");
+        if c.folder == Folder::Pending {
+            b.raw(" <span class=\"folder\">request</span>");
+        }
         if c.unread {
             let n = c.unread_count.map_or_else(|| "new".to_owned(), |n| n.to_string());
             b.raw(" <span class=\"badge\">").text(&n).raw("</span>");

@@ -193,6 +193,25 @@ async fn the_inbox_lists_filters_and_searches_and_threads_page_back() {
     let (s, _, _) = env.get(&cookie, "/?account=nobody").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
+    // Message requests are a folder of their own: a customer's first
+    // message to a personal account is one; a friend's thread is in the inbox.
+    let friend: igdm_model::Conversation = serde_json::from_value(json!({
+        "id": "friend-1", "kind": "direct", "folder": "inbox",
+        "participants": [{"id": "c9", "username": "friend"}],
+        "updated_at": Timestamp::now(),
+    }))
+    .unwrap();
+    env.store.upsert_conversation("web", &friend).await.unwrap();
+    let customer = format!("/t/web/{}", env.conversation);
+    let (_, _, page) = env.get(&cookie, "/?folder=requests").await;
+    assert!(page.contains(&customer) && page.contains("class=\"folder\">request<"), "{page}");
+    assert!(!page.contains("/t/web/friend-1"), "{page}");
+    let (_, _, page) = env.get(&cookie, "/?folder=inbox").await;
+    assert!(page.contains("/t/web/friend-1") && page.contains(">friend<"), "{page}");
+    assert!(!page.contains(&customer), "{page}");
+    let (s, _, _) = env.get(&cookie, "/?folder=elsewhere").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
     // Search goes through the store's full-text index.
     let (_, _, page) = env.get(&cookie, "/?q=alert").await;
     assert!(page.contains("id=\"hits\""), "{page}");
