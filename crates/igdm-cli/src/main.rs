@@ -52,6 +52,8 @@ enum Command {
     Accounts(cmd::accounts::AccountsCommand),
     /// Serve the account to AI agents over MCP (stdio, or HTTP with --http).
     Mcp(cmd::mcp::McpArgs),
+    /// Serve a local web inbox of every account (read, search, reply, live).
+    Ui(cmd::ui::UiArgs),
     /// Approve or reject the writes `igdm mcp --approve` held as drafts.
     #[command(subcommand)]
     Drafts(cmd::mcp::DraftsCommand),
@@ -150,6 +152,7 @@ async fn main() -> ExitCode {
         Command::Watch(a) => cmd::watch::run(a, &cli.global).await,
         Command::Accounts(c) => cmd::accounts::run(c, &cli.global).await,
         Command::Mcp(a) => cmd::mcp::run(a, &cli.global).await,
+        Command::Ui(a) => cmd::ui::run(a, &cli.global).await,
         Command::Drafts(c) => cmd::mcp::drafts(c, &cli.global).await,
         Command::Sync(a) => cmd::store::sync_cmd(a, &cli.global).await,
         Command::Export(a) => cmd::store::export(a, &cli.global).await,

@@ -6,12 +6,11 @@
 
 use std::time::Duration;
 
-use igdm::{AccountConfig, Home, PacingOverride};
-use igdm_auth::{CookieCredential, Credential, CredentialStore as _};
-use igdm_model::{Backend, Timestamp};
+use igdm::Home;
+use igdm_auth::{Credential, CredentialStore as _};
 use igdm_runtime::Runtime;
 use igdm_test::sandbox::post_ok;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 async fn stored_rur(rt: &Runtime) -> String {
@@ -28,31 +27,10 @@ async fn rotated_cookies_reach_the_vault_while_the_account_is_open() {
     let account =
         post_ok(&base, "/_sandbox/accounts", json!({"kind": "personal", "username": "web_rt"}))
             .await;
-    let cookies = account["cookies"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), SecretString::from(v.as_str().unwrap().to_owned())))
-        .collect();
-    let mut credential = CookieCredential::new(cookies, "instagram.com", Some("web".into()));
-    credential.base_url = Some(base.clone());
     let dir = tempfile::tempdir().unwrap();
     let mut rt = Runtime::at(Home::at(dir.path())).unwrap();
-    rt.add_account(
-        AccountConfig {
-            name: "web".into(),
-            connector: "instagram-web".into(),
-            backend: Backend::Web,
-            base_url: Some(base.clone()),
-            user_id: account["pk"].as_str().map(str::to_owned),
-            username: Some("web_rt".into()),
-            pacing: PacingOverride::default(),
-            created_at: Timestamp::now(),
-        },
-        Credential::Cookies(credential),
-    )
-    .await
-    .unwrap();
+    let (config, credential) = igdm_test::clients::web_login(&base, "web", &account);
+    rt.add_account(config, credential).await.unwrap();
     let first = stored_rur(&rt).await;
 
     let live = rt.open(Some("web")).await.unwrap();

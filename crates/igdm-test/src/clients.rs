@@ -32,6 +32,28 @@ pub fn account(
     }
 }
 
+/// The record and cookie credential of a sandbox personal account (its
+/// control-API view) named `name`, as `igdm accounts add --sandbox` stores
+/// them: what `igdm_runtime::Runtime::add_account` takes.
+///
+/// # Panics
+/// When the view has no cookies.
+#[must_use]
+pub fn web_login(base: &str, name: &str, view: &Value) -> (AccountConfig, igdm_auth::Credential) {
+    let cookies = view["cookies"]
+        .as_object()
+        .expect("cookies")
+        .iter()
+        .map(|(k, v)| (k.clone(), secrecy::SecretString::from(v.as_str().unwrap_or("").to_owned())))
+        .collect();
+    let mut credential =
+        igdm_auth::CookieCredential::new(cookies, "instagram.com", Some(name.to_owned()));
+    credential.base_url = Some(base.to_owned());
+    let mut config = account(name, "instagram-web", Backend::Web, base, &view["pk"]);
+    config.username = view["username"].as_str().map(str::to_owned);
+    (config, igdm_auth::Credential::Cookies(credential))
+}
+
 /// A private-API session from an account's control-API view (its cookies).
 ///
 /// # Panics

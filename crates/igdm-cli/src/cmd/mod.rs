@@ -11,5 +11,6 @@ pub mod sandbox;
 pub mod serve;
 pub mod spec;
 pub mod store;
+pub mod ui;
 pub mod upkeep;
 pub mod watch;

@@ -1,0 +1,117 @@
+//! `igdm ui` as a process against a sandbox account: it prints a link with
+//! a fresh token once, that link opens a session, requests without the
+//! token get 401, a non-loopback address is refused, and SIGTERM ends it
+//! cleanly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+struct Env {
+    _sandbox: igdm_sandbox::RunningSandbox,
+    base: String,
+    home: tempfile::TempDir,
+}
+
+async fn env() -> Env {
+    let running = igdm_test::sandbox::start().await;
+    Env { base: running.base_url(), _sandbox: running, home: tempfile::tempdir().unwrap() }
+}
+
+impl Env {
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_igdm"));
+        cmd.env("IGDM_HOME", self.home.path())
+            .env_remove("IGDM_VAULT_PASSPHRASE")
+            .env_remove("IGDM_ACCOUNT")
+            .env_remove("IGDM_DATABASE_URL")
+            .env_remove("IGDM_UI_TOKEN");
+        cmd
+    }
+
+    fn igdm(&self, args: &[&str]) -> (i32, String) {
+        let out = tokio::task::block_in_place(|| self.cmd().args(args).output()).unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// Starts `igdm ui` with `vars`; returns the child and its stderr lines.
+    fn ui(&self, vars: &[(&str, &str)]) -> (Child, mpsc::Receiver<String>) {
+        let mut child = self
+            .cmd()
+            .args(["ui", "--addr", "127.0.0.1:0", "--interval", "200ms"])
+            .envs(vars.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        (child, rx)
+    }
+}
+
+fn line_with(rx: &mpsc::Receiver<String>, needle: &str) -> String {
+    loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(l) if l.contains(needle) => return l,
+            Ok(_) => {}
+            Err(_) => panic!("igdm ui never printed {needle:?}"),
+        }
+    }
+}
+
+fn terminate(mut child: Child) -> i32 {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+    status.code().unwrap_or(-1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_prints_a_token_link_once_and_guards_every_request() {
+    let env = env().await;
+    let (code, err) = env.igdm(&["accounts", "add", "shopfront", "--sandbox", &env.base]);
+    assert_eq!(code, 0, "{err}");
+
+    let (code, err) = env.igdm(&["ui", "--addr", "0.0.0.0:0"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not a loopback address"), "{err}");
+
+    let (child, rx) = env.ui(&[]);
+    let line = line_with(&rx, "?token=");
+    let link = line.split_whitespace().find(|w| w.contains("?token=")).unwrap().to_owned();
+    let root = link.split("?token=").next().unwrap().to_owned();
+    let http =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = http.get(&root).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http.get(&link).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let r = http.get(&root).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("shopfront") && page.contains("private web API"), "{page}");
+    assert_eq!(terminate(child), 0);
+    // Nothing more was printed with the token in it.
+    let token = link.split("?token=").nth(1).unwrap();
+    assert!(rx.try_iter().all(|l| !l.contains(token)));
+
+    // With IGDM_UI_TOKEN the token is the user's and is never printed.
+    let mine = "a-token-of-my-own-0123456789";
+    let (child, rx) = env.ui(&[("IGDM_UI_TOKEN", mine)]);
+    let line = line_with(&rx, "igdm ui: serving");
+    assert!(!line.contains(mine), "{line}");
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap();
+    let r = http.get(url).bearer_auth(mine).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(terminate(child), 0);
+}
