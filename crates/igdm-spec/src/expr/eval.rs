@@ -334,10 +334,18 @@ fn variable<'a>(root: Root, env: &Env<'a>) -> Option<&'a Value> {
 
 fn field<'a>(v: &'a Value, name: &str) -> &'a Value {
     match v {
+        // Keys are unique: in a small object a scan finds what hashing the
+        // name (SipHash, per lookup) would, for less.
+        Value::Object(m) if m.len() <= SCAN_FIELDS => {
+            m.iter().find(|(k, _)| k.as_str() == name).map_or(&NULL, |(_, v)| v)
+        }
         Value::Object(m) => m.get(name).unwrap_or(&NULL),
         _ => &NULL,
     }
 }
+
+/// Objects up to this many fields are searched by scanning.
+const SCAN_FIELDS: usize = 16;
 
 /// `[n]`, negative from the end; null when out of range or not an array.
 fn index(v: &Value, n: i64) -> &Value {
