@@ -313,6 +313,12 @@ fn realistic_items() -> Vec<Value> {
                "action_log": {"description": "Alice liked a message"}}),
         json!({"item_id": "8", "user_id": 5_512_345_678u64, "timestamp": 1_763_789_000_000_000u64, "item_type": "link",
                "link": {"text": "https://example.com", "link_context": {"link_url": "https://example.com"}}}),
+        // A media object with nothing `to_attachment` reads: still truthy.
+        json!({"item_id": "9", "user_id": 5_512_345_678u64, "timestamp": 1_763_789_000_000_000u64, "item_type": "media",
+               "media": {"id": "9_1", "pk": 9}, "visual_media": {"media": {"image_versions2": {"candidates": [{"url": "https://cdn.example/d.jpg"}]}}}}),
+        json!({"item_id": "10", "user_id": 5_512_345_678u64, "timestamp": 1_763_789_000_000_000u64, "item_type": "animated_media",
+               "animated_media": {"type": "image", "payload": {"url": "https://cdn.example/e.gif"}, "images": {"fixed_height": {"url": "https://cdn.example/f.gif"}}},
+               "media": {"video_versions": {"0": {"url": "https://cdn.example/g.mp4"}}, "url": "https://example.com/h"}}),
     ]
 }
 
@@ -475,4 +481,89 @@ fn field_names_include_the_web_connectors_paths() {
     for f in ["item_id", "item_type", "users", "thread", "media_type", "emojis"] {
         assert!(k.iter().any(|x| x == f), "{f} missing from {k:?}");
     }
+}
+
+/// Number literals around what the big-integer pass changes: beyond 64 bits,
+/// at its edges, and floats as large.
+const NUMBERS: &[&str] = &[
+    "340282366841710300949128137443944319108",
+    "-99999999999999999999999",
+    "18446744073709551615",
+    "18446744073709551616",
+    "-9223372036854775808",
+    "-9223372036854775809",
+    "999999999999999999",
+    "1000000000000000000",
+    "1e18",
+    "-1E18",
+    "1.5e300",
+    "12345678901234567890.5",
+    "123456789012345678901234567890e-10",
+    "1e400",
+    "0.000001",
+    "178612345",
+];
+
+/// `v` serialized with every `1.5` leaf written as one of [`NUMBERS`] in turn.
+fn with_numbers(v: &Value, offset: usize) -> String {
+    fn mark(v: &Value, k: &mut usize) -> Value {
+        match v {
+            Value::Array(a) => Value::Array(a.iter().map(|x| mark(x, k)).collect()),
+            Value::Object(m) => {
+                Value::Object(m.iter().map(|(key, x)| (key.clone(), mark(x, k))).collect())
+            }
+            x if *x == json!(1.5) => {
+                *k += 1;
+                Value::String(format!("@@{k}@@"))
+            }
+            x => x.clone(),
+        }
+    }
+    let mut k = 0;
+    let mut text = mark(v, &mut k).to_string();
+    for i in (1..=k).rev() {
+        text = text.replace(&format!("\"@@{i}@@\""), NUMBERS[(offset + i) % NUMBERS.len()]);
+    }
+    text
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Parsing a body as the engine does (big-integer pass only when a
+    /// number needs it) gives what the pass followed by the parse gives, for
+    /// every shipped action's shape and the whole body: value or error.
+    #[test]
+    fn body_parse_equals_big_integer_pass_then_parse(
+        (body, offset, cut) in {
+            let p = pools();
+            (json_value(&p, 0, 0), any::<usize>(), prop::option::weighted(0.2, any::<prop::sample::Index>()))
+        }
+    ) {
+        let mut text = with_numbers(&body, offset).into_bytes();
+        if let Some(at) = cut {
+            text.truncate(at.index(text.len() + 1));
+        }
+        let everything = Shape::everything();
+        let shapes = connectors()
+            .iter()
+            .flat_map(|c| c.actions().map(|a| &a.op.response.shape))
+            .chain(std::iter::once(&everything));
+        for shape in shapes {
+            let fast = crate::shape::parse_body(&text, shape).map_err(|e| e.to_string());
+            let reference = crate::shape::parse(&crate::bigint::quote_big_integers(&text), shape)
+                .map_err(|e| e.to_string());
+            prop_assert_eq!(fast, reference, "{}", String::from_utf8_lossy(&text));
+        }
+    }
+}
+
+/// The literals of [`NUMBERS`] reach the parse.
+#[test]
+fn numbers_are_written_into_bodies() {
+    let text = with_numbers(&json!({"a": [1.5, 1.5], "b": {"c": 1.5}}), 0);
+    assert_eq!(
+        text,
+        r#"{"a":[-99999999999999999999999,18446744073709551615],"b":{"c":18446744073709551616}}"#
+    );
 }

@@ -558,7 +558,7 @@ pub(crate) fn map_response(
     let body: Value = if raw.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
-        crate::shape::parse(&crate::bigint::quote_big_integers(&raw), &op.response.shape)
+        crate::shape::parse_body(&raw, &op.response.shape)
             .map_err(|e| ExecError::Decode { status, message: e.to_string() })?
     };
     let mut warnings = Warnings::default();

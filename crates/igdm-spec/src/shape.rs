@@ -248,26 +248,59 @@ fn root_path(e: &Expr) -> Option<Vec<String>> {
     )
 }
 
+/// Parses a response body keeping only what `shape` observes, with
+/// integers too large for 64 bits kept exact (see [`crate::bigint`]).
+///
+/// The body is first parsed as it is, refusing any number of 10^18 or more
+/// in magnitude that would become a float: that is all the big-integer pass
+/// could change, so when the parse succeeds its result is the one the pass
+/// would give. Otherwise (such a number, or any error) the body goes through
+/// the pass and is parsed again, which gives the result or error of record.
+pub(crate) fn parse_body(body: &[u8], shape: &Shape) -> Result<Value, serde_json::Error> {
+    parse_with(body, Pruned { shape, strict: true })
+        .or_else(|_| parse(&crate::bigint::quote_big_integers(body), shape))
+}
+
 /// Parses `body` keeping only what `shape` observes; the same result as
 /// `serde_json::from_slice` when the shape keeps everything.
 pub(crate) fn parse(body: &[u8], shape: &Shape) -> Result<Value, serde_json::Error> {
     if shape.all {
         return serde_json::from_slice(body);
     }
+    parse_with(body, Pruned { shape, strict: false })
+}
+
+fn parse_with(body: &[u8], seed: Pruned<'_>) -> Result<Value, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let v = Pruned(shape).deserialize(&mut de)?;
+    let v = seed.deserialize(&mut de)?;
     de.end()?;
     Ok(v)
 }
 
+/// Numbers at least this large in magnitude may be integers that the
+/// big-integer pass would have turned into strings.
+const BIG: f64 = 1e18;
+
+/// Builds the kept part of a value. `strict` refuses floats of [`BIG`] or
+/// more (an integer beyond 64 bits reads as one), so that the caller can
+/// parse again after the big-integer pass.
 #[derive(Clone, Copy)]
-struct Pruned<'s>(&'s Shape);
+struct Pruned<'s> {
+    shape: &'s Shape,
+    strict: bool,
+}
+
+impl<'s> Pruned<'s> {
+    fn with(self, shape: &'s Shape) -> Pruned<'s> {
+        Pruned { shape, ..self }
+    }
+}
 
 impl<'de> DeserializeSeed<'de> for Pruned<'_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        if self.0.all { Value::deserialize(d) } else { d.deserialize_any(self) }
+        if self.shape.all && !self.strict { Value::deserialize(d) } else { d.deserialize_any(self) }
     }
 }
 
@@ -290,7 +323,10 @@ impl<'de> Visitor<'de> for Pruned<'_> {
         Ok(Value::Number(v.into()))
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        if self.strict && v.abs() >= BIG {
+            return Err(E::custom("a number that may be a big integer"));
+        }
         Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
     }
 
@@ -324,10 +360,10 @@ impl<'de> Visitor<'de> for Pruned<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
-        while let Some(key) = map.next_key_seed(Key(self.0))? {
+        while let Some(key) = map.next_key_seed(Key(self.shape))? {
             match key {
                 Some((name, shape)) => {
-                    let v = map.next_value_seed(Pruned(shape))?;
+                    let v = map.next_value_seed(self.with(shape))?;
                     out.insert(name, v);
                 }
                 None => map.next_value_seed(Skip)?,
@@ -416,6 +452,9 @@ impl<'de, 's> Visitor<'de> for Key<'s> {
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        if self.0.all {
+            return Ok(Some((v.to_owned(), self.0)));
+        }
         Ok(self.0.fields.iter().find(|(k, _)| k == v).map(|(k, s)| (k.clone(), s)))
     }
 }

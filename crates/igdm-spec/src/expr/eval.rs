@@ -190,7 +190,14 @@ pub(crate) fn eval_ref<'a>(e: &'a Expr, env: &Env<'a>) -> Result<Cow<'a, Value>,
         }
         Expr::Filter(base, f, args) => {
             let v = eval_ref(base, env)?;
-            let args = args.iter().map(|a| eval_ref(a, env)).collect::<Result<Vec<_>, _>>()?;
+            // Literal arguments (`map_value`'s tables) borrowed in place.
+            let args = args
+                .iter()
+                .map(|a| match a {
+                    Expr::Lit(v) => Ok(Cow::Borrowed(v)),
+                    other => eval_ref(other, env),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             f.apply_ref(v, &args)
         }
         Expr::Then(base, segs) => match eval_ref(base, env)? {
@@ -261,6 +268,42 @@ pub(crate) fn text_of(v: &Value) -> Cow<'_, str> {
     }
 }
 
+/// `text_of(v) == text`, without writing integers out.
+pub(crate) fn text_is(v: &Value, text: &str) -> bool {
+    match v {
+        Value::String(s) => s == text,
+        Value::Number(n) => number_text_is(n, text),
+        other => stringify(other) == text,
+    }
+}
+
+/// `n.to_string() == text`; integers are compared digit by digit.
+fn number_text_is(n: &serde_json::Number, text: &str) -> bool {
+    let (negative, magnitude) = match (n.as_u64(), n.as_i64()) {
+        (Some(u), _) => (false, u),
+        (None, Some(i)) => (true, i.unsigned_abs()),
+        (None, None) => return n.to_string() == text,
+    };
+    let digits = match text.strip_prefix('-') {
+        Some(rest) if negative => rest,
+        _ if negative => return false,
+        _ => text,
+    };
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    let mut m = magnitude;
+    loop {
+        at -= 1;
+        // `m % 10` is a single digit.
+        buf[at] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    digits.as_bytes() == &buf[at..]
+}
+
 pub(crate) fn lookup<'a>(e: &Expr, env: &Env<'a>) -> Option<&'a Value> {
     let Expr::Path { root, segs } = e else { return None };
     let mut cur: &'a Value = variable(*root, env)?;
@@ -291,10 +334,18 @@ fn variable<'a>(root: Root, env: &Env<'a>) -> Option<&'a Value> {
 
 fn field<'a>(v: &'a Value, name: &str) -> &'a Value {
     match v {
+        // Keys are unique: in a small object a scan finds what hashing the
+        // name (SipHash, per lookup) would, for less.
+        Value::Object(m) if m.len() <= SCAN_FIELDS => {
+            m.iter().find(|(k, _)| k.as_str() == name).map_or(&NULL, |(_, v)| v)
+        }
         Value::Object(m) => m.get(name).unwrap_or(&NULL),
         _ => &NULL,
     }
 }
+
+/// Objects up to this many fields are searched by scanning.
+const SCAN_FIELDS: usize = 16;
 
 /// `[n]`, negative from the end; null when out of range or not an array.
 fn index(v: &Value, n: i64) -> &Value {
@@ -376,7 +427,7 @@ pub(crate) fn values_equal(a: &Value, b: &Value) -> bool {
             false
         }
         (Value::Number(n), Value::String(s)) | (Value::String(s), Value::Number(n)) => {
-            n.to_string() == *s
+            number_text_is(n, s)
         }
         _ => a == b,
     }

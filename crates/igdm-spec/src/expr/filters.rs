@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use igdm_model::Timestamp;
 use serde_json::{Map, Value, json};
 
-use super::eval::{stringify, text_of};
+use super::eval::{stringify, text_is, text_of};
 
 /// A filter, resolved at parse time (an unknown name is a load error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,7 +291,7 @@ impl Filter {
                 let field = args.get(2).map(|f| text_of(f));
                 let find = |items: &'a [Value]| -> Option<&'a Value> {
                     items.iter().find(|item| {
-                        item.get(key.as_ref()).is_some_and(|k| !k.is_null() && text_of(k) == text)
+                        item.get(key.as_ref()).is_some_and(|k| !k.is_null() && text_is(k, &text))
                     })
                 };
                 let pick = |item: &'a Value| match &field {
@@ -319,7 +319,7 @@ impl Filter {
             Filter::MapValue => {
                 let text = text_of(&v);
                 let mut pairs = args.chunks_exact(2);
-                let hit = pairs.by_ref().find(|p| !v.is_null() && text_of(&p[0]) == text);
+                let hit = pairs.by_ref().find(|p| !v.is_null() && text_is(&p[0], &text));
                 Ok(match hit {
                     Some(p) => p[1].clone(),
                     None => pairs.remainder().first().cloned().unwrap_or_else(null),

@@ -187,3 +187,41 @@ proptest! {
         prop_assert!(!values_equal(&json!(n), &json!(padded)));
     }
 }
+
+fn number() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any::<u64>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        Just(json!(0)),
+        Just(json!(u64::MAX)),
+        Just(json!(i64::MIN)),
+        Just(json!(-1)),
+    ]
+}
+
+proptest! {
+    /// Comparing a value's text without writing integers out gives what
+    /// comparing its written text gives.
+    #[test]
+    fn text_is_equals_comparing_text(
+        v in number(),
+        other in "-?[0-9]{0,21}",
+        edit in prop::option::of((any::<prop::sample::Index>(), "[-0-9a]")),
+    ) {
+        let written = eval::stringify(&v);
+        let shown = v.to_string();
+        let mut same = written.clone();
+        if let Some((at, c)) = edit {
+            let i = at.index(same.len() + 1);
+            if same.is_char_boundary(i) {
+                same.insert_str(i, &c);
+            }
+        }
+        for text in [written.as_str(), same.as_str(), other.as_str()] {
+            prop_assert_eq!(eval::text_is(&v, text), written == text, "{} vs {:?}", v, text);
+            let s = Value::String(text.to_owned());
+            prop_assert_eq!(eval::values_equal(&v, &s), shown == text);
+        }
+    }
+}
