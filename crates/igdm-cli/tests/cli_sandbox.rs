@@ -709,6 +709,81 @@ async fn send_photo_from_a_file_with_a_text() {
     assert_eq!(code, 2, "{err}");
 }
 
+/// `send --file` uploads a PDF on a Page-token account (Meta's attachment
+/// upload, then the attachment id), and is refused before any request on a
+/// personal account, whose API carries no files.
+#[tokio::test(flavor = "multi_thread")]
+async fn send_file_on_a_page_account_and_refused_on_a_personal_one() {
+    use sha2::Digest as _;
+    let env = env().await;
+    let business = &env.seed.business;
+    let (code, added) = env.json(&[
+        "accounts",
+        "add",
+        "page",
+        "--connector",
+        "instagram-page",
+        "--base-url",
+        &env.base,
+        "--token",
+        business["page_token"].as_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{added}");
+    let alex = env.seed.customers.iter().find(|c| c["username"] == "alex_rivera").unwrap();
+    env.control(
+        &format!("/_sandbox/customers/{}/send", alex["pk"].as_str().unwrap()),
+        json!({"to": business["id"], "text": "can I see the menu?"}),
+    )
+    .await;
+    let (code, convs) = env.json(&["--account", "page", "conversations", "--limit", "1"]);
+    assert_eq!(code, 0, "{convs}");
+    let conv = convs["items"][0]["id"].as_str().unwrap().to_owned();
+
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    pdf.extend((0..40_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    pdf.extend_from_slice(b"\n%%EOF\n");
+    let file = env.home.path().join("menu.pdf");
+    std::fs::write(&file, &pdf).unwrap();
+    let (code, out) = env.json(&[
+        "--account",
+        "page",
+        "send",
+        &conv,
+        "--file",
+        file.to_str().unwrap(),
+        "--text",
+        "the menu",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["result"]["content_type"], "file", "{out}");
+    assert_eq!(out["text"]["text"], "the menu", "{out}");
+    let (_, msgs) = env.json(&["--account", "page", "messages", &conv, "--remote", "--limit", "3"]);
+    let sent = msgs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["content_type"] == "file")
+        .unwrap_or_else(|| panic!("no file message: {msgs}"));
+    let url = sent["attachments"][0]["url"].as_str().unwrap();
+    let served = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(sha2::Sha256::digest(&served), sha2::Sha256::digest(&pdf));
+
+    // A personal account: refused, nothing sent.
+    let me = env.web_account("snap").await;
+    let customer = env.seed.customers[0]["id"].as_str().unwrap();
+    let (code, v) = env.json(&["--account", "snap", "send", "--user", customer, "hello"]);
+    assert_eq!(code, 0, "{v}");
+    let (_, convs) = env.json(&["--account", "snap", "conversations", "--limit", "5"]);
+    let thread = convs["items"][0]["id"].as_str().unwrap().to_owned();
+    let before = env.requests_of(&me).await;
+    let (code, v) =
+        env.json(&["--account", "snap", "send", &thread, "--file", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("instagram-web") && message.contains("not files"), "{v}");
+    assert_eq!(env.requests_of(&me).await, before, "nothing was sent");
+}
+
 /// `IGDM_RECORD` writes what real accounts exchange, without a secret or an
 /// id of the account in it, and `igdm doctor --replay` maps it offline; a
 /// recording whose shape the connector no longer reads is named.

@@ -290,7 +290,10 @@ pub struct SendArgs {
     /// Send a voice note from a local M4A file (AAC in MP4).
     #[arg(long, value_name = "FILE", group = "media", conflicts_with = "image")]
     pub voice: Option<std::path::PathBuf>,
-    /// With --photo/--video/--voice: a text sent after the media, as its own message.
+    /// Send a document (PDF) from a local file; accounts whose API carries files only (instagram-page).
+    #[arg(long, value_name = "FILE", group = "media", conflicts_with = "image")]
+    pub file: Option<std::path::PathBuf>,
+    /// With --photo/--video/--voice/--file: a text sent after the media, as its own message.
     #[arg(long, value_name = "T")]
     pub text: Option<String>,
 }
@@ -721,6 +724,7 @@ async fn send(client: &Client, args: SendArgs, j: bool) -> Result<ExitCode, Fail
         (igdm::MediaKind::Photo, &args.photo),
         (igdm::MediaKind::Video, &args.video),
         (igdm::MediaKind::Voice, &args.voice),
+        (igdm::MediaKind::File, &args.file),
     ]
     .into_iter()
     .find_map(|(k, f)| f.clone().map(|f| (k, f)));
@@ -729,7 +733,7 @@ async fn send(client: &Client, args: SendArgs, j: bool) -> Result<ExitCode, Fail
     }
     if args.text.is_some() {
         return Err(anyhow::anyhow!(
-            "--text goes with --photo, --video or --voice; give the text as TEXT"
+            "--text goes with --photo, --video, --voice or --file; give the text as TEXT"
         )
         .into());
     }
@@ -907,7 +911,7 @@ fn print_sent(j: bool, outcome: &igdm::SendOutcome) {
     }
 }
 
-/// `igdm send CONVERSATION --photo|--video|--voice FILE [--text T]`.
+/// `igdm send CONVERSATION --photo|--video|--voice|--file FILE [--text T]`.
 async fn send_media(
     client: &Client,
     args: &SendArgs,
