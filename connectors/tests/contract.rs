@@ -228,9 +228,7 @@ async fn check_mapping(example: &Value, m: &Value) -> Result<(), String> {
 type Part = (Option<String>, Option<String>, Vec<u8>);
 
 /// The parts of a `multipart/form-data` request by name.
-fn multipart_parts(
-    req: &HttpRequest,
-) -> Result<BTreeMap<String, Part>, String> {
+fn multipart_parts(req: &HttpRequest) -> Result<BTreeMap<String, Part>, String> {
     let ctype = req
         .headers
         .get(http::header::CONTENT_TYPE)
