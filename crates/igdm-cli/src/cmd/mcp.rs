@@ -126,7 +126,8 @@ pub async fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
     if args.live {
         let policy = super::watch::policy_for(&opened, args.interval)?;
         let hub = super::watch::open_hub(&ctx, super::watch::Sinks::default()).await?;
-        watchers = super::watch::spawn(std::slice::from_ref(&opened), &hub, vec![policy], &stop_rx);
+        watchers =
+            super::watch::spawn(std::slice::from_ref(&opened), &hub, vec![policy], None, &stop_rx);
         live = Some(hub);
     }
     let config = McpConfig {
