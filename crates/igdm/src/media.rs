@@ -116,7 +116,8 @@ impl MediaKind {
 pub struct MediaOutcome {
     /// The mapped result of the `send_<kind>` action (the message).
     pub result: Value,
-    /// The id the upload returned.
+    /// The id the upload returned (for a file served through `igdm serve
+    /// --public-url`: the URL it was sent by).
     pub media_id: String,
     /// Bytes of the file sent.
     pub bytes: u64,
@@ -136,6 +137,7 @@ pub struct SendMedia<'a> {
     path: PathBuf,
     text: Option<String>,
     idempotency_key: Option<String>,
+    public: Option<crate::public::PublicFiles>,
 }
 
 impl Client {
@@ -153,6 +155,7 @@ impl Client {
             path: path.into(),
             text: None,
             idempotency_key: None,
+            public: None,
         }
     }
 }
@@ -162,6 +165,14 @@ impl SendMedia<'_> {
     /// Direct media, so the text is a message of its own).
     pub fn text(mut self, text: impl Into<String>) -> Self {
         self.text = Some(text.into());
+        self
+    }
+
+    /// Where a running `igdm serve --public-url` serves offered files: a
+    /// connector that takes media only by URL then sends the file by an
+    /// expiring URL of its own.
+    pub fn public(mut self, public: crate::public::PublicFiles) -> Self {
+        self.public = Some(public);
         self
     }
 
@@ -183,7 +194,11 @@ impl SendMedia<'_> {
         let (upload, send) = (format!("upload_{kind}"), format!("send_{kind}"));
         let rupload = c.supports(&upload) && c.supports(&send);
         let attachment = c.supports(ATTACHMENT_UPLOAD) && c.supports("send_attachment");
-        if !(rupload || attachment) {
+        let by_url = by_url_action(self.kind);
+        let served = !(rupload || attachment)
+            && c.supports(by_url)
+            && self.public.as_ref().is_some_and(|p| p.base_url().is_some());
+        if !(rupload || attachment || served) {
             return Err(no_upload(c, self.kind));
         }
         let file = self
@@ -192,6 +207,9 @@ impl SendMedia<'_> {
             .ok_or_else(|| Error::Api(ApiError::invalid("file", "the path is not valid UTF-8")))?;
         let head = read_head(&self.path)?;
         self.kind.check_content(&self.path, &head)?;
+        if served {
+            return self.send_served(file, &head, by_url).await;
+        }
         if !rupload {
             return self.send_attachment(file, &head).await;
         }
@@ -266,9 +284,9 @@ impl SendMedia<'_> {
         })
     }
 
-    /// Uploads the file as a reusable attachment, then sends its
-    /// `attachment_id` through the send ledger.
-    async fn send_attachment(&self, file: &str, head: &[u8]) -> Result<MediaOutcome, Error> {
+    /// The file's size, refused before any request when it is over the
+    /// connector's limit for the kind.
+    fn checked_size(&self, file: &str) -> Result<u64, Error> {
         let c = self.client;
         let bytes = std::fs::metadata(file).map(|m| m.len()).map_err(|e| {
             Error::Api(ApiError::invalid("file", format!("cannot read {file}: {e}")))
@@ -285,6 +303,14 @@ impl SendMedia<'_> {
                 ),
             )));
         }
+        Ok(bytes)
+    }
+
+    /// Uploads the file as a reusable attachment, then sends its
+    /// `attachment_id` through the send ledger.
+    async fn send_attachment(&self, file: &str, head: &[u8]) -> Result<MediaOutcome, Error> {
+        let c = self.client;
+        let bytes = self.checked_size(file)?;
         let kind = self.kind.attachment_type();
         let mime = self.kind.mime(head);
         let mut up = Map::new();
@@ -309,6 +335,42 @@ impl SendMedia<'_> {
         let result = req.await?.result;
         let text = self.send_text().await?;
         Ok(MediaOutcome { result, media_id, bytes, resumed_from: Vec::new(), text })
+    }
+}
+
+impl SendMedia<'_> {
+    /// Offers the file through `igdm serve --public-url` and sends its URL.
+    async fn send_served(
+        &self,
+        file: &str,
+        head: &[u8],
+        action: &str,
+    ) -> Result<MediaOutcome, Error> {
+        let c = self.client;
+        let bytes = self.checked_size(file)?;
+        let Some(public) = &self.public else { return Err(no_upload(c, self.kind)) };
+        let url = public.offer(Path::new(file), self.kind.mime(head))?;
+        info!(bytes, ttl_secs = public.ttl().as_secs(), "file offered at a public URL");
+        let mut params = Map::new();
+        params.insert("conversation_id".into(), Value::from(self.conversation_id.clone()));
+        params.insert("url".into(), Value::from(url.clone()));
+        let mut req = c.send_action(action, params);
+        if let Some(k) = &self.idempotency_key {
+            req = req.idempotency_key(k.clone());
+        }
+        let result = req.await?.result;
+        let text = self.send_text().await?;
+        Ok(MediaOutcome { result, media_id: url, bytes, resumed_from: Vec::new(), text })
+    }
+}
+
+/// The official API's send-by-URL action for `kind`.
+fn by_url_action(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Photo => "send_image",
+        MediaKind::Video => "send_video",
+        MediaKind::Voice => "send_audio",
+        MediaKind::File => "send_file",
     }
 }
 
@@ -341,12 +403,7 @@ fn part_name(path: &Path, mime: &str) -> String {
 fn no_upload(c: &Client, kind: MediaKind) -> Error {
     let id = &c.connector().id;
     let what = kind.name();
-    let by_url = match kind {
-        MediaKind::Photo => "send_image",
-        MediaKind::Video => "send_video",
-        MediaKind::Voice => "send_audio",
-        MediaKind::File => "send_file",
-    };
+    let by_url = by_url_action(kind);
     let how = if c.supports(by_url) {
         // The Instagram Login flavour: Meta's attachment upload needs a Page
         // (developers.facebook.com/documentation/business-messaging/
@@ -354,7 +411,7 @@ fn no_upload(c: &Client, kind: MediaKind) -> Error {
         // takes media by URL only (developers.facebook.com/documentation/
         // instagram-platform/instagram-api-with-instagram-login/messaging-api).
         format!(
-            "Its API takes media only by a public HTTPS URL that Meta fetches: put the file at such a URL and send that (the `{by_url}` action, or `igdm send CONVERSATION --image URL` for a photo), or send from an account on instagram-page (Facebook Login), whose API uploads files."
+            "Its API takes media only by a public HTTPS URL that Meta fetches: put the file at such a URL and send that (the `{by_url}` action, or `igdm send CONVERSATION --image URL` for a photo), run `igdm serve --public-url URL` (reachable by Meta) to have igdm serve the file under an unguessable, expiring path, or send from an account on instagram-page (Facebook Login), whose API uploads files."
         )
     } else if kind == MediaKind::File {
         "Instagram Direct on the private API carries photos, videos and voice notes, not files; send the file from an account on instagram-page (Facebook Login).".to_owned()

@@ -941,6 +941,9 @@ async fn send_media(
         }
     };
     let mut req = client.send_media(conversation, kind, file);
+    if let Ok(rt) = Runtime::from_env() {
+        req = req.public(public_files(&rt));
+    }
     if let Some(t) = text {
         req = req.text(t);
     }
@@ -964,6 +967,17 @@ async fn send_media(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The files `igdm serve --public-url` offers (`$IGDM_HOME/public`), each
+/// for `IGDM_PUBLIC_TTL_SECS` (default an hour).
+pub fn public_files(rt: &Runtime) -> igdm::public::PublicFiles {
+    let ttl = std::env::var("IGDM_PUBLIC_TTL_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(igdm::public::DEFAULT_TTL, std::time::Duration::from_secs);
+    igdm::public::PublicFiles::new(rt.home().join("public"), ttl)
 }
 
 fn print_request(req: &igdm_spec::HttpRequest) {
