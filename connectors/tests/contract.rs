@@ -153,7 +153,12 @@ async fn check_mapping(example: &Value, m: &Value) -> Result<(), String> {
         exec.execute(action, &params, &mut session).await
     };
     let seen = transport.seen.lock().map_err(|e| e.to_string())?.clone();
-    let req = seen.first().ok_or("no request was sent")?;
+    let Some(req) = seen.first() else {
+        return Err(match &result {
+            Err(e) => format!("no request was sent: {e}"),
+            Ok(_) => "no request was sent".to_owned(),
+        });
+    };
     let doc_method = example["request"]["method"].as_str().unwrap_or("GET");
     if req.method.as_str() != doc_method {
         return Err(format!("sent {} where the documentation uses {doc_method}", req.method));
@@ -175,6 +180,9 @@ async fn check_mapping(example: &Value, m: &Value) -> Result<(), String> {
         if !contains(&sent, expected) {
             return Err(format!("request body {sent} lacks {expected}"));
         }
+    }
+    if let Some(expected) = m.get("request_multipart") {
+        check_multipart(req, expected)?;
     }
     match (result, m.get("expect_error")) {
         (Err(ExecError::Api(e)), Some(want)) => {
@@ -214,6 +222,85 @@ async fn check_mapping(example: &Value, m: &Value) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// One multipart part: filename, content type, bytes.
+type Part = (Option<String>, Option<String>, Vec<u8>);
+
+/// The parts of a `multipart/form-data` request by name.
+fn multipart_parts(req: &HttpRequest) -> Result<BTreeMap<String, Part>, String> {
+    let ctype = req
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or("no content type")?;
+    let boundary = ctype
+        .strip_prefix("multipart/form-data; boundary=")
+        .ok_or_else(|| format!("content type {ctype} is not multipart/form-data"))?;
+    let delim = format!("--{boundary}");
+    let body = &req.body[..];
+    let mut parts = BTreeMap::new();
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+    };
+    let mut at = find(body, delim.as_bytes(), 0).ok_or("no first boundary")? + delim.len();
+    while body.get(at..at + 2) == Some(b"\r\n") {
+        let head_end = find(body, b"\r\n\r\n", at).ok_or("a part without headers")?;
+        let head = String::from_utf8_lossy(&body[at + 2..head_end]).into_owned();
+        let next = find(body, format!("\r\n{delim}").as_bytes(), head_end)
+            .ok_or("a part without a closing boundary")?;
+        let data = body[head_end + 4..next].to_vec();
+        let attr = |key: &str| {
+            head.split(';')
+                .map(str::trim)
+                .find_map(|a| a.strip_prefix(&format!("{key}=\"")))
+                .and_then(|a| a.split('"').next())
+                .map(str::to_owned)
+        };
+        let part_type = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Type: ").map(|t| t.trim().to_owned()));
+        let name = attr("name").ok_or("a part without a name")?;
+        parts.insert(name, (attr("filename"), part_type, data));
+        at = next + 2 + delim.len();
+    }
+    if body.get(at..at + 2) != Some(b"--") {
+        return Err("the body does not end with the closing boundary".to_owned());
+    }
+    Ok(parts)
+}
+
+/// Checks a multipart request against `expected`: text fields (JSON where
+/// the value is structured) and file parts (`filename`, `type`, and the
+/// bytes of the local `file`).
+fn check_multipart(req: &HttpRequest, expected: &Value) -> Result<(), String> {
+    let parts = multipart_parts(req)?;
+    for (name, want) in expected.as_object().ok_or("request_multipart is not an object")? {
+        let (filename, ptype, data) =
+            parts.get(name).ok_or_else(|| format!("no multipart field `{name}`"))?;
+        if let Some(file) = want.get("file").and_then(Value::as_str) {
+            let bytes = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
+            if data != &bytes {
+                return Err(format!("part `{name}` does not carry the bytes of {file}"));
+            }
+            if filename.as_deref() != want["filename"].as_str()
+                || ptype.as_deref() != want["type"].as_str()
+            {
+                return Err(format!(
+                    "part `{name}`: filename {filename:?}, type {ptype:?}; expected {want}"
+                ));
+            }
+            continue;
+        }
+        let text = String::from_utf8_lossy(data).into_owned();
+        let got =
+            serde_json::from_str::<Value>(&text).ok().filter(|v| v.is_object() || v.is_array());
+        let got = got.unwrap_or(Value::String(text));
+        if !contains(&got, want) {
+            return Err(format!("multipart field `{name}` is {got}, expected {want}"));
+        }
+    }
+    Ok(())
 }
 
 #[tokio::test]

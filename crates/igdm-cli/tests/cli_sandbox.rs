@@ -709,6 +709,169 @@ async fn send_photo_from_a_file_with_a_text() {
     assert_eq!(code, 2, "{err}");
 }
 
+/// `send --file` uploads a PDF on a Page-token account (Meta's attachment
+/// upload, then the attachment id), and is refused before any request on a
+/// personal account, whose API carries no files.
+#[tokio::test(flavor = "multi_thread")]
+async fn send_file_on_a_page_account_and_refused_on_a_personal_one() {
+    use sha2::Digest as _;
+    let env = env().await;
+    let business = &env.seed.business;
+    let (code, added) = env.json(&[
+        "accounts",
+        "add",
+        "page",
+        "--connector",
+        "instagram-page",
+        "--base-url",
+        &env.base,
+        "--token",
+        business["page_token"].as_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{added}");
+    let alex = env.seed.customers.iter().find(|c| c["username"] == "alex_rivera").unwrap();
+    env.control(
+        &format!("/_sandbox/customers/{}/send", alex["pk"].as_str().unwrap()),
+        json!({"to": business["id"], "text": "can I see the menu?"}),
+    )
+    .await;
+    let (code, convs) = env.json(&["--account", "page", "conversations", "--limit", "1"]);
+    assert_eq!(code, 0, "{convs}");
+    let conv = convs["items"][0]["id"].as_str().unwrap().to_owned();
+
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    pdf.extend((0..40_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    pdf.extend_from_slice(b"\n%%EOF\n");
+    let file = env.home.path().join("menu.pdf");
+    std::fs::write(&file, &pdf).unwrap();
+    let (code, out) = env.json(&[
+        "--account",
+        "page",
+        "send",
+        &conv,
+        "--file",
+        file.to_str().unwrap(),
+        "--text",
+        "the menu",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["result"]["content_type"], "file", "{out}");
+    assert_eq!(out["text"]["text"], "the menu", "{out}");
+    let (_, msgs) = env.json(&["--account", "page", "messages", &conv, "--remote", "--limit", "3"]);
+    let sent = msgs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["content_type"] == "file")
+        .unwrap_or_else(|| panic!("no file message: {msgs}"));
+    let url = sent["attachments"][0]["url"].as_str().unwrap();
+    let served = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(sha2::Sha256::digest(&served), sha2::Sha256::digest(&pdf));
+
+    // A personal account: refused, nothing sent.
+    let me = env.web_account("snap").await;
+    let customer = env.seed.customers[0]["id"].as_str().unwrap();
+    let (code, v) = env.json(&["--account", "snap", "send", "--user", customer, "hello"]);
+    assert_eq!(code, 0, "{v}");
+    let (_, convs) = env.json(&["--account", "snap", "conversations", "--limit", "5"]);
+    let thread = convs["items"][0]["id"].as_str().unwrap().to_owned();
+    let before = env.requests_of(&me).await;
+    let (code, v) =
+        env.json(&["--account", "snap", "send", &thread, "--file", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("instagram-web") && message.contains("not files"), "{v}");
+    assert_eq!(env.requests_of(&me).await, before, "nothing was sent");
+}
+
+/// An Instagram Login account has no upload: with `igdm serve --public-url`
+/// running, `send --photo FILE` offers the file under an unguessable path of
+/// that server and sends its URL; the server serves the bytes until the
+/// offer expires, then answers 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn public_url_serves_a_local_file_for_an_instagram_login_send() {
+    use sha2::Digest as _;
+    use std::io::BufRead as _;
+    let env = env().await;
+    let shop = env.graph_account("shop").await;
+    let alex = env.seed.customers.iter().find(|c| c["username"] == "alex_rivera").unwrap();
+    env.control(
+        &format!("/_sandbox/customers/{}/send", alex["pk"].as_str().unwrap()),
+        json!({"to": shop, "text": "a picture please"}),
+    )
+    .await;
+    let (code, convs) = env.json(&["--account", "shop", "conversations", "--limit", "1"]);
+    assert_eq!(code, 0, "{convs}");
+    let conv = convs["items"][0]["id"].as_str().unwrap().to_owned();
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode_image(&image::RgbImage::from_fn(200, 100, |x, y| {
+            image::Rgb([(x * 3) as u8, (y * 5) as u8, (x ^ y) as u8])
+        }))
+        .unwrap();
+    let file = env.home.path().join("cake.jpg");
+    std::fs::write(&file, &jpeg).unwrap();
+
+    // Without a server: refused, naming it.
+    let (code, v) =
+        env.json(&["--account", "shop", "send", &conv, "--photo", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("igdm serve --public-url"), "{v}");
+
+    // A free port for the server, known before it starts (the URL it announces).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let public = format!("http://127.0.0.1:{port}");
+    let db = format!("sqlite://{}?mode=rwc", env.home.path().join("serve.db").display());
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_igdm"))
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--database", &db])
+        .args(["--public-url", &public])
+        .env("IGDM_APP_SECRET", "public-url-test")
+        .env("IGDM_VERIFY_TOKEN", "t")
+        .env("IGDM_HOME", env.home.path())
+        .env_remove("IGDM_DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = serve.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("offering files at") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60)).expect("igdm serve did not start");
+
+    let (code, out, err) = env.igdm_with(
+        &[("IGDM_PUBLIC_TTL_SECS", "3")],
+        &["--json", "--account", "shop", "send", &conv, "--photo", file.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let out: Value = serde_json::from_str(out.trim()).unwrap();
+    let url = out["media_id"].as_str().unwrap().to_owned();
+    let name = url.strip_prefix(&format!("{public}/public/")).unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(name.len(), 64, "an unguessable name: {url}");
+    // The message was sent with that URL.
+    let (_, msgs) = env.json(&["--account", "shop", "messages", &conv, "--remote", "--limit", "2"]);
+    assert!(msgs.to_string().contains(&url), "{msgs}");
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    let served = r.bytes().await.unwrap();
+    assert_eq!(sha2::Sha256::digest(&served), sha2::Sha256::digest(&jpeg));
+    // Another name: nothing.
+    let other = format!("{public}/public/{}", "0".repeat(64));
+    assert_eq!(reqwest::get(&other).await.unwrap().status().as_u16(), 404);
+    // After the offer's lifetime: gone, and the copy removed.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(reqwest::get(&url).await.unwrap().status().as_u16(), 404);
+    assert!(!env.home.path().join("public").join(name).exists());
+    serve.kill().unwrap();
+    let _ = serve.wait();
+}
+
 /// `IGDM_RECORD` writes what real accounts exchange, without a secret or an
 /// id of the account in it, and `igdm doctor --replay` maps it offline; a
 /// recording whose shape the connector no longer reads is named.

@@ -64,6 +64,22 @@ impl rmcp::ClientHandler for Updates {
     }
 }
 
+/// Adds the sandbox account `me` without write pacing; returns its sandbox id.
+async fn unpaced_account(home: &Path, base: &str) -> String {
+    let added =
+        run_ok(home, &["accounts", "add", "me", "--sandbox", base, "--min-write-interval", "0"])
+            .await;
+    let (_, accounts) = igdm_test::sandbox::control(base, "GET", "/_sandbox/accounts", None).await;
+    accounts["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["pk"] == added["user_id"])
+        .and_then(|a| a["id"].as_str())
+        .unwrap()
+        .to_owned()
+}
+
 async fn call(c: &rmcp::Peer<RoleClient>, name: &str, args: Value) -> (CallToolResult, Value) {
     let args: Map<String, Value> = args.as_object().cloned().unwrap_or_default();
     let r = c
@@ -498,18 +514,7 @@ async fn agents_handle_message_requests() {
     let base = running.base_url();
     let home = tempfile::tempdir().unwrap();
     let home = home.path();
-    let added =
-        run_ok(home, &["accounts", "add", "me", "--sandbox", &base, "--min-write-interval", "0"])
-            .await;
-    let (_, accounts) = igdm_test::sandbox::control(&base, "GET", "/_sandbox/accounts", None).await;
-    let acct_id = accounts["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["pk"] == added["user_id"])
-        .and_then(|a| a["id"].as_str())
-        .unwrap()
-        .to_owned();
+    let acct_id = unpaced_account(home, &base).await;
     for (name, text) in [("asks.first", "a question"), ("spams.second", "cheap followers")] {
         let who = igdm_test::sandbox::post_ok(
             &base,
@@ -552,5 +557,151 @@ async fn agents_handle_message_requests() {
         ok(&c, "send_to_user", json!({"user_id": "@asks.first", "text": "happy to help"})).await;
     assert_eq!(sent["data"]["outcome"], json!("sent"), "{sent}");
     fails(&c, "send_to_user", json!({"user_id": "@never.met", "text": "hi"}), "not_found").await;
+    c.cancel().await.unwrap();
+}
+
+/// Agents send a photo from the directory the server was given, not from
+/// elsewhere, and read a message's media back as image content and as a
+/// resource; a read-only server offers no media send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_send_media_and_see_it() {
+    use base64::Engine as _;
+    let sb = Sandbox::new(SandboxConfig::default());
+    let running = sb.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let base = running.base_url();
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let acct_id = unpaced_account(home, &base).await;
+    let who = igdm_test::sandbox::post_ok(
+        &base,
+        "/_sandbox/customers",
+        json!({"username": "pic.fan", "full_name": "Pic Fan"}),
+    )
+    .await;
+    igdm_test::sandbox::post_ok(
+        &base,
+        &format!("/_sandbox/customers/{}/send", who["pk"].as_str().unwrap()),
+        json!({"to": acct_id, "text": "send me the photo"}),
+    )
+    .await;
+
+    let media_dir = tempfile::tempdir().unwrap();
+    let picture = image::RgbImage::from_fn(320, 240, |x, y| {
+        image::Rgb([(x * 3 + y) as u8, (x ^ y) as u8, ((x * y) >> 5) as u8])
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode_image(&picture)
+        .unwrap();
+    let photo = media_dir.path().join("photo.jpg");
+    std::fs::write(&photo, &jpeg).unwrap();
+    let outside = home.join("secret.jpg");
+    std::fs::write(&outside, &jpeg).unwrap();
+
+    let dir = media_dir.path().to_str().unwrap().to_owned();
+    let c = session(home, &["--media-from", &dir]).await;
+    let all = names(&c).await;
+    for t in ["send_media", "get_message_media"] {
+        assert!(all.iter().any(|n| n == t), "{t} missing: {all:?}");
+    }
+    // A stranger's message is a request: accepted first.
+    let pending = ok(&c, "list_conversations", json!({"pending": true})).await;
+    let conv = pending["data"][0]["id"].as_str().unwrap().to_owned();
+    ok(&c, "approve", json!({"conversation_id": conv})).await;
+
+    // Refused before anything is sent: a file outside the directory, two
+    // sources, none.
+    let before = igdm_test::sandbox::stats(&base).await;
+    let path = outside.to_str().unwrap();
+    let v = fails(
+        &c,
+        "send_media",
+        json!({"conversation_id": conv, "kind": "photo", "path": path}),
+        "not_permitted",
+    )
+    .await;
+    assert!(v["error"]["message"].as_str().unwrap().contains("nothing was sent"), "{v}");
+    fails(
+        &c,
+        "send_media",
+        json!({"conversation_id": conv, "kind": "photo", "path": photo.to_str().unwrap(), "url": "https://example.com/a.jpg"}),
+        "invalid_request",
+    )
+    .await;
+    fails(&c, "send_media", json!({"conversation_id": conv, "kind": "photo"}), "invalid_request")
+        .await;
+    // A personal account sends files, not URLs.
+    fails(
+        &c,
+        "send_media",
+        json!({"conversation_id": conv, "kind": "photo", "url": "https://example.com/a.jpg"}),
+        "invalid_request",
+    )
+    .await;
+    assert_eq!(igdm_test::sandbox::stats(&base).await, before, "nothing was sent");
+
+    let sent = ok(
+        &c,
+        "send_media",
+        json!({"conversation_id": conv, "kind": "photo", "path": photo.to_str().unwrap(), "text": "here it is"}),
+    )
+    .await;
+    assert_eq!(sent["data"]["message"]["content_type"], json!("image"), "{sent}");
+    assert_eq!(sent["data"]["text"]["text"], json!("here it is"), "{sent}");
+
+    let msgs = ok(&c, "list_messages", json!({"conversation_id": conv, "limit": 5})).await;
+    let photo_msg = msgs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["content_type"] == "image")
+        .unwrap_or_else(|| panic!("{msgs}"));
+    let message_id = photo_msg["id"].as_str().unwrap().to_owned();
+    let (r, v) =
+        call(&c, "get_message_media", json!({"conversation_id": conv, "message_id": message_id}))
+            .await;
+    assert_eq!(v["ok"], json!(true), "{v}");
+    let want = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&jpeg));
+    assert_eq!(v["data"]["media"][0]["sha256"], json!(want), "{v}");
+    let image = r
+        .content
+        .iter()
+        .find_map(|b| match b {
+            rmcp::model::ContentBlock::Image(i) => Some(i.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no image content: {r:?}"));
+    assert_eq!(image.mime_type, "image/jpeg");
+    let shown = base64::engine::general_purpose::STANDARD.decode(&image.data).unwrap();
+    assert_eq!(shown, jpeg, "the picture the model sees is the one sent");
+
+    let templates = c.list_all_resource_templates().await.unwrap();
+    assert!(
+        templates.iter().any(|t| t.uri_template == igdm_mcp::MEDIA_URI_TEMPLATE),
+        "{templates:?}"
+    );
+    let uri = v["data"]["media"][0]["uri"].as_str().unwrap();
+    let read = c.read_resource(rmcp::model::ReadResourceRequestParams::new(uri)).await.unwrap();
+    let rmcp::model::ResourceContents::BlobResourceContents { blob, mime_type, .. } =
+        &read.contents[0]
+    else {
+        panic!("{read:?}")
+    };
+    assert_eq!(mime_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(blob).unwrap(), jpeg);
+    c.cancel().await.unwrap();
+
+    // Read-only: no media send.
+    let c = session(home, &["--read-only", "--media-from", &dir]).await;
+    let all = names(&c).await;
+    assert!(!all.iter().any(|n| n == "send_media"), "{all:?}");
+    assert!(all.iter().any(|n| n == "get_message_media"), "{all:?}");
+    fails(
+        &c,
+        "send_media",
+        json!({"conversation_id": conv, "kind": "photo", "path": photo.to_str().unwrap()}),
+        "not_permitted",
+    )
+    .await;
     c.cancel().await.unwrap();
 }

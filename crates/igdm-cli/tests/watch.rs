@@ -564,3 +564,44 @@ async fn serve_publishes_a_burst_to_jetstream_once_per_event() {
         }
     }
 }
+
+/// `igdm watch --media` keeps a photo that arrives while it runs, in the
+/// media store under its hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_media_keeps_an_arriving_photo() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let env = env().await;
+    let me = env.web_account("me").await;
+    let who = igdm_test::sandbox::post_ok(
+        &env.base,
+        "/_sandbox/customers",
+        json!({"username": "photo.sender"}),
+    )
+    .await;
+    env.act(who["id"].as_str().unwrap(), &me, json!({"text": "before"})).await;
+    let w = env.watch(&["--events", "-", "--interval", "500ms", "--media"]);
+    w.stderr_line("watching me", WAIT);
+
+    let mut photo = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    photo.extend((0..20_000u32).map(|i| (i.wrapping_mul(2_246_822_519) >> 24) as u8));
+    let sent = igdm_test::sandbox::post_ok(
+        &env.base,
+        "/_sandbox/media/seed",
+        json!({"to": me, "from": who["pk"], "media": [
+            {"type": "image", "base64": base64::engine::general_purpose::STANDARD.encode(&photo)}
+        ]}),
+    )
+    .await;
+    let item = sent["items"][0]["item_id"].as_str().unwrap().to_owned();
+    w.until(WAIT, |e| e["kind"] == "message" && e["message_id"] == item.as_str());
+    let sha = hex::encode(sha2::Sha256::digest(&photo));
+    let path = env.home.path().join("media").join(&sha[..2]).join(&sha);
+    // Kept right after the poll committed the message: wait for that poll.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !path.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), photo, "kept under its hash: {}", path.display());
+    drop(w.kill());
+}

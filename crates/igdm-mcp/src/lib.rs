@@ -26,7 +26,7 @@ pub mod tools;
 pub use drafts::{Draft, DraftStatus, Drafts};
 pub use http::{HttpOptions, RunningHttp, generate_token, http_router, serve_http};
 pub use output::{ToolError, ToolOutput, UNTRUSTED_NOTE};
-pub use server::{INBOX_URI, IgdmServer, McpConfig, Policy};
+pub use server::{INBOX_URI, IgdmServer, MEDIA_URI_TEMPLATE, McpConfig, MediaAccess, Policy};
 
 use std::path::PathBuf;
 

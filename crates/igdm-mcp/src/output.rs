@@ -35,6 +35,11 @@ pub struct ToolOutput {
     /// What went wrong (only when `ok` is false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ToolError>,
+    /// Pictures to show the model as image content beside the result:
+    /// (MIME type, base64 bytes). Not part of the structured result.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub images: Vec<(String, String)>,
 }
 
 /// Paging metadata.
@@ -92,6 +97,7 @@ impl ToolOutput {
             warnings: Vec::new(),
             note: None,
             error: None,
+            images: Vec::new(),
         }
     }
 
@@ -106,6 +112,7 @@ impl ToolOutput {
             warnings: Vec::new(),
             note: None,
             error: Some(error),
+            images: Vec::new(),
         }
     }
 

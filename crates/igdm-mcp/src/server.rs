@@ -4,13 +4,15 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequest,
     ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationSchema, Implementation,
-    InputRequest, InputRequests, InputRequiredResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    Resource, ResourceContents, ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig,
-    SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
+    InputRequest, InputRequests, InputRequiredResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
+    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+    SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -42,6 +44,9 @@ pub struct Policy {
     pub recipients: Option<BTreeSet<String>>,
     /// Writes become drafts that the user approves (`igdm drafts approve ID`).
     pub approve: bool,
+    /// The directory whose files `send_media` may upload (`path`); without
+    /// it, agents send media by URL only, and no local file leaves the machine.
+    pub media_from: Option<std::path::PathBuf>,
 }
 
 impl Policy {
@@ -105,7 +110,23 @@ pub struct McpConfig {
     /// The watchers' hub when the account is kept live (`igdm mcp --live`):
     /// `wait_for_messages` answers from its events.
     pub live: Option<Arc<igdm::watch::Hub>>,
+    /// Where messages' media are kept (the message store recording which
+    /// file holds which attachment, and the media files): enables
+    /// `get_message_media` and the `igdm://media/…` resources.
+    pub media: Option<MediaAccess>,
 }
+
+/// The stores `get_message_media` keeps media in.
+#[derive(Clone)]
+pub struct MediaAccess {
+    /// The message store (`media_refs`).
+    pub store: Arc<igdm_store::Store>,
+    /// The content-addressed media files.
+    pub files: Arc<igdm::MediaStore>,
+}
+
+/// The URI template of one attachment's bytes.
+pub const MEDIA_URI_TEMPLATE: &str = "igdm://media/{conversation_id}/{message_id}/{position}";
 
 impl std::fmt::Debug for McpConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -344,7 +365,9 @@ impl IgdmServer {
         if let Err(e) = self.check_recipient(name, &args).await {
             return ToolOutput::err(e);
         }
-        if matches!(name, "send" | "send_to_user") && !args.contains_key("idempotency_key") {
+        if matches!(name, "send" | "send_to_user" | "send_media")
+            && !args.contains_key("idempotency_key")
+        {
             args.insert("idempotency_key".into(), json!(uuid::Uuid::new_v4().to_string()));
         }
         if self.config.policy.approve {
@@ -366,6 +389,7 @@ impl IgdmServer {
                 nonempty("user_id", &a.user_id)?;
                 nonempty("text", &a.text)
             }
+            "send_media" => self.validate_media(&parse(name, args)?).map(drop),
             "react" => parse::<tools::React>(name, args).map(drop),
             "unreact" | "delete" => parse::<tools::MessageRef>(name, args).map(drop),
             "mark_read" => parse::<tools::MarkRead>(name, args).map(drop),
@@ -399,8 +423,8 @@ impl IgdmServer {
                 let a: tools::SendToUser = parse(name, args)?;
                 if allowed.contains(&a.user_id) { Ok(()) } else { Err(refuse(&a.user_id)) }
             }
-            "send" => {
-                let a: tools::Send = parse(name, args)?;
+            "send" | "send_media" => {
+                let a: tools::ConversationRef = parse(name, args)?;
                 if allowed.contains(&a.conversation_id) {
                     return Ok(());
                 }
@@ -660,6 +684,8 @@ impl IgdmServer {
             "wait_for_messages" => return self.wait_for_messages(args).await,
             "send" => return self.send(args).await,
             "send_to_user" => return self.send_to_user(args).await,
+            "send_media" => return self.send_media(args).await,
+            "get_message_media" => return self.message_media(args).await,
             "react" => {
                 let a: tools::React = parse(name, args)?;
                 let web = self.client.connector().id == "instagram-web";
@@ -745,6 +771,215 @@ impl IgdmServer {
             "outcome": outcome.outcome,
             "message": outcome.result,
         })))
+    }
+
+    /// Checks a `send_media` call before any request: one source, a URL
+    /// that is one, a file inside `--media-from`. Returns the file's
+    /// canonical path, if a file was given.
+    fn validate_media(
+        &self,
+        a: &tools::SendMedia,
+    ) -> Result<Option<std::path::PathBuf>, ToolError> {
+        nonempty("conversation_id", &a.conversation_id)?;
+        match (&a.path, &a.url) {
+            (Some(_), Some(_)) | (None, None) => {
+                Err(ToolError::invalid("give either path (a local file) or url, not both"))
+            }
+            (None, Some(url)) => {
+                let lower = url.to_ascii_lowercase();
+                if lower.starts_with("https://") || lower.starts_with("http://") {
+                    Ok(None)
+                } else {
+                    Err(ToolError::invalid(format!("url must be an http(s) URL, got {url:?}")))
+                }
+            }
+            (Some(path), None) => {
+                let Some(dir) = &self.config.policy.media_from else {
+                    return Err(ToolError::not_permitted(
+                        "this server sends no local files (it was started without --media-from DIR); \
+                         pass a public url instead",
+                    ));
+                };
+                let outside = || {
+                    ToolError::not_permitted(format!(
+                        "{path} is not a file inside {}, the only directory this server sends \
+                         files from; nothing was sent",
+                        dir.display()
+                    ))
+                };
+                let dir = std::fs::canonicalize(dir).map_err(|_| outside())?;
+                let file = std::fs::canonicalize(path).map_err(|_| outside())?;
+                if file.starts_with(&dir) && file.is_file() {
+                    Ok(Some(file))
+                } else {
+                    Err(outside())
+                }
+            }
+        }
+    }
+
+    async fn send_media(&self, args: &Map<String, Value>) -> Result<ToolOutput, ToolError> {
+        let a: tools::SendMedia = parse("send_media", args)?;
+        let file = self.validate_media(&a)?;
+        let key = a.idempotency_key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if let Some(file) = file {
+            let mut req = self
+                .client
+                .send_media(a.conversation_id.clone(), a.kind.kind(), file)
+                .idempotency_key(key.clone());
+            if let Some(t) = &a.text {
+                req = req.text(t.clone());
+            }
+            let out = req.await.map_err(|e| ToolError::from(&e))?;
+            return Ok(ToolOutput::ok(json!({
+                "idempotency_key": key,
+                "message": out.result,
+                "media_id": out.media_id,
+                "bytes": out.bytes,
+                "text": out.text,
+            })));
+        }
+        let action = a.kind.by_url_action();
+        if !self.client.supports(action) {
+            return Err(ToolError::invalid(format!(
+                "the {} connector sends media from local files only, not by URL: pass path \
+                 (a file inside the server's --media-from directory)",
+                self.client.connector().id
+            )));
+        }
+        let url = a.url.clone().unwrap_or_default();
+        let outcome = self
+            .client
+            .send_action(
+                action,
+                params(&[("conversation_id", json!(a.conversation_id)), ("url", json!(url))]),
+            )
+            .idempotency_key(key.clone())
+            .await
+            .map_err(|e| ToolError::from(&e))?;
+        let text = match &a.text {
+            Some(t) => Some(
+                self.client
+                    .send(a.conversation_id.clone(), t.clone())
+                    .idempotency_key(format!("{key}-text"))
+                    .await
+                    .map_err(|e| ToolError::from(&e))?
+                    .result,
+            ),
+            None => None,
+        };
+        Ok(ToolOutput::ok(json!({
+            "idempotency_key": outcome.idempotency_key,
+            "outcome": outcome.outcome,
+            "message": outcome.result,
+            "text": text,
+        })))
+    }
+
+    /// Keeps one message's media (reading the message first when the local
+    /// store does not hold it) and returns its files.
+    async fn kept_media(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+    ) -> Result<Vec<(igdm_store::MediaRef, std::path::PathBuf)>, ToolError> {
+        let Some(media) = &self.config.media else {
+            return Err(ToolError::invalid("this server keeps no media (no local store)"));
+        };
+        let store: &dyn igdm_store::MessageStore = &**media.store;
+        let first = igdm::keep::media_of(&self.client, store, &media.files, message_id).await;
+        match first {
+            Err(igdm::Error::Api(e)) if e.class == igdm_model::ErrorClass::NotFound => {
+                let out = self
+                    .client
+                    .invoke(
+                        "get",
+                        params(&[
+                            ("conversation_id", json!(conversation_id)),
+                            ("message_id", json!(message_id)),
+                        ]),
+                    )
+                    .await
+                    .map_err(|e| ToolError::from(&e))?;
+                let m: igdm_model::Message = serde_json::from_value(out.data).map_err(|e| {
+                    ToolError::invalid(format!("message {message_id} could not be read: {e}"))
+                })?;
+                if m.id.as_str() != message_id {
+                    return Err(ToolError::invalid(format!(
+                        "no message {message_id} in conversation {conversation_id}"
+                    )));
+                }
+                store.upsert_message(&self.client.account().name, &m).await.map_err(|e| {
+                    ToolError::new("transient", e.to_string(), "Check the local store.")
+                })?;
+                igdm::keep::media_of(&self.client, store, &media.files, message_id)
+                    .await
+                    .map_err(|e| ToolError::from(&e))
+            }
+            other => other.map_err(|e| ToolError::from(&e)),
+        }
+    }
+
+    async fn message_media(&self, args: &Map<String, Value>) -> Result<ToolOutput, ToolError> {
+        let a: tools::MessageRef = parse("get_message_media", args)?;
+        nonempty("conversation_id", &a.conversation_id)?;
+        nonempty("message_id", &a.message_id)?;
+        let files = self.kept_media(&a.conversation_id, &a.message_id).await?;
+        let mut items = Vec::with_capacity(files.len());
+        let mut images = Vec::new();
+        for (r, path) in &files {
+            let mime = r.mime.clone().unwrap_or_else(|| "application/octet-stream".to_owned());
+            if mime.starts_with("image/") && r.size <= MAX_IMAGE_BYTES {
+                let bytes = tokio::fs::read(path).await.map_err(|e| {
+                    ToolError::new("transient", e.to_string(), "Check the media store.")
+                })?;
+                images
+                    .push((mime.clone(), base64::engine::general_purpose::STANDARD.encode(bytes)));
+            }
+            items.push(json!({
+                "position": r.position,
+                "sha256": r.sha256,
+                "size": r.size,
+                "mime": mime,
+                "uri": media_uri(&a.conversation_id, &a.message_id, r.position),
+            }));
+        }
+        let mut out = ToolOutput::ok(json!({"message_id": a.message_id, "media": items}));
+        if files.is_empty() {
+            out = out
+                .with_warnings(vec!["the message has no photo, video, voice note or file".into()]);
+        }
+        out.note = Some(output::UNTRUSTED_NOTE.to_owned());
+        out.images = images;
+        Ok(out)
+    }
+
+    /// The bytes of a media resource (`igdm://media/{conversation}/{message}/{position}`).
+    async fn read_media(&self, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+        let Some((conv, message, position)) = parse_media_uri(uri) else {
+            return Err(ErrorData::resource_not_found(
+                format!("{uri} is not {MEDIA_URI_TEMPLATE}"),
+                None,
+            ));
+        };
+        let files = self
+            .kept_media(&conv, &message)
+            .await
+            .map_err(|e| ErrorData::resource_not_found(e.message, None))?;
+        let Some((r, path)) = files.into_iter().find(|(r, _)| r.position == position) else {
+            return Err(ErrorData::resource_not_found(
+                format!("message {message} has no kept attachment {position}"),
+                None,
+            ));
+        };
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| ErrorData::internal_error(format!("reading the kept file: {e}"), None))?;
+        let mime = r.mime.unwrap_or_else(|| "application/octet-stream".to_owned());
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::blob(base64::engine::general_purpose::STANDARD.encode(bytes), uri)
+                .with_mime_type(mime),
+        ]))
     }
 
     async fn send_to_user(&self, args: &Map<String, Value>) -> Result<ToolOutput, ToolError> {
@@ -882,7 +1117,59 @@ fn result_of(out: &ToolOutput) -> CallToolResult {
         CallToolResult::structured_error(value)
     };
     r.content = vec![ContentBlock::text(text)];
+    r.content.extend(
+        out.images.iter().map(|(mime, data)| ContentBlock::image(data.clone(), mime.clone())),
+    );
     r
+}
+
+/// Pictures larger than this are listed but not shown as image content.
+const MAX_IMAGE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The resource URI of one attachment's bytes.
+fn media_uri(conversation_id: &str, message_id: &str, position: u32) -> String {
+    let enc = |s: &str| url_escape(s);
+    format!("igdm://media/{}/{}/{position}", enc(conversation_id), enc(message_id))
+}
+
+/// Percent-encodes what is not an unreserved URI character.
+fn url_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The parts of a media resource URI.
+fn parse_media_uri(uri: &str) -> Option<(String, String, u32)> {
+    let rest = uri.strip_prefix("igdm://media/")?;
+    let mut parts = rest.split('/');
+    let (c, m, p) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let dec = |s: &str| {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).ok().filter(|s| !s.is_empty())
+    };
+    Some((dec(c)?, dec(m)?, p.parse().ok()?))
 }
 
 impl ServerHandler for IgdmServer {
@@ -893,6 +1180,8 @@ impl ServerHandler for IgdmServer {
                 .enable_resources()
                 .enable_resources_subscribe()
                 .build()
+        } else if self.config.media.is_some() {
+            ServerCapabilities::builder().enable_tools().enable_resources().build()
         } else {
             ServerCapabilities::builder().enable_tools().build()
         };
@@ -932,11 +1221,31 @@ impl ServerHandler for IgdmServer {
         Ok(ListResourcesResult::with_all_items(vec![inbox]))
     }
 
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        if self.config.media.is_none() {
+            return Ok(ListResourceTemplatesResult::default());
+        }
+        let media = ResourceTemplate::new(MEDIA_URI_TEMPLATE, "message_media")
+            .with_title("A message's photo, video, voice note or file")
+            .with_description(
+                "The bytes of attachment `position` (from 0) of a message, kept in the local \
+                 media store; get_message_media lists a message's attachments with these URIs.",
+            );
+        Ok(ListResourceTemplatesResult::with_all_items(vec![media]))
+    }
+
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        if request.uri.starts_with("igdm://media/") {
+            return self.read_media(&request.uri).await.map(Into::into);
+        }
         if request.uri != INBOX_URI || self.config.live.is_none() {
             return Err(ErrorData::resource_not_found(
                 format!("no resource {}; with --live the server offers {INBOX_URI}", request.uri),

@@ -19,6 +19,7 @@ const READS: &[&str] = &[
     "get_conversation",
     "list_messages",
     "get_message",
+    "get_message_media",
     "search",
     "get_unread",
     "get_presence",
@@ -31,6 +32,7 @@ const READS: &[&str] = &[
 const WRITES: &[&str] = &[
     "send",
     "send_to_user",
+    "send_media",
     "react",
     "unreact",
     "mark_read",

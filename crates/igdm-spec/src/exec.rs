@@ -347,6 +347,7 @@ impl Executor {
         // Body.
         let format = op.body_format.unwrap_or(self.connector.api.body_format);
         let mut content_type = None;
+        let mut multipart_type = None;
         let body = match &op.body {
             None => Bytes::new(),
             Some(t) => {
@@ -377,6 +378,11 @@ impl Executor {
                     BodyFormat::Binary => {
                         content_type = Some("application/octet-stream");
                         binary_body(&v).map_err(|m| render_err("body", m))?
+                    }
+                    BodyFormat::Multipart => {
+                        let (ct, bytes) = multipart_body(&v).map_err(|m| render_err("body", m))?;
+                        multipart_type = Some(ct);
+                        bytes
                     }
                 }
             }
@@ -409,6 +415,12 @@ impl Executor {
             && !headers.contains_key(CONTENT_TYPE)
         {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+        }
+        if let Some(ct) = multipart_type {
+            // The boundary is the body's own: a header cannot replace it.
+            let hv = HeaderValue::from_str(&ct)
+                .map_err(|e| render_err("body", format!("multipart content type: {e}")))?;
+            headers.insert(CONTENT_TYPE, hv);
         }
         match self.connector.auth.kind {
             AuthType::Cookies => {
@@ -546,6 +558,66 @@ fn binary_body(v: &Value) -> Result<Bytes, String> {
     })?;
     let mut bytes = Bytes::from(data);
     Ok(bytes.split_off(start))
+}
+
+/// A `multipart/form-data` body from a mapping of fields (see
+/// [`BodyFormat::Multipart`]); returns the content type with its boundary.
+fn multipart_body(v: &Value) -> Result<(String, Bytes), String> {
+    let Value::Object(fields) = v else {
+        return Err("a multipart body must be a mapping of fields".to_owned());
+    };
+    let boundary = format!("igdm-{}", uuid::Uuid::new_v4().simple());
+    let mut out = Vec::new();
+    let quoted = |s: &str| s.replace(['"', '\r', '\n'], "_");
+    for (name, value) in fields {
+        if value.is_null() {
+            continue;
+        }
+        out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let file = value.as_object().and_then(|o| o.get("file").map(|f| (o, f)));
+        if let Some((part, file)) = file {
+            let path = file
+                .as_str()
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| format!("multipart field `{name}`: `file` must be a path"))?;
+            let data = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+            let filename = match part.get("filename").and_then(Value::as_str) {
+                Some(f) if !f.is_empty() => f.to_owned(),
+                _ => std::path::Path::new(path)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "file".to_owned()),
+            };
+            let ctype = part
+                .get("type")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .unwrap_or("application/octet-stream");
+            out.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\nContent-Type: {}\r\n\r\n",
+                    quoted(name),
+                    quoted(&filename),
+                    quoted(ctype)
+                )
+                .as_bytes(),
+            );
+            out.extend_from_slice(&data);
+        } else {
+            let text = match value {
+                Value::Object(_) | Value::Array(_) => value.to_string(),
+                other => stringify(other),
+            };
+            out.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{}\"\r\n\r\n", quoted(name))
+                    .as_bytes(),
+            );
+            out.extend_from_slice(text.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    Ok((format!("multipart/form-data; boundary={boundary}"), Bytes::from(out)))
 }
 
 /// Maps a successful response body with the operation's `response` block.

@@ -184,7 +184,13 @@ impl Recorder {
                 (k.as_str().to_owned(), value.to_owned())
             })
             .collect();
-        let body = if req.body.is_empty() {
+        let multipart = req
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("multipart/"));
+        // A multipart body carries file bytes: not recorded.
+        let body = if req.body.is_empty() || multipart {
             Value::Null
         } else if let Ok(v) = serde_json::from_slice::<Value>(&quote_big_integers(&req.body)) {
             self.value(None, v)

@@ -313,6 +313,13 @@ pub enum BodyFormat {
     /// `file` from `offset` (default 0) to its end are sent. Resumable
     /// uploads send the rest of a file from the offset the server reports.
     Binary,
+    /// `multipart/form-data`: each field of the body mapping is a part. A
+    /// field whose value is a mapping with `file` is a file part: the bytes
+    /// of that local file, with `type` as its content type (default
+    /// `application/octet-stream`) and `filename` as its name (default the
+    /// file's own name). Other mappings and lists go as JSON text, the rest
+    /// as text. Meta's attachment upload takes local files this way.
+    Multipart,
 }
 
 /// Where a response hook stores a header value.
@@ -664,9 +671,10 @@ impl Ctx<'_> {
             "form" | "form_urlencoded" => Ok(Some(BodyFormat::Form)),
             "json" => Ok(Some(BodyFormat::Json)),
             "binary" => Ok(Some(BodyFormat::Binary)),
+            "multipart" => Ok(Some(BodyFormat::Multipart)),
             other => Err(self.at(
                 &s.referenced,
-                format!("body_format `{other}` is not `form`, `json` or `binary`"),
+                format!("body_format `{other}` is not `form`, `json`, `binary` or `multipart`"),
             )),
         }
     }

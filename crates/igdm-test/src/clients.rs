@@ -102,6 +102,23 @@ pub fn graph(base: &str, seed: &DemoSeed, pacing: PacingPolicy) -> Client {
     Client::builder(acct, connector, graph_session(biz)).pacing(pacing).build().unwrap()
 }
 
+/// The business demo account (`page`) over the Facebook Login flavour (its
+/// Page token and Page id).
+///
+/// # Panics
+/// When the connector does not load or the client cannot be built.
+#[must_use]
+pub fn page(base: &str, seed: &DemoSeed, pacing: PacingPolicy) -> Client {
+    let connector =
+        Arc::new(Connector::load(igdm_connectors::INSTAGRAM_PAGE, "instagram-page.md").unwrap());
+    let biz = &seed.business;
+    let mut session = Session::new().with_access_token(biz["page_token"].as_str().expect("token"));
+    session.set_extra("page_id", biz["page_id"].as_str().expect("page_id"));
+    session.set_extra("user_id", biz["ig_user_id"].as_str().expect("ig_user_id"));
+    let acct = account("page", "instagram-page", Backend::Graph, base, &biz["ig_user_id"]);
+    Client::builder(acct, connector, session).pacing(pacing).build().unwrap()
+}
+
 /// A transport whose writes give up after a timeout while reads wait as long
 /// as the server holds them. With the sandbox's latency fault a write is
 /// applied but its answer lost (an unknown outcome), and reading the

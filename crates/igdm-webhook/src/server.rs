@@ -472,7 +472,21 @@ impl Server {
         listener: tokio::net::TcpListener,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let app = self.router();
+        self.serve_with_shutdown_and(listener, Router::new(), signal).await
+    }
+
+    /// As [`Server::serve_with_shutdown`], with `extra` routes beside the
+    /// webhook's (`igdm serve --public-url` serves offered files).
+    ///
+    /// # Errors
+    /// As [`Server::serve_with_shutdown`].
+    pub async fn serve_with_shutdown_and(
+        self,
+        listener: tokio::net::TcpListener,
+        extra: Router,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let app = self.router().merge(extra);
         let res = axum::serve(listener, app).with_graceful_shutdown(signal).await;
         self.shutdown().await;
         res.map_err(ServeError::Io)

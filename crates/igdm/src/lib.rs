@@ -30,6 +30,7 @@ pub mod ledger;
 pub mod media;
 pub mod ops;
 pub mod pacing;
+pub mod public;
 pub mod replay;
 pub mod state;
 pub mod sync;

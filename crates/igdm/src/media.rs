@@ -8,6 +8,11 @@
 //!   `binary` body) and returns `media_id`;
 //! - `send_<kind>`: sends a message carrying `attachment_id` = that id.
 //!
+//! Connectors without those, whose provider takes reusable attachments
+//! (Meta's attachment upload on the Facebook Login flavour), use
+//! `upload_attachment_file` (a multipart upload of the file, returning
+//! `attachment_id`) and `send_attachment` (through the send ledger).
+//!
 //! An upload step that fails in a way that may have delivered part of the
 //! bytes (a transport failure, a transient refusal) is resumed: the offset is
 //! read again and only the rest is sent. The message send goes through every
@@ -35,6 +40,8 @@ pub enum MediaKind {
     Video,
     /// A voice note (AAC in MP4, `.m4a`).
     Voice,
+    /// A document (PDF), where the provider carries files.
+    File,
 }
 
 impl MediaKind {
@@ -45,6 +52,41 @@ impl MediaKind {
             Self::Photo => "photo",
             Self::Video => "video",
             Self::Voice => "voice",
+            Self::File => "file",
+        }
+    }
+
+    /// The official API's attachment type for it.
+    fn attachment_type(self) -> &'static str {
+        match self {
+            Self::Photo => "image",
+            Self::Video => "video",
+            Self::Voice => "audio",
+            Self::File => "file",
+        }
+    }
+
+    /// The largest file the connector takes for it, from its `limits`.
+    fn max_bytes(self, c: &Client) -> Option<u64> {
+        let l = c.connector().limits.as_ref()?;
+        match self {
+            Self::Photo => l.image_max_bytes,
+            Self::Video => l.video_max_bytes,
+            Self::Voice => l.audio_max_bytes,
+            Self::File => l.file_max_bytes,
+        }
+    }
+
+    /// The content type of a file of this kind that starts with `head`
+    /// (already checked by [`MediaKind::check_content`]).
+    fn mime(self, head: &[u8]) -> &'static str {
+        match self {
+            Self::Photo if head.starts_with(b"\x89PNG") => "image/png",
+            Self::Photo => "image/jpeg",
+            Self::Video if head.get(8..12) == Some(b"qt  ") => "video/quicktime",
+            Self::Video => "video/mp4",
+            Self::Voice => "audio/mp4",
+            Self::File => "application/pdf",
         }
     }
 
@@ -54,6 +96,7 @@ impl MediaKind {
         let ok = match self {
             Self::Photo => head.starts_with(&[0xFF, 0xD8, 0xFF]) || head.starts_with(b"\x89PNG"),
             Self::Video | Self::Voice => head.get(4..8) == Some(b"ftyp"),
+            Self::File => head.starts_with(b"%PDF-"),
         };
         if ok {
             return Ok(());
@@ -62,6 +105,7 @@ impl MediaKind {
             Self::Photo => "a JPEG or PNG image",
             Self::Video => "an MP4 video",
             Self::Voice => "AAC audio in an MP4 container (.m4a)",
+            Self::File => "a PDF document",
         };
         Err(Error::Api(ApiError::invalid("file", format!("{} is not {want}", path.display()))))
     }
@@ -72,7 +116,8 @@ impl MediaKind {
 pub struct MediaOutcome {
     /// The mapped result of the `send_<kind>` action (the message).
     pub result: Value,
-    /// The id the upload returned.
+    /// The id the upload returned (for a file served through `igdm serve
+    /// --public-url`: the URL it was sent by).
     pub media_id: String,
     /// Bytes of the file sent.
     pub bytes: u64,
@@ -92,6 +137,7 @@ pub struct SendMedia<'a> {
     path: PathBuf,
     text: Option<String>,
     idempotency_key: Option<String>,
+    public: Option<crate::public::PublicFiles>,
 }
 
 impl Client {
@@ -109,6 +155,7 @@ impl Client {
             path: path.into(),
             text: None,
             idempotency_key: None,
+            public: None,
         }
     }
 }
@@ -118,6 +165,14 @@ impl SendMedia<'_> {
     /// Direct media, so the text is a message of its own).
     pub fn text(mut self, text: impl Into<String>) -> Self {
         self.text = Some(text.into());
+        self
+    }
+
+    /// Where a running `igdm serve --public-url` serves offered files: a
+    /// connector that takes media only by URL then sends the file by an
+    /// expiring URL of its own.
+    pub fn public(mut self, public: crate::public::PublicFiles) -> Self {
+        self.public = Some(public);
         self
     }
 
@@ -137,10 +192,14 @@ impl SendMedia<'_> {
         let c = self.client;
         let kind = self.kind.name();
         let (upload, send) = (format!("upload_{kind}"), format!("send_{kind}"));
-        for a in [&upload, &send] {
-            if !c.supports(a) {
-                return Err(no_upload(c, kind, a));
-            }
+        let rupload = c.supports(&upload) && c.supports(&send);
+        let attachment = c.supports(ATTACHMENT_UPLOAD) && c.supports("send_attachment");
+        let by_url = by_url_action(self.kind);
+        let served = !(rupload || attachment)
+            && c.supports(by_url)
+            && self.public.as_ref().is_some_and(|p| p.base_url().is_some());
+        if !(rupload || attachment || served) {
+            return Err(no_upload(c, self.kind));
         }
         let file = self
             .path
@@ -148,6 +207,12 @@ impl SendMedia<'_> {
             .ok_or_else(|| Error::Api(ApiError::invalid("file", "the path is not valid UTF-8")))?;
         let head = read_head(&self.path)?;
         self.kind.check_content(&self.path, &head)?;
+        if served {
+            return self.send_served(file, &head, by_url).await;
+        }
+        if !rupload {
+            return self.send_attachment(file, &head).await;
+        }
         // Instagram takes JPEGs up to a longest side: others are converted.
         let normalized = match self.kind {
             MediaKind::Photo => normalize_image(
@@ -205,29 +270,161 @@ impl SendMedia<'_> {
             params.insert("upload_id".into(), Value::from(names.id.clone()));
         }
         let result = c.call(&send, &params).await.map_err(Error::from)?.data;
-        let text = match &self.text {
-            Some(t) => Some(c.send(self.conversation_id.as_str(), t.as_str()).await?.result),
-            None => None,
-        };
+        let text = self.send_text().await?;
         Ok(MediaOutcome { result, media_id, bytes, resumed_from, text })
+    }
+
+    /// The text sent after the media, if any.
+    async fn send_text(&self) -> Result<Option<Value>, Error> {
+        Ok(match &self.text {
+            Some(t) => {
+                Some(self.client.send(self.conversation_id.as_str(), t.as_str()).await?.result)
+            }
+            None => None,
+        })
+    }
+
+    /// The file's size, refused before any request when it is over the
+    /// connector's limit for the kind.
+    fn checked_size(&self, file: &str) -> Result<u64, Error> {
+        let c = self.client;
+        let bytes = std::fs::metadata(file).map(|m| m.len()).map_err(|e| {
+            Error::Api(ApiError::invalid("file", format!("cannot read {file}: {e}")))
+        })?;
+        if let Some(max) = self.kind.max_bytes(c)
+            && bytes > max
+        {
+            return Err(Error::Api(ApiError::invalid(
+                "file",
+                format!(
+                    "{file} is {bytes} bytes; the {} connector takes a {} of at most {max} bytes",
+                    c.connector().id,
+                    self.kind.name()
+                ),
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Uploads the file as a reusable attachment, then sends its
+    /// `attachment_id` through the send ledger.
+    async fn send_attachment(&self, file: &str, head: &[u8]) -> Result<MediaOutcome, Error> {
+        let c = self.client;
+        let bytes = self.checked_size(file)?;
+        let kind = self.kind.attachment_type();
+        let mime = self.kind.mime(head);
+        let mut up = Map::new();
+        up.insert("type".into(), Value::from(kind));
+        up.insert("file".into(), Value::from(file));
+        up.insert("mime".into(), Value::from(mime));
+        up.insert("filename".into(), Value::from(part_name(&self.path, mime)));
+        let out = c.call(ATTACHMENT_UPLOAD, &up).await.map_err(Error::from)?;
+        let media_id = out.data.get("attachment_id").map(value_text).unwrap_or_default();
+        if media_id.is_empty() {
+            return Err(Error::Shape(format!("{ATTACHMENT_UPLOAD} returned no attachment_id")));
+        }
+        info!(attachment_id = %media_id, bytes, "file uploaded as a reusable attachment");
+        let mut params = Map::new();
+        params.insert("conversation_id".into(), Value::from(self.conversation_id.clone()));
+        params.insert("type".into(), Value::from(kind));
+        params.insert("attachment_id".into(), Value::from(media_id.clone()));
+        let mut req = c.send_action("send_attachment", params);
+        if let Some(k) = &self.idempotency_key {
+            req = req.idempotency_key(k.clone());
+        }
+        let result = req.await?.result;
+        let text = self.send_text().await?;
+        Ok(MediaOutcome { result, media_id, bytes, resumed_from: Vec::new(), text })
     }
 }
 
-/// The refusal for a connector that cannot upload local files, naming what
-/// it can do instead.
-fn no_upload(c: &Client, kind: &str, action: &str) -> Error {
-    let by_url = c.supports("send_image");
-    let how = if by_url {
-        " Put the file at a public HTTPS URL Meta can fetch and send that (igdm send CONVERSATION TEXT --image URL), or send it from a personal account (instagram-web), which uploads files."
+impl SendMedia<'_> {
+    /// Offers the file through `igdm serve --public-url` and sends its URL.
+    async fn send_served(
+        &self,
+        file: &str,
+        head: &[u8],
+        action: &str,
+    ) -> Result<MediaOutcome, Error> {
+        let c = self.client;
+        let bytes = self.checked_size(file)?;
+        let Some(public) = &self.public else { return Err(no_upload(c, self.kind)) };
+        let url = public.offer(Path::new(file), self.kind.mime(head))?;
+        info!(bytes, ttl_secs = public.ttl().as_secs(), "file offered at a public URL");
+        let mut params = Map::new();
+        params.insert("conversation_id".into(), Value::from(self.conversation_id.clone()));
+        params.insert("url".into(), Value::from(url.clone()));
+        let mut req = c.send_action(action, params);
+        if let Some(k) = &self.idempotency_key {
+            req = req.idempotency_key(k.clone());
+        }
+        let result = req.await?.result;
+        let text = self.send_text().await?;
+        Ok(MediaOutcome { result, media_id: url, bytes, resumed_from: Vec::new(), text })
+    }
+}
+
+/// The official API's send-by-URL action for `kind`.
+fn by_url_action(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Photo => "send_image",
+        MediaKind::Video => "send_video",
+        MediaKind::Voice => "send_audio",
+        MediaKind::File => "send_file",
+    }
+}
+
+/// The action that uploads a local file as a reusable attachment.
+const ATTACHMENT_UPLOAD: &str = "upload_attachment_file";
+
+/// The name the uploaded file part carries: the file's own when it is plain
+/// ASCII (Meta refuses other names), else `attachment.<ext>`.
+fn part_name(path: &Path, mime: &str) -> String {
+    let own = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let plain = !own.is_empty()
+        && own.len() <= 64
+        && own.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if plain {
+        return own.to_owned();
+    }
+    let ext = match mime {
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "video/quicktime" => "mov",
+        "video/mp4" => "mp4",
+        "audio/mp4" => "m4a",
+        _ => "pdf",
+    };
+    format!("attachment.{ext}")
+}
+
+/// The refusal for a connector that cannot send `kind` from a local file,
+/// naming what can.
+fn no_upload(c: &Client, kind: MediaKind) -> Error {
+    let id = &c.connector().id;
+    let what = kind.name();
+    let by_url = by_url_action(kind);
+    let how = if c.supports(by_url) {
+        // The Instagram Login flavour: Meta's attachment upload needs a Page
+        // (developers.facebook.com/documentation/business-messaging/
+        // instagram-messaging/features/attachment-upload); its own Send API
+        // takes media by URL only (developers.facebook.com/documentation/
+        // instagram-platform/instagram-api-with-instagram-login/messaging-api).
+        format!(
+            "Its API takes media only by a public HTTPS URL that Meta fetches: put the file at such a URL and send that (the `{by_url}` action, or `igdm send CONVERSATION --image URL` for a photo), run `igdm serve --public-url URL` (reachable by Meta) to have igdm serve the file under an unguessable, expiring path, or send from an account on instagram-page (Facebook Login), whose API uploads files."
+        )
+    } else if kind == MediaKind::File {
+        "Instagram Direct on the private API carries photos, videos and voice notes, not files; send the file from an account on instagram-page (Facebook Login).".to_owned()
     } else {
-        ""
+        String::new()
     };
     Error::Api(ApiError::new(
         ErrorClass::InvalidRequest,
         format!(
-            "the {} connector cannot send a {kind} from a local file (it has no {action} action).{how}",
-            c.connector().id
-        ),
+            "the {id} connector cannot send a {what} from a local file; nothing was sent. {how}"
+        )
+        .trim_end()
+        .to_owned(),
     ))
 }
 

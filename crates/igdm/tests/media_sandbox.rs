@@ -282,3 +282,131 @@ async fn the_official_api_without_an_upload_names_the_alternatives() {
     assert_eq!(igdm::exit_code(&api.class), 2);
     assert_eq!(igdm_test::sandbox::stats(&base).await, before, "nothing was sent");
 }
+
+/// A PDF of `len` bytes.
+fn pdf(dir: &Path, name: &str, len: usize) -> PathBuf {
+    write_file(dir, name, b"%PDF-1.7\n", len, b"\n%%EOF\n")
+}
+
+#[tokio::test]
+async fn a_page_account_uploads_files_and_sends_them_by_attachment_id() {
+    let (sandbox, seed) = igdm_test::sandbox::seeded().await;
+    let base = sandbox.base_url();
+    let client = igdm_test::clients::page(&base, &seed, PacingPolicy::none());
+    let dir = tempfile::tempdir().unwrap();
+    // A customer writes first: the reply window opens.
+    let alex = seed.customers.iter().find(|c| c["username"] == "alex_rivera").unwrap().clone();
+    igdm_test::sandbox::post_ok(
+        &base,
+        &format!("/_sandbox/customers/{}/send", alex["pk"].as_str().unwrap()),
+        json!({"to": seed.business["id"], "text": "a picture of the shoe?"}),
+    )
+    .await;
+    let mut p = serde_json::Map::new();
+    p.insert("user_id".into(), alex["igsid"].clone());
+    let found = client.invoke("find_conversation", p).await.unwrap();
+    let conversation = found.data["id"].as_str().unwrap().to_owned();
+
+    // A PNG goes as it is: the Page API takes PNGs.
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(picture(300, 200))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let png_path = dir.path().join("shoe.png");
+    std::fs::write(&png_path, &png).unwrap();
+    let out =
+        send_and_check(&client, &conversation, MediaKind::Photo, &png_path, ContentType::Image)
+            .await;
+    assert!(!out.media_id.is_empty(), "{out:?}");
+    assert_eq!(out.result["content_type"], json!("image"), "{out:?}");
+
+    let video = mp4(dir.path(), "clip.mp4", b"isom", 300_000);
+    send_and_check(&client, &conversation, MediaKind::Video, &video, ContentType::Video).await;
+    let voice = mp4(dir.path(), "note.m4a", b"M4A ", 30_000);
+    let out =
+        send_and_check(&client, &conversation, MediaKind::Voice, &voice, ContentType::Audio).await;
+    assert_eq!(out.result["content_type"], json!("audio"), "{out:?}");
+    // A file name Meta would refuse (not ASCII) is replaced in the upload.
+    let doc = pdf(dir.path(), "menü.pdf", 50_000);
+    let out =
+        send_and_check(&client, &conversation, MediaKind::File, &doc, ContentType::File).await;
+    assert_eq!(out.bytes, 50_000);
+
+    // Each upload is a reusable attachment: the last one sends again by id.
+    let mut p = serde_json::Map::new();
+    p.insert("conversation_id".into(), json!(conversation));
+    p.insert("type".into(), json!("file"));
+    p.insert("attachment_id".into(), json!(out.media_id));
+    let again = client.invoke("send_attachment", p).await.unwrap();
+    assert_eq!(again.data["content_type"], json!("file"), "{again:?}");
+
+    // Over the connector's limit: refused before any request.
+    let before = igdm_test::sandbox::stats(&base).await;
+    let big = jpeg_sized(dir.path(), "big.jpg", 32, 32, 8 * 1024 * 1024 + 1);
+    let err = client.send_media(&conversation, MediaKind::Photo, &big).await.unwrap_err();
+    assert!(err.to_string().contains("at most 8388608 bytes"), "{err}");
+    let not_pdf = write_file(dir.path(), "notes.pdf", b"hello", 100, b"");
+    let err = client.send_media(&conversation, MediaKind::File, &not_pdf).await.unwrap_err();
+    assert!(err.to_string().contains("not a PDF document"), "{err}");
+    assert_eq!(igdm_test::sandbox::stats(&base).await, before, "nothing was sent");
+}
+
+#[tokio::test]
+async fn the_sandbox_upload_checks_what_the_documentation_lists() {
+    let (sandbox, seed) = igdm_test::sandbox::seeded().await;
+    let base = sandbox.base_url();
+    let biz = &seed.business;
+    let token = biz["page_token"].as_str().unwrap();
+    let page = biz["page_id"].as_str().unwrap();
+    let upload = |name: &str, ctype: &str, bytes: Vec<u8>, kind: &str| {
+        let form = reqwest::multipart::Form::new()
+            .text("platform", "instagram")
+            .text("message", json!({"attachment": {"type": kind, "is_reusable": true}}).to_string())
+            .part(
+                "filedata",
+                reqwest::multipart::Part::bytes(bytes)
+                    .file_name(name.to_owned())
+                    .mime_str(ctype)
+                    .unwrap(),
+            );
+        reqwest::Client::new()
+            .post(format!("{base}/v21.0/{page}/message_attachments"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+    };
+    let ok = upload("a.pdf", "application/pdf", b"%PDF-1.4 x".to_vec(), "file").await.unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let v: Value = ok.json().await.unwrap();
+    assert!(v["attachment_id"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
+    // A non-ASCII file name, bytes that are not the type, an image over 8 MB.
+    for (name, ctype, bytes, kind, says) in [
+        ("menü.pdf", "application/pdf", b"%PDF-1.4 x".to_vec(), "file", "ASCII"),
+        ("a.pdf", "application/pdf", b"hello".to_vec(), "file", "not a supported file format"),
+        (
+            "a.jpg",
+            "image/jpeg",
+            {
+                let mut b = vec![0xFF, 0xD8, 0xFF];
+                b.resize(8 * 1024 * 1024 + 1, 0);
+                b
+            },
+            "image",
+            "larger than",
+        ),
+    ] {
+        let r = upload(name, ctype, bytes, kind).await.unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{name}");
+        let v: Value = r.json().await.unwrap();
+        assert!(v["error"]["message"].as_str().unwrap().contains(says), "{name}: {v}");
+    }
+    // The Instagram Login flavour has no such edge.
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v21.0/{}/message_attachments", biz["ig_user_id"].as_str().unwrap()))
+        .bearer_auth(biz["access_token"].as_str().unwrap())
+        .json(&json!({"platform": "instagram"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+}

@@ -50,6 +50,10 @@ pub struct McpArgs {
     /// With --live: the poll interval right after activity (see `igdm watch --interval`).
     #[arg(long, value_name = "DURATION", requires = "live", value_parser = super::watch::parse_interval)]
     pub interval: Option<std::time::Duration>,
+    /// Let agents send local files from this directory (send_media `path`);
+    /// without it they send media by URL only.
+    #[arg(long, value_name = "DIR")]
+    pub media_from: Option<std::path::PathBuf>,
     /// Search the local store at this URL instead of asking Instagram.
     #[arg(long, env = "IGDM_DATABASE_URL", hide_env_values = true)]
     pub database: Option<String>,
@@ -93,7 +97,13 @@ pub async fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
         allow: non_empty(args.allow),
         recipients: non_empty(args.recipients),
         approve: args.approve,
+        media_from: args.media_from,
     };
+    if let Some(dir) = &policy.media_from
+        && !dir.is_dir()
+    {
+        anyhow::bail!("--media-from {}: not a directory", dir.display());
+    }
     // Check the options before touching credentials or the network.
     policy.validate()?;
     let ctx = Runtime::from_env()?;
@@ -116,7 +126,8 @@ pub async fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
     if args.live {
         let policy = super::watch::policy_for(&opened, args.interval)?;
         let hub = super::watch::open_hub(&ctx, super::watch::Sinks::default()).await?;
-        watchers = super::watch::spawn(std::slice::from_ref(&opened), &hub, vec![policy], &stop_rx);
+        watchers =
+            super::watch::spawn(std::slice::from_ref(&opened), &hub, vec![policy], None, &stop_rx);
         live = Some(hub);
     }
     let config = McpConfig {
@@ -125,6 +136,11 @@ pub async fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
         store,
         capabilities: Some(super::msg::capabilities(opened.client())),
         live,
+        // get_message_media keeps media as `igdm media get` does.
+        media: Some(igdm_mcp::MediaAccess {
+            store: Arc::new(ctx.store().await.context("opening the local store")?),
+            files: Arc::new(ctx.media_store()?),
+        }),
     };
     let server = IgdmServer::new(opened.client().clone(), config)?;
     match args.http {

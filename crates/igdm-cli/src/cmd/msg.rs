@@ -302,7 +302,10 @@ pub struct SendArgs {
     /// Send a voice note from a local M4A file (AAC in MP4).
     #[arg(long, value_name = "FILE", group = "media", conflicts_with = "image")]
     pub voice: Option<std::path::PathBuf>,
-    /// With --photo/--video/--voice: a text sent after the media, as its own message.
+    /// Send a document (PDF) from a local file; accounts whose API carries files only (instagram-page).
+    #[arg(long, value_name = "FILE", group = "media", conflicts_with = "image")]
+    pub file: Option<std::path::PathBuf>,
+    /// With --photo/--video/--voice/--file: a text sent after the media, as its own message.
     #[arg(long, value_name = "T")]
     pub text: Option<String>,
 }
@@ -741,6 +744,7 @@ async fn send(client: &Client, args: SendArgs, j: bool) -> Result<ExitCode, Fail
         (igdm::MediaKind::Photo, &args.photo),
         (igdm::MediaKind::Video, &args.video),
         (igdm::MediaKind::Voice, &args.voice),
+        (igdm::MediaKind::File, &args.file),
     ]
     .into_iter()
     .find_map(|(k, f)| f.clone().map(|f| (k, f)));
@@ -749,7 +753,7 @@ async fn send(client: &Client, args: SendArgs, j: bool) -> Result<ExitCode, Fail
     }
     if args.text.is_some() {
         return Err(anyhow::anyhow!(
-            "--text goes with --photo, --video or --voice; give the text as TEXT"
+            "--text goes with --photo, --video, --voice or --file; give the text as TEXT"
         )
         .into());
     }
@@ -927,7 +931,7 @@ fn print_sent(j: bool, outcome: &igdm::SendOutcome) {
     }
 }
 
-/// `igdm send CONVERSATION --photo|--video|--voice FILE [--text T]`.
+/// `igdm send CONVERSATION --photo|--video|--voice|--file FILE [--text T]`.
 async fn send_media(
     client: &Client,
     args: &SendArgs,
@@ -957,6 +961,9 @@ async fn send_media(
         }
     };
     let mut req = client.send_media(conversation, kind, file);
+    if let Ok(rt) = Runtime::from_env() {
+        req = req.public(public_files(&rt));
+    }
     if let Some(t) = text {
         req = req.text(t);
     }
@@ -980,6 +987,17 @@ async fn send_media(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The files `igdm serve --public-url` offers (`$IGDM_HOME/public`), each
+/// for `IGDM_PUBLIC_TTL_SECS` (default an hour).
+pub fn public_files(rt: &Runtime) -> igdm::public::PublicFiles {
+    let ttl = std::env::var("IGDM_PUBLIC_TTL_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(igdm::public::DEFAULT_TTL, std::time::Duration::from_secs);
+    igdm::public::PublicFiles::new(rt.home().join("public"), ttl)
 }
 
 fn print_request(req: &igdm_spec::HttpRequest) {

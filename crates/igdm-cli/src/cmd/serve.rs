@@ -68,6 +68,12 @@ pub struct ServeArgs {
     /// logout or challenge and says on stderr what to run.
     #[arg(long = "keep-alive", value_name = "NAME", value_delimiter = ',')]
     pub keep_alive: Vec<String>,
+    /// The public base URL (reachable by Meta) at which this server answers:
+    /// `igdm send --photo|--video|--voice|--file` on an account whose API
+    /// takes media only by URL then offers the file here, under an
+    /// unguessable path that expires (`IGDM_PUBLIC_TTL_SECS`, default 3600).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 /// Opens each named account and schedules its keep-alive.
@@ -199,7 +205,21 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
     };
     let upkeep = keep_alive(&rt, &args.keep_alive).await?;
     eprintln!("igdm serve: listening on http://{local}{WEBHOOK_PATH}");
-    server.serve_with_shutdown(listener, igdm_webhook::shutdown_signal()).await?;
+    let mut extra = axum::Router::new();
+    let mut announced = None;
+    if let Some(url) = &args.public_url {
+        let public = super::msg::public_files(&rt);
+        public.announce(url)?;
+        eprintln!("igdm serve: offering files at {}/public/…", url.trim_end_matches('/'));
+        extra = public_routes(public.clone());
+        announced = Some(public);
+    }
+    let served =
+        server.serve_with_shutdown_and(listener, extra, igdm_webhook::shutdown_signal()).await;
+    if let Some(p) = announced {
+        p.withdraw();
+    }
+    served?;
     for live in upkeep {
         live.finish().await?;
     }
@@ -209,6 +229,27 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
     }
     eprintln!("igdm serve: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `GET /public/{name}`: an offered file while its offer lasts, else 404.
+fn public_routes(public: igdm::public::PublicFiles) -> axum::Router {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse as _;
+    axum::Router::new().route(
+        "/public/{name}",
+        axum::routing::get(move |axum::extract::Path(name): axum::extract::Path<String>| {
+            let public = public.clone();
+            async move {
+                let Some((path, mime)) = public.open(&name) else {
+                    return StatusCode::NOT_FOUND.into_response();
+                };
+                match tokio::fs::read(&path).await {
+                    Ok(bytes) => ([(header::CONTENT_TYPE, mime)], bytes).into_response(),
+                    Err(_) => StatusCode::NOT_FOUND.into_response(),
+                }
+            }
+        }),
+    )
 }
 
 #[cfg(test)]

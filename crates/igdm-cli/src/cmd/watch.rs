@@ -38,6 +38,10 @@ pub struct WatchArgs {
     /// account on an emulator (`--sandbox`) compresses time instead.
     #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
+    /// Keep the photos, videos, voice notes and files of arriving messages
+    /// in the media store (`IGDM_MEDIA_DIR`, see docs/media.md).
+    #[arg(long)]
+    pub media: bool,
 }
 
 /// Parses `--interval`.
@@ -192,13 +196,17 @@ pub fn spawn(
     accounts: &[LiveAccount],
     hub: &Arc<Hub>,
     policies: Vec<PollPolicy>,
+    media: Option<&Arc<igdm::MediaStore>>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<(String, anyhow::Result<Ended>)>> {
     accounts
         .iter()
         .zip(policies)
         .map(|(account, policy)| {
-            let watcher = Watcher::new(account.client().clone(), hub.clone(), policy);
+            let mut watcher = Watcher::new(account.client().clone(), hub.clone(), policy);
+            if let Some(m) = media {
+                watcher = watcher.with_media(m.clone());
+            }
             let (account, stop) = (account.clone(), stop.clone());
             tokio::spawn(async move {
                 let name = account.name().to_owned();
@@ -238,7 +246,8 @@ pub async fn run(args: WatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let policies =
         opened.iter().map(|o| policy_for(o, args.interval)).collect::<anyhow::Result<Vec<_>>>()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut tasks = spawn(&opened, &hub, policies, &stop_rx);
+    let media = if args.media { Some(Arc::new(rt.media_store()?)) } else { None };
+    let mut tasks = spawn(&opened, &hub, policies, media.as_ref(), &stop_rx);
     let mut code = ExitCode::SUCCESS;
     let signal = igdm_webhook::shutdown_signal();
     tokio::pin!(signal);

@@ -106,8 +106,10 @@ pub struct StoredAttachment {
     pub account_id: String,
     /// Media kind.
     pub kind: MediaKind,
-    /// Source URL.
+    /// Source URL (empty for an uploaded file).
     pub url: String,
+    /// The media id of an uploaded file's bytes in the CDN store.
+    pub media: Option<String>,
 }
 
 /// A comment that can receive a private reply.

@@ -14,6 +14,7 @@ use super::send::{
     SendKind, SendRequest, parse_send,
 };
 use super::{Caller, Req, finish, rate_check};
+use crate::private::rupload::MediaStore;
 use crate::state::{
     ItemAttachment, ItemKind, Micros, NewItem, Sandbox, SandboxEvent, SentRecord, World,
 };
@@ -59,9 +60,10 @@ pub(crate) async fn send(sb: &Arc<Sandbox>, caller: &Caller, req: &Req) -> Respo
     let ext = ext(sb);
     let now = sb.now_us();
     let caller_c = caller.clone();
+    let cdn = Cdn { store: sb.extension::<MediaStore>(), base: sb.base_url().unwrap_or_default() };
     let result = sb
         .write(|w| {
-            let outcome = execute(w, &ext, &caller_c, &parsed, now);
+            let outcome = execute(w, &ext, &cdn, &caller_c, &parsed, now);
             let text = match &parsed.kind {
                 SendKind::Message(m) => m.text.clone(),
                 _ => None,
@@ -139,9 +141,16 @@ struct Done {
     item_id: Option<String>,
 }
 
+/// The CDN that serves uploaded files' bytes.
+struct Cdn {
+    store: Arc<MediaStore>,
+    base: String,
+}
+
 fn execute(
     w: &mut World,
     ext: &GraphExt,
+    cdn: &Cdn,
     caller: &Caller,
     req: &SendRequest,
     now: Micros,
@@ -195,7 +204,7 @@ fn execute(
     let recipient_only = json!({"recipient_id": igsid});
     match &req.kind {
         SendKind::Message(m) => {
-            let new = new_item(ext, &account.id, m)?;
+            let new = new_item(ext, cdn, now, &account.id, m)?;
             let item = w
                 .append_item(&thread_id, &account.pk, new)
                 .map_err(|e| GraphError::invalid_param(e.to_string()))?;
@@ -297,7 +306,13 @@ fn private_reply_target(
     Ok((comment.sender_pk, igsid, thread))
 }
 
-fn new_item(ext: &GraphExt, account_id: &str, m: &OutMessage) -> Result<NewItem, GraphError> {
+fn new_item(
+    ext: &GraphExt,
+    cdn: &Cdn,
+    now: Micros,
+    account_id: &str,
+    m: &OutMessage,
+) -> Result<NewItem, GraphError> {
     let mut new = NewItem { text: m.text.clone(), ..NewItem::default() };
     if let Some(text) = &m.text
         && let Some(url) =
@@ -326,7 +341,14 @@ fn new_item(ext: &GraphExt, account_id: &str, m: &OutMessage) -> Result<NewItem,
                             kind.as_str()
                         )));
                     }
-                    (stored.kind, stored.url)
+                    // An uploaded file goes out with a fresh CDN link to its bytes.
+                    let url = match &stored.media {
+                        Some(media) => cdn.store.link(&cdn.base, media, now).ok_or_else(|| {
+                            GraphError::invalid_param(format!("Attachment {id} has no content"))
+                        })?,
+                        None => stored.url,
+                    };
+                    (stored.kind, url)
                 }
             };
             new.kind = Some(match kind {

@@ -107,6 +107,22 @@ pub(crate) struct Req {
     pub edge: Option<String>,
     /// Query and body parameters merged (body wins).
     pub params: Map<String, Value>,
+    /// The file parts of a `multipart/form-data` body, by field name.
+    pub files: HashMap<String, FilePart>,
+}
+
+/// The file parts of a body, by field name.
+type FileParts = HashMap<String, FilePart>;
+
+/// One file part of a `multipart/form-data` body.
+#[derive(Debug, Clone)]
+pub(crate) struct FilePart {
+    /// The part's `filename`.
+    pub filename: String,
+    /// The part's `Content-Type`.
+    pub content_type: Option<String>,
+    /// The bytes.
+    pub bytes: Bytes,
 }
 
 impl Req {
@@ -132,6 +148,63 @@ fn is_version(seg: &str) -> bool {
                 && a.chars().all(|c| c.is_ascii_digit())
                 && b.chars().all(|c| c.is_ascii_digit())
     )
+}
+
+/// The text fields (as [`send::form_to_json`] reads them) and the file parts
+/// of a `multipart/form-data` body.
+fn parse_multipart(
+    boundary: &str,
+    body: &Bytes,
+) -> Result<(Map<String, Value>, FileParts), GraphError> {
+    let malformed = || GraphError::invalid_param("Malformed multipart/form-data body");
+    let delim = format!("--{boundary}");
+    let find = |from: usize, needle: &[u8]| {
+        body.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+    };
+    let mut at = find(0, delim.as_bytes()).ok_or_else(malformed)? + delim.len();
+    let (mut fields, mut files) = (Vec::new(), HashMap::new());
+    while body.get(at..at + 2) == Some(b"\r\n") {
+        let head_end = find(at, b"\r\n\r\n").ok_or_else(malformed)?;
+        let head = String::from_utf8_lossy(&body[at + 2..head_end]).into_owned();
+        let end = find(head_end, format!("\r\n{delim}").as_bytes()).ok_or_else(malformed)?;
+        let data = body.slice(head_end + 4..end);
+        let mut disposition = None;
+        let mut content_type = None;
+        for line in head.split("\r\n") {
+            if let Some((k, v)) = line.split_once(':') {
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "content-disposition" => disposition = Some(v.trim().to_owned()),
+                    "content-type" => content_type = Some(v.trim().to_owned()),
+                    _ => {}
+                }
+            }
+        }
+        let disposition = disposition.ok_or_else(malformed)?;
+        let attr = |key: &str| {
+            disposition.split(';').map(str::trim).find_map(|a| {
+                a.strip_prefix(key)
+                    .and_then(|r| r.strip_prefix("=\""))
+                    .and_then(|r| r.strip_suffix('"'))
+                    .map(str::to_owned)
+            })
+        };
+        let name = attr("name").ok_or_else(malformed)?;
+        match attr("filename") {
+            Some(filename) => {
+                files.insert(name, FilePart { filename, content_type, bytes: data });
+            }
+            None => fields.push((name, String::from_utf8_lossy(&data).into_owned())),
+        }
+        at = end + 2 + delim.len();
+    }
+    if body.get(at..at + 2) != Some(b"--") {
+        return Err(malformed());
+    }
+    let fields = match send::form_to_json(fields) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    Ok((fields, files))
 }
 
 fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, GraphError> {
@@ -174,7 +247,17 @@ fn parse_req(
         Value::Object(m) => m,
         _ => Map::new(),
     };
-    for (k, v) in parse_body(headers, body)? {
+    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let mut files = HashMap::new();
+    let fields = match ctype.strip_prefix("multipart/form-data; boundary=") {
+        Some(boundary) => {
+            let (fields, parts) = parse_multipart(boundary.trim_matches('"'), body)?;
+            files = parts;
+            fields
+        }
+        None => parse_body(headers, body)?,
+    };
+    for (k, v) in fields {
         params.insert(k, v);
     }
     let node = segs.remove(0);
@@ -183,7 +266,7 @@ fn parse_req(
         Some(e) => format!("/{node}/{e}"),
         None => format!("/{node}"),
     };
-    Ok(Req { method, path, version, node, edge, params })
+    Ok(Req { method, path, version, node, edge, params, files })
 }
 
 fn percent_decode(raw: &str) -> String {
@@ -438,6 +521,8 @@ pub fn routes() -> Router<Arc<Sandbox>> {
         .route("/{a}", any(graph_entry))
         .route("/{a}/{b}", any(graph_entry))
         .route("/{a}/{b}/{c}", any(graph_entry))
+        // Attachment uploads carry files of up to 25 MB.
+        .layer(axum::extract::DefaultBodyLimit::max(36 * 1024 * 1024))
         .merge(control_routes())
 }
 

@@ -84,6 +84,9 @@ pub(crate) enum MediaKind {
     Video,
     /// AAC audio in MP4 (a voice note).
     Audio,
+    /// A PDF document: only the official API's attachment upload takes
+    /// files; the upload edge has no route for them.
+    File,
 }
 
 impl MediaKind {
@@ -92,6 +95,7 @@ impl MediaKind {
             Self::Image => "image_type",
             Self::Video => "video_type",
             Self::Audio => "audio_type",
+            Self::File => "file_type",
         }
     }
     fn mime(self) -> &'static str {
@@ -99,6 +103,7 @@ impl MediaKind {
             Self::Image => "image/jpeg",
             Self::Video => "video/mp4",
             Self::Audio => "audio/mp4",
+            Self::File => "application/pdf",
         }
     }
     fn ext(self) -> &'static str {
@@ -106,12 +111,13 @@ impl MediaKind {
             Self::Image => "jpg",
             Self::Video => "mp4",
             Self::Audio => "m4a",
+            Self::File => "pdf",
         }
     }
-    fn max_bytes(self) -> u64 {
+    pub(crate) fn max_bytes(self) -> u64 {
         match self {
             Self::Image => 8 * 1024 * 1024,
-            Self::Video | Self::Audio => 25 * 1024 * 1024,
+            Self::Video | Self::Audio | Self::File => 25 * 1024 * 1024,
         }
     }
     /// The official-API attachment type of an item carrying it.
@@ -120,6 +126,7 @@ impl MediaKind {
             Self::Image => "image",
             Self::Video => "video",
             Self::Audio => "audio",
+            Self::File => "file",
         }
     }
     fn name(self) -> &'static str {
@@ -127,12 +134,14 @@ impl MediaKind {
             Self::Image => "image",
             Self::Video => "video",
             Self::Audio => "audio",
+            Self::File => "file",
         }
     }
-    fn looks_right(self, head: &[u8]) -> bool {
+    pub(crate) fn looks_right(self, head: &[u8]) -> bool {
         match self {
             Self::Image => head.starts_with(&[0xFF, 0xD8, 0xFF]),
             Self::Video | Self::Audio => head.get(4..8) == Some(b"ftyp"),
+            Self::File => head.starts_with(b"%PDF-"),
         }
     }
 }
@@ -143,6 +152,8 @@ pub(crate) struct Blob {
     /// The uploading account's pk.
     pub(crate) owner: String,
     pub(crate) kind: MediaKind,
+    /// The content type it is served with.
+    mime: &'static str,
     bytes: Bytes,
     sha256: String,
 }
@@ -178,6 +189,24 @@ pub(crate) struct MediaStore(Mutex<Inner>);
 impl MediaStore {
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Keeps bytes uploaded some other way (the official API's attachment
+    /// upload) under a fresh media id, served by the CDN as `mime`.
+    pub(crate) fn keep(
+        &self,
+        owner: &str,
+        kind: MediaKind,
+        mime: &'static str,
+        bytes: Bytes,
+    ) -> String {
+        let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
+        self.with(|i| {
+            i.next += 1;
+            let id = format!("{}", 17_000_000_000_000_000u64 + i.next * 7919);
+            i.media.insert(id.clone(), Blob { owner: owner.to_owned(), kind, mime, bytes, sha256 });
+            id
+        })
     }
 
     /// The upload `media_id` names, if `owner` uploaded it.
@@ -419,8 +448,10 @@ async fn upload_inner(
         i.next += 1;
         // Facebook ids: 17 digits.
         let id = format!("{}", 17_000_000_000_000_000u64 + i.next * 7919);
-        i.media
-            .insert(id.clone(), Blob { owner: pk.clone(), kind, bytes: Bytes::from(data), sha256 });
+        i.media.insert(
+            id.clone(),
+            Blob { owner: pk.clone(), kind, mime: kind.mime(), bytes: Bytes::from(data), sha256 },
+        );
         i.finished.insert(key, id.clone());
         id
     });
@@ -468,8 +499,7 @@ async fn cdn(
         Some((None, _)) => StatusCode::NOT_FOUND.into_response(),
         Some((Some(blob), _)) => {
             let mut r = Response::new(Body::from(blob.bytes));
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(blob.kind.mime()));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(blob.mime));
             r
         }
     }
@@ -483,7 +513,7 @@ async fn list_media(State(sb): State<Arc<Sandbox>>) -> Json<Value> {
             .iter()
             .map(|(id, b)| {
                 json!({"media_id": id, "owner": b.owner, "kind": b.kind.name(),
-                       "mime": b.kind.mime(), "size": b.bytes.len(), "sha256": b.sha256})
+                       "mime": b.mime, "size": b.bytes.len(), "sha256": b.sha256})
             })
             .collect();
         media.sort_by(|a, b| a["media_id"].as_str().cmp(&b["media_id"].as_str()));
@@ -605,7 +635,13 @@ async fn seed_incoming(State(sb): State<Arc<Sandbox>>, body: Bytes) -> Response 
                     let id = format!("{}", 17_000_000_000_000_000u64 + i.next * 7919);
                     i.media.insert(
                         id.clone(),
-                        Blob { owner: pk.clone(), kind, bytes: Bytes::from(bytes), sha256: sha256.clone() },
+                        Blob {
+                            owner: pk.clone(),
+                            kind,
+                            mime: kind.mime(),
+                            bytes: Bytes::from(bytes),
+                            sha256: sha256.clone(),
+                        },
                     );
                     id
                 });
@@ -614,6 +650,7 @@ async fn seed_incoming(State(sb): State<Arc<Sandbox>>, body: Bytes) -> Response 
                     MediaKind::Image => ItemKind::Media,
                     MediaKind::Video => ItemKind::RavenMedia,
                     MediaKind::Audio => ItemKind::VoiceMedia,
+                    MediaKind::File => ItemKind::GenericXma,
                 };
                 let item = w.append_item(
                     &thread,

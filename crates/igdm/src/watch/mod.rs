@@ -413,6 +413,8 @@ pub struct Watcher {
     resume: Option<Value>,
     resume_loaded: bool,
     viewer: Option<String>,
+    /// Where arriving media are kept (`watch --media`), if anywhere.
+    media: Option<Arc<crate::keep::MediaStore>>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -449,7 +451,42 @@ impl Watcher {
     pub fn new(client: Client, hub: Arc<Hub>, policy: PollPolicy) -> Self {
         let budget = Budget::new(&policy);
         let viewer = client.account().user_id.clone();
-        Self { client, hub, policy, budget, resume: None, resume_loaded: false, viewer }
+        Self {
+            client,
+            hub,
+            policy,
+            budget,
+            resume: None,
+            resume_loaded: false,
+            viewer,
+            media: None,
+        }
+    }
+
+    /// Keeps the photos, videos, voice notes and files of arriving messages
+    /// in `media` (the content-addressed media store) as they are committed.
+    #[must_use]
+    pub fn with_media(mut self, media: Arc<crate::keep::MediaStore>) -> Self {
+        self.media = Some(media);
+        self
+    }
+
+    /// Keeps the media of committed messages. A file that cannot be kept
+    /// (a refused link, a limit) is logged, never fatal to the watch: a later
+    /// `igdm sync --media` or `igdm media get` catches up.
+    async fn keep_media(&self, messages: &[igdm_model::Message]) {
+        let Some(media) = &self.media else { return };
+        let mut keeper = crate::keep::Keeper::new(&self.client, &*self.hub.messages, media);
+        for m in messages {
+            match keeper.keep_message(m).await {
+                Ok((files, _)) => {
+                    debug!(message = %m.id.as_str(), files = files.len(), "media kept");
+                }
+                Err(e) => {
+                    warn!(message = %m.id.as_str(), error = %e, "media of an arriving message not kept");
+                }
+            }
+        }
     }
 
     /// The account's name.
@@ -577,6 +614,24 @@ impl Watcher {
             info!(account = %name, "baseline taken");
             return Ok(recovered);
         }
+        // Only the messages this poll reports as new: older ones are
+        // `sync --media`'s, and a link that keeps failing must not cost a
+        // re-read on every poll.
+        let with_media: Vec<igdm_model::Message> = if self.media.is_some() {
+            let arrived: std::collections::HashSet<&str> = events
+                .iter()
+                .filter(|k| k.event.kind == igdm_model::EventKind::Message)
+                .filter_map(|k| k.event.message_id.as_deref())
+                .collect();
+            messages
+                .iter()
+                .filter(|m| arrived.contains(m.id.as_str()))
+                .filter(|m| m.attachments.iter().any(|a| a.url.is_some()))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
         let poll = Poll {
             account: &name,
             names,
@@ -587,6 +642,7 @@ impl Watcher {
         };
         let n = self.hub.commit(poll).await?;
         self.resume = Some(resume);
+        self.keep_media(&with_media).await;
         Ok(recovered + n)
     }
 
