@@ -70,7 +70,7 @@ pub async fn run(args: UiArgs, global: &Global) -> anyhow::Result<ExitCode> {
         .map(|o| super::watch::policy_for(o, args.interval))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (stop_live, stop_rx) = tokio::sync::watch::channel(false);
-    let watchers = super::watch::spawn(&opened, &hub, policies, &stop_rx);
+    let watchers = super::watch::spawn(&opened, &hub, policies, None, &stop_rx);
     let media = match rt.media_store() {
         Ok(m) => Some(std::sync::Arc::new(m)),
         Err(e) => {
