@@ -1,7 +1,9 @@
 //! The inbox in a real headless Chromium (chromiumoxide, Debian's
 //! chromium): open the link with the token, open a thread, reply through
 //! the form, and watch a customer's message arrive without a reload.
-//! Screenshots of both screens go to `docs/ui/`. A missing Chromium fails
+//! Screenshots of both screens go to `target/ui-screenshots/`, or to
+//! `docs/ui/` with `IGDM_UI_SCREENSHOTS=docs` (to refresh the README's
+//! pictures; a test run leaves the repository as it was). A missing Chromium fails
 //! the test under CI and is listed as skipped elsewhere (`igdm_test::prereq`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -23,9 +25,14 @@ fn running_as_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-/// `docs/ui/NAME` in the workspace.
+/// `target/ui-screenshots/NAME`, or `docs/ui/NAME` when asked for.
 fn shot(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/ui");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = if std::env::var("IGDM_UI_SCREENSHOTS").as_deref() == Ok("docs") {
+        root.join("docs/ui")
+    } else {
+        root.join("target/ui-screenshots")
+    };
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
