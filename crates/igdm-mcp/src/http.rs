@@ -38,15 +38,7 @@ impl std::fmt::Debug for HttpOptions {
 /// A fresh random bearer token (256 bits, hex).
 #[must_use]
 pub fn generate_token() -> String {
-    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
-}
-
-/// Compares without leaking where the first difference is.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    igdm::random_token()
 }
 
 async fn require_bearer(State(token): State<Arc<str>>, req: Request, next: Next) -> Response {
@@ -56,7 +48,7 @@ async fn require_bearer(State(token): State<Arc<str>>, req: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(t) if same(t.as_bytes(), token.as_bytes()) => next.run(req).await,
+        Some(t) if igdm::same_secret(t.as_bytes(), token.as_bytes()) => next.run(req).await,
         _ => {
             warn!("refused an MCP request without a valid bearer token");
             (

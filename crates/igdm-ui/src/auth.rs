@@ -36,17 +36,6 @@ const MAX_FORM: usize = 256 * 1024;
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
     media-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// A fresh random secret: 256 bits, hex.
-#[must_use]
-pub fn random_secret() -> String {
-    hex::encode(rand::random::<[u8; 32]>())
-}
-
-/// Compares without leaking where the first difference is.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// How a request proved it holds the token.
 #[derive(Debug, Clone)]
 pub enum Caller {
@@ -92,9 +81,9 @@ impl Gate {
     }
 
     fn open_session(&self) -> Option<String> {
-        let id = random_secret();
+        let id = igdm::random_token();
         let mut sessions = self.sessions.lock().ok()?;
-        sessions.insert(id.clone(), random_secret());
+        sessions.insert(id.clone(), igdm::random_token());
         Some(id)
     }
 
@@ -103,7 +92,7 @@ impl Gate {
     }
 
     fn valid(&self, given: &str) -> bool {
-        same(given.as_bytes(), self.token.as_bytes())
+        igdm::same_secret(given.as_bytes(), self.token.as_bytes())
     }
 }
 
@@ -235,7 +224,7 @@ async fn check(gate: &Gate, mut req: Request, next: Next) -> Response {
                 return plain(StatusCode::PAYLOAD_TOO_LARGE, "form too large\n");
             };
             let given = form_urlencoded::parse(&bytes).find(|(k, _)| k == CSRF_FIELD);
-            if !given.is_some_and(|(_, v)| same(v.as_bytes(), csrf.as_bytes())) {
+            if !given.is_some_and(|(_, v)| igdm::same_secret(v.as_bytes(), csrf.as_bytes())) {
                 warn!("refused a write without the session's CSRF token");
                 return plain(
                     StatusCode::FORBIDDEN,

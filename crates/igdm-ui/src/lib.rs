@@ -129,7 +129,7 @@ impl std::fmt::Debug for UiOptions {
 /// A fresh random access token (256 bits, hex).
 #[must_use]
 pub fn random_token() -> String {
-    auth::random_secret()
+    igdm::random_token()
 }
 
 /// The inbox's routes behind the token gate.

@@ -537,7 +537,7 @@ async fn render_thread(
                 .raw("\" value=\"")
                 .text(caller.csrf())
                 .raw("\"><input type=\"hidden\" name=\"key\" value=\"")
-                .text(&format!("ui-{}", crate::auth::random_secret()))
+                .text(&format!("ui-{}", igdm::random_token()))
                 .raw("\"><input type=\"hidden\" name=\"reply_to\" value=\"\">")
                 .raw("<p class=\"replying\" hidden></p>")
                 .raw("<textarea name=\"text\" rows=\"3\" required placeholder=\"Write a reply\">")

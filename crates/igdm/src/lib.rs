@@ -50,6 +50,7 @@ pub use ops::{
     SendOutcome, Sent,
 };
 pub use pacing::{PaceDecision, PacingPolicy};
+pub use public::{random_token, same_secret};
 pub use state::{AccountState, StateFile};
 pub use sync::{SyncOptions, SyncProgress, SyncReport, last_synced, sync, sync_with_media};
 pub use watch::{Hub, PollPolicy, WatchStop, Watcher};

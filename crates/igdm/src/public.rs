@@ -19,6 +19,22 @@ use tracing::debug;
 
 use crate::error::Error;
 
+/// A fresh unguessable token: 256 random bits as 64 hex digits. Offered
+/// files are named by one; `igdm mcp --http` and `igdm ui` use one as
+/// their access token.
+#[must_use]
+pub fn random_token() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// Compares two secrets in time that does not depend on where they first
+/// differ.
+#[must_use]
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq as _;
+    a.ct_eq(b).into()
+}
+
 /// How long an offered file is served unless configured otherwise.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 
@@ -92,7 +108,7 @@ impl PublicFiles {
             )
         })?;
         self.ensure()?;
-        let name = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let name = random_token();
         let target = self.dir.join(&name);
         std::fs::copy(path, &target).map_err(|e| Error::io(path, e))?;
         let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
