@@ -381,6 +381,18 @@ impl Runtime {
         Ok(igdm::MediaStore::from_env(&self.home)?)
     }
 
+    /// The files `igdm serve --public-url` offers (`$IGDM_HOME/public`),
+    /// each for `IGDM_PUBLIC_TTL_SECS` (default an hour).
+    #[must_use]
+    pub fn public_files(&self) -> igdm::public::PublicFiles {
+        let ttl = std::env::var("IGDM_PUBLIC_TTL_SECS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|s| *s > 0)
+            .map_or(igdm::public::DEFAULT_TTL, std::time::Duration::from_secs);
+        igdm::public::PublicFiles::new(self.home.join("public"), ttl)
+    }
+
     /// The local store: `IGDM_DATABASE_URL`, or SQLite at `$IGDM_HOME/igdm.db`.
     ///
     /// # Errors

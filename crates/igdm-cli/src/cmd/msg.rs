@@ -337,7 +337,7 @@ pub async fn run(cmd: MsgCommand, global: &Global) -> anyhow::Result<ExitCode> {
         });
     }
     let opened = ctx.open(global.account.as_deref()).await?;
-    let code = match dispatch(opened.client(), cmd, global).await {
+    let code = match dispatch(opened.client(), &ctx.public_files(), cmd, global).await {
         Ok(code) => code,
         Err(Failure::Client(e)) => output::client_error(global.json, &e),
         Err(Failure::Usage(e)) => usage_error(global.json, &e),
@@ -389,7 +389,12 @@ async fn object(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<ExitCode, Failure> {
+async fn dispatch(
+    client: &Client,
+    public: &igdm::public::PublicFiles,
+    cmd: MsgCommand,
+    global: &Global,
+) -> Result<ExitCode, Failure> {
     let j = global.json;
     match cmd {
         MsgCommand::Conversations { unread, pending, limit, cursor } => {
@@ -438,7 +443,7 @@ async fn dispatch(client: &Client, cmd: MsgCommand, global: &Global) -> Result<E
                 .map_err(|e| igdm::Error::Shape(format!("get: {e}")))?;
             output::object(j, &out.data, |_| output::message_row(&msg));
         }
-        MsgCommand::Send(args) => return send(client, args, j).await,
+        MsgCommand::Send(args) => return send(client, public, args, j).await,
         MsgCommand::React { conversation, message, emoji } => {
             let reaction =
                 if client.connector().id == "instagram-web" { json!(null) } else { json!("love") };
@@ -739,7 +744,12 @@ async fn simple(
     object(client, j, action, params(&[("conversation_id", json!(conversation))])).await
 }
 
-async fn send(client: &Client, args: SendArgs, j: bool) -> Result<ExitCode, Failure> {
+async fn send(
+    client: &Client,
+    public: &igdm::public::PublicFiles,
+    args: SendArgs,
+    j: bool,
+) -> Result<ExitCode, Failure> {
     let media = [
         (igdm::MediaKind::Photo, &args.photo),
         (igdm::MediaKind::Video, &args.video),
@@ -749,7 +759,7 @@ async fn send(client: &Client, args: SendArgs, j: bool) -> Result<ExitCode, Fail
     .into_iter()
     .find_map(|(k, f)| f.clone().map(|f| (k, f)));
     if let Some((kind, file)) = media {
-        return send_media(client, &args, kind, file, j).await;
+        return send_media(client, public, &args, kind, file, j).await;
     }
     if args.text.is_some() {
         return Err(anyhow::anyhow!(
@@ -934,6 +944,7 @@ fn print_sent(j: bool, outcome: &igdm::SendOutcome) {
 /// `igdm send CONVERSATION --photo|--video|--voice|--file FILE [--text T]`.
 async fn send_media(
     client: &Client,
+    public: &igdm::public::PublicFiles,
     args: &SendArgs,
     kind: igdm::MediaKind,
     file: std::path::PathBuf,
@@ -960,10 +971,7 @@ async fn send_media(
             );
         }
     };
-    let mut req = client.send_media(conversation, kind, file);
-    if let Ok(rt) = Runtime::from_env() {
-        req = req.public(public_files(&rt));
-    }
+    let mut req = client.send_media(conversation, kind, file).public(public.clone());
     if let Some(t) = text {
         req = req.text(t);
     }
@@ -987,17 +995,6 @@ async fn send_media(
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The files `igdm serve --public-url` offers (`$IGDM_HOME/public`), each
-/// for `IGDM_PUBLIC_TTL_SECS` (default an hour).
-pub fn public_files(rt: &Runtime) -> igdm::public::PublicFiles {
-    let ttl = std::env::var("IGDM_PUBLIC_TTL_SECS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|s| *s > 0)
-        .map_or(igdm::public::DEFAULT_TTL, std::time::Duration::from_secs);
-    igdm::public::PublicFiles::new(rt.home().join("public"), ttl)
 }
 
 fn print_request(req: &igdm_spec::HttpRequest) {

@@ -208,7 +208,7 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
     let mut extra = axum::Router::new();
     let mut announced = None;
     if let Some(url) = &args.public_url {
-        let public = super::msg::public_files(&rt);
+        let public = rt.public_files();
         public.announce(url)?;
         eprintln!("igdm serve: offering files at {}/public/…", url.trim_end_matches('/'));
         extra = public_routes(public.clone());
