@@ -3,9 +3,10 @@
 //! always in the bot state the running bot reads.
 
 use igdm::Client;
+use igdm::ops::params;
 use igdm_model::Timestamp;
 use igdm_store::MessageStore;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 use crate::{BotError, release, take_over};
 
@@ -19,15 +20,6 @@ pub struct HandoverDone {
     pub meta_action: Option<&'static str>,
     /// For a release: whether the conversation had been taken over.
     pub was_taken: bool,
-}
-
-fn params(customer: &str, extra: &[(&str, &str)]) -> Map<String, Value> {
-    let mut p = Map::new();
-    p.insert("user_id".into(), json!(customer));
-    for (k, v) in extra {
-        p.insert((*k).to_owned(), json!(v));
-    }
-    p
 }
 
 /// Hands the conversation with `customer` to a person: passes thread
@@ -47,7 +39,11 @@ pub async fn hand_to_person(
 ) -> Result<HandoverDone, BotError> {
     let mut meta_action = None;
     if client.supports("pass_thread_control") {
-        let p = params(customer, &[("target_app_id", inbox_app_id), ("metadata", metadata)]);
+        let p = params(&[
+            ("user_id", json!(customer)),
+            ("target_app_id", json!(inbox_app_id)),
+            ("metadata", json!(metadata)),
+        ]);
         client.invoke("pass_thread_control", p).await?;
         meta_action = Some("pass_thread_control");
     }
@@ -69,7 +65,12 @@ pub async fn give_back(
 ) -> Result<HandoverDone, BotError> {
     let mut meta_action = None;
     if client.supports("take_thread_control") {
-        client.invoke("take_thread_control", params(customer, &[("metadata", metadata)])).await?;
+        client
+            .invoke(
+                "take_thread_control",
+                params(&[("user_id", json!(customer)), ("metadata", json!(metadata))]),
+            )
+            .await?;
         meta_action = Some("take_thread_control");
     }
     let was_taken = release(store, account, customer).await?;
@@ -87,6 +88,11 @@ pub async fn request_control(
     customer: &str,
     metadata: &str,
 ) -> Result<HandoverDone, BotError> {
-    client.invoke("request_thread_control", params(customer, &[("metadata", metadata)])).await?;
+    client
+        .invoke(
+            "request_thread_control",
+            params(&[("user_id", json!(customer)), ("metadata", json!(metadata))]),
+        )
+        .await?;
     Ok(HandoverDone { meta_action: Some("request_thread_control"), was_taken: false })
 }
