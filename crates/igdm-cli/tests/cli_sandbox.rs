@@ -787,7 +787,8 @@ async fn send_file_on_a_page_account_and_refused_on_a_personal_one() {
 /// An Instagram Login account has no upload: with `igdm serve --public-url`
 /// running, `send --photo FILE` offers the file under an unguessable path of
 /// that server and sends its URL; the server serves the bytes until the
-/// offer expires, then answers 404.
+/// offer expires, then answers 404. An agent's `send_media` with a local
+/// path is offered the same way.
 #[tokio::test(flavor = "multi_thread")]
 async fn public_url_serves_a_local_file_for_an_instagram_login_send() {
     use sha2::Digest as _;
@@ -868,6 +869,41 @@ async fn public_url_serves_a_local_file_for_an_instagram_login_send() {
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     assert_eq!(reqwest::get(&url).await.unwrap().status().as_u16(), 404);
     assert!(!env.home.path().join("public").join(name).exists());
+
+    // An agent's `send_media` with a local path goes the same way.
+    let outbox = env.home.path().join("outbox");
+    std::fs::create_dir(&outbox).unwrap();
+    std::fs::write(outbox.join("cake.jpg"), &jpeg).unwrap();
+    let mut mcp = tokio::process::Command::new(env!("CARGO_BIN_EXE_igdm"));
+    mcp.args(["--account", "shop", "mcp", "--media-from", outbox.to_str().unwrap()])
+        .env("IGDM_HOME", env.home.path())
+        .env_remove("IGDM_DATABASE_URL")
+        .env_remove("IGDM_MCP_TOKEN")
+        .env_remove("IGDM_LOG");
+    let agent = rmcp::ServiceExt::serve((), rmcp::transport::TokioChildProcess::new(mcp).unwrap())
+        .await
+        .unwrap();
+    let args = json!({"conversation_id": conv, "kind": "photo",
+                      "path": outbox.join("cake.jpg").to_str().unwrap()});
+    let r = agent
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("send_media")
+                .with_arguments(args.as_object().cloned().unwrap()),
+        )
+        .await
+        .unwrap();
+    let v = r.structured_content.clone().unwrap_or(Value::Null);
+    assert_ne!(r.is_error, Some(true), "{v}");
+    assert_eq!(v["ok"], json!(true), "{v}");
+    let url = v["data"]["media_id"].as_str().unwrap_or_else(|| panic!("{v}")).to_owned();
+    assert!(url.starts_with(&format!("{public}/public/")), "{v}");
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(sha2::Sha256::digest(r.bytes().await.unwrap()), sha2::Sha256::digest(&jpeg));
+    let (_, msgs) = env.json(&["--account", "shop", "messages", &conv, "--remote", "--limit", "2"]);
+    assert!(msgs.to_string().contains(&url), "{msgs}");
+    agent.cancel().await.unwrap();
+
     serve.kill().unwrap();
     let _ = serve.wait();
 }
@@ -1363,3 +1399,4 @@ async fn reply_comment_and_handover_reach_meta_where_the_account_can() {
     let (code, v) = env.json(&["--account", "shop", "handover", "request", igsid]);
     assert_ne!(code, 0, "Instagram Login has no handover endpoint: {v}");
 }
+

@@ -426,7 +426,7 @@ async fn wait_for_messages_gets_the_reply_sent_after_the_call() {
     // A host on MCP 2026-07-28 (no `initialize`) subscribes with
     // `subscriptions/listen` instead.
     let mut cmd = igdm(home);
-    cmd.arg("mcp").args(["--live", "--interval", "200ms"]);
+    cmd.arg("mcp").args(["--live", "--interval", "200ms", "--media"]);
     let c = rmcp::service::ClientServiceExt::serve_with_lifecycle(
         (),
         TokioChildProcess::new(cmd).unwrap(),
@@ -458,6 +458,28 @@ async fn wait_for_messages_gets_the_reply_sent_after_the_call() {
         panic!("unexpected notification {note:?}")
     };
     assert_eq!(n.params.uri, igdm_mcp::INBOX_URI);
+
+    // With --media, the watcher keeps the media of what arrives.
+    let mut photo = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    photo.extend((0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&photo));
+    igdm_test::sandbox::post_ok(
+        &base,
+        "/_sandbox/media/seed",
+        json!({"to": acct, "from": cust, "media": [{"type": "image",
+               "base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &photo)}]}),
+    )
+    .await;
+    let kept = home.join("media").join(&sha256[..2]).join(&sha256);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !kept.exists() {
+        assert!(std::time::Instant::now() < deadline, "mcp --live --media kept no photo in 30 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(&kept).unwrap())),
+        sha256
+    );
     sub.cancel().await.unwrap();
     c.cancel().await.unwrap();
 }

@@ -298,3 +298,131 @@ async fn media_get_downloads_what_is_missing_and_limits_hold() {
     assert_eq!(code, i32::from(igdm::exit_code(&igdm_model::ErrorClass::NotFound)), "{err}");
     assert!(err.contains("igdm sync"), "{err}");
 }
+
+/// `igdm serve --media` keeps the media of messages that arrive by webhook:
+/// a customer sends the business account a photo and a video; both files
+/// land in the media store with the sandbox's bytes, recorded against the
+/// message, so that `igdm media get` answers from disk after every link
+/// expired.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_media_keeps_what_arrives_by_webhook() {
+    use tokio::io::AsyncBufReadExt as _;
+    const SECRET: &str = "serve-media-secret";
+    const VERIFY: &str = "serve-media-verify";
+
+    let env = env().await;
+    let business = env.seed.business["id"].as_str().unwrap().to_owned();
+    let minted = env
+        .control("/_sandbox/tokens", json!({"account_id": business, "kind": "long_lived"}))
+        .await;
+    let token = minted["access_token"].as_str().unwrap();
+    let (code, out, err) = env.igdm(&[
+        "accounts",
+        "add",
+        "shop",
+        "--connector",
+        "instagram-graph",
+        "--token",
+        token,
+        "--base-url",
+        &env.base,
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+
+    let map = format!("{business}=shop");
+    let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_igdm"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--media", "--account-map", &map])
+        .env("IGDM_HOME", env.home.path())
+        .env("IGDM_APP_SECRET", SECRET)
+        .env("IGDM_VERIFY_TOKEN", VERIFY)
+        .env_remove("IGDM_ACCOUNT")
+        .env_remove("IGDM_VAULT_PASSPHRASE")
+        .env_remove("IGDM_DATABASE_URL")
+        .env_remove("IGDM_LOG_DATABASE_URL")
+        .env_remove("IGDM_MEDIA_DIR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(serve.stderr.take().unwrap()).lines();
+    let mut early = Vec::new();
+    let hook = loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("igdm serve starts within 60 s")
+            .unwrap()
+            .expect("igdm serve ended before listening");
+        if let Some(url) = line.split("listening on ").nth(1) {
+            break url.trim().to_owned();
+        }
+        early.push(line);
+    };
+    let stderr = tokio::spawn(async move {
+        let mut seen = early;
+        while let Ok(Some(l)) = lines.next_line().await {
+            seen.push(l);
+        }
+        seen
+    });
+    env.control(
+        "/_sandbox/webhooks",
+        json!({"callback_url": hook, "verify_token": VERIFY, "app_secret": SECRET, "batch_window_ms": 10}),
+    )
+    .await;
+
+    let photo = payload("image", 31, 40_000);
+    let video = payload("video", 32, 90_000);
+    let seeded = env
+        .control(
+            "/_sandbox/media/seed",
+            json!({"to": business, "from": env.customer(0), "media": [
+                {"type": "image", "base64": base64::engine::general_purpose::STANDARD.encode(&photo)},
+                {"type": "video", "base64": base64::engine::general_purpose::STANDARD.encode(&video)},
+            ]}),
+        )
+        .await;
+    let items: Vec<(String, String)> = seeded["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["mid"].as_str().unwrap().to_owned(), i["sha256"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(items[0].1, sha(&photo));
+    assert_eq!(items[1].1, sha(&video));
+
+    // Both files arrive in the content-addressed store without any command.
+    let media_dir = env.home.path().join("media");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for (_, sha256) in &items {
+        let path = media_dir.join(&sha256[..2]).join(sha256);
+        while !(path.exists() && sha_of(&path) == *sha256) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve --media did not keep {sha256} within 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    // SIGTERM ends the server cleanly.
+    let pid = serve.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), serve.wait())
+        .await
+        .expect("igdm serve stops within 30 s")
+        .unwrap();
+    let log = stderr.await.unwrap().join("\n");
+    assert!(status.success(), "{log}");
+    assert!(log.contains("keeping arriving media in"), "{log}");
+
+    // Recorded against the message: `media get` answers from disk even
+    // after every link expired.
+    env.control("/_sandbox/media/expire", json!({})).await;
+    for (mid, sha256) in &items {
+        let v = env.json(&["--account", "shop", "media", "get", mid]);
+        assert_eq!(v["media"][0]["sha256"], json!(sha256), "{v}");
+        let path = v["media"][0]["path"].as_str().unwrap();
+        assert_eq!(Path::new(path), media_dir.join(&sha256[..2]).join(sha256));
+    }
+}

@@ -115,3 +115,52 @@ async fn ui_prints_a_token_link_once_and_guards_every_request() {
     assert_eq!(r.status(), 200);
     assert_eq!(terminate(child), 0);
 }
+
+/// `igdm ui` keeps the media of arriving messages by default, so that the
+/// thread shows them from disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_keeps_the_media_of_arriving_messages() {
+    use base64::Engine as _;
+    use serde_json::json;
+    use sha2::Digest as _;
+    let env = env().await;
+    let (code, err) = env.igdm(&["accounts", "add", "gallery", "--sandbox", &env.base]);
+    assert_eq!(code, 0, "{err}");
+    let (_, accounts) =
+        igdm_test::sandbox::control(&env.base, "GET", "/_sandbox/accounts", None).await;
+    let account = accounts["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["username"] == "gallery")
+        .and_then(|a| a["id"].as_str())
+        .unwrap()
+        .to_owned();
+    let customer =
+        igdm_test::sandbox::post_ok(&env.base, "/_sandbox/customers", json!({"username": "pia"}))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+    let (child, rx) = env.ui(&[]);
+    line_with(&rx, "?token=");
+    let mut photo = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    photo.extend((0..30_000u32).map(|i| (i.wrapping_mul(2_246_822_519) >> 24) as u8));
+    let sha256 = hex::encode(sha2::Sha256::digest(&photo));
+    igdm_test::sandbox::post_ok(
+        &env.base,
+        "/_sandbox/media/seed",
+        json!({"to": account, "from": customer, "media": [{"type": "image",
+               "base64": base64::engine::general_purpose::STANDARD.encode(&photo)}]}),
+    )
+    .await;
+    let kept = env.home.path().join("media").join(&sha256[..2]).join(&sha256);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !kept.exists() {
+        assert!(std::time::Instant::now() < deadline, "igdm ui kept no photo within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(hex::encode(sha2::Sha256::digest(std::fs::read(&kept).unwrap())), sha256);
+    assert_eq!(terminate(child), 0);
+}

@@ -114,6 +114,10 @@ pub struct McpConfig {
     /// file holds which attachment, and the media files): enables
     /// `get_message_media` and the `igdm://media/…` resources.
     pub media: Option<MediaAccess>,
+    /// Where a running `igdm serve --public-url` offers files: `send_media`
+    /// with a `path` on an account whose API takes media only by URL sends
+    /// the file by an expiring URL of its own.
+    pub public: Option<igdm::public::PublicFiles>,
 }
 
 /// The stores `get_message_media` keeps media in.
@@ -827,6 +831,9 @@ impl IgdmServer {
                 .client
                 .send_media(a.conversation_id.clone(), a.kind.kind(), file)
                 .idempotency_key(key.clone());
+            if let Some(p) = &self.config.public {
+                req = req.public(p.clone());
+            }
             if let Some(t) = &a.text {
                 req = req.text(t.clone());
             }

@@ -183,7 +183,7 @@ pub const CATALOG: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "send_media",
-        description: "Send a photo, video, voice note or file into an existing conversation, from a local file (`path`, inside the directory this server was started with, --media-from) or a public URL (`url`, official-API accounts). Personal accounts upload files; official-API accounts take URLs, and upload files where their API can (Facebook Login). `text` follows as its own message. Idempotent per idempotency_key.",
+        description: "Send a photo, video, voice note or file into an existing conversation, from a local file (`path`, inside the directory this server was started with, --media-from) or a public URL (`url`, official-API accounts). Personal accounts upload files; official-API accounts take URLs, and upload files where their API can (Facebook Login) or else offer them through a running `igdm serve --public-url`. `text` follows as its own message. Idempotent per idempotency_key.",
         effect: W_SEND,
         action: None,
         schema: schema::<SendMedia>,

@@ -34,6 +34,7 @@
 mod account;
 mod clock;
 mod error;
+pub mod media;
 pub mod token;
 pub mod upkeep;
 

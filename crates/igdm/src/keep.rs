@@ -358,6 +358,16 @@ impl<'a> Keeper<'a> {
         }
     }
 
+    /// Reads and records the account's messages under `account` in the
+    /// message store instead of the client's account name: a webhook
+    /// receiver without an account map stores an account's events under its
+    /// provider id.
+    #[must_use]
+    pub fn stored_as(mut self, account: impl Into<String>) -> Self {
+        self.account = account.into();
+        self
+    }
+
     /// Keeps the media of every stored message of the account that has no
     /// kept copy yet.
     ///

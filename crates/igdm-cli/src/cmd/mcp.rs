@@ -50,6 +50,10 @@ pub struct McpArgs {
     /// With --live: the poll interval right after activity (see `igdm watch --interval`).
     #[arg(long, value_name = "DURATION", requires = "live", value_parser = super::watch::parse_interval)]
     pub interval: Option<std::time::Duration>,
+    /// With --live: keep the media of messages as they arrive, in the media
+    /// store (`IGDM_MEDIA_DIR`, see docs/media.md), as `igdm watch --media`.
+    #[arg(long, requires = "live")]
+    pub media: bool,
     /// Let agents send local files from this directory (send_media `path`);
     /// without it they send media by URL only.
     #[arg(long, value_name = "DIR")]
@@ -123,11 +127,13 @@ pub async fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let (stop_live, stop_rx) = tokio::sync::watch::channel(false);
     let mut live = None;
     let mut watchers = Vec::new();
+    let files = Arc::new(ctx.media_store()?);
     if args.live {
         let policy = super::watch::policy_for(&opened, args.interval)?;
         let hub = super::watch::open_hub(&ctx, super::watch::Sinks::default()).await?;
+        let keep = args.media.then_some(&files);
         watchers =
-            super::watch::spawn(std::slice::from_ref(&opened), &hub, vec![policy], None, &stop_rx);
+            super::watch::spawn(std::slice::from_ref(&opened), &hub, vec![policy], keep, &stop_rx);
         live = Some(hub);
     }
     let config = McpConfig {
@@ -139,8 +145,11 @@ pub async fn run(args: McpArgs, global: &Global) -> anyhow::Result<ExitCode> {
         // get_message_media keeps media as `igdm media get` does.
         media: Some(igdm_mcp::MediaAccess {
             store: Arc::new(ctx.store().await.context("opening the local store")?),
-            files: Arc::new(ctx.media_store()?),
+            files,
         }),
+        // A local file sent where the API takes media only by URL is
+        // offered through a running `igdm serve --public-url`.
+        public: Some(ctx.public_files()),
     };
     let server = IgdmServer::new(opened.client().clone(), config)?;
     match args.http {

@@ -74,6 +74,12 @@ pub struct ServeArgs {
     /// unguessable path that expires (`IGDM_PUBLIC_TTL_SECS`, default 3600).
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+    /// Keep the media of messages as they arrive, in the media store
+    /// (`IGDM_MEDIA_DIR`, see docs/media.md), through the account the
+    /// delivery belongs to (`--account-map`, or the account whose user id
+    /// it names).
+    #[arg(long)]
+    pub media: bool,
 }
 
 /// Opens each named account and schedules its keep-alive.
@@ -164,7 +170,7 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
         }
         None => None,
     };
-    let rt = Runtime::from_env()?;
+    let rt = std::sync::Arc::new(Runtime::from_env()?);
     let database = match args.database {
         Some(url) => url,
         None => {
@@ -181,7 +187,7 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
         _ => StoreLog::from_store(store).await,
     }
     .context("opening the store for processing")?
-    .with_account_names(accounts);
+    .with_account_names(accounts.clone());
 
     let mut config = Config::new(secrets);
     config.body_limit = args.body_limit;
@@ -198,12 +204,22 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
         .await
         .with_context(|| format!("binding {}", args.addr))?;
     let local = listener.local_addr()?;
+    let messages = log.inner().clone();
     let server = Server::new(config, log);
     let bot = match &args.bot {
         Some(file) => Some(super::bot::start(&rt, file, &database, &server, _global).await?),
         None => None,
     };
     let upkeep = keep_alive(&rt, &args.keep_alive).await?;
+    let media = if args.media {
+        let kept = std::sync::Arc::new(rt.media_store()?);
+        eprintln!("igdm serve: keeping arriving media in {}", kept.dir().display());
+        let follower =
+            igdm_runtime::media::ArrivingMedia::new(rt.clone(), messages, kept, accounts);
+        Some(tokio::spawn(follower.run(server.subscribe())))
+    } else {
+        None
+    };
     eprintln!("igdm serve: listening on http://{local}{WEBHOOK_PATH}");
     let mut extra = axum::Router::new();
     let mut announced = None;
@@ -220,6 +236,12 @@ pub async fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<ExitCode> 
         p.withdraw();
     }
     served?;
+    if let Some(task) = media {
+        // It ends once the receiver's last event is handed on.
+        if tokio::time::timeout(std::time::Duration::from_secs(10), task).await.is_err() {
+            eprintln!("igdm serve: stopped keeping media before the last file was kept");
+        }
+    }
     for live in upkeep {
         live.finish().await?;
     }

@@ -25,6 +25,10 @@ pub struct UiArgs {
     /// The watchers' poll interval right after activity (see `igdm watch --interval`).
     #[arg(long, value_name = "DURATION", value_parser = super::watch::parse_interval)]
     pub interval: Option<std::time::Duration>,
+    /// Do not keep the media of arriving messages (by default they are kept
+    /// in the media store, `IGDM_MEDIA_DIR`, so that the page shows them).
+    #[arg(long)]
+    pub no_media: bool,
 }
 
 /// Runs `igdm ui` until SIGTERM / Ctrl-C.
@@ -70,7 +74,6 @@ pub async fn run(args: UiArgs, global: &Global) -> anyhow::Result<ExitCode> {
         .map(|o| super::watch::policy_for(o, args.interval))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (stop_live, stop_rx) = tokio::sync::watch::channel(false);
-    let watchers = super::watch::spawn(&opened, &hub, policies, None, &stop_rx);
     let media = match rt.media_store() {
         Ok(m) => Some(std::sync::Arc::new(m)),
         Err(e) => {
@@ -78,6 +81,8 @@ pub async fn run(args: UiArgs, global: &Global) -> anyhow::Result<ExitCode> {
             None
         }
     };
+    let keep = media.as_ref().filter(|_| !args.no_media);
+    let watchers = super::watch::spawn(&opened, &hub, policies, keep, &stop_rx);
     let inbox = Inbox { accounts, store: hub.messages().clone(), hub: Some(hub), media };
     let (token, printed) = match std::env::var("IGDM_UI_TOKEN") {
         Ok(t) if !t.is_empty() => (t, false),
