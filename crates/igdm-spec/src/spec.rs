@@ -522,6 +522,19 @@ impl Connector {
         self.actions.get(name)
     }
 
+    /// The surface the connector speaks: its file's `backend:` (igdm
+    /// extension: `web`, `graph` or `page`); a file without one (seed 001's)
+    /// is the private web API when it authenticates with cookies, else the
+    /// official API.
+    #[must_use]
+    pub fn backend(&self) -> igdm_model::Backend {
+        match self.extra.get("backend").and_then(Value::as_str) {
+            Some(declared) => igdm_model::Backend::parse(declared),
+            None if self.auth.kind == AuthType::Cookies => igdm_model::Backend::Web,
+            None => igdm_model::Backend::Graph,
+        }
+    }
+
     /// All actions, in file order.
     pub fn actions(&self) -> impl Iterator<Item = &Action> {
         self.actions.values()

@@ -17,53 +17,18 @@ use crate::ledger::SendState;
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Which connector can do an action this one cannot, for error messages.
+/// Which built-in connector can do an action this one cannot, for error
+/// messages: the first other embedded connector whose file declares it.
 #[must_use]
 pub fn backend_hint(action: &str, connector: &str) -> Option<&'static str> {
-    const WEB_ONLY: &[&str] = &[
-        "get_presence",
-        "search",
-        "mute",
-        "unmute",
-        "archive",
-        "delete",
-        "mark_unread",
-        "list_pending",
-        "approve",
-        "decline",
-        "send_link",
-        "media_share",
-    ];
-    const GRAPH_ONLY: &[&str] = &[
-        "get_ice_breakers",
-        "set_ice_breakers",
-        "delete_ice_breakers",
-        "get_persistent_menu",
-        "set_persistent_menu",
-        "send_quick_replies",
-        "send_generic_template",
-        "send_button_template",
-        "send_like_heart",
-        "get_profile",
-        "find_conversation",
-    ];
-    const PAGE_ONLY: &[&str] = &[
-        "pass_thread_control",
-        "take_thread_control",
-        "request_thread_control",
-        "get_thread_owner",
-        "upload_attachment",
-    ];
-    let other = if WEB_ONLY.contains(&action) {
-        "instagram-web"
-    } else if GRAPH_ONLY.contains(&action) {
-        if connector == "instagram-graph" { "instagram-page" } else { "instagram-graph" }
-    } else if PAGE_ONLY.contains(&action) {
-        "instagram-page"
-    } else {
-        return None;
-    };
-    (other != connector).then_some(other)
+    igdm_connectors::all()
+        .iter()
+        .filter(|(id, _)| *id != connector)
+        .find(|(id, text)| {
+            igdm_spec::Connector::load(text, &format!("{id}.md"))
+                .is_ok_and(|c| c.action(action).is_some())
+        })
+        .map(|(id, _)| *id)
 }
 
 /// The actions that create a message. Run by name ([`Client::perform`]),
@@ -968,5 +933,19 @@ impl Client {
         conv.participants.into_iter().map(|p| p.id.0).find(|id| Some(id) != me.as_ref()).ok_or_else(
             || Error::Shape(format!("conversation {conversation} has no other participant")),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backend_hint;
+
+    #[test]
+    fn the_hint_names_a_connector_whose_file_declares_the_action() {
+        assert_eq!(backend_hint("approve", "instagram-graph"), Some("instagram-web"));
+        assert_eq!(backend_hint("set_ice_breakers", "instagram-web"), Some("instagram-graph"));
+        assert_eq!(backend_hint("set_ice_breakers", "instagram-graph"), Some("instagram-page"));
+        assert_eq!(backend_hint("get_thread_owner", "instagram-graph"), Some("instagram-page"));
+        assert_eq!(backend_hint("no_such_action", "instagram-web"), None);
     }
 }

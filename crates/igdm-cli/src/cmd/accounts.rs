@@ -130,16 +130,6 @@ pub async fn run(cmd: AccountsCommand, global: &Global) -> anyhow::Result<ExitCo
     }
 }
 
-/// The surface a connector speaks: a cookie session is the private web API,
-/// a token the official one (the Page flavour by its id).
-fn backend_of(conn: &igdm_spec::Connector) -> Backend {
-    match (conn.id.as_str(), &conn.auth.kind) {
-        ("instagram-page", _) => Backend::Page,
-        (_, igdm_spec::AuthType::Cookies) => Backend::Web,
-        _ => Backend::Graph,
-    }
-}
-
 fn read_arg(value: &str) -> anyhow::Result<String> {
     if value == "-" {
         let mut s = String::new();
@@ -212,7 +202,7 @@ async fn add(rt: &mut Runtime, args: AddArgs, global: &Global) -> anyhow::Result
         let mut config = AccountConfig {
             name: args.name.clone(),
             connector: connector_id.clone(),
-            backend: backend_of(&conn),
+            backend: conn.backend(),
             base_url: args.base_url.clone(),
             user_id,
             username: None,
@@ -270,7 +260,7 @@ pub async fn provision(
         Some(c) => c.clone(),
         None => (*connector("instagram-web")?).clone(),
     };
-    let kind = if backend_of(&conn) == Backend::Web { "personal" } else { "business" };
+    let kind = if conn.backend() == Backend::Web { "personal" } else { "business" };
     let resp = reqwest::Client::new()
         .post(format!("{base}/_sandbox/accounts"))
         .json(&json!({"kind": kind, "username": args.name}))
@@ -320,7 +310,7 @@ pub fn account_from_sandbox(
     let text =
         |v: &Value| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string()));
     let connector_id = conn.id.as_str();
-    let backend = backend_of(conn);
+    let backend = conn.backend();
     let credential = if backend == Backend::Web {
         let cookies =
             body["cookies"].as_object().ok_or_else(|| anyhow!("sandbox gave no cookies"))?;

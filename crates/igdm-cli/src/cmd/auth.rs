@@ -29,7 +29,7 @@ use igdm_auth::oauth::{OAuthApp, OAuthClient, OAuthEndpoints, SystemClock};
 use igdm_auth::{
     AuthConfig, CookieCredential, Credential, CredentialStore, TokenCredential, TokenKind,
 };
-use igdm_model::{Backend, Timestamp};
+use igdm_model::Timestamp;
 
 use crate::Global;
 use igdm_runtime::Runtime;
@@ -136,14 +136,6 @@ fn secret_env(var: &str) -> anyhow::Result<SecretString> {
     }
 }
 
-fn backend_of(connector_id: &str) -> Backend {
-    match connector_id {
-        "instagram-web" => Backend::Web,
-        "instagram-page" => Backend::Page,
-        _ => Backend::Graph,
-    }
-}
-
 /// Adds the account to accounts.json, or updates what the login learnt.
 fn register(
     ctx: &mut Runtime,
@@ -164,10 +156,11 @@ fn register(
         existing.user_id = user_id.or(existing.user_id.take());
         existing.username = username.or(existing.username.take());
     } else {
+        let backend = ctx.connector(connector)?.backend();
         ctx.accounts_mut().add(AccountConfig {
             name: name.to_owned(),
             connector: connector.to_owned(),
-            backend: backend_of(connector),
+            backend,
             base_url: base_url.map(str::to_owned),
             user_id,
             username,
