@@ -3,6 +3,8 @@
 //! Each area of the CLI lives in its own module under `cmd/`; this file only
 //! parses arguments, sets up logging and dispatches.
 
+#[cfg(test)]
+mod catalog_tests;
 mod cmd;
 
 use std::process::ExitCode;

@@ -1388,6 +1388,15 @@ async fn reply_comment_and_handover_reach_meta_where_the_account_can() {
     let (code, v) = env.json(&["--account", "page", "handover", "release", igsid]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["meta_action"], "take_thread_control", "{v}");
+    // `handover owner` and `handover apps` read thread control.
+    let (code, owner) = env.json(&["--account", "page", "handover", "owner", igsid]);
+    assert_eq!(code, 0, "{owner}");
+    assert!(owner["app_id"].as_str().is_some_and(|a| a != "263902037430900"), "{owner}");
+    let (code, apps) = env.json(&["--account", "page", "handover", "apps"]);
+    assert_eq!(code, 0, "{apps}");
+    assert!(apps.to_string().contains("263902037430900"), "the Page Inbox: {apps}");
+    let (code, v) = env.json(&["--account", "shop", "handover", "apps"]);
+    assert_ne!(code, 0, "Instagram Login has no handover endpoint: {v}");
     // Asking for a thread this app already has: Meta's refusal, as JSON.
     let (code, v) = env.json(&["--account", "page", "handover", "request", igsid]);
     assert_ne!(code, 0, "{v}");
@@ -1400,3 +1409,160 @@ async fn reply_comment_and_handover_reach_meta_where_the_account_can() {
     assert_ne!(code, 0, "Instagram Login has no handover endpoint: {v}");
 }
 
+/// `send --like|--link|--template|--quick-reply` and `igdm menu`
+/// reach their own actions: what the sandbox received is each action's item.
+#[tokio::test(flavor = "multi_thread")]
+async fn send_options_and_the_menu_reach_their_actions() {
+    let env = env().await;
+    let business = &env.seed.business;
+    let token = business["access_token"].as_str().unwrap();
+    let args =
+        ["accounts", "add", "shop", "--connector", "instagram-graph", "--base-url", &env.base];
+    let (code, added) =
+        env.json(&[&args[..], &["--token", token, "--min-write-interval", "0"]].concat());
+    assert_eq!(code, 0, "{added}");
+    let customer = &env.seed.customers[0];
+    env.control(
+        &format!("/_sandbox/customers/{}/send", customer["id"].as_str().unwrap()),
+        json!({"to": business["id"], "text": "hello shop"}),
+    )
+    .await;
+    let (_, convs) = env.json(&["--account", "shop", "conversations", "--limit", "1"]);
+    let conv = convs["items"][0]["id"].as_str().unwrap().to_owned();
+
+    // Official API: the heart, a carousel, buttons, quick replies.
+    let (code, v) = env.json(&["--account", "shop", "send", &conv, "--like"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["outcome"], "sent", "{v}");
+    let dir = tempfile::tempdir().unwrap();
+    let cards = dir.path().join("cards.json");
+    std::fs::write(
+        &cards,
+        json!({"elements": [{"title": "Blue mug", "subtitle": "12 EUR",
+                             "buttons": [{"type": "postback", "title": "Buy", "payload": "BUY_MUG"}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (code, v) =
+        env.json(&["--account", "shop", "send", &conv, "--template", cards.to_str().unwrap()]);
+    assert_eq!(code, 0, "{v}");
+    let buttons = dir.path().join("buttons.json");
+    std::fs::write(
+        &buttons,
+        json!({"text": "What next?", "buttons": [{"type": "postback", "title": "Track", "payload": "TRACK"}]})
+            .to_string(),
+    )
+    .unwrap();
+    let (code, v) =
+        env.json(&["--account", "shop", "send", &conv, "--template", buttons.to_str().unwrap()]);
+    assert_eq!(code, 0, "{v}");
+    let (code, v) = env.json(&[
+        "--account",
+        "shop",
+        "send",
+        &conv,
+        "Which size?",
+        "--quick-reply",
+        "Small=S",
+        "--quick-reply",
+        "Large=L",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    let (code, msgs) =
+        env.json(&["--account", "shop", "messages", &conv, "--remote", "--limit", "10"]);
+    assert_eq!(code, 0, "{msgs}");
+    let seen = msgs.to_string();
+    for want in ["Blue mug", "What next?", "Which size?"] {
+        assert!(seen.contains(want), "{want}: {msgs}");
+    }
+    // A template file that is neither shape is refused before any request.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"cards": []}"#).unwrap();
+    let before = env.requests_of(business["id"].as_str().unwrap()).await;
+    let (code, v) =
+        env.json(&["--account", "shop", "send", &conv, "--template", bad.to_str().unwrap()]);
+    assert_ne!(code, 0, "{v}");
+    let (code, v) = env.json(&["--account", "shop", "send", &conv, "text too", "--like"]);
+    assert_ne!(code, 0, "{v}");
+    assert_eq!(env.requests_of(business["id"].as_str().unwrap()).await, before);
+
+    // The persistent menu: set, read back, delete.
+    let (code, v) = env.json(&[
+        "--account",
+        "shop",
+        "menu",
+        "set",
+        "--item",
+        "Prices=PRICES",
+        "--item",
+        "Shop=https://example.com/shop",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    let (code, menu) = env.json(&["--account", "shop", "menu", "get"]);
+    assert_eq!(code, 0, "{menu}");
+    let text = menu.to_string();
+    assert!(text.contains("PRICES") && text.contains("https://example.com/shop"), "{menu}");
+    let (code, v) = env.json(&["--account", "shop", "menu", "delete"]);
+    assert_eq!(code, 0, "{v}");
+    let (_, menu) = env.json(&["--account", "shop", "menu", "get"]);
+    assert!(!menu.to_string().contains("PRICES"), "{menu}");
+
+    // Private API: the heart, a link with its preview, a shared post.
+    let (code, out, err) = env.igdm(&[
+        "accounts",
+        "add",
+        "personal.opts",
+        "--sandbox",
+        &env.base,
+        "--min-write-interval",
+        "0",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let me = env.account_id("personal.opts").await;
+    let (code, v) = env.json(&[
+        "--account",
+        "personal.opts",
+        "send",
+        "--user",
+        customer["id"].as_str().unwrap(),
+        "hi",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    let thread =
+        v["result"]["conversation_id"].as_str().unwrap_or_else(|| panic!("{v}")).to_owned();
+    let (code, v) = env.json(&["--account", "personal.opts", "send", &thread, "--like"]);
+    assert_eq!(code, 0, "{v}");
+    let (code, v) = env.json(&[
+        "--account",
+        "personal.opts",
+        "send",
+        &thread,
+        "see https://example.com/a",
+        "--link",
+        "https://example.com/a",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    let before = env.requests_of(&me).await;
+    let (code, v) = env.json(&[
+        "--account",
+        "personal.opts",
+        "send",
+        &thread,
+        "no link here",
+        "--link",
+        "https://example.com/b",
+    ]);
+    assert_ne!(code, 0, "the text must carry the link: {v}");
+    assert_eq!(env.requests_of(&me).await, before, "refused before any request");
+    let (code, items) =
+        env.json(&["--account", "personal.opts", "messages", &thread, "--remote", "--limit", "5"]);
+    assert_eq!(code, 0, "{items}");
+    let kinds: Vec<&str> = items["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["content_type"].as_str())
+        .collect();
+    assert!(kinds.contains(&"like_heart"), "{items}");
+    assert!(kinds.contains(&"link"), "{items}");
+}

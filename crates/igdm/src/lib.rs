@@ -22,6 +22,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod accounts;
+pub mod catalog;
 pub mod client;
 mod error;
 pub mod home;

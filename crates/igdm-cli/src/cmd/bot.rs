@@ -63,6 +63,15 @@ pub enum HandoverCommand {
         #[arg(long, default_value = "")]
         metadata: String,
     },
+    /// Which app controls the conversation now (Handover Protocol accounts
+    /// only; none while the thread is idle).
+    Owner {
+        /// The conversation (the customer's IGSID).
+        conversation: String,
+    },
+    /// The apps the account set up as secondary receivers, which a
+    /// conversation can be passed to (Handover Protocol accounts only).
+    Apps,
 }
 
 fn shared(store: Store) -> Arc<dyn MessageStore> {
@@ -140,10 +149,39 @@ pub async fn run(cmd: BotCommand, global: &Global) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Runs `igdm handover take|release|request CONVERSATION`.
+/// Runs `igdm handover take|release|request CONVERSATION`, `owner
+/// CONVERSATION` and `apps`.
 pub async fn handover(cmd: HandoverCommand, global: &Global) -> anyhow::Result<ExitCode> {
     let rt = Runtime::from_env()?;
     let live = rt.open(global.account.as_deref()).await?;
+    let client = live.client().clone();
+    let (action, params) = match &cmd {
+        HandoverCommand::Owner { conversation } => {
+            ("get_thread_owner", igdm::ops::params(&[("user_id", json!(conversation))]))
+        }
+        HandoverCommand::Apps => ("list_secondary_receivers", serde_json::Map::new()),
+        _ => return pass_control(&rt, &live, &cmd, global).await,
+    };
+    let out = client.invoke(action, params).await;
+    live.finish().await?;
+    Ok(match out {
+        Ok(out) => {
+            super::output::object(global.json, &out.data, |v| {
+                serde_json::to_string_pretty(v).unwrap_or_default()
+            });
+            ExitCode::SUCCESS
+        }
+        Err(e) => super::output::client_error(global.json, &e),
+    })
+}
+
+/// `igdm handover take|release|request CONVERSATION`.
+async fn pass_control(
+    rt: &Runtime,
+    live: &LiveAccount,
+    cmd: &HandoverCommand,
+    global: &Global,
+) -> anyhow::Result<ExitCode> {
     let client = live.client().clone();
     let account_id = client.account().user_id.clone().ok_or_else(|| {
         anyhow!(
@@ -152,10 +190,10 @@ pub async fn handover(cmd: HandoverCommand, global: &Global) -> anyhow::Result<E
         )
     })?;
     let store = rt.store().await?;
-    let result = match &cmd {
+    let (result, conversation, human) = match cmd {
         HandoverCommand::Take { conversation, to_app, metadata } => {
             let now = Timestamp::now();
-            igdm_bot::hand_to_person(
+            let done = igdm_bot::hand_to_person(
                 &client,
                 &*store,
                 &account_id,
@@ -164,13 +202,19 @@ pub async fn handover(cmd: HandoverCommand, global: &Global) -> anyhow::Result<E
                 to_app,
                 metadata,
             )
-            .await
+            .await;
+            (done, conversation, Some(true))
         }
         HandoverCommand::Release { conversation, metadata } => {
-            igdm_bot::give_back(&client, &*store, &account_id, conversation, metadata).await
+            let done =
+                igdm_bot::give_back(&client, &*store, &account_id, conversation, metadata).await;
+            (done, conversation, Some(false))
         }
         HandoverCommand::Request { conversation, metadata } => {
-            igdm_bot::request_control(&client, conversation, metadata).await
+            (igdm_bot::request_control(&client, conversation, metadata).await, conversation, None)
+        }
+        HandoverCommand::Owner { .. } | HandoverCommand::Apps => {
+            bail!("`igdm handover owner|apps` only read thread control")
         }
     };
     live.finish().await?;
@@ -180,11 +224,6 @@ pub async fn handover(cmd: HandoverCommand, global: &Global) -> anyhow::Result<E
             return Ok(super::output::client_error(global.json, &e));
         }
         Err(e) => return Err(e.into()),
-    };
-    let (conversation, human) = match &cmd {
-        HandoverCommand::Take { conversation, .. } => (conversation, Some(true)),
-        HandoverCommand::Release { conversation, .. } => (conversation, Some(false)),
-        HandoverCommand::Request { conversation, .. } => (conversation, None),
     };
     if global.json {
         println!(

@@ -169,6 +169,11 @@ pub enum MsgCommand {
         #[command(subcommand)]
         op: IceBreakersOp,
     },
+    /// The persistent menu of the business profile (official API).
+    Menu {
+        #[command(subcommand)]
+        op: MenuOp,
+    },
     /// What the account's connector can do, with limits.
     Capabilities,
     /// A raw API call through the account's auth, rate limits, write pacing and error classifier.
@@ -265,6 +270,22 @@ pub enum IceBreakersOp {
     Delete,
 }
 
+/// `igdm menu get|set|delete`.
+#[derive(Debug, clap::Subcommand)]
+pub enum MenuOp {
+    /// Show it.
+    Get,
+    /// Replace it: `--item "Prices=PRICES"` (a postback) or
+    /// `--item "Shop=https://example.com"` (a web link), in order.
+    Set {
+        /// TITLE=PAYLOAD, or TITLE=URL for a link.
+        #[arg(long = "item", required = true)]
+        items: Vec<String>,
+    },
+    /// Remove it.
+    Delete,
+}
+
 /// `igdm send`.
 #[derive(Debug, clap::Args)]
 pub struct SendArgs {
@@ -308,6 +329,21 @@ pub struct SendArgs {
     /// With --photo/--video/--voice/--file: a text sent after the media, as its own message.
     #[arg(long, value_name = "T")]
     pub text: Option<String>,
+    /// Send the heart (a like): give CONVERSATION alone.
+    #[arg(long, group = "item", conflicts_with_all = ["image", "media"])]
+    pub like: bool,
+    /// Share a post by its media id: give CONVERSATION alone.
+    #[arg(long, value_name = "MEDIA_ID", group = "item", conflicts_with_all = ["image", "media"])]
+    pub share: Option<String>,
+    /// Send a template from a JSON file, `{"elements": [...]}` (a carousel
+    /// of cards) or `{"text": "...", "buttons": [...]}` (official API): give
+    /// CONVERSATION alone.
+    #[arg(long, value_name = "FILE", group = "item", conflicts_with_all = ["image", "media"])]
+    pub template: Option<std::path::PathBuf>,
+    /// Send TEXT with a preview of URL, which TEXT must contain (repeatable;
+    /// private API).
+    #[arg(long = "link", value_name = "URL", conflicts_with_all = ["image", "media", "item"])]
+    pub links: Vec<String>,
 }
 
 fn pairs(items: &[String], what: &str) -> anyhow::Result<Vec<(String, String)>> {
@@ -571,6 +607,26 @@ async fn dispatch(
         MsgCommand::Profile { user } => {
             return object(client, j, "get_profile", params(&[("user_id", json!(user))])).await;
         }
+        MsgCommand::Menu { op } => {
+            return match op {
+                MenuOp::Get => object(client, j, "get_persistent_menu", Map::new()).await,
+                MenuOp::Delete => object(client, j, "delete_persistent_menu", Map::new()).await,
+                MenuOp::Set { items } => {
+                    let list: Vec<Value> = pairs(&items, "--item")?
+                        .into_iter()
+                        .map(|(title, to)| {
+                            if to.starts_with("https://") || to.starts_with("http://") {
+                                json!({"type": "web_url", "title": title, "url": to})
+                            } else {
+                                json!({"type": "postback", "title": title, "payload": to})
+                            }
+                        })
+                        .collect();
+                    object(client, j, "set_persistent_menu", params(&[("items", json!(list))]))
+                        .await
+                }
+            };
+        }
         MsgCommand::IceBreakers { op } => {
             return match op {
                 IceBreakersOp::Get => object(client, j, "get_ice_breakers", Map::new()).await,
@@ -667,6 +723,8 @@ async fn dispatch(
                         "description": a.description(),
                         "readonly": a.readonly(),
                         "input_schema": igdm_spec::params_schema(a.params()),
+                        // How the CLI and the MCP server reach it (docs/actions.md).
+                        "reach": igdm::catalog::entry(a.name()).map(igdm::catalog::ActionEntry::reach_json),
                     })
                 })
                 .collect();
@@ -767,6 +825,14 @@ async fn send(
         )
         .into());
     }
+    if let Some((action, p)) = single_item(&args)? {
+        if args.print_request {
+            let p = client.adapt(action, p).await?;
+            print_request(&client.build_request(action, &p).await?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        return send_recorded(client, j, action, p, args.idempotency_key).await;
+    }
     let (conversation, text) = match (&args.user, args.args.as_slice()) {
         (Some(_), [text]) => (None, text.clone()),
         (None, [conv, text]) => (Some(conv.clone()), text.clone()),
@@ -796,6 +862,31 @@ async fn send(
         return send_recorded(client, j, action, p, args.idempotency_key).await;
     }
     let conversation = conversation.unwrap_or_default();
+    if !args.links.is_empty() {
+        if let Some(url) = args.links.iter().find(|u| !text.contains(u.as_str())) {
+            return Err(anyhow::anyhow!("--link {url}: TEXT must contain the link").into());
+        }
+        let p = params(&[
+            ("conversation_id", json!(conversation)),
+            ("text", json!(text)),
+            ("urls", json!(args.links)),
+        ]);
+        return send_recorded(client, j, "send_link", p, args.idempotency_key).await;
+    }
+    if !quick.is_empty() && args.reply_to.is_none() && client.supports("send_quick_replies") {
+        let p = params(&[
+            ("conversation_id", json!(conversation)),
+            ("text", json!(text)),
+            ("quick_replies", json!(quick)),
+            ("human_agent", if args.human_agent { json!(true) } else { Value::Null }),
+        ]);
+        if args.print_request {
+            let p = client.adapt("send_quick_replies", p).await?;
+            print_request(&client.build_request("send_quick_replies", &p).await?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        return send_recorded(client, j, "send_quick_replies", p, args.idempotency_key).await;
+    }
     if let Some(url) = &args.image {
         let p = params(&[
             ("conversation_id", json!(conversation)),
@@ -823,6 +914,59 @@ async fn send(
     }
     print_sent(j, &req.await?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The one-item send `--like`, `--share` or `--template` asks for, with its
+/// parameters: to CONVERSATION alone.
+fn single_item(args: &SendArgs) -> anyhow::Result<Option<(&'static str, Map<String, Value>)>> {
+    let (action, mut p) = if args.like {
+        ("send_like", Map::new())
+    } else if let Some(id) = &args.share {
+        ("media_share", params(&[("media_id", json!(id))]))
+    } else if let Some(file) = &args.template {
+        template(file)?
+    } else {
+        return Ok(None);
+    };
+    let conversation = match (&args.user, args.args.as_slice()) {
+        (None, [conversation]) => conversation.clone(),
+        _ => anyhow::bail!(
+            "--like, --share and --template send to CONVERSATION alone (no TEXT, no --user)"
+        ),
+    };
+    if args.reply_to.is_some() || !args.quick_replies.is_empty() {
+        anyhow::bail!("--like, --share and --template take no --reply-to or --quick-reply");
+    }
+    p.insert("conversation_id".into(), json!(conversation));
+    if args.human_agent {
+        p.insert("human_agent".into(), json!(true));
+    }
+    Ok(Some((action, p)))
+}
+
+/// A template file: `{"elements": [...]}` or `{"text": ..., "buttons": [...]}`.
+fn template(file: &std::path::Path) -> anyhow::Result<(&'static str, Map<String, Value>)> {
+    use anyhow::Context as _;
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading the template {}", file.display()))?;
+    let Value::Object(t) = serde_json::from_str::<Value>(&text)
+        .with_context(|| format!("the template {} is not JSON", file.display()))?
+    else {
+        anyhow::bail!("the template {} must be a JSON object", file.display());
+    };
+    match (t.get("elements"), t.get("buttons"), t.get("text")) {
+        (Some(elements), None, None) => {
+            Ok(("send_generic_template", params(&[("elements", elements.clone())])))
+        }
+        (None, Some(buttons), Some(text)) => Ok((
+            "send_button_template",
+            params(&[("text", text.clone()), ("buttons", buttons.clone())]),
+        )),
+        _ => anyhow::bail!(
+            "the template {} must hold either \"elements\" (a carousel) or \"text\" and \"buttons\"",
+            file.display()
+        ),
+    }
 }
 
 /// Sends any sending action through the client's send ledger.
