@@ -164,3 +164,115 @@ async fn ui_keeps_the_media_of_arriving_messages() {
     assert_eq!(hex::encode(sha2::Sha256::digest(std::fs::read(&kept).unwrap())), sha256);
     assert_eq!(terminate(child), 0);
 }
+
+/// On an official-API account the thread says how much of the reply window
+/// is left, offers HUMAN_AGENT, and lets a person take the conversation from
+/// the bot and give it back, recorded where the bot reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_takes_a_conversation_from_the_bot_and_gives_it_back() {
+    use serde_json::json;
+    let env = env().await;
+    let account = igdm_test::sandbox::post_ok(
+        &env.base,
+        "/_sandbox/accounts",
+        json!({"kind": "business", "username": "shop_ui"}),
+    )
+    .await;
+    let account_id = account["id"].as_str().unwrap().to_owned();
+    let minted = igdm_test::sandbox::post_ok(
+        &env.base,
+        "/_sandbox/tokens",
+        json!({"account_id": account_id, "kind": "long_lived"}),
+    )
+    .await;
+    let token = minted["access_token"].as_str().unwrap();
+    let (code, err) = env.igdm(&[
+        "accounts",
+        "add",
+        "shop",
+        "--connector",
+        "instagram-graph",
+        "--token",
+        token,
+        "--base-url",
+        &env.base,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let customer =
+        igdm_test::sandbox::post_ok(&env.base, "/_sandbox/customers", json!({"username": "noa"}))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    igdm_test::sandbox::post_ok(
+        &env.base,
+        &format!("/_sandbox/customers/{customer}/send"),
+        json!({"to": account_id, "text": "is the blue mug back?"}),
+    )
+    .await;
+
+    let mine = "a-ui-token-for-the-handover-test";
+    let (child, rx) = env.ui(&[("IGDM_UI_TOKEN", mine)]);
+    let line = line_with(&rx, "igdm ui: serving");
+    let root = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
+    let root = root.trim_end_matches('/').to_owned();
+    let http =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = http.get(format!("{root}/?token={mine}")).send().await.unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+
+    // The watcher stores the conversation; its link is on the inbox page.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let thread = loop {
+        let page = http.get(format!("{root}/")).header("cookie", &cookie).send().await.unwrap();
+        let page = page.text().await.unwrap();
+        if let Some(at) = page.find("href=\"/t/shop/") {
+            let rest = &page[at + 6..];
+            break rest[..rest.find('"').unwrap()].to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no conversation listed: {page}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let page = http.get(format!("{root}{thread}")).header("cookie", &cookie).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Reply window: 23 h"), "{page}");
+    assert!(page.contains("name=\"human_agent\""), "{page}");
+    assert!(page.contains("The bot answers this conversation."), "{page}");
+    let csrf = {
+        let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+        page[at..at + page[at..].find('"').unwrap()].to_owned()
+    };
+
+    let post = |action: &'static str| {
+        let (http, url, cookie, csrf, origin) = (
+            http.clone(),
+            format!("{root}{thread}/handover"),
+            cookie.clone(),
+            csrf.clone(),
+            root.clone(),
+        );
+        async move {
+            let r = http
+                .post(url)
+                .header("cookie", cookie)
+                .header("origin", origin)
+                .form(&[("csrf", csrf.as_str()), ("do", action)])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, page) = post("take").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("You have the conversation"), "{page}");
+    assert!(page.contains("A person has this conversation"), "{page}");
+    assert!(page.contains("Give back to the bot"), "{page}");
+    let (status, page) = post("release").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("The bot answers again"), "{page}");
+    assert!(page.contains("The bot answers this conversation."), "{page}");
+    let (status, _) = post("steal").await;
+    assert_eq!(status, 400);
+    assert_eq!(terminate(child), 0);
+}

@@ -38,6 +38,7 @@ pub(crate) fn routes(app: Arc<App>) -> Router {
         .route("/", get(inbox_page))
         .route("/t/{account}/{conversation}", get(thread_page))
         .route("/t/{account}/{conversation}/send", post(send))
+        .route("/t/{account}/{conversation}/handover", post(handover))
         .route("/live/{account}/{conversation}", get(crate::live::thread_events))
         .route("/media/{account}/{conversation}/{message}/{position}", get(media))
         .route("/assets/app.js", get(script))
@@ -466,7 +467,39 @@ async fn render_thread(
         && acct.backend != Backend::Web
         && let Some(ends) = &c.reply_window_ends_at
     {
-        b.raw("<p class=\"window\">Reply window ends ").text(&when(ends)).raw("</p>");
+        b.raw("<p class=\"window\">").text(&window_text(ends, Timestamp::now())).raw("</p>");
+    }
+    // Who answers: the bot, or a person who took the conversation over.
+    if acct.backend != Backend::Web
+        && let Ok(live) = &acct.live
+        && let Some(me) = live.client().account().user_id.as_deref()
+        && let Some(customer) = stored.as_ref().and_then(|c| customer_of(c, me))
+    {
+        let state = igdm_bot::CustomerState::load(store, me, customer).await.unwrap_or_default();
+        let (says, action, label) = match &state.takeover {
+            Some(t) => (
+                format!(
+                    "A person has this conversation (since {}); the bot stays quiet.",
+                    when(&t.last_activity)
+                ),
+                "release",
+                "Give back to the bot",
+            ),
+            None => ("The bot answers this conversation.".to_owned(), "take", "Take over"),
+        };
+        b.raw("<form class=\"handover\" method=\"post\" action=\"")
+            .text(&href)
+            .raw("/handover\"><input type=\"hidden\" name=\"")
+            .raw(CSRF_FIELD)
+            .raw("\" value=\"")
+            .text(caller.csrf())
+            .raw("\"><input type=\"hidden\" name=\"do\" value=\"")
+            .raw(action)
+            .raw("\"><span class=\"owner\">")
+            .text(&says)
+            .raw("</span> <button>")
+            .text(label)
+            .raw("</button></form>");
     }
     if let Some(cursor) = messages.next_cursor.as_deref().filter(|_| messages.has_more) {
         b.raw("<p><a class=\"older\" href=\"")
@@ -542,7 +575,14 @@ async fn render_thread(
                 .raw("<p class=\"replying\" hidden></p>")
                 .raw("<textarea name=\"text\" rows=\"3\" required placeholder=\"Write a reply\">")
                 .text(draft)
-                .raw("</textarea><button>Send</button></form>");
+                .raw("</textarea>");
+            if acct.backend != Backend::Web {
+                b.raw(
+                    "<label class=\"human-agent\"><input type=\"checkbox\" name=\"human_agent\" value=\"on\"> \
+                     A person is answering (HUMAN_AGENT: up to 7 days after the customer's last message)</label>",
+                );
+            }
+            b.raw("<button>Send</button></form>");
         }
         Err(step) => {
             b.raw("<p class=\"next-step\">This account is not open: ").text(step).raw("</p>");
@@ -563,6 +603,115 @@ pub(crate) struct SendForm {
     key: String,
     #[serde(default)]
     reply_to: String,
+    /// `on` when the person ticked HUMAN_AGENT.
+    #[serde(default)]
+    human_agent: String,
+}
+
+/// How much of the official API's reply window is left at `now`, or what
+/// a person can still do once it closed: the window is 24 hours after the
+/// customer's last message, and a person's reply tagged HUMAN_AGENT may
+/// follow for up to 7 days.
+fn window_text(ends: &Timestamp, now: Timestamp) -> String {
+    let left = ends.0 - now.0;
+    if left > chrono::TimeDelta::zero() {
+        return format!("Reply window: {} left (until {}).", span(left), when(ends));
+    }
+    let human_until = Timestamp(ends.0 + chrono::TimeDelta::days(6));
+    if human_until.0 > now.0 {
+        format!(
+            "The 24-hour reply window closed {} ago. A person can still answer until {}: tick \
+             \"A person is answering\" (HUMAN_AGENT). After that, the customer must write first.",
+            span(now.0 - ends.0),
+            when(&human_until)
+        )
+    } else {
+        "The reply window closed, and so did the 7 days a person has (HUMAN_AGENT): \
+         the customer must write first."
+            .to_owned()
+    }
+}
+
+/// A duration in days, hours and minutes, coarse.
+fn span(d: chrono::TimeDelta) -> String {
+    let minutes = d.num_minutes().max(0);
+    let (days, hours, mins) = (minutes / 1440, (minutes / 60) % 24, minutes % 60);
+    match (days, hours) {
+        (0, 0) => format!("{mins} min"),
+        (0, h) => format!("{h} h {mins} min"),
+        (d, h) => format!("{d} d {h} h"),
+    }
+}
+
+/// The customer of a one-to-one conversation of the account `me`.
+fn customer_of<'a>(c: &'a Conversation, me: &str) -> Option<&'a str> {
+    let mut others = c.participants.iter().filter(|p| p.id.as_str() != me);
+    let one = others.next()?;
+    others.next().is_none().then_some(one.id.as_str())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct HandoverForm {
+    #[serde(rename = "do")]
+    action: String,
+}
+
+/// `POST /t/{account}/{conversation}/handover`: a person takes the
+/// conversation from the bot (`do=take`) or gives it back (`do=release`),
+/// through Meta's Handover Protocol where the account has it and always in
+/// the state the bot reads, as `igdm handover` does.
+async fn handover(
+    State(app): State<Arc<App>>,
+    Path((account, conversation)): Path<(String, String)>,
+    Extension(caller): Extension<Caller>,
+    Form(form): Form<HandoverForm>,
+) -> Response {
+    let Some(acct) = app.inbox.account(&account) else {
+        return error_page(StatusCode::NOT_FOUND, &format!("no account named {account}"));
+    };
+    let live = match &acct.live {
+        Ok(l) => l.clone(),
+        Err(step) => return error_page(StatusCode::CONFLICT, step),
+    };
+    let client = live.client();
+    let Some(me) = client.account().user_id.clone() else {
+        return error_page(StatusCode::CONFLICT, "the account has no Instagram id: log in again");
+    };
+    let store = app.inbox.store.as_ref();
+    let stored = store.get_conversation(&account, &conversation).await.ok().flatten();
+    let Some(customer) = stored.as_ref().and_then(|c| customer_of(c, &me)).map(str::to_owned)
+    else {
+        return error_page(StatusCode::CONFLICT, "handover needs a one-to-one conversation");
+    };
+    let done = match form.action.as_str() {
+        "take" => {
+            igdm_bot::hand_to_person(
+                client,
+                store,
+                &me,
+                &customer,
+                Timestamp::now(),
+                igdm_bot::config::PAGE_INBOX_APP_ID,
+                "taken over in igdm ui",
+            )
+            .await
+        }
+        "release" => igdm_bot::give_back(client, store, &me, &customer, "").await,
+        other => return error_page(StatusCode::BAD_REQUEST, &format!("no handover {other:?}")),
+    };
+    let notice = match done {
+        Ok(d) => Notice {
+            class: "done",
+            text: match (form.action.as_str(), d.meta_action) {
+                ("take", Some(a)) => format!("You have the conversation; the bot stays quiet ({a})."),
+                ("take", None) => "You have the conversation; the bot stays quiet (recorded locally: this account's API has no handover).".to_owned(),
+                (_, Some(a)) => format!("The bot answers again ({a})."),
+                (_, None) => "The bot answers again.".to_owned(),
+            },
+        },
+        Err(e) => Notice { class: "failed", text: format!("Handover failed: {e}") },
+    };
+    render_thread(&app, &caller, &account, &conversation, None, Some(notice), "").await
 }
 
 async fn send(
@@ -593,6 +742,9 @@ async fn send(
     let mut send = live.client().send(conversation.clone(), text.to_owned()).idempotency_key(key);
     if !form.reply_to.trim().is_empty() {
         send = send.reply_to(form.reply_to.trim().to_owned());
+    }
+    if form.human_agent == "on" {
+        send = send.param("human_agent", serde_json::json!(true));
     }
     match send.send().await {
         Ok(outcome) => {
@@ -665,4 +817,26 @@ async fn media(
     };
     ([(header::CONTENT_TYPE, kind), (header::CONTENT_DISPOSITION, disposition.to_owned())], bytes)
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Timestamp, window_text};
+
+    fn at(hours: i64) -> Timestamp {
+        Timestamp(chrono::DateTime::UNIX_EPOCH + chrono::TimeDelta::hours(1_000_000 + hours))
+    }
+
+    #[test]
+    fn the_window_says_what_is_left_and_what_a_person_can_still_do() {
+        let ends = at(24);
+        assert!(window_text(&ends, at(0)).starts_with("Reply window: 1 d 0 h left"));
+        assert!(window_text(&ends, at(21)).starts_with("Reply window: 3 h 0 min left"));
+        let closed = window_text(&ends, at(30));
+        assert!(closed.contains("closed 6 h 0 min ago"), "{closed}");
+        assert!(closed.contains("HUMAN_AGENT"), "{closed}");
+        // 7 days after the customer's message (6 after the window) a person
+        // can no longer answer either.
+        assert!(window_text(&ends, at(24 + 6 * 24 + 1)).contains("the customer must write first"));
+    }
 }
