@@ -24,6 +24,7 @@
 pub mod accounts;
 pub mod client;
 mod error;
+pub mod handover;
 pub mod home;
 pub mod keep;
 pub mod ledger;
