@@ -219,9 +219,9 @@ impl Default for HandoverConfig {
     }
 }
 
-/// The Page Inbox's app id, which Meta's Handover Protocol docs give as the
-/// target for passing a thread to people answering in the Page's inbox.
-pub const PAGE_INBOX_APP_ID: &str = "263902037430900";
+/// The Page Inbox's app id, the default target for passing a thread to
+/// people (kept with the handover parameters in [`igdm::handover`]).
+pub use igdm::handover::PAGE_INBOX_APP_ID;
 
 fn default_inbox_app() -> String {
     PAGE_INBOX_APP_ID.to_owned()

@@ -3,10 +3,9 @@
 //! always in the bot state the running bot reads.
 
 use igdm::Client;
-use igdm::ops::params;
+use igdm::handover::{Thread, pass_params, request_params, take_params};
 use igdm_model::Timestamp;
 use igdm_store::MessageStore;
-use serde_json::json;
 
 use crate::{BotError, release, take_over};
 
@@ -39,11 +38,7 @@ pub async fn hand_to_person(
 ) -> Result<HandoverDone, BotError> {
     let mut meta_action = None;
     if client.supports("pass_thread_control") {
-        let p = params(&[
-            ("user_id", json!(customer)),
-            ("target_app_id", json!(inbox_app_id)),
-            ("metadata", json!(metadata)),
-        ]);
+        let p = pass_params(Thread::User(customer), Some(inbox_app_id), Some(metadata));
         client.invoke("pass_thread_control", p).await?;
         meta_action = Some("pass_thread_control");
     }
@@ -66,10 +61,7 @@ pub async fn give_back(
     let mut meta_action = None;
     if client.supports("take_thread_control") {
         client
-            .invoke(
-                "take_thread_control",
-                params(&[("user_id", json!(customer)), ("metadata", json!(metadata))]),
-            )
+            .invoke("take_thread_control", take_params(Thread::User(customer), Some(metadata)))
             .await?;
         meta_action = Some("take_thread_control");
     }
@@ -89,10 +81,7 @@ pub async fn request_control(
     metadata: &str,
 ) -> Result<HandoverDone, BotError> {
     client
-        .invoke(
-            "request_thread_control",
-            params(&[("user_id", json!(customer)), ("metadata", json!(metadata))]),
-        )
+        .invoke("request_thread_control", request_params(Thread::User(customer), Some(metadata)))
         .await?;
     Ok(HandoverDone { meta_action: Some("request_thread_control"), was_taken: false })
 }

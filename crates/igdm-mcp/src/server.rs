@@ -21,6 +21,8 @@ use serde_json::{Map, Value, json};
 use tracing::{debug, info};
 
 use igdm::Client;
+use igdm::handover::{self, Thread};
+use igdm::ops::params;
 use igdm_model::{Event, EventKind, Timestamp};
 
 use crate::McpError;
@@ -40,7 +42,9 @@ pub struct Policy {
     /// Only these tools are listed and callable (with `read_only`: the read
     /// tools plus these). Names are checked by [`Policy::validate`].
     pub allow: Option<BTreeSet<String>>,
-    /// Sends go only to these user or conversation ids.
+    /// Sends go only to these user or conversation ids; private replies to
+    /// comments (`reply_to_comment`) are refused, a comment id naming no
+    /// recipient to check.
     pub recipients: Option<BTreeSet<String>>,
     /// Writes become drafts that the user approves (`igdm drafts approve ID`).
     pub approve: bool,
@@ -208,8 +212,32 @@ fn nonempty(field: &str, value: &str) -> Result<(), ToolError> {
     Ok(())
 }
 
-fn params(pairs: &[(&str, Value)]) -> Map<String, Value> {
-    pairs.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+/// A list argument holds one to `max` items.
+fn count(field: &str, n: usize, max: usize) -> Result<(), ToolError> {
+    if n == 0 || n > max {
+        return Err(ToolError::invalid(format!("give 1 to {max} {field}, got {n}")));
+    }
+    Ok(())
+}
+
+/// The links `send_link` previews: `urls`, else the http(s) links in the text.
+fn link_urls(a: &tools::SendLink) -> Result<Vec<String>, ToolError> {
+    nonempty("text", &a.text)?;
+    let urls: Vec<String> = match &a.urls {
+        Some(urls) => urls.clone(),
+        None => a
+            .text
+            .split_whitespace()
+            .map(|w| w.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '"', '\'']))
+            .filter(|w| {
+                let lower = w.to_ascii_lowercase();
+                lower.starts_with("https://") || lower.starts_with("http://")
+            })
+            .map(str::to_owned)
+            .collect(),
+    };
+    count("urls (or http(s) links in text)", urls.len(), 10)?;
+    Ok(urls)
 }
 
 fn opt<T: serde::Serialize>(v: Option<T>) -> Value {
@@ -328,8 +356,11 @@ impl IgdmServer {
     #[must_use]
     pub fn tools(&self) -> Vec<Tool> {
         let p = &self.config.policy;
-        let mut out: Vec<Tool> =
-            CATALOG.iter().filter(|t| p.exposes(t.name)).map(tools::ToolSpec::tool).collect();
+        let mut out: Vec<Tool> = CATALOG
+            .iter()
+            .filter(|t| p.exposes(t.name) && self.offers(t))
+            .map(tools::ToolSpec::tool)
+            .collect();
         if p.exposes(MESSAGES) {
             let all_writes_refused = CATALOG.iter().all(|t| t.is_read() || !p.write_ok(t));
             out.push(tools::messages_tool(all_writes_refused));
@@ -352,7 +383,21 @@ impl IgdmServer {
         if name == MESSAGES {
             return self.call_messages(args).await;
         }
+        if let Some(action) = tools::spec(name).filter(|t| !self.offers(t)).and_then(|t| t.action) {
+            return ToolOutput::err(ToolError::from(&self.client.unsupported(action)));
+        }
         self.guarded(name, args).await
+    }
+
+    /// Whether the account's connector can run `tool`: a tool backed by a
+    /// connector action is offered only when the connector has it (`search`
+    /// also when the local store answers it).
+    fn offers(&self, tool: &tools::ToolSpec) -> bool {
+        match tool.action {
+            None => true,
+            Some("search") if self.config.store.is_some() => true,
+            Some(action) => self.client.supports(action),
+        }
     }
 
     /// Policy checks shared by split tools and `Messages`, then the call.
@@ -369,9 +414,7 @@ impl IgdmServer {
         if let Err(e) = self.check_recipient(name, &args).await {
             return ToolOutput::err(e);
         }
-        if matches!(name, "send" | "send_to_user" | "send_media")
-            && !args.contains_key("idempotency_key")
-        {
+        if tools::sends_message(spec) && !args.contains_key("idempotency_key") {
             args.insert("idempotency_key".into(), json!(uuid::Uuid::new_v4().to_string()));
         }
         if self.config.policy.approve {
@@ -405,7 +448,57 @@ impl IgdmServer {
                 }
                 Ok(())
             }
-            "delete_ice_breakers" => parse::<tools::NoArgs>(name, args).map(drop),
+            "delete_ice_breakers" | "delete_persistent_menu" => {
+                parse::<tools::NoArgs>(name, args).map(drop)
+            }
+            "set_persistent_menu" => {
+                let a: tools::SetPersistentMenu = parse(name, args)?;
+                count("items", a.items.len(), 20)
+            }
+            "send_like" => {
+                let a: tools::SendLike = parse(name, args)?;
+                nonempty("conversation_id", &a.conversation_id)
+            }
+            "send_link" => {
+                let a: tools::SendLink = parse(name, args)?;
+                nonempty("conversation_id", &a.conversation_id)?;
+                link_urls(&a).map(drop)
+            }
+            "media_share" => {
+                let a: tools::MediaShare = parse(name, args)?;
+                nonempty("conversation_id", &a.conversation_id)?;
+                nonempty("media_id", &a.media_id)
+            }
+            "send_quick_replies" => {
+                let a: tools::SendQuickReplies = parse(name, args)?;
+                nonempty("conversation_id", &a.conversation_id)?;
+                nonempty("text", &a.text)?;
+                count("quick_replies", a.quick_replies.len(), 13)
+            }
+            "send_generic_template" => {
+                let a: tools::SendGenericTemplate = parse(name, args)?;
+                nonempty("conversation_id", &a.conversation_id)?;
+                count("elements", a.elements.len(), 10)
+            }
+            "send_button_template" => {
+                let a: tools::SendButtonTemplate = parse(name, args)?;
+                nonempty("conversation_id", &a.conversation_id)?;
+                nonempty("text", &a.text)?;
+                count("buttons", a.buttons.len(), 3)
+            }
+            "reply_to_comment" => {
+                let a: tools::ReplyToComment = parse(name, args)?;
+                nonempty("comment_id", &a.comment_id)?;
+                nonempty("text", &a.text)
+            }
+            "pass_thread_control" => {
+                let a: tools::PassThreadControl = parse(name, args)?;
+                nonempty("conversation_id", &a.conversation_id)
+            }
+            "take_thread_control" | "request_thread_control" => {
+                let a: tools::ThreadControl = parse(name, args)?;
+                nonempty("conversation_id", &a.conversation_id)
+            }
             _ => parse::<tools::ConversationRef>(name, args).map(drop),
         }
     }
@@ -427,7 +520,20 @@ impl IgdmServer {
                 let a: tools::SendToUser = parse(name, args)?;
                 if allowed.contains(&a.user_id) { Ok(()) } else { Err(refuse(&a.user_id)) }
             }
-            "send" | "send_media" => {
+            // A comment id names no recipient to check, and no action reads
+            // a comment's author: with an allowlist, private replies are refused.
+            "reply_to_comment" => Err(ToolError::not_permitted(
+                "this server only sends to listed recipients, and a comment id does not say who \
+                 wrote the comment; nothing was sent",
+            )),
+            "send"
+            | "send_media"
+            | "send_like"
+            | "send_link"
+            | "media_share"
+            | "send_quick_replies"
+            | "send_generic_template"
+            | "send_button_template" => {
                 let a: tools::ConversationRef = parse(name, args)?;
                 if allowed.contains(&a.conversation_id) {
                     return Ok(());
@@ -677,7 +783,13 @@ impl IgdmServer {
                 }
                 return Ok(o);
             }
-            "get_ice_breakers" | "capabilities" | "account_status" | "delete_ice_breakers" => {
+            "get_ice_breakers"
+            | "capabilities"
+            | "account_status"
+            | "delete_ice_breakers"
+            | "get_persistent_menu"
+            | "delete_persistent_menu"
+            | "list_secondary_receivers" => {
                 parse::<tools::NoArgs>(name, args)?;
                 return match name {
                     "capabilities" => Ok(ToolOutput::ok(self.capabilities())),
@@ -754,6 +866,75 @@ impl IgdmServer {
                 return self
                     .invoke("set_ice_breakers", params(&[("ice_breakers", json!(a.ice_breakers))]))
                     .await;
+            }
+            "set_persistent_menu" => {
+                let a: tools::SetPersistentMenu = parse(name, args)?;
+                return self
+                    .invoke("set_persistent_menu", params(&[("items", json!(a.items))]))
+                    .await;
+            }
+            "send_like"
+            | "media_share"
+            | "send_generic_template"
+            | "send_button_template"
+            | "reply_to_comment" => {
+                // The arguments are the action's own parameters (as `validate`
+                // checks them) plus the idempotency key.
+                self.validate(name, args)?;
+                let mut p = args.clone();
+                let key = p.remove("idempotency_key").and_then(|k| k.as_str().map(str::to_owned));
+                return self.send_via(name, p, key).await;
+            }
+            "send_link" => {
+                let a: tools::SendLink = parse(name, args)?;
+                let urls = link_urls(&a)?;
+                let p = params(&[
+                    ("conversation_id", json!(a.conversation_id)),
+                    ("text", json!(a.text)),
+                    ("urls", json!(urls)),
+                ]);
+                return self.send_via("send_link", p, a.idempotency_key).await;
+            }
+            "send_quick_replies" => {
+                let a: tools::SendQuickReplies = parse(name, args)?;
+                let replies: Vec<Value> = a
+                    .quick_replies
+                    .iter()
+                    .map(
+                        |q| json!({"content_type": "text", "title": q.title, "payload": q.payload}),
+                    )
+                    .collect();
+                let p = params(&[
+                    ("conversation_id", json!(a.conversation_id)),
+                    ("text", json!(a.text)),
+                    ("quick_replies", json!(replies)),
+                ]);
+                return self.send_via("send_quick_replies", p, a.idempotency_key).await;
+            }
+            "get_thread_owner" => {
+                let a: tools::ConversationRef = parse(name, args)?;
+                nonempty("conversation_id", &a.conversation_id)?;
+                let p = handover::owner_params(Thread::Conversation(&a.conversation_id));
+                return self.invoke("get_thread_owner", p).await;
+            }
+            "pass_thread_control" => {
+                let a: tools::PassThreadControl = parse(name, args)?;
+                let p = handover::pass_params(
+                    Thread::Conversation(&a.conversation_id),
+                    a.target_app_id.as_deref(),
+                    a.metadata.as_deref(),
+                );
+                return self.invoke("pass_thread_control", p).await;
+            }
+            "take_thread_control" | "request_thread_control" => {
+                let a: tools::ThreadControl = parse(name, args)?;
+                let thread = Thread::Conversation(&a.conversation_id);
+                let p = if name == "take_thread_control" {
+                    handover::take_params(thread, a.metadata.as_deref())
+                } else {
+                    handover::request_params(thread, a.metadata.as_deref())
+                };
+                return self.invoke(name, p).await;
             }
             other => return Err(ToolError::invalid(format!("no tool {other:?}"))),
         };
@@ -993,13 +1174,22 @@ impl IgdmServer {
         let a: tools::SendToUser = parse("send_to_user", args)?;
         nonempty("text", &a.text)?;
         let user = self.client.resolve_user(&a.user_id).await.map_err(|e| ToolError::from(&e))?;
-        let key = a.idempotency_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let p = params(&[("user_id", json!(user)), ("text", json!(a.text))]);
+        self.send_via("send_to_user", p, a.idempotency_key).await
+    }
+
+    /// Runs the message-sending `action` through the send ledger, at most
+    /// once per idempotency key.
+    async fn send_via(
+        &self,
+        action: &str,
+        p: Map<String, Value>,
+        key: Option<String>,
+    ) -> Result<ToolOutput, ToolError> {
+        let key = key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let outcome = self
             .client
-            .send_action(
-                "send_to_user",
-                params(&[("user_id", json!(user)), ("text", json!(a.text))]),
-            )
+            .send_action(action, p)
             .idempotency_key(key)
             .await
             .map_err(|e| ToolError::from(&e))?;

@@ -73,6 +73,8 @@ fn schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
 const W_ADD: Effect = Effect::Write { destructive: false, idempotent: true };
 const W_DESTROY: Effect = Effect::Write { destructive: true, idempotent: true };
 const W_SEND: Effect = Effect::Write { destructive: true, idempotent: false };
+/// Additive, but each call does something again (a request that notifies).
+const W_NOTIFY: Effect = Effect::Write { destructive: false, idempotent: false };
 
 /// Every split tool, reads first.
 pub const CATALOG: &[ToolSpec] = &[
@@ -279,7 +281,118 @@ pub const CATALOG: &[ToolSpec] = &[
         action: Some("delete_ice_breakers"),
         schema: schema::<NoArgs>,
     },
+    ToolSpec {
+        name: "get_persistent_menu",
+        description: "The business profile's persistent menu, as [{locale, call_to_actions}].",
+        effect: Effect::Read,
+        action: Some("get_persistent_menu"),
+        schema: schema::<NoArgs>,
+    },
+    ToolSpec {
+        name: "set_persistent_menu",
+        description: "Replace the business profile's persistent menu (up to 20 items, each {type: postback, title, payload} or {type: web_url, title, url}).",
+        effect: W_DESTROY,
+        action: Some("set_persistent_menu"),
+        schema: schema::<SetPersistentMenu>,
+    },
+    ToolSpec {
+        name: "delete_persistent_menu",
+        description: "Remove the persistent menu.",
+        effect: W_DESTROY,
+        action: Some("delete_persistent_menu"),
+        schema: schema::<NoArgs>,
+    },
+    ToolSpec {
+        name: "send_like",
+        description: "Send the heart into an existing conversation. Idempotent per idempotency_key (one is generated and returned when absent).",
+        effect: W_SEND,
+        action: Some("send_like"),
+        schema: schema::<SendLike>,
+    },
+    ToolSpec {
+        name: "send_link",
+        description: "Send a text carrying links, shown with a preview, into an existing conversation (personal accounts). `urls` defaults to the http(s) links found in `text`. Idempotent per idempotency_key.",
+        effect: W_SEND,
+        action: Some("send_link"),
+        schema: schema::<SendLink>,
+    },
+    ToolSpec {
+        name: "media_share",
+        description: "Share a post into an existing conversation, by its media id (official API: one of the account's own posts). Idempotent per idempotency_key.",
+        effect: W_SEND,
+        action: Some("media_share"),
+        schema: schema::<MediaShare>,
+    },
+    ToolSpec {
+        name: "send_quick_replies",
+        description: "Send a text with 1 to 13 quick-reply buttons (titles up to 20 characters); the tapped button's payload comes back through the webhook. Idempotent per idempotency_key.",
+        effect: W_SEND,
+        action: Some("send_quick_replies"),
+        schema: schema::<SendQuickReplies>,
+    },
+    ToolSpec {
+        name: "send_generic_template",
+        description: "Send a carousel of 1 to 10 cards: [{title (up to 80), subtitle, image_url, default_action {type: web_url, url}, buttons (up to 3, {type: web_url|postback, title, url|payload})}]. Idempotent per idempotency_key.",
+        effect: W_SEND,
+        action: Some("send_generic_template"),
+        schema: schema::<SendGenericTemplate>,
+    },
+    ToolSpec {
+        name: "send_button_template",
+        description: "Send a text (up to 640 characters) with 1 to 3 buttons: [{type: web_url|postback, title, url|payload}]. Idempotent per idempotency_key.",
+        effect: W_SEND,
+        action: Some("send_button_template"),
+        schema: schema::<SendButtonTemplate>,
+    },
+    ToolSpec {
+        name: "reply_to_comment",
+        description: "Send one private reply to the person who wrote a comment on the account's post, reel, story or ad (within 7 days; one reply per comment). Refused when this server restricts recipients, since a comment id names no recipient it could check. Idempotent per idempotency_key.",
+        effect: W_SEND,
+        action: Some("reply_to_comment"),
+        schema: schema::<ReplyToComment>,
+    },
+    ToolSpec {
+        name: "get_thread_owner",
+        description: "Which app controls a conversation under Meta's Handover Protocol (app_id null while the thread is idle).",
+        effect: Effect::Read,
+        action: Some("get_thread_owner"),
+        schema: schema::<ConversationRef>,
+    },
+    ToolSpec {
+        name: "list_secondary_receivers",
+        description: "The apps the Page set up as secondary receivers, which threads can be passed to (for example the Page Inbox).",
+        effect: Effect::Read,
+        action: Some("list_secondary_receivers"),
+        schema: schema::<NoArgs>,
+    },
+    ToolSpec {
+        name: "pass_thread_control",
+        description: "Hand a conversation to another app (default: the Page Inbox, where people answer); this app stops being able to send in it until it takes control back.",
+        effect: W_ADD,
+        action: Some("pass_thread_control"),
+        schema: schema::<PassThreadControl>,
+    },
+    ToolSpec {
+        name: "take_thread_control",
+        description: "Take control of a conversation back from the app it was passed to.",
+        effect: W_ADD,
+        action: Some("take_thread_control"),
+        schema: schema::<ThreadControl>,
+    },
+    ToolSpec {
+        name: "request_thread_control",
+        description: "Ask the app that controls a conversation to pass it to this one (it is told, and decides).",
+        effect: W_NOTIFY,
+        action: Some("request_thread_control"),
+        schema: schema::<ThreadControl>,
+    },
 ];
+
+/// Whether `tool` creates a message (through the send ledger, with an idempotency key).
+#[must_use]
+pub fn sends_message(tool: &ToolSpec) -> bool {
+    tool.name == "send_media" || tool.action.is_some_and(|a| igdm::ops::MESSAGE_SENDS.contains(&a))
+}
 
 /// The seed-001 action names of the `Messages` tool and the split tool each maps to.
 pub const MESSAGES_ACTIONS: &[(&str, &str)] = &[
@@ -545,6 +658,134 @@ pub struct IceBreaker {
 pub struct SetIceBreakers {
     /// One to four questions.
     pub ice_breakers: Vec<IceBreaker>,
+}
+
+/// `set_persistent_menu`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPersistentMenu {
+    /// One to twenty items: {type: postback, title, payload} or {type: web_url, title, url}.
+    pub items: Vec<JsonObject>,
+}
+
+/// `send_like`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendLike {
+    /// The conversation id.
+    pub conversation_id: String,
+    /// The same key never sends twice; reuse it when retrying.
+    pub idempotency_key: Option<String>,
+}
+
+/// `send_link`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendLink {
+    /// The conversation id.
+    pub conversation_id: String,
+    /// The text, carrying the links.
+    pub text: String,
+    /// The links to preview (up to 10); default: the http(s) links in `text`.
+    pub urls: Option<Vec<String>>,
+    /// The same key never sends twice; reuse it when retrying.
+    pub idempotency_key: Option<String>,
+}
+
+/// `media_share`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MediaShare {
+    /// The conversation id.
+    pub conversation_id: String,
+    /// The post's media id.
+    pub media_id: String,
+    /// The same key never sends twice; reuse it when retrying.
+    pub idempotency_key: Option<String>,
+}
+
+/// One quick reply.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuickReply {
+    /// The button's title (up to 20 characters).
+    pub title: String,
+    /// What the webhook receives when it is tapped (up to 1000 characters).
+    pub payload: String,
+}
+
+/// `send_quick_replies`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendQuickReplies {
+    /// The conversation id.
+    pub conversation_id: String,
+    /// The text above the buttons.
+    pub text: String,
+    /// One to thirteen quick replies.
+    pub quick_replies: Vec<QuickReply>,
+    /// The same key never sends twice; reuse it when retrying.
+    pub idempotency_key: Option<String>,
+}
+
+/// `send_generic_template`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendGenericTemplate {
+    /// The conversation id.
+    pub conversation_id: String,
+    /// One to ten cards: {title, subtitle, image_url, default_action, buttons}.
+    pub elements: Vec<JsonObject>,
+    /// The same key never sends twice; reuse it when retrying.
+    pub idempotency_key: Option<String>,
+}
+
+/// `send_button_template`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendButtonTemplate {
+    /// The conversation id.
+    pub conversation_id: String,
+    /// The text above the buttons (up to 640 characters).
+    pub text: String,
+    /// One to three buttons: {type: web_url, title, url} or {type: postback, title, payload}.
+    pub buttons: Vec<JsonObject>,
+    /// The same key never sends twice; reuse it when retrying.
+    pub idempotency_key: Option<String>,
+}
+
+/// `reply_to_comment`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyToComment {
+    /// The comment's id (from a comments or live_comments webhook).
+    pub comment_id: String,
+    /// The private reply.
+    pub text: String,
+    /// The same key never sends twice; reuse it when retrying.
+    pub idempotency_key: Option<String>,
+}
+
+/// `pass_thread_control`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PassThreadControl {
+    /// The conversation id.
+    pub conversation_id: String,
+    /// The app to pass it to (default: the Page Inbox, 263902037430900).
+    pub target_app_id: Option<String>,
+    /// A note for the receiving app (up to 1000 characters).
+    pub metadata: Option<String>,
+}
+
+/// `take_thread_control`, `request_thread_control`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadControl {
+    /// The conversation id.
+    pub conversation_id: String,
+    /// A note for the other app (up to 1000 characters).
+    pub metadata: Option<String>,
 }
 
 /// The `Messages` tool's arguments: `action` plus that action's parameters.

@@ -416,7 +416,10 @@ impl Client {
         self.inner.connector.action(action).is_some()
     }
 
-    pub(crate) fn unsupported(&self, action: &str) -> Error {
+    /// The refusal of `action`, which this account's connector lacks,
+    /// naming the connector that has it when one does.
+    #[must_use]
+    pub fn unsupported(&self, action: &str) -> Error {
         let hint = match crate::ops::backend_hint(action, &self.inner.connector.id) {
             Some(other) => format!(": the {other} connector can"),
             None => String::new(),

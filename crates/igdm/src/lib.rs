@@ -25,6 +25,7 @@ pub mod accounts;
 pub mod catalog;
 pub mod client;
 mod error;
+pub mod handover;
 pub mod home;
 pub mod keep;
 pub mod ledger;
