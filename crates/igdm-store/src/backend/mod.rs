@@ -293,7 +293,9 @@ pub(crate) enum SearchStart {
     Newest,
     /// Newest first, after the match sent at `.0` with `seq` `.1`.
     Before(i64, i64),
-    /// Best first among the newest [`crate::RELEVANCE_WINDOW`], after this many.
+    /// Best first among the newest [`crate::RELEVANCE_WINDOW`] matches
+    /// (within the [`crate::RELEVANCE_CANDIDATES`] newest text matches),
+    /// after this many.
     Ranked(i64),
 }
 
@@ -969,6 +971,18 @@ macro_rules! shared_store {
                 }
             }
 
+            /// Appends the `AND …` clauses of a search's `before:` / `after:` days.
+            fn push_search_dates(b: &mut QueryBuilder<$db>, q: &Query) {
+                if let Some(day) = q.before {
+                    b.push(" AND m.sent_at < ");
+                    b.push_bind(day_start_micros(day));
+                }
+                if let Some(day) = q.after {
+                    b.push(" AND m.sent_at >= ");
+                    b.push_bind(day_start_micros(day));
+                }
+            }
+
             /// Appends the `AND …` clauses of a search's filters.
             fn push_search_filters(b: &mut QueryBuilder<$db>, q: &Query) {
                 if !q.from.is_empty() {
@@ -994,14 +1008,7 @@ macro_rules! shared_store {
                     }
                     b.push(")");
                 }
-                if let Some(day) = q.before {
-                    b.push(" AND m.sent_at < ");
-                    b.push_bind(day_start_micros(day));
-                }
-                if let Some(day) = q.after {
-                    b.push(" AND m.sent_at >= ");
-                    b.push_bind(day_start_micros(day));
-                }
+                Self::push_search_dates(b, q);
                 if q.has_attachment {
                     b.push(
                         " AND EXISTS (SELECT 1 FROM attachments a WHERE a.account_id = m.account_id \
