@@ -406,7 +406,8 @@ pub trait MessageStore: Send + Sync {
 
     /// Full-text search over an account's messages (deleted ones excluded),
     /// newest first, or best first among the newest
-    /// [`crate::RELEVANCE_WINDOW`] matches with [`crate::SearchOrder::Relevance`].
+    /// [`crate::RELEVANCE_WINDOW`] matches with [`crate::SearchOrder::Relevance`]
+    /// (found among the newest [`crate::RELEVANCE_CANDIDATES`] text matches).
     /// Parse the user's text with [`crate::query::parse`].
     fn search<'a>(
         &'a self,

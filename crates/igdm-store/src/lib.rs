@@ -46,7 +46,7 @@ pub use backend::postgres::PgStore;
 pub use backend::sqlite::SqliteStore;
 pub use error::{StoreError, StoreResult};
 pub use igdm_model::Page;
-pub use query::{Query, RELEVANCE_WINDOW, SearchOrder, parse as parse_query};
+pub use query::{Query, RELEVANCE_CANDIDATES, RELEVANCE_WINDOW, SearchOrder, parse as parse_query};
 pub use types::*;
 
 /// A store of either backend, chosen at run time.

@@ -15,8 +15,9 @@
 //! - `has:attachment` — the message has media;
 //! - `is:unread` — the conversation is unread;
 //! - `sort:relevance` — best matches first (BM25 / `ts_rank`) among the
-//!   [`RELEVANCE_WINDOW`] newest matches, instead of newest first;
-//!   `sort:newest` is the default.
+//!   [`RELEVANCE_WINDOW`] newest matches that pass the filters, these taken
+//!   from the [`RELEVANCE_CANDIDATES`] newest messages whose text matches,
+//!   instead of newest first; `sort:newest` is the default.
 //!
 //! [`parse`] never fails: anything it cannot read as an operator (an unknown
 //! `key:value`, a bad date, an unclosed quote, a dangling `OR`, a negated
@@ -52,10 +53,24 @@ impl Term {
     }
 }
 
-/// How many of the newest matches `sort:relevance` ranks: relevance costs
-/// time in proportion to the matches it scores, so it scores a bounded
+/// How many of the newest matches `sort:relevance` ranks at most: relevance
+/// costs time in proportion to the matches it scores, so it scores a bounded
 /// window rather than every match of a common word.
+///
+/// The window holds the newest matches that pass the query's filters
+/// (`from:`, `in:`, `has:`, `is:`), found among the newest
+/// [`RELEVANCE_CANDIDATES`] messages whose text matches; without such a
+/// filter it is simply the newest `RELEVANCE_WINDOW` matches.
 pub const RELEVANCE_WINDOW: u32 = 1000;
+
+/// How many messages `sort:relevance` examines at most: the newest messages
+/// of the account (not deleted, sent within the query's `before:` / `after:`
+/// days) whose text matches the query's words. The filters are applied to
+/// these candidates only, so a selective filter (`from:` a rare sender)
+/// ranks fewer than [`RELEVANCE_WINDOW`] matches, possibly none, rather
+/// than searching further back: the cost of relevance stays bounded
+/// whatever the filter. Newest-first search has no such bound.
+pub const RELEVANCE_CANDIDATES: u32 = 5000;
 
 /// The order of search results.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,7 +79,8 @@ pub enum SearchOrder {
     /// Newest first (by time sent), the default: what chat apps show.
     #[default]
     Newest,
-    /// Best match first among the [`RELEVANCE_WINDOW`] newest matches; ties newest first.
+    /// Best match first among the [`RELEVANCE_WINDOW`] newest matches (taken
+    /// from the [`RELEVANCE_CANDIDATES`] newest text matches); ties newest first.
     Relevance,
 }
 

@@ -14,6 +14,7 @@ conformance!(
     newest_first_equals_the_like_scan,
     relevance_orders_every_match_by_rank,
     relevance_ranks_the_newest_window,
+    relevance_examines_a_bounded_number_of_candidates,
 );
 
 mod cases {
@@ -42,6 +43,12 @@ mod cases {
         m.sender.username = Some(from.1.into());
         m.timestamp = at;
         m
+    }
+
+    /// The times `start`, `start + step` µs, `start + 2 step` µs, … by index.
+    fn spaced(start: Timestamp, step: i64) -> impl Fn(usize) -> Timestamp {
+        let base = start.unix_micros();
+        move |i| Timestamp::from_unix_micros(base + i64::try_from(i).unwrap() * step).unwrap()
     }
 
     const ALICE: (&str, &str) = ("101", "Alice");
@@ -311,19 +318,24 @@ mod cases {
         .unwrap()
     }
 
-    /// Every page of a search, in order.
-    async fn all_pages(s: &Store, q: &str, limit: u32) -> Vec<String> {
+    /// The hits of every page of a search, in order.
+    async fn all_hits(s: &Store, q: &str, limit: u32) -> Vec<SearchHit> {
         let query = parse_query(q);
         let mut seen = Vec::new();
         let mut cursor = None;
         loop {
             let page = s.search(ACC, &query, limit, cursor.as_deref()).await.unwrap();
-            seen.extend(page.items.into_iter().map(|h| h.message.id.0));
+            seen.extend(page.items);
             if !page.has_more {
                 return seen;
             }
             cursor = page.next_cursor;
         }
+    }
+
+    /// The message ids of every page of a search, in order.
+    async fn all_pages(s: &Store, q: &str, limit: u32) -> Vec<String> {
+        all_hits(s, q, limit).await.into_iter().map(|h| h.message.id.0).collect()
     }
 
     /// Stores a generated corpus: 900 messages of one to five words of a
@@ -402,17 +414,7 @@ mod cases {
         let vocabulary = generated_corpus(s).await;
         for word in vocabulary.iter().step_by(3) {
             for (query, sender) in [(word.clone(), None), (format!("{word} from:2"), Some("2"))] {
-                let mut hits: Vec<SearchHit> = Vec::new();
-                let mut cursor = None;
-                let ranked = parse_query(&format!("{query} sort:relevance"));
-                loop {
-                    let page = s.search(ACC, &ranked, 6, cursor.as_deref()).await.unwrap();
-                    hits.extend(page.items);
-                    if !page.has_more {
-                        break;
-                    }
-                    cursor = page.next_cursor;
-                }
+                let hits = all_hits(s, &format!("{query} sort:relevance"), 6).await;
                 let mut got: Vec<String> = hits.iter().map(|h| h.message.id.0.clone()).collect();
                 let mut expected = like_scan(s, word, sender).await;
                 assert!(
@@ -434,10 +436,7 @@ mod cases {
     pub async fn relevance_ranks_the_newest_window(h: &Harness) {
         let s = &h.store;
         let window = igdm_store::RELEVANCE_WINDOW as usize;
-        let base = day(2024, 1, 1, 0).unix_micros();
-        let at = |i: usize| {
-            Timestamp::from_unix_micros(base + i64::try_from(i).unwrap() * 1_000_000).unwrap()
-        };
+        let at = spaced(day(2024, 1, 1, 0), 1_000_000);
         let mut messages = vec![msg("c", "old", ALICE, at(0), "lynx lynx lynx")];
         for i in 1..=window + 5 {
             let text = format!("a lynx among many other words number {i} of a longer message");
@@ -459,5 +458,68 @@ mod cases {
         let all = all_pages(s, "lynx", 100).await;
         assert_eq!(all.len(), window + 7);
         assert_eq!(all.last().map(String::as_str), Some("old"));
+    }
+
+    /// With a selective filter, `sort:relevance` examines only the newest
+    /// `RELEVANCE_CANDIDATES` matches of the words: it ranks the filter's
+    /// matches among them, best first, and leaves out older ones however
+    /// strong, unless `before:` moves the candidates back in time.
+    pub async fn relevance_examines_a_bounded_number_of_candidates(h: &Harness) {
+        let s = &h.store;
+        let candidates = igdm_store::RELEVANCE_CANDIDATES as usize;
+        // One match a minute, so that the newest matches are the same in
+        // every index order.
+        let at = spaced(day(2024, 1, 1, 0), 60_000_000);
+        let total = candidates + 10;
+        let boundary = total - candidates;
+        let bob: std::collections::HashMap<usize, (&str, &str)> = [
+            (5, ("b-too-old", "lynx lynx lynx lynx")),
+            (boundary, ("b-weak", "a lynx in a long message with many more words than the others")),
+            (boundary + 20, ("b-strong", "lynx lynx lynx")),
+            (total - 1, ("b-newest", "a lynx and few words")),
+        ]
+        .into_iter()
+        .collect();
+        let mut messages = vec![msg("c", "b-last-year", BOB, day(2023, 12, 31, 12), "lynx lynx")];
+        for i in 0..total {
+            messages.push(match bob.get(&i) {
+                Some((id, text)) => msg("c", id, BOB, at(i), text),
+                None => msg("c", &format!("a{i}"), ALICE, at(i), &format!("a lynx, number {i}")),
+            });
+        }
+        for batch in messages.chunks(1000) {
+            s.upsert_messages(ACC, batch).await.unwrap();
+        }
+
+        let hits = all_hits(s, "lynx from:bob sort:relevance", 2).await;
+        let got: Vec<&str> = hits.iter().map(|h| h.message.id.as_str()).collect();
+        // The three of Bob's matches among the newest candidates, best
+        // first: more occurrences in fewer words rank higher.
+        assert_eq!(got, ["b-strong", "b-newest", "b-weak"]);
+        assert!(hits.windows(2).all(|w| w[0].rank > w[1].rank), "{got:?}: best first");
+        assert!(hits.iter().all(|h| h.rank > 0.0 && h.snippet.contains("lynx")));
+
+        // Newest first is not bounded: it finds every match of the filter.
+        assert_eq!(
+            all_pages(s, "lynx from:bob", 2).await,
+            ["b-newest", "b-strong", "b-weak", "b-too-old", "b-last-year"]
+        );
+        // Without a filter the window is the newest matches, as before.
+        let unfiltered = all_pages(s, "lynx sort:relevance", 500).await;
+        assert_eq!(unfiltered.len(), igdm_store::RELEVANCE_WINDOW as usize);
+        assert!(unfiltered.iter().any(|id| id == "b-newest"));
+        assert!(!unfiltered.iter().any(|id| id == "b-strong"), "older than the window");
+        // The days bound the candidates before they are counted.
+        let old = all_hits(s, "lynx from:bob before:2024-01-01 sort:relevance", 2).await;
+        let old: Vec<&str> = old.iter().map(|h| h.message.id.as_str()).collect();
+        assert_eq!(old, ["b-last-year"]);
+        // Before the second day, fewer than the candidates match: all of
+        // Bob's matches up to then are ranked, the one beyond the bound
+        // above included.
+        let early = all_hits(s, "lynx from:bob before:2024-01-02 sort:relevance", 2).await;
+        assert!(early.windows(2).all(|w| w[0].rank >= w[1].rank), "best first");
+        let mut early: Vec<&str> = early.iter().map(|h| h.message.id.as_str()).collect();
+        early.sort_unstable();
+        assert_eq!(early, ["b-last-year", "b-strong", "b-too-old", "b-weak"]);
     }
 }

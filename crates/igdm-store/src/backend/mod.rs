@@ -293,7 +293,9 @@ pub(crate) enum SearchStart {
     Newest,
     /// Newest first, after the match sent at `.0` with `seq` `.1`.
     Before(i64, i64),
-    /// Best first among the newest [`crate::RELEVANCE_WINDOW`], after this many.
+    /// Best first among the newest [`crate::RELEVANCE_WINDOW`] matches
+    /// (within the [`crate::RELEVANCE_CANDIDATES`] newest text matches),
+    /// after this many.
     Ranked(i64),
 }
 
@@ -842,33 +844,48 @@ macro_rules! shared_store {
                 Ok(())
             }
 
-            /// Writes one chunk of distinct messages inside `tx`.
+            /// Upserts the conversation rows of `messages` (foreign key of
+            /// theirs), as stubs where new, moving their activity time
+            /// forward: one row per conversation, in key order, like every
+            /// batch that locks them.
+            async fn upsert_conversation_stubs(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                account: &str,
+                messages: &[&Message],
+            ) -> StoreResult<()> {
+                let mut latest: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+                for m in messages {
+                    let t = m.timestamp.unix_micros();
+                    let e = latest.entry(m.conversation_id.as_str()).or_insert(t);
+                    *e = (*e).max(t);
+                }
+                let latest: Vec<(&str, i64)> = latest.into_iter().collect();
+                for part in latest.chunks(IMPORT_CHUNK) {
+                    let mut b = QueryBuilder::<$db>::new(
+                        "INSERT INTO conversations (account_id, conversation_id, updated_at, is_stub) ",
+                    );
+                    b.push_values(part, |mut row, (conv, t)| {
+                        row.push_bind(account.to_owned()).push_bind((*conv).to_owned()).push_bind(*t).push("TRUE");
+                    });
+                    b.push(
+                        " ON CONFLICT (account_id, conversation_id) DO UPDATE SET updated_at = CASE \
+                         WHEN excluded.updated_at > conversations.updated_at THEN excluded.updated_at \
+                         ELSE conversations.updated_at END",
+                    );
+                    b.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// Writes one chunk of distinct messages inside `tx`, their
+            /// conversation rows already there:
+            /// one multi-row upsert of the messages, then their attachment
+            /// and reaction rows.
             async fn write_message_chunk(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 account: &str,
                 chunk: &[&Message],
             ) -> StoreResult<()> {
-                // Conversations first (foreign key), moving their activity
-                // time forward; in key order, like every batch that locks them.
-                let mut latest: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
-                for m in chunk {
-                    let t = m.timestamp.unix_micros();
-                    let e = latest.entry(m.conversation_id.as_str()).or_insert(t);
-                    *e = (*e).max(t);
-                }
-                let mut b = QueryBuilder::<$db>::new(
-                    "INSERT INTO conversations (account_id, conversation_id, updated_at, is_stub) ",
-                );
-                b.push_values(latest.iter(), |mut row, (conv, t)| {
-                    row.push_bind(account.to_owned()).push_bind((*conv).to_owned()).push_bind(*t).push("TRUE");
-                });
-                b.push(
-                    " ON CONFLICT (account_id, conversation_id) DO UPDATE SET updated_at = CASE \
-                     WHEN excluded.updated_at > conversations.updated_at THEN excluded.updated_at \
-                     ELSE conversations.updated_at END",
-                );
-                b.build().execute(&mut **tx).await?;
-
                 let mut rows = Vec::with_capacity(chunk.len());
                 for m in chunk {
                     let attachments = to_json(&m.attachments)?;
@@ -969,6 +986,18 @@ macro_rules! shared_store {
                 }
             }
 
+            /// Appends the `AND …` clauses of a search's `before:` / `after:` days.
+            fn push_search_dates(b: &mut QueryBuilder<$db>, q: &Query) {
+                if let Some(day) = q.before {
+                    b.push(" AND m.sent_at < ");
+                    b.push_bind(day_start_micros(day));
+                }
+                if let Some(day) = q.after {
+                    b.push(" AND m.sent_at >= ");
+                    b.push_bind(day_start_micros(day));
+                }
+            }
+
             /// Appends the `AND …` clauses of a search's filters.
             fn push_search_filters(b: &mut QueryBuilder<$db>, q: &Query) {
                 if !q.from.is_empty() {
@@ -994,14 +1023,7 @@ macro_rules! shared_store {
                     }
                     b.push(")");
                 }
-                if let Some(day) = q.before {
-                    b.push(" AND m.sent_at < ");
-                    b.push_bind(day_start_micros(day));
-                }
-                if let Some(day) = q.after {
-                    b.push(" AND m.sent_at >= ");
-                    b.push_bind(day_start_micros(day));
-                }
+                Self::push_search_dates(b, q);
                 if q.has_attachment {
                     b.push(
                         " AND EXISTS (SELECT 1 FROM attachments a WHERE a.account_id = m.account_id \
@@ -1395,13 +1417,18 @@ macro_rules! shared_store {
                             }
                         }
                     }
-                    // Conversation rows are locked in key order, across
-                    // chunks too, so that concurrent batches over the same
-                    // conversations queue behind each other instead of
-                    // deadlocking (PostgreSQL aborts one of them). The sort is
-                    // stable: a conversation's messages keep their order.
-                    distinct.sort_by(|a, b| a.conversation_id.as_str().cmp(b.conversation_id.as_str()));
                     let mut tx = self.pool.begin().await?;
+                    // Every conversation row of the batch first, locked in
+                    // key order, so that concurrent batches over the same
+                    // conversations queue behind each other instead of
+                    // deadlocking (PostgreSQL aborts one of them).
+                    Self::upsert_conversation_stubs(&mut tx, account, &distinct).await?;
+                    // Then the messages in time order, so that the time
+                    // indexes (and SQLite's full-text keys, which start with
+                    // the minute sent) grow at their end rather than at
+                    // random places. The sort is stable: messages sent at
+                    // the same time keep their order.
+                    distinct.sort_by_key(|m| m.timestamp.unix_micros());
                     for chunk in distinct.chunks(IMPORT_CHUNK) {
                         Self::write_message_chunk(&mut tx, account, chunk).await?;
                     }

@@ -370,7 +370,11 @@ impl PgStore {
     /// `messages_by_account_newest` until the page is full, or from the GIN
     /// index and a sort when few messages match. Relevance ranks the newest
     /// [`crate::RELEVANCE_WINDOW`] matches only (`ts_rank` weighs each row
-    /// alone, so only the window pays for it); newest first, `rank` is 0.
+    /// alone, so only the window pays for it), and finds them among the
+    /// newest [`crate::RELEVANCE_CANDIDATES`] text matches of the account
+    /// within the query's days, the other filters thinning these out, so
+    /// that a selective filter cannot make it read further back; newest
+    /// first, `rank` is 0.
     async fn search_rows(
         &self,
         account: &str,
@@ -408,16 +412,33 @@ impl PgStore {
         } else {
             b.push(", CAST(0 AS DOUBLE PRECISION) AS rank");
         }
-        b.push(" FROM messages m");
+        if matches!(start, SearchStart::Ranked(_)) {
+            // The candidates: the newest text matches, before any filter
+            // but the days (which bound the index walk).
+            b.push(" FROM (SELECT m.* FROM messages m WHERE m.account_id = ");
+            b.push_bind(account.to_owned());
+            b.push(" AND m.is_deleted = FALSE AND m.search @@ ");
+            Self::push_full_tsquery(&mut b, &groups, &excluded);
+            Self::push_search_dates(&mut b, q);
+            b.push(" ORDER BY m.sent_at DESC, m.seq DESC LIMIT ");
+            b.push_bind(i64::from(crate::RELEVANCE_CANDIDATES));
+            b.push(") AS m");
+        } else {
+            b.push(" FROM messages m");
+        }
         if !q.in_conversation.is_empty() || q.is_unread {
             b.push(
                 " JOIN conversations c ON c.account_id = m.account_id \
                  AND c.conversation_id = m.conversation_id",
             );
         }
-        b.push(" WHERE m.account_id = ").push_bind(account.to_owned());
-        b.push(" AND m.is_deleted = FALSE AND m.search @@ ");
-        Self::push_full_tsquery(&mut b, &groups, &excluded);
+        if matches!(start, SearchStart::Ranked(_)) {
+            b.push(" WHERE TRUE");
+        } else {
+            b.push(" WHERE m.account_id = ").push_bind(account.to_owned());
+            b.push(" AND m.is_deleted = FALSE AND m.search @@ ");
+            Self::push_full_tsquery(&mut b, &groups, &excluded);
+        }
         Self::push_search_filters(&mut b, q);
         Self::push_search_start(&mut b, start);
         b.push(" ORDER BY m.sent_at DESC, m.seq DESC LIMIT ");

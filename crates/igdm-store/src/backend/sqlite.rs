@@ -14,9 +14,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::backend::SearchStart;
 use crate::backend::appender::Appender;
 use crate::backend::checkpoint::Checkpointer;
+use crate::backend::{SearchStart, day_start_micros};
 use crate::types::{SNIPPET_END, SNIPPET_START};
 
 /// The SQLite store.
@@ -335,6 +335,12 @@ impl SqliteStore {
     /// A page of the newest [`crate::RELEVANCE_WINDOW`] matches ranked by
     /// BM25, best first, `offset` into the ranking.
     ///
+    /// The window is taken from the newest [`crate::RELEVANCE_CANDIDATES`]
+    /// matches of `expr` in the account (deleted messages and those outside
+    /// the `before:` / `after:` days left out, the days bounding the index
+    /// walk): the other filters only thin these candidates out, so a
+    /// selective filter cannot make the walk read further back.
+    ///
     /// FTS5's `bm25()` reads every match of each word to weigh it (a full
     /// doclist for a common word), so the window is scored here instead,
     /// with the words' weights taken from the window itself.
@@ -346,12 +352,34 @@ impl SqliteStore {
         limit: i64,
         offset: i64,
     ) -> StoreResult<Vec<DbRow>> {
-        let window = Walk {
-            limit: i64::from(crate::RELEVANCE_WINDOW),
-            columns: "messages_fts.rowid AS k, m.seq, m.sent_at, m.text",
-            ..Walk::default()
-        };
-        let rows = self.walk(account, q, expr, window).await?;
+        let mut b = QueryBuilder::<sqlx::Sqlite>::new(format!(
+            "SELECT m.k, m.seq, m.sent_at, m.text FROM (SELECT messages_fts.rowid AS k, m.* \
+             FROM messages_fts CROSS JOIN messages m ON m.seq = (messages_fts.rowid & {SEQ_MASK}) \
+             WHERE messages_fts MATCH "
+        ));
+        b.push_bind(expr.to_owned());
+        if let Some(key) = q.before.and_then(|d| fts_day_key(day_start_micros(d))) {
+            b.push(" AND messages_fts.rowid < ").push_bind(key);
+        }
+        if let Some(key) = q.after.and_then(|d| fts_day_key(day_start_micros(d))) {
+            b.push(" AND messages_fts.rowid >= ").push_bind(key);
+        }
+        b.push(" AND m.account_id = ").push_bind(account.to_owned());
+        b.push(" AND m.is_deleted = FALSE");
+        Self::push_search_dates(&mut b, q);
+        b.push(" ORDER BY messages_fts.rowid DESC LIMIT ");
+        b.push_bind(i64::from(crate::RELEVANCE_CANDIDATES));
+        b.push(") AS m");
+        if !q.in_conversation.is_empty() || q.is_unread {
+            b.push(
+                " CROSS JOIN conversations c ON c.account_id = m.account_id \
+                 AND c.conversation_id = m.conversation_id",
+            );
+        }
+        b.push(" WHERE TRUE");
+        Self::push_search_filters(&mut b, q);
+        b.push(" ORDER BY m.k DESC LIMIT ").push_bind(i64::from(crate::RELEVANCE_WINDOW));
+        let rows = b.build().fetch_all(&self.pool).await?;
         let mut docs = Vec::with_capacity(rows.len());
         for row in &rows {
             let text: Option<String> = row.try_get("text")?;
@@ -412,16 +440,10 @@ impl SqliteStore {
         expr: &str,
         walk: Walk,
     ) -> StoreResult<Vec<DbRow>> {
-        let columns = if walk.columns.is_empty() {
-            format!(
-                "messages_fts.rowid AS k, {MESSAGE_COLUMNS}, 0.0 AS rank, \
-                 snippet(messages_fts, 0, '{SNIPPET_START}', '{SNIPPET_END}', '…', 16) AS snippet"
-            )
-        } else {
-            walk.columns.to_owned()
-        };
         let mut b = QueryBuilder::<sqlx::Sqlite>::new(format!(
-            "SELECT {columns} FROM messages_fts \
+            "SELECT messages_fts.rowid AS k, {MESSAGE_COLUMNS}, 0.0 AS rank, \
+             snippet(messages_fts, 0, '{SNIPPET_START}', '{SNIPPET_END}', '…', 16) AS snippet \
+             FROM messages_fts \
              CROSS JOIN messages m ON m.seq = (messages_fts.rowid & {SEQ_MASK})"
         ));
         if !q.in_conversation.is_empty() || q.is_unread {
@@ -452,6 +474,16 @@ const SEQ_BITS: u32 = 36;
 /// The `seq` part of a full-text key.
 const SEQ_MASK: i64 = (1 << SEQ_BITS) - 1;
 
+/// The smallest full-text key of the day starting at `day_start` (Unix µs),
+/// when keys order messages around it exactly: every message sent before
+/// it has a smaller key, every one sent from it on a key at least as large
+/// (not so outside the range of minutes keys hold, where they are clamped).
+fn fts_day_key(day_start: i64) -> Option<i64> {
+    let minute = day_start / 60_000_000;
+    (day_start >= 0 && day_start % 60_000_000 == 0 && minute < (1 << 27) - 1)
+        .then(|| fts_minute(day_start))
+}
+
 /// The smallest full-text key of the minute `sent_at` (Unix µs) falls in,
 /// as migration 0005 computes it.
 fn fts_minute(sent_at: i64) -> i64 {
@@ -469,13 +501,11 @@ struct Walk {
     limit: i64,
     /// The page's start (a newest-first cursor restricts the matches).
     start: SearchStart,
-    /// The columns returned; empty: `k`, the message's, `rank` and `snippet`.
-    columns: &'static str,
 }
 
 impl Default for Walk {
     fn default() -> Self {
-        Self { below: None, from: None, limit: -1, start: SearchStart::Newest, columns: "" }
+        Self { below: None, from: None, limit: -1, start: SearchStart::Newest }
     }
 }
 
