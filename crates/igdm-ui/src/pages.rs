@@ -691,7 +691,7 @@ async fn handover(
                 &me,
                 &customer,
                 Timestamp::now(),
-                igdm_bot::config::PAGE_INBOX_APP_ID,
+                igdm::handover::PAGE_INBOX_APP_ID,
                 "taken over in igdm ui",
             )
             .await

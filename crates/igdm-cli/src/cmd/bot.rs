@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow, bail};
+use igdm::handover;
 use igdm_bot::{Bot, BotConfig};
 use igdm_model::Timestamp;
 use igdm_store::{MessageStore, Store};
@@ -157,7 +158,7 @@ pub async fn handover(cmd: HandoverCommand, global: &Global) -> anyhow::Result<E
     let client = live.client().clone();
     let (action, params) = match &cmd {
         HandoverCommand::Owner { conversation } => {
-            ("get_thread_owner", igdm::ops::params(&[("user_id", json!(conversation))]))
+            ("get_thread_owner", handover::owner_params(handover::Thread::User(conversation)))
         }
         HandoverCommand::Apps => ("list_secondary_receivers", serde_json::Map::new()),
         _ => return pass_control(&rt, &live, &cmd, global).await,

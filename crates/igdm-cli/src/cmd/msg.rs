@@ -826,12 +826,7 @@ async fn send(
         .into());
     }
     if let Some((action, p)) = single_item(&args)? {
-        if args.print_request {
-            let p = client.adapt(action, p).await?;
-            print_request(&client.build_request(action, &p).await?);
-            return Ok(ExitCode::SUCCESS);
-        }
-        return send_recorded(client, j, action, p, args.idempotency_key).await;
+        return send_or_print(client, j, action, p, &args).await;
     }
     let (conversation, text) = match (&args.user, args.args.as_slice()) {
         (Some(_), [text]) => (None, text.clone()),
@@ -854,12 +849,7 @@ async fn send(
             ("url", args.image.as_ref().map_or(Value::Null, |u| json!(u))),
             ("human_agent", if args.human_agent { json!(true) } else { Value::Null }),
         ]);
-        if args.print_request {
-            let p = client.adapt(action, p).await?;
-            print_request(&client.build_request(action, &p).await?);
-            return Ok(ExitCode::SUCCESS);
-        }
-        return send_recorded(client, j, action, p, args.idempotency_key).await;
+        return send_or_print(client, j, action, p, &args).await;
     }
     let conversation = conversation.unwrap_or_default();
     if !args.links.is_empty() {
@@ -871,7 +861,7 @@ async fn send(
             ("text", json!(text)),
             ("urls", json!(args.links)),
         ]);
-        return send_recorded(client, j, "send_link", p, args.idempotency_key).await;
+        return send_or_print(client, j, "send_link", p, &args).await;
     }
     if !quick.is_empty() && args.reply_to.is_none() && client.supports("send_quick_replies") {
         let p = params(&[
@@ -880,12 +870,7 @@ async fn send(
             ("quick_replies", json!(quick)),
             ("human_agent", if args.human_agent { json!(true) } else { Value::Null }),
         ]);
-        if args.print_request {
-            let p = client.adapt("send_quick_replies", p).await?;
-            print_request(&client.build_request("send_quick_replies", &p).await?);
-            return Ok(ExitCode::SUCCESS);
-        }
-        return send_recorded(client, j, "send_quick_replies", p, args.idempotency_key).await;
+        return send_or_print(client, j, "send_quick_replies", p, &args).await;
     }
     if let Some(url) = &args.image {
         let p = params(&[
@@ -893,7 +878,7 @@ async fn send(
             ("url", json!(url)),
             ("text", json!(text)),
         ]);
-        return send_recorded(client, j, "send_image", p, args.idempotency_key).await;
+        return send_or_print(client, j, "send_image", p, &args).await;
     }
     let mut req = client.send(conversation, text);
     if let Some(r) = args.reply_to {
@@ -969,17 +954,23 @@ fn template(file: &std::path::Path) -> anyhow::Result<(&'static str, Map<String,
     }
 }
 
-/// Sends any sending action through the client's send ledger.
-async fn send_recorded(
+/// Sends `action` through the send ledger or, with `--print-request`,
+/// prints the request it would send.
+async fn send_or_print(
     client: &Client,
     j: bool,
     action: &str,
     p: Map<String, Value>,
-    key: Option<String>,
+    args: &SendArgs,
 ) -> Result<ExitCode, Failure> {
+    if args.print_request {
+        let p = client.adapt(action, p).await?;
+        print_request(&client.build_request(action, &p).await?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut req = client.send_action(action, p);
-    if let Some(k) = key {
-        req = req.idempotency_key(k);
+    if let Some(k) = &args.idempotency_key {
+        req = req.idempotency_key(k.clone());
     }
     print_sent(j, &req.await?);
     Ok(ExitCode::SUCCESS)
